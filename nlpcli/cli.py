@@ -1,0 +1,225 @@
+"""The Typer app: one command per task (options generated from the task's config fields), plus
+`predict` and `demo`. Nothing heavy is imported at module level, so `--help` answers at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import re
+import shutil
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from nlpcli.config import CONFIG_DIR, _base_type, field_type, parse_set_options, read_yaml, resolve_config
+from nlpcli.console import console, err_console, is_main_process, say
+from nlpcli.errors import UserError
+from nlpcli.tasks import TASK_MODULES, task_class
+
+app = typer.Typer(
+    help="Train and fine-tune transformers for the classic NLP tasks. Run `nlpcli demo` for a tour.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+DEMO_DIR = CONFIG_DIR / "demo"
+GROUPED_METRIC = re.compile(r"^eval_(?P<group>.+)_(?P<kind>precision|recall|f1|number|exact|exact_match)$")
+
+
+def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a UserError into one red message and exit code 2; Ctrl-C into exit code 130."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as err:
+            if is_main_process():
+                err_console.print(f"[bold red]error:[/bold red] {err.message}")
+                if err.hint:
+                    err_console.print(err.hint)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]: epoch checkpoints so far are kept; use --resume.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
+    """One table of overall metrics, and one of per-group metrics (per entity, HasAns/NoAns, ...)."""
+    overall = Table("metric", "value", title="metrics", title_justify="left")
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in metrics.items():
+        match = GROUPED_METRIC.match(key)
+        if match and match["group"] not in ("overall",):
+            groups.setdefault(match["group"], {})[match["kind"]] = value
+        else:
+            overall.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    tables = [overall]
+    if groups:
+        kinds = sorted({k for values in groups.values() for k in values})
+        grouped = Table("group", *kinds, title="per group", title_justify="left")
+        for group, values in sorted(groups.items()):
+            grouped.add_row(group, *(_cell(values.get(k)) for k in kinds))
+        tables.append(grouped)
+    return tables
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, Any]) -> inspect.Parameter:
+    name = config_field.name
+    flag = "--" + name.replace("_", "-")
+    base, _ = _base_type(field_type(cls, name))
+    help_text = config_field.metadata.get("help", "")
+    choices = config_field.metadata.get("choices")
+    if choices:
+        help_text += f" One of: {', '.join(choices)}."
+    default = defaults.get(name, config_field.default)
+    if default is not None:
+        help_text += f" [default: {default}]"
+    help_text = escape(help_text)
+    if base is bool:
+        annotation, info = Optional[bool], typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text)
+    elif getattr(base, "__origin__", None) is list:
+        annotation, info = Optional[str], typer.Option(None, flag, help=help_text)
+    else:
+        annotation, info = Optional[base], typer.Option(None, flag, help=help_text, show_default=False)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
+def _register_task_command(name: str) -> None:
+    task = task_class(name)
+    cls = task.config_class
+    defaults_file = CONFIG_DIR / f"{name}.yaml"
+    defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
+    params = [_option_for(cls, f, defaults) for f in dataclasses.fields(cls)]
+    params.append(
+        inspect.Parameter(
+            "config_file", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+            default=typer.Option(None, "--config", help="YAML file of config keys (overrides the task defaults)."),
+        )
+    )
+    params.append(
+        inspect.Parameter(
+            "set_values", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
+            default=typer.Option(None, "--set", help="Override any config key: --set key=value (repeatable)."),
+        )
+    )
+
+    @reports_user_errors
+    def command(**kwargs: Any) -> None:
+        config_file = kwargs.pop("config_file")
+        set_values = parse_set_options(kwargs.pop("set_values") or [])
+        cfg = resolve_config(cls, name, config_file, kwargs, set_values)
+        show_result(run(name, cfg))
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = task.help
+    app.command(name, help=task.help)(command)
+
+
+def run(name: str, cfg: Any) -> dict[str, Any]:
+    from nlpcli.runner.run import run_task
+
+    return run_task(name, cfg)
+
+
+def show_result(result: dict[str, Any]) -> None:
+    if not is_main_process():
+        return
+    for table in metrics_tables(result["metrics"]):
+        console.print(table)
+    console.print(f"saved to [bold]{result['output_dir']}[/bold]")
+
+
+for _task_name in TASK_MODULES:
+    _register_task_command(_task_name)
+
+
+@app.command()
+@reports_user_errors
+def predict(
+    task: str = typer.Argument(..., help=f"Task of the saved model: {', '.join(TASK_MODULES)}."),
+    model_dir: str = typer.Argument(..., help="Output folder of a training run (or any model folder)."),
+    texts: Optional[list[str]] = typer.Argument(None, help="Input text(s)."),
+    question: Optional[str] = typer.Option(None, help="Question (qa)."),
+    context: Optional[str] = typer.Option(None, help="Context passage (qa)."),
+    top_k: int = typer.Option(5, help="Number of candidates (mlm)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Run a saved model on new input through the task's transformers pipeline."""
+    from nlpcli.tasks import get_task
+    from nlpcli.tasks.base import PredictRequest
+
+    if task not in TASK_MODULES:
+        raise UserError(f"Unknown task '{task}'. Known: {', '.join(TASK_MODULES)}.")
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        raise UserError(f"{model_dir}: not a saved model folder (no config.json).")
+    request = PredictRequest(texts=list(texts or []), question=question, context=context, top_k=top_k)
+    from nlpcli.runner.run import quiet_libraries
+
+    quiet_libraries()
+    table = get_task(task).predict(str(folder), request)
+    if as_json:
+        print(json.dumps(table.rows, indent=2, ensure_ascii=False))
+        return
+    rich_table = Table(*table.columns, title=table.title or None)
+    for row in table.rows:
+        rich_table.add_row(*(_cell(row.get(c)) for c in table.columns))
+    console.print(rich_table if table.rows else "[dim]no predictions[/dim]")
+
+
+DEMO_SENTENCES = {"ner": "My name is Sylvain and I work at Hugging Face in Brooklyn."}
+
+
+@app.command()
+@reports_user_errors
+def demo(
+    output_root: Path = typer.Option(Path("runs/demo"), help="Folder for the demo runs (replaced)."),
+    tasks: Optional[list[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable)."),
+) -> None:
+    """Train every task on its bundled sample with the tiny preset, offline, and show the metrics."""
+    from nlpcli.tasks import get_task
+    from nlpcli.tasks.base import PredictRequest
+
+    chosen = tasks or [t for t in TASK_MODULES if (DEMO_DIR / f"{t}.yaml").is_file()]
+    summary = Table("task", "metric", "value", "output", title="demo summary", title_justify="left")
+    for name in chosen:
+        out = output_root / name
+        if out.exists():
+            shutil.rmtree(out)
+        cfg = resolve_config(task_class(name).config_class, name, DEMO_DIR / f"{name}.yaml", {"output_dir": str(out)})
+        say(f"\n[bold magenta]== {name} ==[/bold magenta]")
+        result = run(name, cfg)
+        show_result(result)
+        headline = next(
+            (k for k in ("eval_overall_f1", "eval_f1", "eval_perplexity", "eval_bleu", "eval_rougeL")
+             if k in result["metrics"]), "eval_loss",
+        )
+        summary.add_row(name, headline, _cell(result["metrics"].get(headline)), str(out))
+        if name in DEMO_SENTENCES:
+            table = get_task(name).predict(str(out), PredictRequest(texts=[DEMO_SENTENCES[name]]))
+            say(f"predict {name}: {DEMO_SENTENCES[name]!r} -> {len(table.rows)} entities")
+    say(summary)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

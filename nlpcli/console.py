@@ -1,0 +1,25 @@
+"""Console output that only the main process prints (torchrun / accelerate launch start several)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rich.console import Console
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def say(*objects: Any, **kwargs: Any) -> None:
+    if is_main_process():
+        console.print(*objects, **kwargs)
+
+
+def warn(message: str) -> None:
+    if is_main_process():
+        err_console.print(f"[yellow]warning:[/yellow] {message}")

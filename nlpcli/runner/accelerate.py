@@ -1,0 +1,206 @@
+"""The `--loop accelerate` path: a plain training loop on Accelerate, same Task, same outputs.
+
+AdamW with weight decay (not on biases and LayerNorm), linear schedule, evaluation each epoch with
+`pad_across_processes` + `gather_for_metrics` (no sample counted twice when the eval set does not
+divide evenly), a checkpoint each epoch, and the final model saved once from the main process.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nlpcli.runner.context import RunContext
+from nlpcli.runner.evaluation import concat_padded, derived_metrics, prefixed
+from nlpcli.runner.progress import TrainingProgress
+
+CHECKPOINT_PREFIX = "checkpoint-epoch-"
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+def model_inputs(model: Any, features: Any) -> Any:
+    """Drop feature columns the model's forward() does not take (e.g. QA offsets, example ids)."""
+    accepted = set(inspect.signature(model.forward).parameters) | {"labels"}
+    return features.remove_columns([c for c in features.column_names if c not in accepted])
+
+
+def optimizer_for(model: Any, learning_rate: float, weight_decay: float) -> Any:
+    import torch
+
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if not n.endswith(NO_DECAY)], "weight_decay": weight_decay},
+        {"params": [p for n, p in named if n.endswith(NO_DECAY)], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=learning_rate)
+
+
+def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
+    found = sorted(output_dir.glob(f"{CHECKPOINT_PREFIX}*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    for path in reversed(found):
+        state = path / "nlpcli_state.json"
+        if state.is_file():
+            return path, json.loads(state.read_text())
+    return None
+
+
+class AccelerateLoop:
+    def __init__(self, ctx: RunContext) -> None:
+        import torch
+        from accelerate import Accelerator
+        from torch.utils.data import DataLoader
+
+        self.ctx = ctx
+        cfg = ctx.cfg
+        self.accelerator = Accelerator(
+            mixed_precision=ctx.mixed_precision,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            cpu=not torch.cuda.is_available(),
+        )
+        self.collator = ctx.task.collator(ctx.tokenizer, ctx.model, cfg)
+        self.eval_loader = DataLoader(
+            model_inputs(ctx.model, ctx.eval_features),
+            batch_size=cfg.per_device_eval_batch_size,
+            collate_fn=self.collator,
+        )
+        self.progress = TrainingProgress()
+
+    def evaluate(self, model: Any, eval_loader: Any) -> dict[str, Any]:
+        import torch
+
+        accelerator, task = self.accelerator, self.ctx.task
+        model.eval()
+        losses, outputs = [], []
+        for batch in eval_loader:
+            with torch.no_grad():
+                result = model(**batch)
+            if result.get("loss") is not None:
+                size = batch["input_ids"].shape[0]
+                losses.append(accelerator.gather_for_metrics(result["loss"].detach().repeat(size)).float().cpu())
+            if task.evaluation == "logits":
+                gathered = []
+                for key, tensor in result.items():
+                    if key == "loss":
+                        continue
+                    if tensor.ndim >= 2:
+                        tensor = accelerator.pad_across_processes(tensor, dim=1, pad_index=-100)
+                    gathered.append(accelerator.gather_for_metrics(tensor).float().cpu().numpy())
+                outputs.append(gathered)
+        metrics: dict[str, Any] = {}
+        if losses:
+            metrics["eval_loss"] = float(torch.cat(losses).mean())
+        if outputs:
+            per_output = [concat_padded([batch[i] for batch in outputs]) for i in range(len(outputs[0]))]
+            predictions = per_output[0] if len(per_output) == 1 else tuple(per_output)
+            metrics.update(prefixed(task.compute_metrics(predictions, self.ctx.eval_features, self.ctx.raw_eval)))
+        metrics.update(derived_metrics(task, metrics))
+        return metrics
+
+    def run(self, resume: bool, before: bool) -> dict[str, Any]:
+        ctx, cfg, accelerator = self.ctx, self.ctx.cfg, self.accelerator
+        metrics: dict[str, Any] = {}
+        if cfg.eval_only:
+            model, eval_loader = accelerator.prepare(ctx.model, self.eval_loader)
+            metrics.update(self.evaluate(model, eval_loader))
+            self.progress.log_evaluation("evaluation", metrics)
+            return metrics
+        from torch.utils.data import DataLoader
+        from transformers import get_scheduler
+
+        train_loader = DataLoader(
+            model_inputs(ctx.model, ctx.train_features),
+            shuffle=True,
+            batch_size=cfg.batch_size,
+            collate_fn=self.collator,
+        )
+        optimizer = optimizer_for(ctx.model, cfg.learning_rate, cfg.weight_decay)
+        model, optimizer, train_loader, eval_loader = accelerator.prepare(
+            ctx.model, optimizer, train_loader, self.eval_loader
+        )
+        steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.gradient_accumulation_steps))
+        total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+        num_epochs = math.ceil(total_steps / steps_per_epoch)
+        warmup = int(cfg.warmup_ratio) if cfg.warmup_ratio >= 1 else math.ceil(total_steps * cfg.warmup_ratio)
+        scheduler = get_scheduler("linear", optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+        accelerator.register_for_checkpointing(scheduler)
+
+        start_epoch, step = 0, 0
+        if resume:
+            found = latest_checkpoint(ctx.output_dir)
+            if found is not None:
+                accelerator.load_state(str(found[0]))
+                start_epoch, step = found[1]["epoch"], found[1]["step"]
+        if before:
+            metrics.update({f"{k}_before": v for k, v in self.evaluate(model, eval_loader).items()})
+            self.progress.log_evaluation("before training", metrics)
+
+        self.progress.start(total_steps, step)
+        epoch_metrics: dict[str, Any] = {}
+        try:
+            for epoch in range(start_epoch, num_epochs):
+                step = self._train_epoch(model, optimizer, scheduler, train_loader, step, total_steps)
+                epoch_metrics = self.evaluate(model, eval_loader)
+                self.progress.log_evaluation(f"epoch {epoch + 1}", epoch_metrics)
+                self._save_checkpoint(epoch + 1, step)
+                if step >= total_steps:
+                    break
+        finally:
+            self.progress.stop()
+        metrics.update(epoch_metrics or self.evaluate(model, eval_loader))
+        self._save_model(model)
+        return metrics
+
+    def _train_epoch(self, model: Any, optimizer: Any, scheduler: Any, loader: Any, step: int, total: int) -> int:
+        accelerator, cfg = self.accelerator, self.ctx.cfg
+        model.train()
+        running, count = 0.0, 0
+        for batch in loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
+            running, count = running + float(loss.detach()), count + 1
+            if accelerator.sync_gradients:
+                step += 1
+                shown = running / count if step % cfg.logging_steps == 0 or step == 1 else None
+                self.progress.update(step, shown)
+                if shown is not None:
+                    running, count = 0.0, 0
+                if step >= total:
+                    break
+        return step
+
+    def _save_checkpoint(self, epoch: int, step: int) -> None:
+        accelerator, output_dir = self.accelerator, self.ctx.output_dir
+        path = output_dir / f"{CHECKPOINT_PREFIX}{epoch}"
+        accelerator.save_state(str(path))
+        if accelerator.is_main_process:
+            (path / "nlpcli_state.json").write_text(json.dumps({"epoch": epoch, "step": step}))
+            limit = self.ctx.cfg.save_total_limit
+            if limit:
+                old = sorted(output_dir.glob(f"{CHECKPOINT_PREFIX}*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+                for stale in old[:-limit]:
+                    shutil.rmtree(stale, ignore_errors=True)
+        accelerator.wait_for_everyone()
+
+    def _save_model(self, model: Any) -> None:
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(
+            str(self.ctx.output_dir), is_main_process=accelerator.is_main_process, save_function=accelerator.save
+        )
+        if accelerator.is_main_process:
+            self.ctx.tokenizer.save_pretrained(str(self.ctx.output_dir))
+        accelerator.wait_for_everyone()
+
+
+def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
+    return AccelerateLoop(ctx).run(resume, before)

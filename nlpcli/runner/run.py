@@ -1,0 +1,158 @@
+"""Orchestration of one run: data -> model -> features -> loop -> files, the same for every task.
+
+Writes into the output folder: the model and tokenizer, `metrics.json` (final evaluation, Trainer key
+names), `run.json` (world size, device, precision, seed, versions, wall time, sample counts) and
+`nlpcli_config.yaml` (the resolved configuration). Only the main process writes and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from nlpcli.config import RunConfig, save_config
+from nlpcli.console import say
+from nlpcli.errors import UserError
+from nlpcli.runner.context import RunContext
+from nlpcli.runner.evaluation import final_metrics
+from nlpcli.sources import data, models
+from nlpcli.tasks import get_task
+
+VERSIONED = ("nlpcli", "torch", "transformers", "datasets", "accelerate", "tokenizers")
+
+
+def _output_dir(cfg: RunConfig, task_name: str) -> Path:
+    """cfg.output_dir, or runs/<task>-<timestamp>; every process agrees on the same folder."""
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    from accelerate.utils import broadcast_object_list
+
+    stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
+    broadcast_object_list(stamp)
+    return Path("runs") / f"{task_name}-{stamp[0]}"
+
+
+def _check_output_dir(output_dir: Path, cfg: RunConfig) -> None:
+    checkpoints = list(output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
+    if cfg.resume and not checkpoints:
+        raise UserError(f"--resume: no checkpoint in {output_dir} to continue from.")
+    if checkpoints and not cfg.resume and not cfg.eval_only:
+        raise UserError(
+            f"{output_dir} holds checkpoints of an earlier run ({checkpoints[0].name}, ...).",
+            hint="Pass --resume to continue that run, or choose another --output-dir.",
+        )
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]:
+    from nlpcli.runner.devices import device_name
+
+    return {
+        "task": ctx.task.name,
+        "model": ctx.cfg.model,
+        "loop": ctx.cfg.loop,
+        "eval_only": ctx.cfg.eval_only,
+        "world_size": world_size,
+        "device": device_name(),
+        "precision": {"no": "fp32"}.get(ctx.mixed_precision, ctx.mixed_precision),
+        "seed": ctx.cfg.seed,
+        "train_samples": len(ctx.train_features) if ctx.train_features is not None else 0,
+        "eval_samples": len(ctx.raw_eval),
+        "eval_features": len(ctx.eval_features),
+        "wall_time_s": round(time.time() - started, 2),
+        "finished_at": datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "versions": _versions(),
+    }
+
+
+def quiet_libraries() -> None:
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
+    """Run one task end to end and return the final metrics (also written to metrics.json)."""
+    started = time.time()
+    from accelerate import PartialState
+    from transformers import set_seed
+
+    from nlpcli.runner import accelerate as accelerate_loop
+    from nlpcli.runner import trainer as trainer_loop
+    from nlpcli.runner.devices import resolve_precision
+
+    quiet_libraries()
+    state = PartialState()
+    task = get_task(task_name)
+    set_seed(cfg.seed)
+    output_dir = _output_dir(cfg, task_name)
+    _check_output_dir(output_dir, cfg)
+
+    cfg_text, cfg_label = cfg.text_column or "text", cfg.label_column or "label"
+    raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label, cfg.seed)
+    if cfg.eval_only and "train" in raw:
+        del raw["train"]
+    raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
+    data.check_columns(raw, task.required_columns(cfg), cfg)
+
+    model_kwargs = task.setup(raw, cfg, models.pretrained_config(cfg.model))
+    model, tokenizer = models.load_model_and_tokenizer(
+        cfg.model, task.model_class, model_kwargs, lambda: task.preset_texts(raw, cfg), cfg.preset_vocab_size
+    )
+    with state.main_process_first():
+        train_features, eval_features = task.prepare(raw, tokenizer, cfg)
+    if train_features is not None and len(train_features) == 0:
+        raise UserError(f"{data.describe(cfg, 'train')}: no training features after tokenization.")
+
+    ctx = RunContext(
+        task=task,
+        cfg=cfg,
+        model=model,
+        tokenizer=tokenizer,
+        train_features=train_features,
+        eval_features=eval_features,
+        raw_eval=raw["validation"],
+        output_dir=output_dir,
+        mixed_precision=resolve_precision(cfg.precision),
+    )
+    if state.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, output_dir / "nlpcli_config.yaml")
+    say(
+        f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
+        f"train={len(train_features) if train_features is not None else 0} eval={len(eval_features)} "
+        f"-> {output_dir}"
+    )
+    before = task.evaluate_before_training and not cfg.eval_only
+    if cfg.loop == "accelerate":
+        metrics = accelerate_loop.run(ctx, resume=cfg.resume, before=before)
+    else:
+        resume_from = True if cfg.resume else None
+        metrics = trainer_loop.run(ctx, resume_from=resume_from, before=before)
+
+    metrics = final_metrics(metrics)
+    if state.is_main_process:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (output_dir / "run.json").write_text(json.dumps(run_info(ctx, state.num_processes, started), indent=2))
+    state.wait_for_everyone()
+    return {"output_dir": str(output_dir), "metrics": metrics}

@@ -1,0 +1,210 @@
+"""Data sources: hub data set | local json/jsonl/csv/tsv/txt/conll files | bundled sample -> DatasetDict.
+
+The result always has a `train` and a `validation` split. Bad input ends in a `UserError` that names
+the file, the line and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nlpcli.errors import UserError
+from nlpcli.sources import hub
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+FILE_KINDS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "tsv", ".conll": "conll"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A bundled data sample for one task: files per split (in nlpcli/samples), JSON field, renames."""
+
+    files: dict[str, str]
+    json_field: str | None = None
+    rename: dict[str, str] = field(default_factory=dict)
+    text_format: str = "text"
+    description: str = ""
+
+
+def _file_kind(path: Path, text_format: str) -> str:
+    if path.suffix.lower() == ".txt":
+        return text_format
+    kind = FILE_KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(
+            f"{path}: unsupported file type '{path.suffix}'.",
+            hint="Use .json, .jsonl, .csv, .tsv, .txt or .conll.",
+        )
+    return kind
+
+
+def read_conll(path: Path, text_column: str, label_column: str) -> list[dict[str, list[str]]]:
+    """`token ... label` per line, blank line between sentences; `-DOCSTART-` lines are skipped."""
+    records: list[dict[str, list[str]]] = []
+    tokens: list[str] = []
+    labels: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.split()
+            if not parts or parts[0] == "-DOCSTART-":
+                if tokens:
+                    records.append({text_column: tokens, label_column: labels})
+                    tokens, labels = [], []
+                continue
+            if len(parts) < 2:
+                raise UserError(
+                    f"{path}, line {number}: expected 'token label' (whitespace-separated), got {line.strip()!r}."
+                )
+            tokens.append(parts[0])
+            labels.append(parts[-1])
+    if tokens:
+        records.append({text_column: tokens, label_column: labels})
+    return records
+
+
+def _diagnose_json(path: Path, json_field: str | None) -> str:
+    """Find what is wrong with a JSON / JSON-lines file, for the error message."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None
+    if whole is not None:
+        if json_field:
+            if not isinstance(whole, dict) or json_field not in whole:
+                keys = ", ".join(whole) if isinstance(whole, dict) else type(whole).__name__
+                return f"no key '{json_field}' at the top level (found: {keys})"
+            whole = whole[json_field]
+        if isinstance(whole, list):
+            for index, item in enumerate(whole):
+                if not isinstance(item, dict):
+                    return f"record {index} is {type(item).__name__}, expected an object"
+        return "records have inconsistent fields or types"
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            return f"line {number}: not valid JSON ({err.msg} at column {err.colno})"
+        if not isinstance(item, dict):
+            return f"line {number}: expected a JSON object per line, got {type(item).__name__}"
+    return "records have inconsistent fields or types"
+
+
+def _load_file(path: Path, text_format: str, json_field: str | None, text_column: str, label_column: str):
+    import datasets
+
+    if not path.is_file():
+        raise UserError(f"Data file not found: {path}")
+    kind = _file_kind(path, text_format)
+    if kind == "conll":
+        return datasets.Dataset.from_list(read_conll(path, text_column, label_column))
+    builder, options = {
+        "json": ("json", {"field": json_field} if json_field else {}),
+        "csv": ("csv", {}),
+        "tsv": ("csv", {"delimiter": "\t"}),
+        "text": ("text", {}),
+    }[kind]
+    try:
+        loaded = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    except Exception as err:  # datasets wraps parser errors in several exception types
+        detail = _diagnose_json(path, json_field) if kind == "json" else str(err).splitlines()[0]
+        raise UserError(f"{path}: cannot read as {kind}: {detail}.") from None
+    if kind == "text":
+        loaded = loaded.rename_column("text", text_column) if text_column != "text" else loaded
+    return loaded
+
+
+def _load_hub(name: str, config_name: str | None):
+    import datasets
+
+    reachable = hub.prepare_hub_access()
+    try:
+        return datasets.load_dataset(name, config_name)
+    except (OSError, ConnectionError, FileNotFoundError, ValueError) as err:
+        if not reachable:
+            example = "--dataset sample, or --train-file train.jsonl --validation-file dev.jsonl"
+            raise UserError(hub.unreachable_hint("data set", name, example)) from None
+        raise UserError(f"Cannot load data set '{name}': {str(err).splitlines()[0]}") from None
+
+
+def load_raw(
+    cfg: Any, sample: Sample | None, text_column: str, label_column: str, seed: int
+) -> Any:
+    """Load the configured source into a DatasetDict with `train` and `validation` splits."""
+    import datasets
+
+    if cfg.dataset == "sample":
+        if sample is None:
+            raise UserError("This task has no bundled sample; give --dataset or --train-file.")
+        splits = {
+            split: _load_file(SAMPLES_DIR / name, sample.text_format, sample.json_field, text_column, label_column)
+            for split, name in sample.files.items()
+        }
+        raw = datasets.DatasetDict(splits)
+        renames = {old: new for old, new in sample.rename.items() if old != new}
+        raw = raw.rename_columns(renames) if renames else raw
+    elif cfg.train_file or cfg.validation_file:
+        files = {"train": cfg.train_file, "validation": cfg.validation_file}
+        raw = datasets.DatasetDict(
+            {
+                split: _load_file(Path(name), sample.text_format if sample else "text", cfg.field,
+                                  text_column, label_column)
+                for split, name in files.items()
+                if name
+            }
+        )
+    elif cfg.dataset:
+        raw = _load_hub(cfg.dataset, cfg.dataset_config)
+    else:
+        raise UserError("No data: give --dataset NAME, --dataset sample, or --train-file/--validation-file.")
+    return _ensure_splits(raw, cfg, seed)
+
+
+def _ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
+    import datasets
+
+    if "validation" not in raw:
+        if "test" in raw:
+            raw["validation"] = raw["test"]
+        elif "train" in raw and not cfg.eval_only:
+            parts = raw["train"].train_test_split(test_size=0.1, seed=seed)
+            raw = datasets.DatasetDict({"train": parts["train"], "validation": parts["test"]})
+    if "train" not in raw and not cfg.eval_only:
+        raise UserError("No training data: give --train-file (or a data set with a 'train' split).")
+    if "validation" not in raw:
+        raise UserError("No evaluation data: give --validation-file.")
+    return raw
+
+
+def describe(cfg: Any, split: str) -> str:
+    """Where a split came from, for error messages."""
+    if cfg.dataset == "sample":
+        return f"the bundled sample ({split})"
+    name = cfg.train_file if split == "train" else cfg.validation_file
+    if name:
+        return name
+    return f"data set {cfg.dataset} ({split})"
+
+
+def check_columns(raw: Any, columns: list[str], cfg: Any) -> None:
+    for split, data in raw.items():
+        if len(data) == 0:
+            raise UserError(f"{describe(cfg, split)}: no records.")
+        missing = [c for c in columns if c not in data.column_names]
+        if missing:
+            raise UserError(
+                f"{describe(cfg, split)}: no column '{missing[0]}'. Columns: {', '.join(data.column_names)}.",
+                hint="Name the right one with --text-column / --label-column.",
+            )
+
+
+def subsample(raw: Any, max_train: int | None, max_eval: int | None) -> Any:
+    for split, limit in (("train", max_train), ("validation", max_eval)):
+        if limit is not None and split in raw and len(raw[split]) > limit:
+            raw[split] = raw[split].select(range(limit))
+    return raw

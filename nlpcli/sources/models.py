@@ -1,0 +1,85 @@
+"""Model sources: a hub id, a local folder, or a built-in preset -> (model, tokenizer).
+
+Every failure becomes one `UserError`: a missing local folder is called a missing folder (not an
+"invalid repo id"), and an unreachable hub is detected in seconds (see `sources.hub`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from nlpcli.errors import UserError
+from nlpcli.sources import hub, presets
+
+LOCAL_EXAMPLE = "--model tiny (random weights, trained tokenizer), --model minilm, or --model path/to/folder"
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.endswith("/") or spec.count("/") > 1 or "\\" in spec
+
+
+def locate(spec: str) -> str:
+    """The folder or hub id that `from_pretrained` should receive for `spec`; '' for the tiny preset."""
+    if spec == "tiny":
+        return ""
+    if spec == "minilm":
+        return str(presets.minilm_folder())
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"Model folder {path} has no config.json: it does not hold a saved model.")
+        return str(path)
+    if path.exists():
+        raise UserError(f"--model {spec}: this is a file; give the folder that holds config.json.")
+    if _looks_like_path(spec):
+        raise UserError(f"Model folder not found: {path}", hint=f"Check the path, or use {LOCAL_EXAMPLE}.")
+    return spec
+
+
+def _from_hub_or_folder(loader: Callable[..., Any], where: str, spec: str, **kwargs: Any) -> Any:
+    is_local = Path(where).is_dir()
+    reachable = True if is_local else hub.prepare_hub_access()
+    try:
+        return loader(where, **kwargs)
+    except OSError as err:
+        if is_local:
+            raise UserError(f"Cannot load the model in {where}: {str(err).splitlines()[0]}") from None
+        if not reachable:
+            raise UserError(hub.unreachable_hint("model", spec, LOCAL_EXAMPLE)) from None
+        raise UserError(
+            f"'{spec}' is not a local folder, and the Hub could not provide it: {str(err).splitlines()[0]}",
+            hint=f"Check the model id, or use {LOCAL_EXAMPLE}.",
+        ) from None
+
+
+def pretrained_config(spec: str) -> Any | None:
+    """The saved model configuration (e.g. its id2label), or None for the tiny preset."""
+    where = locate(spec)
+    if not where:
+        return None
+    from transformers import AutoConfig
+
+    return _from_hub_or_folder(AutoConfig.from_pretrained, where, spec)
+
+
+def load_model_and_tokenizer(
+    spec: str,
+    model_class_name: str,
+    model_kwargs: dict[str, Any],
+    preset_texts: Callable[[], Iterable[str]],
+    preset_vocab_size: int,
+) -> tuple[Any, Any]:
+    """Load `spec` with the task's AutoModel class; `preset_texts` trains the tiny preset's tokenizer."""
+    import transformers
+
+    model_class = getattr(transformers, model_class_name)
+    where = locate(spec)
+    if not where:
+        return presets.build_tiny(model_class, preset_texts(), preset_vocab_size, model_kwargs)
+    tokenizer = _from_hub_or_folder(transformers.AutoTokenizer.from_pretrained, where, spec)
+    if model_kwargs.get("num_labels") is not None:
+        model_kwargs = {**model_kwargs, "ignore_mismatched_sizes": True}
+    model = _from_hub_or_folder(model_class.from_pretrained, where, spec, **model_kwargs)
+    return model, tokenizer

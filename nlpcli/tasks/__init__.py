@@ -1,0 +1,18 @@
+"""Task registry: name -> Task class, imported lazily so `nlpcli --help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+
+from nlpcli.tasks.base import Task
+
+TASK_MODULES = {"ner": "nlpcli.tasks.ner:NerTask"}
+
+
+def task_class(name: str) -> type[Task]:
+    module_name, _, class_name = TASK_MODULES[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def get_task(name: str) -> Task:
+    return task_class(name)()

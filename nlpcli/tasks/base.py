@@ -1,0 +1,87 @@
+"""The Task contract: everything the runner may ask of a task, and nothing more.
+
+A task turns raw data into features, names its model class and collator, scores predictions and
+answers `nlpcli predict`. It never drives training: the runner owns devices, loops, checkpoints,
+gathering across processes and the files a run writes.
+
+Evaluation comes in three kinds, chosen by the task and executed by the runner for both loops:
+- "loss": perplexity from the mean eval loss (mlm, clm);
+- "logits": gathered logits -> `compute_metrics(predictions, eval_features, raw_eval)` (ner, qa);
+- "generation": generated ids -> decoded text -> metric (translate, summarize).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nlpcli.config import RunConfig
+from nlpcli.sources.data import Sample
+
+
+@dataclass
+class PredictRequest:
+    """What `nlpcli predict` received; each task reads the parts it needs."""
+
+    texts: list[str] = field(default_factory=list)
+    question: str | None = None
+    context: str | None = None
+    top_k: int = 5
+
+
+@dataclass
+class PredictionTable:
+    """Rows to show as a table (or JSON) plus an optional title line."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    title: str = ""
+
+
+class Task:
+    """Base class with the parts most tasks share; subclasses fill in the task-specific ones."""
+
+    name: ClassVar[str]
+    help: ClassVar[str]
+    config_class: ClassVar[type[RunConfig]] = RunConfig
+    model_class: ClassVar[str]
+    pipeline_task: ClassVar[str]
+    evaluation: ClassVar[str] = "logits"
+    evaluate_before_training: ClassVar[bool] = False
+    sample: ClassVar[Sample | None] = None
+
+    def required_columns(self, cfg: RunConfig) -> list[str]:
+        return [c for c in (cfg.text_column, cfg.label_column) if c]
+
+    def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
+        """Text to train the tiny preset's tokenizer on."""
+        column = raw["train"] if "train" in raw else raw["validation"]
+        for value in column[cfg.text_column]:
+            yield " ".join(value) if isinstance(value, list) else value
+
+    def setup(self, raw: Any, cfg: RunConfig, pretrained_config: Any | None) -> dict[str, Any]:
+        """Inspect the data (and a saved model's config) before the model loads; return model kwargs."""
+        return {}
+
+    def prepare(self, raw: Any, tokenizer: Any, cfg: RunConfig) -> tuple[Any, Any]:
+        """(train_features, eval_features); eval features may carry extra columns for metrics."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
+        raise NotImplementedError
+
+    def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
+        return {}
+
+    def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
+        raise NotImplementedError
+
+
+def build_pipeline(task: str, model_dir: str, **kwargs: Any) -> Any:
+    """A transformers pipeline on the best local device for a saved model folder."""
+    import torch
+    from transformers import pipeline
+
+    device = 0 if torch.cuda.is_available() else -1
+    return pipeline(task, model=model_dir, device=device, **kwargs)

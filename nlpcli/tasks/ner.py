@@ -1,0 +1,176 @@
+"""Token classification (NER): label list, word -> sub-token label alignment, seqeval metric, pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nlpcli.config import RunConfig, option
+from nlpcli.errors import UserError
+from nlpcli.sources.data import Sample, describe
+from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline
+
+IGNORE = -100
+
+
+@dataclass
+class NerConfig(RunConfig):
+    label_all_tokens: bool = option(
+        True, "Label every sub-token (B- becomes I- after the first); off: only the first sub-token."
+    )
+    labels: list[str] | None = option(None, "Label names in id order (comma-separated), for id labels.")
+
+
+def label_sort_key(label: str) -> tuple:
+    """'O' first, then grouped by entity type, B- before I-."""
+    return (label != "O", label[2:], label[:2])
+
+
+def continuation_ids(labels: list[str]) -> list[int]:
+    """For each label id, the id a continuation sub-token gets: B-X -> I-X when I-X exists."""
+    index = {name: i for i, name in enumerate(labels)}
+    return [index.get("I-" + name[2:], i) if name.startswith("B-") else i for i, name in enumerate(labels)]
+
+
+def align_labels_with_tokens(
+    word_labels: list[int], word_ids: list[int | None], continuation: list[int], label_all_tokens: bool
+) -> list[int]:
+    """Word-level label ids -> one id per sub-token; special tokens get -100.
+
+    The first sub-token of a word keeps the word's label. Later sub-tokens get the continuation label
+    (B-X -> I-X) when `label_all_tokens`, else -100 (ignored by the loss and the metric).
+    """
+    aligned = []
+    previous = None
+    for word_id in word_ids:
+        if word_id is None:
+            aligned.append(IGNORE)
+        elif word_id != previous:
+            aligned.append(word_labels[word_id])
+        else:
+            aligned.append(continuation[word_labels[word_id]] if label_all_tokens else IGNORE)
+        previous = word_id
+    return aligned
+
+
+class NerTask(Task):
+    name = "ner"
+    help = "Token classification (NER): fine-tune on conll2003-style data, seqeval metrics."
+    config_class = NerConfig
+    model_class = "AutoModelForTokenClassification"
+    pipeline_task = "token-classification"
+    evaluation = "logits"
+    sample = Sample(
+        files={"train": "conll2003_sample.jsonl", "validation": "conll2003_sample.jsonl"},
+        rename={"words": "tokens", "ner": "ner_tags"},
+        text_format="conll",
+        description="10 conll2003 sentences (train and validation are the same sentences)",
+    )
+
+    labels: list[str]
+
+    def setup(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> dict[str, Any]:
+        self.labels = self._label_names(raw, cfg, pretrained_config)
+        label2id = {name: i for i, name in enumerate(self.labels)}
+        for split, data in raw.items():
+            for row, tags in enumerate(data[cfg.label_column]):
+                for tag in tags:
+                    if isinstance(tag, str) and tag not in label2id:
+                        raise UserError(
+                            f"{describe(cfg, split)}, record {row + 1}: label '{tag}' is not in the label list "
+                            f"({', '.join(self.labels)})."
+                        )
+                    if not isinstance(tag, str) and not 0 <= int(tag) < len(self.labels):
+                        raise UserError(
+                            f"{describe(cfg, split)}, record {row + 1}: label id {tag} is outside 0..{len(self.labels) - 1}."
+                        )
+        return {
+            "num_labels": len(self.labels),
+            "id2label": dict(enumerate(self.labels)),
+            "label2id": label2id,
+        }
+
+    def _label_names(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
+        if cfg.labels:
+            return list(cfg.labels)
+        first = raw["train"] if "train" in raw else raw["validation"]
+        feature = first.features[cfg.label_column]
+        names = getattr(getattr(feature, "feature", None), "names", None)
+        if names:
+            return list(names)
+        saved = dict(getattr(pretrained_config, "id2label", None) or {})
+        if cfg.eval_only and saved and not all(str(v).startswith("LABEL_") for v in saved.values()):
+            return [saved[i] for i in sorted(saved)]
+        values = {tag for tags in first[cfg.label_column] for tag in tags}
+        if values and not all(isinstance(v, str) for v in values):
+            raise UserError(
+                f"{describe(cfg, 'train')}: labels are class ids and the data set has no names for them.",
+                hint="Give the names in id order with --labels O,B-PER,I-PER,...",
+            )
+        return sorted(values, key=label_sort_key)
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.labels)}
+
+    def prepare(self, raw: Any, tokenizer: Any, cfg: NerConfig) -> tuple[Any, Any]:
+        continuation = continuation_ids(self.labels)
+        label2id = self.label2id
+
+        def tokenize_and_align(batch: dict[str, list]) -> dict[str, list]:
+            encoded = tokenizer(
+                batch[cfg.text_column], truncation=True, is_split_into_words=True, max_length=cfg.max_length
+            )
+            encoded["labels"] = [
+                align_labels_with_tokens(
+                    [label2id[t] if isinstance(t, str) else int(t) for t in tags],
+                    encoded.word_ids(i),
+                    continuation,
+                    cfg.label_all_tokens,
+                )
+                for i, tags in enumerate(batch[cfg.label_column])
+            ]
+            return encoded
+
+        features = {
+            split: data.map(tokenize_and_align, batched=True, remove_columns=data.column_names,
+                            desc=f"Tokenizing {split}")
+            for split, data in raw.items()
+        }
+        return features.get("train"), features["validation"]
+
+    def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
+        from transformers import DataCollatorForTokenClassification
+
+        return DataCollatorForTokenClassification(tokenizer)
+
+    def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
+        import numpy as np
+
+        from nlpcli.metrics.seqeval_scores import seqeval_scores
+
+        predicted_ids = np.argmax(predictions, axis=-1)
+        references, predicted = [], []
+        for row, labels in enumerate(eval_features["labels"]):
+            keep = [j for j, label in enumerate(labels) if label != IGNORE]
+            references.append([self.labels[labels[j]] for j in keep])
+            predicted.append([self.labels[int(predicted_ids[row][j])] for j in keep])
+        return seqeval_scores(references, predicted)
+
+    def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
+        tagger = build_pipeline(self.pipeline_task, model_dir, aggregation_strategy="simple")
+        rows = []
+        for text in request.texts:
+            for entity in tagger(text):
+                rows.append(
+                    {
+                        "text": text,
+                        "entity": entity["entity_group"],
+                        "word": entity["word"],
+                        "score": round(float(entity["score"]), 4),
+                        "start": int(entity["start"]),
+                        "end": int(entity["end"]),
+                    }
+                )
+        columns = ["entity", "word", "score", "start", "end"]
+        return PredictionTable(columns=columns if len(request.texts) == 1 else ["text", *columns], rows=rows)
