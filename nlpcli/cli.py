@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -91,11 +91,11 @@ def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, 
         help_text += f" [default: {default}]"
     help_text = escape(help_text)
     if base is bool:
-        annotation, info = Optional[bool], typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text)
+        annotation, info = bool | None, typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text)
     elif getattr(base, "__origin__", None) is list:
-        annotation, info = Optional[str], typer.Option(None, flag, help=help_text)
+        annotation, info = str | None, typer.Option(None, flag, help=help_text)
     else:
-        annotation, info = Optional[base], typer.Option(None, flag, help=help_text, show_default=False)
+        annotation, info = base | None, typer.Option(None, flag, help=help_text, show_default=False)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
 
 
@@ -107,13 +107,13 @@ def _register_task_command(name: str) -> None:
     params = [_option_for(cls, f, defaults) for f in dataclasses.fields(cls)]
     params.append(
         inspect.Parameter(
-            "config_file", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+            "config_file", inspect.Parameter.KEYWORD_ONLY, annotation=Path | None,
             default=typer.Option(None, "--config", help="YAML file of config keys (overrides the task defaults)."),
         )
     )
     params.append(
         inspect.Parameter(
-            "set_values", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[list[str]],
+            "set_values", inspect.Parameter.KEYWORD_ONLY, annotation=list[str] | None,
             default=typer.Option(None, "--set", help="Override any config key: --set key=value (repeatable)."),
         )
     )
@@ -154,9 +154,9 @@ for _task_name in TASK_MODULES:
 def predict(
     task: str = typer.Argument(..., help=f"Task of the saved model: {', '.join(TASK_MODULES)}."),
     model_dir: str = typer.Argument(..., help="Output folder of a training run (or any model folder)."),
-    texts: Optional[list[str]] = typer.Argument(None, help="Input text(s)."),
-    question: Optional[str] = typer.Option(None, help="Question (qa)."),
-    context: Optional[str] = typer.Option(None, help="Context passage (qa)."),
+    texts: list[str] | None = typer.Argument(None, help="Input text(s)."),
+    question: str | None = typer.Option(None, help="Question (qa)."),
+    context: str | None = typer.Option(None, help="Context passage (qa)."),
     top_k: int = typer.Option(5, help="Number of candidates (mlm)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -177,24 +177,24 @@ def predict(
     if as_json:
         print(json.dumps(table.rows, indent=2, ensure_ascii=False))
         return
-    rich_table = Table(*table.columns, title=table.title or None)
+    print_predictions(table)
+
+
+def print_predictions(table: Any) -> None:
+    rich_table = Table(*table.columns, title=table.title or None, title_justify="left")
     for row in table.rows:
         rich_table.add_row(*(_cell(row.get(c)) for c in table.columns))
-    console.print(rich_table if table.rows else "[dim]no predictions[/dim]")
-
-
-DEMO_SENTENCES = {"ner": "My name is Sylvain and I work at Hugging Face in Brooklyn."}
+    say(rich_table if table.rows else "[dim]no predictions[/dim]")
 
 
 @app.command()
 @reports_user_errors
 def demo(
     output_root: Path = typer.Option(Path("runs/demo"), help="Folder for the demo runs (replaced)."),
-    tasks: Optional[list[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable)."),
+    tasks: list[str] | None = typer.Option(None, "--task", help="Only these tasks (repeatable)."),
 ) -> None:
     """Train every task on its bundled sample with the tiny preset, offline, and show the metrics."""
     from nlpcli.tasks import get_task
-    from nlpcli.tasks.base import PredictRequest
 
     chosen = tasks or [t for t in TASK_MODULES if (DEMO_DIR / f"{t}.yaml").is_file()]
     summary = Table("task", "metric", "value", "output", title="demo summary", title_justify="left")
@@ -211,9 +211,10 @@ def demo(
              if k in result["metrics"]), "eval_loss",
         )
         summary.add_row(name, headline, _cell(result["metrics"].get(headline)), str(out))
-        if name in DEMO_SENTENCES:
-            table = get_task(name).predict(str(out), PredictRequest(texts=[DEMO_SENTENCES[name]]))
-            say(f"predict {name}: {DEMO_SENTENCES[name]!r} -> {len(table.rows)} entities")
+        task = get_task(name)
+        if task.demo_request is not None and is_main_process():
+            say(f"[bold]nlpcli predict {name} {out}[/bold] {task.demo_request.texts or ''}")
+            print_predictions(task.predict(str(out), task.demo_request))
     say(summary)
 
 

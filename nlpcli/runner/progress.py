@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from nlpcli.console import console, is_main_process
 from nlpcli.runner.evaluation import TIMING_KEYS
 
 
 def format_metrics(metrics: dict[str, Any], limit: int = 5) -> str:
-    """The headline metrics on one line: loss and overall scores, not the per-group ones."""
+    """The headline metrics on one line: lower-case keys (loss, overall scores), not per-group ones."""
     shown = [
         (k, v) for k, v in metrics.items()
-        if isinstance(v, float | int) and not k.endswith(TIMING_KEYS) and k.count("_") <= 2 and "overall_" not in k
-        or k.startswith("eval_overall_")
+        if isinstance(v, float | int) and k == k.lower() and not k.endswith(TIMING_KEYS) and k != "epoch"
     ]
     return "  ".join(f"{k}={v:.4g}" for k, v in shown[:limit])
 

@@ -50,6 +50,7 @@ class Task:
     evaluation: ClassVar[str] = "logits"
     evaluate_before_training: ClassVar[bool] = False
     sample: ClassVar[Sample | None] = None
+    demo_request: ClassVar[PredictRequest | None] = None  # what `nlpcli demo` asks the trained model
 
     def required_columns(self, cfg: RunConfig) -> list[str]:
         return [c for c in (cfg.text_column, cfg.label_column) if c]

@@ -66,6 +66,7 @@ class NerTask(Task):
         text_format="conll",
         description="10 conll2003 sentences (train and validation are the same sentences)",
     )
+    demo_request = PredictRequest(texts=["My name is Sylvain and I work at Hugging Face in Brooklyn."])
 
     labels: list[str]
 
@@ -81,9 +82,8 @@ class NerTask(Task):
                             f"({', '.join(self.labels)})."
                         )
                     if not isinstance(tag, str) and not 0 <= int(tag) < len(self.labels):
-                        raise UserError(
-                            f"{describe(cfg, split)}, record {row + 1}: label id {tag} is outside 0..{len(self.labels) - 1}."
-                        )
+                        top = len(self.labels) - 1
+                        raise UserError(f"{describe(cfg, split)}, record {row + 1}: label id {tag} not in 0..{top}.")
         return {
             "num_labels": len(self.labels),
             "id2label": dict(enumerate(self.labels)),
