@@ -41,9 +41,9 @@ def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except UserError as err:
             if is_main_process():
-                err_console.print(f"[bold red]error:[/bold red] {err.message}")
+                err_console.print(f"[bold red]error:[/bold red] {escape(err.message)}", soft_wrap=True)
                 if err.hint:
-                    err_console.print(err.hint)
+                    err_console.print(escape(err.hint), soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]: epoch checkpoints so far are kept; use --resume.")

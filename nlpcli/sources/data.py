@@ -109,11 +109,15 @@ def _load_file(path: Path, text_format: str, json_field: str | None, text_column
         "tsv": ("csv", {"delimiter": "\t"}),
         "text": ("text", {}),
     }[kind]
+    previous = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # we report parse errors ourselves
     try:
         loaded = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # datasets wraps parser errors in several exception types
         detail = _diagnose_json(path, json_field) if kind == "json" else str(err).splitlines()[0]
         raise UserError(f"{path}: cannot read as {kind}: {detail}.") from None
+    finally:
+        datasets.logging.set_verbosity(previous)
     if kind == "text":
         loaded = loaded.rename_column("text", text_column) if text_column != "text" else loaded
     return loaded

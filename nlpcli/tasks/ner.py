@@ -15,10 +15,17 @@ IGNORE = -100
 
 @dataclass
 class NerConfig(RunConfig):
+    text_column: str | None = option("tokens", "Column holding the words (a list, or a space-separated string).")
+    label_column: str | None = option("ner_tags", "Column holding one label (name or class id) per word.")
     label_all_tokens: bool = option(
         True, "Label every sub-token (B- becomes I- after the first); off: only the first sub-token."
     )
     labels: list[str] | None = option(None, "Label names in id order (comma-separated), for id labels.")
+
+
+def as_list(value: Any) -> list:
+    """Words or tags given as a list, or as one space-separated string (CSV files)."""
+    return value.split() if isinstance(value, str) else list(value)
 
 
 def label_sort_key(label: str) -> tuple:
@@ -74,7 +81,12 @@ class NerTask(Task):
         self.labels = self._label_names(raw, cfg, pretrained_config)
         label2id = {name: i for i, name in enumerate(self.labels)}
         for split, data in raw.items():
-            for row, tags in enumerate(data[cfg.label_column]):
+            for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
+                words, tags = as_list(words), as_list(tags)
+                if len(words) != len(tags):
+                    raise UserError(
+                        f"{describe(cfg, split)}, record {row + 1}: {len(words)} words but {len(tags)} labels."
+                    )
                 for tag in tags:
                     if isinstance(tag, str) and tag not in label2id:
                         raise UserError(
@@ -101,7 +113,7 @@ class NerTask(Task):
         saved = dict(getattr(pretrained_config, "id2label", None) or {})
         if cfg.eval_only and saved and not all(str(v).startswith("LABEL_") for v in saved.values()):
             return [saved[i] for i in sorted(saved)]
-        values = {tag for tags in first[cfg.label_column] for tag in tags}
+        values = {tag for tags in first[cfg.label_column] for tag in as_list(tags)}
         if values and not all(isinstance(v, str) for v in values):
             raise UserError(
                 f"{describe(cfg, 'train')}: labels are class ids and the data set has no names for them.",
@@ -118,12 +130,11 @@ class NerTask(Task):
         label2id = self.label2id
 
         def tokenize_and_align(batch: dict[str, list]) -> dict[str, list]:
-            encoded = tokenizer(
-                batch[cfg.text_column], truncation=True, is_split_into_words=True, max_length=cfg.max_length
-            )
+            words = [as_list(value) for value in batch[cfg.text_column]]
+            encoded = tokenizer(words, truncation=True, is_split_into_words=True, max_length=cfg.max_length)
             encoded["labels"] = [
                 align_labels_with_tokens(
-                    [label2id[t] if isinstance(t, str) else int(t) for t in tags],
+                    [label2id[t] if isinstance(t, str) else int(t) for t in as_list(tags)],
                     encoded.word_ids(i),
                     continuation,
                     cfg.label_all_tokens,

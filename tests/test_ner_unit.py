@@ -1,0 +1,98 @@
+"""NER pieces on known inputs: label alignment, label list, seqeval metric."""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import pytest
+
+from nlpcli.metrics.seqeval_scores import seqeval_scores
+from nlpcli.sources.presets import train_wordpiece_tokenizer
+from nlpcli.tasks.ner import IGNORE, NerConfig, NerTask, align_labels_with_tokens, continuation_ids
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def test_alignment_first_subtoken_keeps_label_and_b_becomes_i():
+    # words: [Sylvain, works, in, Brooklyn] -> "Syl ##vain" and "Brook ##lyn" are split in two
+    word_labels = [1, 0, 0, 3]
+    word_ids = [None, 0, 0, 1, 2, 3, 3, None]
+    continuation = continuation_ids(LABELS)
+    assert align_labels_with_tokens(word_labels, word_ids, continuation, label_all_tokens=True) == [
+        IGNORE, 1, 2, 0, 0, 3, 4, IGNORE,
+    ]
+    assert align_labels_with_tokens(word_labels, word_ids, continuation, label_all_tokens=False) == [
+        IGNORE, 1, IGNORE, 0, 0, 3, IGNORE, IGNORE,
+    ]
+
+
+def test_continuation_keeps_label_without_i_twin():
+    assert continuation_ids(["O", "B-MISC", "B-PER", "I-PER"]) == [0, 1, 3, 3]
+
+
+def test_alignment_with_a_real_tokenizer():
+    tokenizer = train_wordpiece_tokenizer(["Sylvain works in Brooklyn"] * 3 + ["a b c d e f g h"], 40, 64)
+    encoded = tokenizer(["Sylvain", "works"], is_split_into_words=True)
+    word_ids = encoded.word_ids()
+    assert word_ids[0] is None and word_ids[-1] is None
+    aligned = align_labels_with_tokens([1, 0], word_ids, continuation_ids(LABELS), True)
+    first_of_sylvain = word_ids.index(0)
+    assert aligned[first_of_sylvain] == 1
+    assert all(aligned[i] == 2 for i, w in enumerate(word_ids) if w == 0 and i != first_of_sylvain)
+    assert all(aligned[i] == 0 for i, w in enumerate(word_ids) if w == 1)
+
+
+def test_seqeval_scores_on_known_predictions():
+    references = [["B-PER", "I-PER", "O", "B-LOC"], ["B-LOC", "O"]]
+    predictions = [["B-PER", "I-PER", "O", "O"], ["B-LOC", "B-PER"]]
+    scores = seqeval_scores(references, predictions)
+    # 3 gold entities, 3 predicted, 2 correct
+    assert scores["overall_precision"] == pytest.approx(2 / 3)
+    assert scores["overall_recall"] == pytest.approx(2 / 3)
+    assert scores["overall_f1"] == pytest.approx(2 / 3)
+    assert scores["overall_accuracy"] == pytest.approx(4 / 6)
+    assert scores["LOC_recall"] == pytest.approx(0.5) and scores["LOC_number"] == 2
+    assert scores["PER_precision"] == pytest.approx(0.5) and scores["PER_number"] == 1
+
+
+def _raw(tags_feature=None, tags=None):
+    features = None
+    if tags_feature is not None:
+        features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                      "ner_tags": datasets.Sequence(tags_feature)})
+    data = {"tokens": [["Bill", "met", "Paris"]], "ner_tags": tags or [[1, 0, 3]]}
+    return datasets.DatasetDict({"train": datasets.Dataset.from_dict(data, features=features),
+                                 "validation": datasets.Dataset.from_dict(data, features=features)})
+
+
+def test_label_names_come_from_classlabel_features():
+    task = NerTask()
+    kwargs = task.setup(_raw(datasets.ClassLabel(names=LABELS)), NerConfig(dataset="x"), None)
+    assert task.labels == LABELS and kwargs["id2label"][3] == "B-LOC"
+
+
+def test_string_labels_sorted_o_first():
+    task = NerTask()
+    task.setup(_raw(tags=[["B-PER", "O", "B-LOC"]]), NerConfig(dataset="x"), None)
+    assert task.labels == ["O", "B-LOC", "B-PER"]
+
+
+def test_class_ids_without_names_need_labels_option():
+    from nlpcli.errors import UserError
+
+    with pytest.raises(UserError, match="--labels"):
+        NerTask().setup(_raw(), NerConfig(dataset="x"), None)
+    task = NerTask()
+    task.setup(_raw(), NerConfig(dataset="x", labels=LABELS), None)
+    assert task.labels == LABELS
+
+
+def test_compute_metrics_ignores_special_positions():
+    task = NerTask()
+    task.labels = LABELS
+    features = datasets.Dataset.from_dict({"labels": [[IGNORE, 1, 2, 0, IGNORE]]})
+    logits = np.full((1, 6, len(LABELS)), -1.0)  # one extra padded position, as gathered logits have
+    for position, label in enumerate([0, 1, 2, 0, 4, 4]):
+        logits[0, position, label] = 1.0
+    scores = task.compute_metrics(logits, features, None)
+    assert scores["overall_f1"] == 1.0 and scores["PER_number"] == 1
