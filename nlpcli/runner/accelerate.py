@@ -11,20 +11,24 @@ import inspect
 import json
 import math
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.evaluation import concat_padded, derived_metrics, prefixed
+from nlpcli.runner.evaluation import evaluate_batches
 from nlpcli.runner.progress import TrainingProgress
 
 CHECKPOINT_PREFIX = "checkpoint-epoch-"
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
-def model_inputs(model: Any, features: Any) -> Any:
-    """Drop feature columns the model's forward() does not take (e.g. QA offsets, example ids)."""
-    accepted = set(inspect.signature(model.forward).parameters) | {"labels"}
+def model_inputs(model: Any, features: Any, keep: Iterable[str] = ()) -> Any:
+    """Drop feature columns the model's forward() does not take (e.g. QA offsets, example ids).
+
+    `keep` names columns the task's collator consumes itself (`Task.collator_columns`).
+    """
+    accepted = set(inspect.signature(model.forward).parameters) | {"labels"} | set(keep)
     return features.remove_columns([c for c in features.column_names if c not in accepted])
 
 
@@ -63,42 +67,15 @@ class AccelerateLoop:
         )
         self.collator = ctx.task.collator(ctx.tokenizer, ctx.model, cfg)
         self.eval_loader = DataLoader(
-            model_inputs(ctx.model, ctx.eval_features),
+            model_inputs(ctx.model, ctx.eval_features, ctx.task.collator_columns),
             batch_size=cfg.per_device_eval_batch_size,
             collate_fn=self.collator,
         )
         self.progress = TrainingProgress()
 
     def evaluate(self, model: Any, eval_loader: Any) -> dict[str, Any]:
-        import torch
-
-        accelerator, task = self.accelerator, self.ctx.task
-        model.eval()
-        losses, outputs = [], []
-        for batch in eval_loader:
-            with torch.no_grad():
-                result = model(**batch)
-            if result.get("loss") is not None:
-                size = batch["input_ids"].shape[0]
-                losses.append(accelerator.gather_for_metrics(result["loss"].detach().repeat(size)).float().cpu())
-            if task.evaluation == "logits":
-                gathered = []
-                for key, tensor in result.items():
-                    if key == "loss":
-                        continue
-                    if tensor.ndim >= 2:
-                        tensor = accelerator.pad_across_processes(tensor, dim=1, pad_index=-100)
-                    gathered.append(accelerator.gather_for_metrics(tensor).float().cpu().numpy())
-                outputs.append(gathered)
-        metrics: dict[str, Any] = {}
-        if losses:
-            metrics["eval_loss"] = float(torch.cat(losses).mean())
-        if outputs:
-            per_output = [concat_padded([batch[i] for batch in outputs]) for i in range(len(outputs[0]))]
-            predictions = per_output[0] if len(per_output) == 1 else tuple(per_output)
-            metrics.update(prefixed(task.compute_metrics(predictions, self.ctx.eval_features, self.ctx.raw_eval)))
-        metrics.update(derived_metrics(task, metrics))
-        return metrics
+        ctx = self.ctx
+        return evaluate_batches(self.accelerator, model, eval_loader, ctx.task, ctx.eval_features, ctx.raw_eval)
 
     def run(self, resume: bool, before: bool) -> dict[str, Any]:
         ctx, cfg, accelerator = self.ctx, self.ctx.cfg, self.accelerator
@@ -112,7 +89,7 @@ class AccelerateLoop:
         from transformers import get_scheduler
 
         train_loader = DataLoader(
-            model_inputs(ctx.model, ctx.train_features),
+            model_inputs(ctx.model, ctx.train_features, ctx.task.collator_columns),
             shuffle=True,
             batch_size=cfg.batch_size,
             collate_fn=self.collator,

@@ -1,4 +1,4 @@
-"""Evaluation pieces both loops share: metric naming, perplexity, padding gathered logits."""
+"""The evaluation both loops share: exact loss over the eval set, gathered logits, metric naming."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from nlpcli.tasks.base import Task
 
-TIMING_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second")
+TIMING_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second", "_preparation_time")
 
 
 def derived_metrics(task: Task, metrics: dict[str, Any]) -> dict[str, float]:
@@ -23,7 +23,8 @@ def derived_metrics(task: Task, metrics: dict[str, Any]) -> dict[str, float]:
 def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """The keys metrics.json keeps: the same whichever loop ran (no timings, no epoch counter)."""
     return {
-        k: v for k, v in metrics.items() if k.startswith("eval_") and not k.endswith(TIMING_KEYS)
+        k: v for k, v in metrics.items()
+        if k.startswith("eval_") and not k.removesuffix("_before").endswith(TIMING_KEYS)
     }
 
 
@@ -42,3 +43,56 @@ def concat_padded(batches: list[np.ndarray], pad_value: float = -100) -> np.ndar
         pad[1] = (0, width - b.shape[1])
         padded.append(np.pad(b, pad, constant_values=pad_value))
     return np.concatenate(padded)
+
+
+def per_sample_loss(logits: Any, labels: Any, shift: bool) -> tuple[Any, Any]:
+    """(summed cross-entropy, labelled-token count) per sample, so the eval loss is the same whatever the
+    batch size or number of processes (a batch mean would mix in the samples DDP duplicates)."""
+    import torch.nn.functional as F
+
+    if labels.ndim == 1:  # one label per sample (sequence classification)
+        losses = F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="none")
+        return losses, (labels != -100).long()
+    if shift:  # causal LM: token t predicts token t + 1
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    losses = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="none")
+    mask = labels != -100
+    return (losses * mask).sum(dim=1), mask.sum(dim=1)
+
+
+def evaluate_batches(accelerator: Any, model: Any, loader: Any, task: Task, eval_features: Any, raw_eval: Any) -> dict:
+    """The one evaluation both loops run: loss from labels, gathered logits -> task metrics.
+
+    `gather_for_metrics` drops the samples that even batching duplicates on the last step, so every
+    sample counts once with 1 or N processes.
+    """
+    import torch
+
+    model.eval()
+    sample_losses, outputs = [], []
+    for batch in loader:
+        with torch.no_grad():
+            result = model(**batch)
+        logits = result.get("logits")
+        if "labels" in batch and logits is not None:
+            sums, counts = per_sample_loss(logits, batch["labels"], task.shifts_labels)
+            sample_losses.append(accelerator.gather_for_metrics(torch.stack([sums, counts], dim=1).double()).cpu())
+        if task.evaluation == "logits":
+            gathered_outputs = []
+            for key, tensor in result.items():
+                if key == "loss":
+                    continue
+                if tensor.ndim >= 2:
+                    tensor = accelerator.pad_across_processes(tensor, dim=1, pad_index=-100)
+                gathered_outputs.append(accelerator.gather_for_metrics(tensor).float().cpu().numpy())
+            outputs.append(gathered_outputs)
+    metrics: dict[str, Any] = {}
+    if sample_losses:
+        totals = torch.cat(sample_losses).sum(dim=0)  # summed in data set order: same for any process count
+        metrics["eval_loss"] = float(totals[0] / totals[1]) if totals[1] else float("nan")
+    if outputs:
+        per_output = [concat_padded([batch[i] for batch in outputs]) for i in range(len(outputs[0]))]
+        predictions = per_output[0] if len(per_output) == 1 else tuple(per_output)
+        metrics.update(prefixed(task.compute_metrics(predictions, eval_features, raw_eval)))
+    metrics.update(derived_metrics(task, metrics))
+    return metrics

@@ -66,7 +66,7 @@ class TrainingProgress:
             self._progress = None
 
 
-def trainer_callback(progress: TrainingProgress, on_evaluate_extra: Any = None) -> Any:
+def trainer_callback(progress: TrainingProgress) -> Any:
     """A transformers TrainerCallback that drives `progress` (built lazily: transformers is heavy)."""
     from transformers import TrainerCallback
 
@@ -83,8 +83,6 @@ def trainer_callback(progress: TrainingProgress, on_evaluate_extra: Any = None) 
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if metrics is not None:
-                if on_evaluate_extra is not None:
-                    metrics.update(on_evaluate_extra(metrics))
                 label = f"epoch {state.epoch:.2f}" if state.global_step else "evaluation"
                 progress.log_evaluation(label, metrics)
 

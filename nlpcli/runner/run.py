@@ -94,6 +94,7 @@ def quiet_libraries() -> None:
 def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     """Run one task end to end and return the final metrics (also written to metrics.json)."""
     started = time.time()
+    import torch
     from accelerate import PartialState
     from transformers import set_seed
 
@@ -102,7 +103,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     from nlpcli.runner.devices import resolve_precision
 
     quiet_libraries()
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
     output_dir = _output_dir(cfg, task_name)
@@ -112,7 +113,9 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label, cfg.seed)
     if cfg.eval_only and "train" in raw:
         del raw["train"]
-    raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
+    raw = task.normalize(raw, cfg)
+    if not task.limits_count_features:
+        raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
     data.check_columns(raw, task.required_columns(cfg), cfg)
 
     model_kwargs = task.setup(raw, cfg, models.pretrained_config(cfg.model))

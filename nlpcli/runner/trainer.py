@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from nlpcli.runner.accelerate import model_inputs
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.evaluation import derived_metrics
+from nlpcli.runner.evaluation import evaluate_batches
 from nlpcli.runner.progress import TrainingProgress, trainer_callback
 
 
@@ -34,38 +35,60 @@ def training_arguments(ctx: RunContext) -> Any:
         use_cpu=not torch.cuda.is_available(),
         logging_steps=cfg.logging_steps,
         report_to="none",
+        remove_unused_columns=not ctx.task.collator_columns,  # else trainer_features drops them
+        average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
         disable_tqdm=True,
     )
 
 
+def trainer_features(ctx: RunContext, features: Any) -> Any:
+    """The Trainer drops every column its model's forward() does not take; when the task's collator needs
+    some of them (`Task.collator_columns`), the runner drops the others itself and the Trainer none."""
+    if features is None or not ctx.task.collator_columns:
+        return features
+    return model_inputs(ctx.model, features, ctx.task.collator_columns)
+
+
+def trainer_class(ctx: RunContext) -> type:
+    """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP)."""
+    from transformers import Trainer
+    from transformers.trainer_utils import EvalLoopOutput
+
+    class NlpcliTrainer(Trainer):
+        def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                            metric_key_prefix="eval"):
+            model = self.model_wrapped if self.is_in_train else self.accelerator.prepare_model(
+                self.model, evaluation_mode=True
+            )
+            metrics = evaluate_batches(
+                self.accelerator, model, dataloader, ctx.task, ctx.eval_features, ctx.raw_eval
+            )
+            metrics = {f"{metric_key_prefix}_{k.removeprefix('eval_')}": v for k, v in metrics.items()}
+            return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=len(ctx.eval_features))
+
+    return NlpcliTrainer
+
+
 def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
-    from transformers import PrinterCallback, Trainer
+    from transformers import PrinterCallback
 
     task = ctx.task
-    compute_metrics = None
-    if task.evaluation == "logits":
-        def compute_metrics(prediction: Any) -> dict[str, float]:
-            return task.compute_metrics(prediction.predictions, ctx.eval_features, ctx.raw_eval)
-
     progress = TrainingProgress()
-    trainer = Trainer(
+    trainer = trainer_class(ctx)(
         model=ctx.model,
         args=training_arguments(ctx),
-        train_dataset=ctx.train_features,
-        eval_dataset=ctx.eval_features,
+        train_dataset=trainer_features(ctx, ctx.train_features),
+        eval_dataset=trainer_features(ctx, ctx.eval_features),
         processing_class=ctx.tokenizer,
         data_collator=task.collator(ctx.tokenizer, ctx.model, ctx.cfg),
-        compute_metrics=compute_metrics,
     )
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(trainer_callback(progress, lambda m: derived_metrics(task, m)))
+    trainer.add_callback(trainer_callback(progress))
     return trainer, progress
 
 
-def evaluate(trainer: Any, ctx: RunContext) -> dict[str, Any]:
-    metrics = trainer.evaluate()
-    metrics.update(derived_metrics(ctx.task, metrics))
-    return metrics
+def evaluate(trainer: Any) -> dict[str, Any]:
+    return trainer.evaluate()
 
 
 def run(ctx: RunContext, resume_from: str | None, before: bool) -> dict[str, Any]:
@@ -73,9 +96,9 @@ def run(ctx: RunContext, resume_from: str | None, before: bool) -> dict[str, Any
     trainer, progress = build_trainer(ctx)
     metrics: dict[str, Any] = {}
     if before:
-        metrics.update({f"{k}_before": v for k, v in evaluate(trainer, ctx).items()})
+        metrics.update({f"{k}_before": v for k, v in evaluate(trainer).items()})
     if ctx.cfg.eval_only:
-        metrics.update(evaluate(trainer, ctx))
+        metrics.update(evaluate(trainer))
         return metrics
     try:
         trainer.train(resume_from_checkpoint=resume_from)
@@ -86,7 +109,6 @@ def run(ctx: RunContext, resume_from: str | None, before: bool) -> dict[str, Any
     last_eval = next((log for log in reversed(history) if any(k.startswith("eval_") for k in log)), None)
     if last_eval is not None and last_eval.get("step") == trainer.state.global_step:
         metrics.update(last_eval)
-        metrics.update(derived_metrics(ctx.task, last_eval))
     else:
-        metrics.update(evaluate(trainer, ctx))
+        metrics.update(evaluate(trainer))
     return metrics

@@ -49,11 +49,21 @@ class Task:
     pipeline_task: ClassVar[str]
     evaluation: ClassVar[str] = "logits"
     evaluate_before_training: ClassVar[bool] = False
+    shifts_labels: ClassVar[bool] = False  # causal LM: logits at t are scored against labels at t + 1
     sample: ClassVar[Sample | None] = None
     demo_request: ClassVar[PredictRequest | None] = None  # what `nlpcli demo` asks the trained model
+    # Feature columns the task's collator reads (and removes) itself: both loops keep them for it.
+    collator_columns: ClassVar[tuple[str, ...]] = ()
+    # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies
+    # them; the runner then leaves the raw data whole.
+    limits_count_features: ClassVar[bool] = False
 
     def required_columns(self, cfg: RunConfig) -> list[str]:
         return [c for c in (cfg.text_column, cfg.label_column) if c]
+
+    def normalize(self, raw: Any, cfg: RunConfig) -> Any:
+        """Reshape or clean the raw splits before the column check (e.g. flatten a nested layout)."""
+        return raw
 
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         """Text to train the tiny preset's tokenizer on."""

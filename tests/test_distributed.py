@@ -1,0 +1,61 @@
+"""Scale-out through torchrun: DDP over gloo on one CPU box, for both loops, and exact evaluation."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, read_json, run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--master_port", str(free_port()), "-m", "nlpcli", *map(str, args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ner") / "model"
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--epochs", "12", "--learning-rate", "5e-3",
+                     "--batch-size", "4", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_eval_only_gives_identical_metrics_with_1_and_2_processes(trained, tmp_path):
+    metrics = {}
+    for nproc in (1, 2):
+        out = tmp_path / f"eval{nproc}"
+        # 7 examples, 2 per device: the last step of 2 processes is uneven and gets a duplicated sample
+        result = torchrun(nproc, "ner", "--model", trained, "--eval-only", "--dataset", "sample",
+                          "--max-eval-samples", "7", "--eval-batch-size", "2", "--output-dir", out)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics[nproc] = read_json(out / "metrics.json")
+        info = read_json(out / "run.json")
+        assert info["world_size"] == nproc and info["eval_samples"] == 7
+    assert metrics[1] == metrics[2]
+    assert metrics[1]["eval_LOC_number"] + metrics[1]["eval_PER_number"] + metrics[1]["eval_ORG_number"] > 0
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_ddp_training_on_cpu(tmp_path, loop):
+    out = tmp_path / loop
+    result = torchrun(2, "ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "2", "--batch-size", "2",
+                      "--loop", loop, "--output-dir", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_json(out / "run.json")["world_size"] == 2
+    assert "eval_overall_f1" in read_json(out / "metrics.json")
+    assert (out / "config.json").is_file()
+    assert result.stdout.count("saved to") == 1  # only the main process prints
