@@ -47,6 +47,7 @@ class RunConfig:
     batch_size: int = option(8, "Training batch size per device.")
     eval_batch_size: int | None = option(None, "Evaluation batch size per device [batch_size].")
     gradient_accumulation_steps: int = option(1, "Accumulate gradients over this many batches.")
+    max_grad_norm: float = option(1.0, "Clip the gradient norm to this value (0: no clipping).")
     max_length: int | None = option(None, "Truncate inputs to this many tokens [model maximum].")
     max_train_samples: int | None = option(None, "Use only the first N training examples.")
     max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.")

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import read_json, run_cli
 
-COMMON = ["--model", "tiny", "--dataset", "sample", "--epochs", "3", "--learning-rate", "5e-3", "--batch-size", "4"]
+COMMON = ["--model", "tiny", "--dataset", "sample", "--epochs", "8", "--learning-rate", "5e-3", "--batch-size", "4"]
 
 
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
@@ -27,8 +27,12 @@ def test_train_save_reload_predict(tmp_path, loop):
     assert (out / "nlpcli_config.yaml").is_file()
     assert list(out.glob("checkpoint-*")), "an epoch checkpoint is kept"
 
-    predicted = run_cli("predict", "ner", out, "Angels and Clinton met in Chicago.", "--json")
+    sentence = "President Bill Clinton earlier this month invoked special powers to appoint Fowler ."
+    predicted = run_cli("predict", "ner", out, sentence, "--json")
     assert predicted.exit_code == 0, predicted.output
     rows = json.loads(predicted.output)
     labels = set(read_json(out / "config.json")["id2label"].values())
+    assert rows, "the model reloads and finds entities in a sentence it was trained on"
     assert all(f"B-{row['entity']}" in labels for row in rows)
+    assert all(sentence[row["start"]:row["end"]] for row in rows)
+    assert "PER" in {row["entity"] for row in rows}

@@ -29,6 +29,7 @@ def training_arguments(ctx: RunContext) -> Any:
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
         fp16=ctx.mixed_precision == "fp16",
         bf16=ctx.mixed_precision == "bf16",
