@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: setup
 test: setup
 	$(BIN)/ruff check nlpcli tests
 	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/cli_latency.py
 
 lint: setup
 	$(BIN)/ruff check nlpcli tests
