@@ -109,3 +109,14 @@ def test_unreachable_hub_fails_fast_with_one_paragraph(tmp_path):
     assert "bert-base-cased" in result.stderr and "cannot be reached" in result.stderr
     assert "Traceback" not in result.stderr
     assert elapsed < 60  # generous: the point is no 25-45 s retry loop; see benchmarks for timing
+
+
+def test_hub_data_set_not_cached_while_offline_names_it_and_the_way_out():
+    # conftest sets HF_HUB_OFFLINE=1 for the whole suite
+    expect_error(
+        ner("--dataset", "conll2003"), "Cannot load data set 'conll2003'", "HF_HUB_OFFLINE", "--dataset sample"
+    )
+
+
+def test_hub_model_not_cached_while_offline_suggests_presets():
+    expect_error(ner("--dataset", "sample", "--model", "bert-base-cased"), "model 'bert-base-cased'", "--model tiny")
