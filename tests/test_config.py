@@ -13,7 +13,7 @@ from nlpcli.tasks.ner import NerConfig
 def test_task_defaults_come_from_configs_yaml():
     cfg = resolve_config(NerConfig, "ner")
     assert (cfg.model, cfg.dataset, cfg.learning_rate, cfg.weight_decay, cfg.epochs, cfg.batch_size) == (
-        "bert-base-cased", "conll2003", 2e-5, 0.01, 3.0, 8,
+        "bert-base-cased", "lhoestq/conll2003", 2e-5, 0.01, 3.0, 8,
     )
 
 

@@ -129,11 +129,12 @@ def _load_hub(name: str, config_name: str | None):
     reachable = hub.prepare_hub_access()
     try:
         return datasets.load_dataset(name, config_name)
-    except (OSError, ConnectionError, FileNotFoundError, ValueError) as err:
+    except (OSError, ConnectionError, ValueError, RuntimeError) as err:
         if not reachable:
             example = "--dataset sample, or --train-file train.jsonl --validation-file dev.jsonl"
             raise UserError(hub.unreachable_hint("data set", name, example)) from None
-        raise UserError(f"Cannot load data set '{name}': {str(err).splitlines()[0]}") from None
+        hint = "Look for a parquet copy of it on the Hub." if "scripts are no longer supported" in str(err) else None
+        raise UserError(f"Cannot load data set '{name}': {str(err).splitlines()[0]}", hint=hint) from None
 
 
 def load_raw(
@@ -175,7 +176,7 @@ def _ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
     if "validation" not in raw:
         if "test" in raw:
             raw["validation"] = raw["test"]
-        elif "train" in raw and not cfg.eval_only:
+        elif "train" in raw:  # also for --eval-only: the same seed holds out the same 10% as training did
             parts = raw["train"].train_test_split(test_size=0.1, seed=seed)
             raw = datasets.DatasetDict({"train": parts["train"], "validation": parts["test"]})
     if "train" not in raw and not cfg.eval_only:
