@@ -1,0 +1,275 @@
+"""Masked-language-model domain adaptation: concatenate and chunk the text, mask, report perplexity.
+
+The story of the Hugging Face course (chapter 7, section 3), in pieces:
+- every text is tokenized (keeping each token's word id), the token lists of a batch are concatenated
+  and cut into chunks of `chunk_size` tokens; the last, shorter chunk is dropped; labels copy input_ids;
+- `max_train_samples` / `max_eval_samples` count chunks (a seeded random sample, like the course's
+  `train_test_split` of the chunks), so the runner leaves the raw texts whole;
+- training chunks are masked afresh in every batch by `MlmCollator` (token masking through
+  transformers' `DataCollatorForLanguageModeling`, or whole-word masking);
+- evaluation chunks are masked once, in `prepare`, with a seed (the course's `insert_random_mask`), so
+  every evaluation of a model sees the same masks and reports the same perplexity.
+
+One collator serves both loops and both splits: chunks that still carry `word_ids` are masked now;
+chunks without them were masked in `prepare` and are only padded and stacked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+from nlpcli.config import RunConfig, option
+from nlpcli.errors import UserError
+from nlpcli.sources.data import Sample, describe
+from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline
+
+IGNORE = -100
+NOT_A_WORD = -1  # word id of special tokens ([CLS], [SEP]) and padding
+MARKUP_LINE = re.compile(r"^\s*</?doc\b[^>]*>\s*$")  # WikiExtractor's <doc ...> / </doc> lines
+
+
+@dataclass
+class MlmConfig(RunConfig):
+    chunk_size: int = option(128, "Tokens per training example: texts are concatenated and cut into chunks.")
+    whole_word_masking: bool = option(False, "Mask all sub-tokens of a chosen word together (else single tokens).")
+    mlm_probability: float = option(0.15, "Probability that a token (or word) is masked.")
+
+
+def usable_texts(values: Iterable[Any]) -> Iterator[str]:
+    """The non-empty strings of a text column, without blank lines and `<doc ...>`/`</doc>` markup."""
+    for value in values:
+        if isinstance(value, str) and value.strip() and not MARKUP_LINE.match(value):
+            yield value
+
+
+def batch_word_ids(word_ids_per_text: list[list[int | None]]) -> list[list[int]]:
+    """Per-text word ids (None for special tokens) -> ids unique across the batch, NOT_A_WORD for specials.
+
+    Unique ids keep two neighbouring texts' words apart once the texts are concatenated.
+    """
+    result, offset = [], 0
+    for word_ids in word_ids_per_text:
+        result.append([NOT_A_WORD if w is None else w + offset for w in word_ids])
+        offset += max((w for w in word_ids if w is not None), default=-1) + 1
+    return result
+
+
+def group_texts(batch: dict[str, list[list[int]]], chunk_size: int) -> dict[str, list[list[int]]]:
+    """Concatenate each column's lists and cut them into chunks of `chunk_size`; the last short chunk is
+    dropped. `labels` is a copy of `input_ids` (the text itself is the target)."""
+    concatenated = {name: list(chain.from_iterable(lists)) for name, lists in batch.items()}
+    usable = len(concatenated["input_ids"]) // chunk_size * chunk_size
+    chunks = {
+        name: [tokens[start:start + chunk_size] for start in range(0, usable, chunk_size)]
+        for name, tokens in concatenated.items()
+    }
+    chunks["labels"] = [list(ids) for ids in chunks["input_ids"]]
+    return chunks
+
+
+def whole_word_mask(
+    input_ids: Any, word_ids: Any, probability: float, mask_token_id: int, generator: Any | None = None
+) -> tuple[Any, Any]:
+    """Choose words with `probability` and replace all their sub-tokens by the mask token.
+
+    Tensors of shape (batch, length); `word_ids` is NOT_A_WORD for special and padding tokens, which are
+    never masked. Returns (masked input_ids, labels): labels hold the original id where masked, -100
+    elsewhere.
+    """
+    import torch
+
+    in_word = word_ids != NOT_A_WORD
+    starts = in_word.clone()
+    starts[:, 1:] &= word_ids[:, 1:] != word_ids[:, :-1]
+    draws = torch.bernoulli(torch.full(word_ids.shape, probability), generator=generator).bool()
+    chosen = draws & starts
+    positions = torch.arange(word_ids.shape[1]).expand_as(word_ids)
+    word_start = torch.where(starts, positions, torch.zeros_like(positions)).cummax(dim=1).values
+    masked = chosen.gather(1, word_start) & in_word
+    labels = torch.where(masked, input_ids, torch.full_like(input_ids, IGNORE))
+    inputs = torch.where(masked, torch.full_like(input_ids, mask_token_id), input_ids)
+    return inputs, labels
+
+
+def pad_rows(rows: list[list[int]], value: int, side: str) -> list[list[int]]:
+    width = max(len(row) for row in rows)
+    if side == "left":
+        return [[value] * (width - len(row)) + row for row in rows]
+    return [row + [value] * (width - len(row)) for row in rows]
+
+
+class MlmCollator:
+    """Masks chunks that carry `word_ids` (fresh random masks each call); pads pre-masked ones as they are.
+
+    `seed` None draws from torch's global generator (seeded by the runner); an int makes the masks of
+    this collator's calls reproducible (used to mask the evaluation set once).
+    """
+
+    def __init__(self, tokenizer: Any, mlm_probability: float, whole_word: bool, seed: int | None = None) -> None:
+        from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification
+
+        self.tokenizer = tokenizer
+        self.mlm_probability = mlm_probability
+        self.whole_word = whole_word
+        self.seed = seed
+        self.generator = None
+        self.token_masker = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+        self.padder = DataCollatorForTokenClassification(tokenizer)  # pads labels with -100
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        unmasked = ["word_ids" in feature for feature in features]
+        if not any(unmasked):
+            if not all("labels" in feature for feature in features):
+                raise ValueError("Chunks reached the collator with neither word_ids (to mask) nor labels.")
+            return self.padder(features)
+        if not all(unmasked):
+            raise ValueError("A batch mixes masked and unmasked chunks.")
+        word_ids = [list(feature["word_ids"]) for feature in features]
+        inputs = [{k: v for k, v in f.items() if k not in ("word_ids", "labels")} for f in features]
+        if not self.whole_word:
+            for row, ids in zip(inputs, word_ids, strict=True):
+                row["special_tokens_mask"] = [int(w == NOT_A_WORD) for w in ids]
+            return dict(self.token_masker(inputs))
+        import torch
+
+        if self.generator is None and self.seed is not None:
+            self.generator = torch.Generator().manual_seed(self.seed)
+        batch = dict(self.tokenizer.pad(inputs, return_tensors="pt"))
+        padded = torch.tensor(pad_rows(word_ids, NOT_A_WORD, self.tokenizer.padding_side))
+        batch["input_ids"], batch["labels"] = whole_word_mask(
+            batch["input_ids"], padded, self.mlm_probability, self.tokenizer.mask_token_id, self.generator
+        )
+        return batch
+
+
+def limit(features: Any, count: int | None, seed: int) -> Any:
+    """At most `count` chunks, a seeded random sample (all of them when there are fewer)."""
+    if count is None or len(features) <= count:
+        return features
+    return features.shuffle(seed=seed).select(range(count)).flatten_indices()
+
+
+class MlmTask(Task):
+    name = "mlm"
+    help = "Masked-LM domain adaptation: chunked text, token or whole-word masking, perplexity before/after."
+    config_class = MlmConfig
+    model_class = "AutoModelForMaskedLM"
+    pipeline_task = "fill-mask"
+    evaluation = "loss"
+    evaluate_before_training = True
+    collator_columns = ("word_ids",)
+    limits_count_features = True
+    sample = Sample(
+        files={"train": "wiki_00.txt"},
+        description="two English Wikipedia articles, one text per line (10% of the lines held out)",
+    )
+    demo_request = PredictRequest(texts=["Anarchism is a political [MASK]."], top_k=5)
+
+    def required_columns(self, cfg: RunConfig) -> list[str]:
+        return [cfg.text_column or "text"]  # label columns (e.g. imdb's) are ignored
+
+    def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
+        split = raw["train"] if "train" in raw else raw["validation"]
+        return usable_texts(split[cfg.text_column or "text"])
+
+    def setup(self, raw: Any, cfg: MlmConfig, pretrained_config: Any | None) -> dict[str, Any]:
+        if cfg.chunk_size < 2:
+            raise UserError(f"--chunk-size must be at least 2, got {cfg.chunk_size}.")
+        if not 0 < cfg.mlm_probability <= 1:
+            raise UserError(f"--mlm-probability must be in (0, 1], got {cfg.mlm_probability}.")
+        return {}
+
+    def prepare(self, raw: Any, tokenizer: Any, cfg: MlmConfig) -> tuple[Any, Any]:
+        self._check_tokenizer(tokenizer, cfg)
+        column = cfg.text_column or "text"
+
+        def tokenize_and_group(batch: dict[str, list]) -> dict[str, list]:
+            texts = list(usable_texts(batch[column]))
+            if not texts:
+                return {"input_ids": [], "word_ids": [], "labels": []}
+            encoded = tokenizer(texts)
+            tokens = {name: encoded[name] for name in encoded.keys()}
+            tokens["word_ids"] = batch_word_ids([encoded.word_ids(i) for i in range(len(encoded["input_ids"]))])
+            return group_texts(tokens, cfg.chunk_size)
+
+        chunks = {}
+        for split, limit_count in (("train", cfg.max_train_samples), ("validation", cfg.max_eval_samples)):
+            if split not in raw:
+                continue
+            data = raw[split]
+            grouped = data.map(tokenize_and_group, batched=True, remove_columns=data.column_names,
+                               desc=f"Chunking {split}")
+            if len(grouped) == 0:
+                raise UserError(
+                    f"{describe(cfg, split)}: fewer than {cfg.chunk_size} tokens of text, not one chunk.",
+                    hint="Use more text or a smaller --chunk-size.",
+                )
+            chunks[split] = limit(grouped, limit_count, cfg.seed)
+        train = chunks.get("train")
+        if train is not None:
+            # The collator makes training labels afresh in every batch. Without a labels column, a chunk
+            # that reached it without its word ids would fail loudly instead of training unmasked.
+            train = train.remove_columns("labels")
+        return train, self._mask_once(chunks["validation"], tokenizer, cfg)
+
+    @staticmethod
+    def _check_tokenizer(tokenizer: Any, cfg: MlmConfig) -> None:
+        if tokenizer.mask_token is None:
+            raise UserError(f"{cfg.model}: the tokenizer has no mask token, so it cannot do masked-LM training.")
+        if not tokenizer.is_fast:
+            raise UserError(f"{cfg.model}: masked-LM chunking needs a fast tokenizer (for word ids).")
+        limit_tokens = tokenizer.model_max_length
+        if limit_tokens and limit_tokens < 1_000_000 and cfg.chunk_size > limit_tokens:
+            raise UserError(f"--chunk-size {cfg.chunk_size} is longer than the model's {limit_tokens} positions.")
+
+    @staticmethod
+    def _mask_once(chunks: Any, tokenizer: Any, cfg: MlmConfig) -> Any:
+        """Mask the evaluation chunks once; each map batch draws from its own seed, so the result does
+        not depend on batch order or caching."""
+
+        def mask(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+            rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
+            collator = MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, seed=cfg.seed + indices[0])
+            return {name: tensor.tolist() for name, tensor in collator(rows).items()}
+
+        return chunks.map(mask, batched=True, with_indices=True, remove_columns=chunks.column_names,
+                          desc="Masking validation")
+
+    def collator(self, tokenizer: Any, model: Any, cfg: MlmConfig) -> Any:
+        return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking)
+
+    def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
+        if request.top_k < 1:
+            raise UserError(f"--top-k must be at least 1, got {request.top_k}.")
+        fill = build_pipeline(self.pipeline_task, model_dir)
+        mask = fill.tokenizer.mask_token
+        example = f'nlpcli predict mlm {model_dir} "This is a great {mask}."'
+        if not request.texts:
+            raise UserError("Give a text with a masked word.", hint=f"For example: {example}")
+        for text in request.texts:
+            if mask not in text:
+                raise UserError(f"{text!r} has no {mask}: this model's mask token is {mask}.",
+                                hint=f"Put {mask} where the missing word goes, e.g. {example}")
+        rows = []
+        for text in request.texts:
+            found = fill(text, top_k=request.top_k)
+            per_mask = found if found and isinstance(found[0], list) else [found]
+            for position, candidates in enumerate(per_mask, start=1):
+                for candidate in candidates:
+                    rows.append({
+                        "text": text,
+                        "mask": position,
+                        "token": candidate["token_str"],
+                        "score": round(float(candidate["score"]), 4),
+                        "sequence": candidate["sequence"],
+                    })
+        columns = ["token", "score", "sequence"]
+        if any(row["mask"] > 1 for row in rows):
+            columns.insert(0, "mask")
+        if len(request.texts) > 1:
+            columns.insert(0, "text")
+        return PredictionTable(columns=columns, rows=rows, title=f"top {request.top_k} for {mask}")
