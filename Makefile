@@ -20,14 +20,14 @@ demo: setup
 	HF_HUB_DISABLE_TELEMETRY=1 $(BIN)/nlpcli demo
 
 test: setup
-	$(BIN)/ruff check nlpcli tests
+	$(BIN)/ruff check nlpcli tests benchmarks
 	$(BIN)/pytest -q
 
 bench: setup
 	$(BIN)/python benchmarks/cli_latency.py
 
 lint: setup
-	$(BIN)/ruff check nlpcli tests
+	$(BIN)/ruff check nlpcli tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
