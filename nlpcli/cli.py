@@ -29,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 DEMO_DIR = CONFIG_DIR / "demo"
-GROUPED_METRIC = re.compile(r"^eval_(?P<group>.+)_(?P<kind>precision|recall|f1|number|exact|exact_match)$")
+GROUPED_METRIC = re.compile(r"^eval_(?P<group>.+)_(?P<kind>precision|recall|f1|number|exact|exact_match|total)$")
 
 
 def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,0 +1,263 @@
+"""`nlpcli qa`: windows and labels, post-processing, SQuAD metric, bad records, end to end on the tiny preset."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import read_json, run_cli
+from nlpcli.metrics.squad import squad_scores
+from nlpcli.sources.presets import train_wordpiece_tokenizer
+from nlpcli.tasks.qa import QaConfig, postprocess, window_features
+
+WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november".split()
+CONTEXT = " ".join(WORDS)
+QUESTION = "where ?"
+
+
+def word_offsets(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in re.finditer(r"\S+", text)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    tok = train_wordpiece_tokenizer([CONTEXT, QUESTION] * 5, vocab_size=300, max_length=512)
+    assert tok.tokenize(CONTEXT) == WORDS, "every word is one token, so windows can be checked by word"
+    return tok
+
+
+def test_windows_offsets_and_labels(tokenizer):
+    # max_length 12 - [CLS] where ? [SEP] ... [SEP] leaves 7 context words per window; stride 2 -> step 5:
+    # windows hold words 0-6, 5-11, 10-13.
+    cfg = QaConfig(doc_stride=2)
+    spans = word_offsets(CONTEXT)
+    inside = {"text": ["kilo lima"], "answer_start": [spans[10][0]]}  # words 10-11: in windows 1 and 2
+    cut = {"text": ["golf hotel"], "answer_start": [spans[6][0]]}  # words 6-7: window 0 holds only "golf"
+    batch = {"id": ["in", "cut", "none"], "question": [QUESTION] * 3, "context": [CONTEXT] * 3,
+             "answers": [inside, cut, {"text": [], "answer_start": []}]}
+    features = window_features(batch, tokenizer, cfg, max_length=12, for_eval=True)
+
+    words_per_window = [range(0, 7), range(5, 12), range(10, 14)]
+    assert features["example_id"] == ["in"] * 3 + ["cut"] * 3 + ["none"] * 3
+    for ids, offsets, words in zip(features["input_ids"], features["offset_mapping"], words_per_window * 3,
+                                   strict=True):
+        expected = ["[CLS]", "where", "?", "[SEP]", *(WORDS[w] for w in words), "[SEP]"]
+        assert tokenizer.convert_ids_to_tokens(ids) == expected
+        assert offsets == [None] * 4 + [spans[w] for w in words] + [None]
+    labels = list(zip(features["start_positions"], features["end_positions"], strict=True))
+    assert labels[:3] == [(0, 0), (4 + 10 - 5, 4 + 11 - 5), (4, 5)]  # first context token is at position 4
+    assert labels[3:6] == [(0, 0), (4 + 6 - 5, 4 + 7 - 5), (0, 0)]
+    assert labels[6:] == [(0, 0)] * 3
+
+    train = window_features(batch, tokenizer, cfg, max_length=12, for_eval=False)
+    assert "offset_mapping" not in train and "example_id" not in train
+    assert train["start_positions"] == features["start_positions"]
+
+
+# ---------------------------------------------------------------- post-processing on hand-made logits
+
+PASSAGE = "aaaaa bbbbb ccccc ddddd"
+OFFSETS = [None, None, (0, 5), (6, 11), (12, 17), (18, 23), None]  # [CLS] question [tokens] [SEP]
+
+
+def logits(values: list[float], pad_to: int = 10, pad: float = 50.0) -> np.ndarray:
+    """Window logits, padded beyond the window with a value that would win if padding were not ignored."""
+    return np.array(values + [pad] * (pad_to - len(values)))
+
+
+def predict(starts: list[list[float]], ends: list[list[float]], **options) -> str:
+    cfg = QaConfig(**options)
+    features = {"example_id": ["q"] * len(starts), "offset_mapping": [OFFSETS] * len(starts)}
+    raw = {"id": ["q"], "context": [PASSAGE]}
+    start_logits = np.stack([logits(s) for s in starts])
+    end_logits = np.stack([logits(e) for e in ends])
+    return postprocess(start_logits, end_logits, features, raw, cfg)["q"]
+
+
+def test_best_span_ignores_question_special_and_padding_tokens():
+    start = [0, 30, 5, 1, 0, 0, 30]  # the question token and [SEP] score high but are not context
+    end = [0, 30, 0, 4, 1, 2, 30]
+    assert predict([start], [end]) == "aaaaa bbbbb"
+
+
+def test_max_answer_length_and_order():
+    start = [0, 0, 5, 0.5, 0, 0, 0]
+    end = [0, 0, 0, 4, 0, 8, 0]
+    assert predict([start], [end], max_answer_length=4) == PASSAGE  # tokens 2..5: 5 + 8
+    assert predict([start], [end], max_answer_length=2) == "aaaaa bbbbb"  # 2..3 (9) beats 3..4, 4..5
+    backwards = [0, 0, 0, 0, 9, 0, 0], [0, 0, 9, 0, 0, 1, 0]  # best end is before the best start
+    assert predict([backwards[0]], [backwards[1]]) == "ccccc ddddd"
+
+
+def test_best_span_over_windows():
+    low = [0, 0, 2, 0, 0, 0, 0], [0, 0, 2, 0, 0, 0, 0]
+    high = [0, 0, 0, 0, 3, 0, 0], [0, 0, 0, 0, 0, 3, 0]
+    assert predict([low[0], high[0]], [low[1], high[1]]) == "ccccc ddddd"
+    assert predict([high[0], low[0]], [high[1], low[1]]) == "ccccc ddddd"
+
+
+def test_null_threshold():
+    start = [6, 0, 5, 0, 0, 0, 0]  # null score 6 + 4 = 10, best span 5 + 4 = 9
+    end = [4, 0, 0, 4, 0, 0, 0]
+    assert predict([start], [end]) == "aaaaa bbbbb"  # SQuAD v1: always a span
+    assert predict([start], [end], version_2_with_negative=True) == ""
+    assert predict([start], [end], version_2_with_negative=True, null_score_diff_threshold=0.5) == ""
+    assert predict([start], [end], version_2_with_negative=True, null_score_diff_threshold=1.5) == "aaaaa bbbbb"
+    # the null score is the lowest over the example's windows: a window with a low [CLS] score lets the span win
+    other = [1, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0]
+    assert predict([start, other[0]], [end, other[1]], version_2_with_negative=True) == "aaaaa bbbbb"
+
+
+# ---------------------------------------------------------------- metric
+
+
+def test_squad_metric_v1_and_v2():
+    references = {"a": ["France", "france!"], "b": ["Denmark, Iceland and Norway"]}
+    predictions = {"a": "the France", "b": "Denmark and Norway"}
+    f1_b = 2 * 1.0 * 0.75 / 1.75  # 3 common tokens: precision 3/3, recall 3/4
+    scores = squad_scores(predictions, references)
+    assert scores == pytest.approx({"exact_match": 50.0, "f1": 100 * (1 + f1_b) / 2})
+
+    references.update({"c": [], "d": [], "e": ["x y"]})
+    predictions.update({"c": "", "d": "Paris"})  # "e" has no prediction: counts as ""
+    scores = squad_scores(predictions, references, with_negative=True)
+    assert scores == pytest.approx({
+        "exact_match": 40.0, "f1": 100 * (1 + f1_b + 1) / 5,
+        "HasAns_exact_match": 100 / 3, "HasAns_f1": 100 * (1 + f1_b) / 3, "HasAns_total": 3,
+        "NoAns_exact_match": 50.0, "NoAns_f1": 50.0, "NoAns_total": 2,
+    })
+
+
+# ---------------------------------------------------------------- data errors (CLI)
+
+FAST = ["--model", "tiny", "--max-length", "64", "--doc-stride", "16", "--max-steps", "2", "--batch-size", "4",
+        "--preset-vocab-size", "300"]
+
+
+def record(record_id: str, question: str, context: str, answer: str | None) -> dict:
+    start = [] if answer is None else [context.index(answer)]
+    return {"id": record_id, "question": question, "context": context,
+            "answers": {"text": [] if answer is None else [answer], "answer_start": start}}
+
+
+def records() -> list[dict]:
+    context = "Normandy is a region in France. The Normans came from Denmark, Iceland and Norway."
+    return [record("r1", "Where is Normandy?", context, "France"),
+            record("r2", "Where did the Normans come from?", context, "Denmark, Iceland and Norway"),
+            record("r3", "Who came from Denmark?", context, "The Normans")]
+
+
+def run_files(tmp_path, rows: list[dict], *extra: str, nested: bool = True):
+    path = tmp_path / ("data.json" if nested else "data.jsonl")
+    if nested:
+        path.write_text(json.dumps({"version": "test", "data": rows}))
+    else:
+        path.write_text("\n".join(json.dumps(r) for r in rows))
+    field = ["--field", "data"] if nested else []
+    return run_cli("qa", *FAST, "--train-file", path, "--validation-file", path, *field,
+                   "--output-dir", tmp_path / "out", *extra)
+
+
+def test_bad_answer_start_names_the_record(tmp_path):
+    rows = records()
+    rows[1]["answers"]["answer_start"] = [3]
+    result = run_files(tmp_path, rows)
+    assert result.exit_code == 2, result.output
+    assert "'r2'" in result.output and "answer_start 3" in result.output and "--skip-bad-records" in result.output
+
+
+def test_missing_field_names_the_record(tmp_path):
+    rows = records()
+    del rows[2]["question"]
+    result = run_files(tmp_path, rows, nested=False)
+    assert result.exit_code == 2, result.output
+    assert "'r3'" in result.output and "no question" in result.output
+
+
+def test_duplicate_id_names_the_record(tmp_path):
+    rows = records()
+    rows[2]["id"] = "r1"
+    result = run_files(tmp_path, rows, nested=False)
+    assert result.exit_code == 2, result.output
+    assert "'r1'" in result.output and "duplicate id" in result.output
+
+
+def test_unanswerable_needs_version_2(tmp_path):
+    rows = [*records(), record("r4", "Who?", "Nobody knows.", None)]
+    result = run_files(tmp_path, rows)
+    assert result.exit_code == 2, result.output
+    assert "'r4'" in result.output and "--version-2-with-negative" in result.output
+
+
+def test_stride_too_large_for_window(tmp_path):
+    result = run_files(tmp_path, records(), "--max-length", "16", "--doc-stride", "8")
+    assert result.exit_code == 2, result.output
+    assert "--doc-stride 8" in result.output
+
+
+def test_skip_bad_records_nested_squad_layout_then_predict(tmp_path):
+    """Official nested layout (data -> paragraphs -> qas), one bad answer skipped and counted."""
+    rows = records()
+    rows[0]["answers"]["answer_start"] = [0]
+    qas = [{"id": r["id"], "question": r["question"],
+            "answers": [{"text": t, "answer_start": s}
+                        for t, s in zip(r["answers"]["text"], r["answers"]["answer_start"], strict=True)]}
+           for r in rows]
+    nested = [{"title": "Normans", "paragraphs": [{"context": rows[0]["context"], "qas": qas}]}]
+    result = run_files(tmp_path, nested, "--skip-bad-records")
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 bad record(s) of 3" in " ".join(result.output.split()), result.output
+    out = tmp_path / "out"
+    info = read_json(out / "run.json")
+    assert info["eval_samples"] == 2
+    assert set(read_json(out / "metrics.json")) >= {"eval_exact_match", "eval_f1"}
+
+    context = rows[0]["context"]
+    predicted = run_cli("predict", "qa", out, "--question", "Where is Normandy?", "--context", context, "--json")
+    assert predicted.exit_code == 0, predicted.output
+    (row,) = json.loads(predicted.output)
+    assert row["answer"] and context[row["start"]:row["end"]] == row["answer"]  # v1: always a span
+    assert 0.0 <= row["score"] <= 1.0
+
+
+def test_predict_needs_question_and_context(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    result = run_cli("predict", "qa", tmp_path, "--question", "Where?")
+    assert result.exit_code == 2 and "--context" in result.output
+
+
+# ---------------------------------------------------------------- end to end on the bundled sample
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_sample_v2_both_loops_then_predict(tmp_path, loop):
+    out = tmp_path / loop
+    result = run_cli("qa", "--model", "tiny", "--dataset", "sample", "--version-2-with-negative",
+                     "--max-length", "96", "--doc-stride", "32", "--max-steps", "4", "--batch-size", "8",
+                     "--learning-rate", "5e-3", "--loop", loop, "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    metrics = read_json(out / "metrics.json")
+    for key in ("eval_exact_match", "eval_f1", "eval_HasAns_exact_match", "eval_HasAns_f1",
+                "eval_NoAns_exact_match", "eval_NoAns_f1"):
+        assert 0.0 <= metrics[key] <= 100.0, key
+    assert (metrics["eval_HasAns_total"], metrics["eval_NoAns_total"]) == (8, 6)  # the bundled sample
+    info = read_json(out / "run.json")
+    assert info["eval_samples"] == 14 and info["eval_features"] > 14, "long contexts are split into windows"
+
+    contexts = " ".join(dict.fromkeys(r["context"] for r in squad_sample()))  # far longer than 96 tokens
+    predicted = run_cli("predict", "qa", out, "--question", "Who was the duke in the battle of Hastings?",
+                        "--context", contexts, "--json")
+    assert predicted.exit_code == 0, predicted.output
+    (row,) = json.loads(predicted.output)
+    assert set(row) == {"answer", "score", "start", "end"}
+    assert contexts[row["start"]:row["end"]] == row["answer"]
+    assert row["answer"] or row["start"] == row["end"] == 0  # v2: "" is the null answer
+
+
+def squad_sample() -> list[dict]:
+    from nlpcli.sources.data import SAMPLES_DIR
+
+    return json.loads((SAMPLES_DIR / "squad_v2_sample.json").read_text(encoding="utf-8"))["data"]
