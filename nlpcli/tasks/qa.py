@@ -278,7 +278,7 @@ class QaTask(Task):
     help = "Extractive question answering (SQuAD, SQuAD v2): answer spans, exact match and F1."
     config_class = QaConfig
     model_class = "AutoModelForQuestionAnswering"
-    pipeline_task = "question-answering"
+    pipeline_task = "question-answering"  # transformers 5 dropped this pipeline: predict() does its work
     evaluation = "logits"
     sample = Sample(
         files={"train": "squad_v2_sample.json", "validation": "squad_v2_sample.json"},
