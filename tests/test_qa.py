@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import read_json, run_cli
+from conftest import REPO, read_json, run_cli
 from nlpcli.metrics.squad import squad_scores
 from nlpcli.sources.presets import train_wordpiece_tokenizer
 from nlpcli.tasks.qa import QaConfig, postprocess, window_features
@@ -261,3 +261,21 @@ def squad_sample() -> list[dict]:
     from nlpcli.sources.data import SAMPLES_DIR
 
     return json.loads((SAMPLES_DIR / "squad_v2_sample.json").read_text(encoding="utf-8"))["data"]
+
+
+def test_two_processes_score_like_one(tmp_path):
+    """Accelerate loop under torchrun: start/end logits padded and gathered across processes, then post-processed."""
+    from test_distributed import torchrun
+
+    model = tmp_path / "model"
+    trained = run_cli("qa", "--config", REPO / "configs" / "demo" / "qa.yaml", "--output-dir", model)
+    assert trained.exit_code == 0, trained.output
+    common = ["qa", "--model", model, "--eval-only", "--dataset", "sample", "--version-2-with-negative",
+              "--max-length", "128", "--doc-stride", "32", "--eval-batch-size", "3", "--loop", "accelerate"]
+    single = run_cli(*common, "--output-dir", tmp_path / "one")
+    assert single.exit_code == 0, single.output
+    result = torchrun(2, *common, "--output-dir", tmp_path / "two")  # uneven last batch: one duplicate dropped
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = read_json(tmp_path / "one" / "metrics.json"), read_json(tmp_path / "two" / "metrics.json")
+    assert one == two and one["eval_HasAns_f1"] > 0
+    assert read_json(tmp_path / "two" / "run.json")["world_size"] == 2
