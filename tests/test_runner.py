@@ -83,3 +83,13 @@ def test_minilm_preset_fine_tunes_real_weights(tmp_path):
     config = read_json(out / "config.json")
     assert config["num_hidden_layers"] == 6 and config["hidden_size"] == 384
     assert config["id2label"]["0"] == "O"
+
+
+def test_default_output_folder_is_runs_task_timestamp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "1", "--max-train-samples", "3",
+                     "--max-eval-samples", "3")
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "runs").glob("ner-*")
+    assert folder.name[len("ner-"):].replace("-", "").isdigit()  # ner-YYYYmmdd-HHMMSS
+    assert read_json(folder / "run.json")["train_samples"] == 3

@@ -171,6 +171,8 @@ def load_raw(
 
 
 def _ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
+    """Exactly `train` and `validation`: `test` stands in for a missing validation split, else 10% of train
+    is held out; other splits (imdb's `unsupervised`, a `test` beside `validation`) are left out."""
     import datasets
 
     if "validation" not in raw:
@@ -183,7 +185,7 @@ def _ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
         raise UserError("No training data: give --train-file (or a data set with a 'train' split).")
     if "validation" not in raw:
         raise UserError("No evaluation data: give --validation-file.")
-    return raw
+    return datasets.DatasetDict({split: raw[split] for split in ("train", "validation") if split in raw})
 
 
 def describe(cfg: Any, split: str) -> str:
