@@ -7,11 +7,9 @@ divide evenly), a checkpoint each epoch, and the final model saved once from the
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +19,6 @@ from nlpcli.runner.progress import TrainingProgress
 
 CHECKPOINT_PREFIX = "checkpoint-epoch-"
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-
-
-def model_inputs(model: Any, features: Any, keep: Iterable[str] = ()) -> Any:
-    """Drop feature columns the model's forward() does not take (e.g. QA offsets, example ids).
-
-    `keep` names columns the task's collator consumes itself (`Task.collator_columns`).
-    """
-    accepted = set(inspect.signature(model.forward).parameters) | {"labels"} | set(keep)
-    return features.remove_columns([c for c in features.column_names if c not in accepted])
 
 
 def optimizer_for(model: Any, learning_rate: float, weight_decay: float) -> Any:
@@ -67,7 +56,7 @@ class AccelerateLoop:
         )
         self.collator = ctx.task.collator(ctx.tokenizer, ctx.model, cfg)
         self.eval_loader = DataLoader(
-            model_inputs(ctx.model, ctx.eval_features, ctx.task.collator_columns),
+            ctx.model_inputs(ctx.eval_features),
             batch_size=cfg.per_device_eval_batch_size,
             collate_fn=self.collator,
         )
@@ -89,7 +78,7 @@ class AccelerateLoop:
         from transformers import get_scheduler
 
         train_loader = DataLoader(
-            model_inputs(ctx.model, ctx.train_features, ctx.task.collator_columns),
+            ctx.model_inputs(ctx.train_features),
             shuffle=True,
             batch_size=cfg.batch_size,
             collate_fn=self.collator,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,3 +22,11 @@ class RunContext:
     raw_eval: Any
     output_dir: Path
     mixed_precision: str  # 'no' | 'fp16' | 'bf16'
+    train_examples: int = 0  # raw training examples, before tokenization into features
+
+    def model_inputs(self, features: Any) -> Any:
+        """`features` without the columns the model's forward() does not take (QA offsets, example ids),
+        except those the task's collator consumes itself (`Task.collator_columns`)."""
+        accepted = set(inspect.signature(self.model.forward).parameters) | {"labels"}
+        accepted |= set(self.task.collator_columns)
+        return features.remove_columns([c for c in features.column_names if c not in accepted])

@@ -71,6 +71,7 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "device": device_name(),
         "precision": {"no": "fp32"}.get(ctx.mixed_precision, ctx.mixed_precision),
         "seed": ctx.cfg.seed,
+        "train_examples": ctx.train_examples,
         "train_samples": len(ctx.train_features) if ctx.train_features is not None else 0,
         "eval_samples": len(ctx.raw_eval),
         "eval_features": len(ctx.eval_features),
@@ -137,6 +138,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
         raw_eval=raw["validation"],
         output_dir=output_dir,
         mixed_precision=resolve_precision(cfg.precision),
+        train_examples=len(raw["train"]) if "train" in raw else 0,
     )
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -147,11 +149,8 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
         f"-> {output_dir}"
     )
     before = task.evaluate_before_training and not cfg.eval_only
-    if cfg.loop == "accelerate":
-        metrics = accelerate_loop.run(ctx, resume=cfg.resume, before=before)
-    else:
-        resume_from = True if cfg.resume else None
-        metrics = trainer_loop.run(ctx, resume_from=resume_from, before=before)
+    loop = accelerate_loop if cfg.loop == "accelerate" else trainer_loop
+    metrics = loop.run(ctx, resume=cfg.resume, before=before)
 
     metrics = final_metrics(metrics)
     if state.is_main_process:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from nlpcli.runner.accelerate import model_inputs
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import evaluate_batches
 from nlpcli.runner.progress import TrainingProgress, trainer_callback
@@ -47,7 +46,7 @@ def trainer_features(ctx: RunContext, features: Any) -> Any:
     some of them (`Task.collator_columns`), the runner drops the others itself and the Trainer none."""
     if features is None or not ctx.task.collator_columns:
         return features
-    return model_inputs(ctx.model, features, ctx.task.collator_columns)
+    return ctx.model_inputs(features)
 
 
 def trainer_class(ctx: RunContext) -> type:
@@ -88,21 +87,17 @@ def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     return trainer, progress
 
 
-def evaluate(trainer: Any) -> dict[str, Any]:
-    return trainer.evaluate()
-
-
-def run(ctx: RunContext, resume_from: str | None, before: bool) -> dict[str, Any]:
+def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     """Train (unless eval-only), save the model, and return the final evaluation metrics."""
     trainer, progress = build_trainer(ctx)
     metrics: dict[str, Any] = {}
     if before:
-        metrics.update({f"{k}_before": v for k, v in evaluate(trainer).items()})
+        metrics.update({f"{k}_before": v for k, v in trainer.evaluate().items()})
     if ctx.cfg.eval_only:
-        metrics.update(evaluate(trainer))
+        metrics.update(trainer.evaluate())
         return metrics
     try:
-        trainer.train(resume_from_checkpoint=resume_from)
+        trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         progress.stop()
     trainer.save_model(str(ctx.output_dir))
@@ -111,5 +106,5 @@ def run(ctx: RunContext, resume_from: str | None, before: bool) -> dict[str, Any
     if last_eval is not None and last_eval.get("step") == trainer.state.global_step:
         metrics.update(last_eval)
     else:
-        metrics.update(evaluate(trainer))
+        metrics.update(trainer.evaluate())
     return metrics
