@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nlpcli.config import CONFIG_DIR, _base_type, field_type, parse_set_options, read_yaml, resolve_config
+from nlpcli.config import CONFIG_DIR, base_type, field_type, parse_set_options, read_yaml, resolve_config
 from nlpcli.console import console, err_console, is_main_process, say
 from nlpcli.errors import UserError
 from nlpcli.tasks import TASK_MODULES, task_class
@@ -81,7 +81,7 @@ def _cell(value: Any) -> str:
 def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, Any]) -> inspect.Parameter:
     name = config_field.name
     flag = "--" + name.replace("_", "-")
-    base, _ = _base_type(field_type(cls, name))
+    base, _ = base_type(field_type(cls, name))
     help_text = config_field.metadata.get("help", "")
     choices = config_field.metadata.get("choices")
     if choices:

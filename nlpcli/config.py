@@ -7,6 +7,7 @@ option (`learning_rate` <-> `--learning-rate`). This module imports nothing heav
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,7 +18,14 @@ import yaml
 
 from nlpcli.errors import UserError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """configs/ beside the package (source checkout, editable install), else where a wheel put it."""
+    beside = Path(__file__).resolve().parent.parent / "configs"
+    return beside if beside.is_dir() else Path(sys.prefix) / "share" / "nlpcli" / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -74,7 +82,7 @@ def field_type(cls: type[RunConfig], name: str) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
-def _base_type(hint: Any) -> tuple[Any, bool]:
+def base_type(hint: Any) -> tuple[Any, bool]:
     """(inner type, optional?) for hints like `int | None` or `list[str] | None`."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -85,7 +93,7 @@ def _base_type(hint: Any) -> tuple[Any, bool]:
 
 def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
     """Convert a YAML/CLI value to the field's type, or fail naming the key and where it came from."""
-    hint, optional = _base_type(field_type(cls, key))
+    hint, optional = base_type(field_type(cls, key))
     if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
         if optional:
             return None
