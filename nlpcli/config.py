@@ -66,7 +66,8 @@ class RunConfig:
     resume: bool = option(False, "Continue from the last checkpoint in the output folder.")
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
     logging_steps: int = option(50, "Log the training loss every N steps.")
-    save_total_limit: int | None = option(2, "Keep at most N epoch checkpoints.")
+    save_total_limit: int | None = option(2, "Keep at most N checkpoints.")
+    save_steps: int | None = option(None, "Also checkpoint every N optimizer steps [only at each epoch's end].")
     preset_vocab_size: int = option(2000, "Vocabulary size of the tokenizer the tiny preset trains.")
 
     @property

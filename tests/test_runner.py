@@ -24,8 +24,37 @@ def test_resume_continues_from_the_last_epoch_checkpoint(tmp_path, loop):
         state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
         assert state["global_step"] == 6 and state["epoch"] == 2.0  # 10 sentences / 4 = 3 steps per epoch
     else:
-        assert "checkpoint-epoch-2" in checkpoints
-        assert read_json(out / "checkpoint-epoch-2" / "nlpcli_state.json") == {"epoch": 2, "step": 6}
+        assert "checkpoint-6" in checkpoints
+        assert read_json(out / "checkpoint-6" / "nlpcli_state.json") == {"epoch": 2, "batches": 0, "step": 6}
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_step_checkpoints_let_a_run_resume_mid_epoch(tmp_path, loop):
+    out = tmp_path / "run"
+    # 3 steps per epoch; a run cut short after step 4 (as a crash would) leaves checkpoint-4, inside epoch 2
+    cut = run_cli("ner", *SMOKE, "--loop", loop, "--max-steps", "4", "--save-steps", "2", "--save-total-limit",
+                  "5", "--output-dir", out)
+    assert cut.exit_code == 0, cut.output
+    assert {"checkpoint-2", "checkpoint-4"} <= {p.name for p in out.glob("checkpoint-*")}
+    if loop == "accelerate":
+        assert read_json(out / "checkpoint-4" / "nlpcli_state.json") == {"epoch": 1, "step": 4, "batches": 1}
+    assert not (out / "checkpoint-6").exists()
+    again = run_cli("ner", *SMOKE, "--loop", loop, "--epochs", "2", "--save-steps", "2", "--resume",
+                    "--output-dir", out)
+    assert again.exit_code == 0, again.output
+    assert "training" in again.output and "6/6" in again.output  # continued from step 4 to the end of epoch 2
+    if loop == "accelerate":  # it skipped the batch it had seen: epoch 2 ends exactly at step 6
+        assert read_json(out / "checkpoint-6" / "nlpcli_state.json") == {"epoch": 2, "step": 6, "batches": 0}
+    else:
+        assert json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())["epoch"] == 2.0
+
+
+def test_save_steps_keeps_the_epoch_end_checkpoints_too(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("ner", *SMOKE, "--epochs", "2", "--save-steps", "4", "--save-total-limit", "5",
+                     "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.glob("checkpoint-*")} == {"checkpoint-3", "checkpoint-4", "checkpoint-6"}
 
 
 def test_eval_only_reuses_the_saved_label_names(tmp_path):

@@ -17,7 +17,7 @@ from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import evaluate_batches
 from nlpcli.runner.progress import TrainingProgress
 
-CHECKPOINT_PREFIX = "checkpoint-epoch-"
+CHECKPOINT_PREFIX = "checkpoint-"  # checkpoint-<step>, as the Trainer names them
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
@@ -32,9 +32,13 @@ def optimizer_for(model: Any, learning_rate: float, weight_decay: float) -> Any:
     return torch.optim.AdamW(groups, lr=learning_rate)
 
 
+def checkpoints_by_step(output_dir: Path) -> list[Path]:
+    found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
 def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
-    found = sorted(output_dir.glob(f"{CHECKPOINT_PREFIX}*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-    for path in reversed(found):
+    for path in reversed(checkpoints_by_step(output_dir)):
         state = path / "nlpcli_state.json"
         if state.is_file():
             return path, json.loads(state.read_text())
@@ -44,7 +48,7 @@ def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
 class AccelerateLoop:
     def __init__(self, ctx: RunContext) -> None:
         import torch
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DataLoaderConfiguration
         from torch.utils.data import DataLoader
 
         self.ctx = ctx
@@ -53,6 +57,8 @@ class AccelerateLoop:
             mixed_precision=ctx.mixed_precision,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             cpu=not torch.cuda.is_available(),
+            # seeded per-epoch shuffles: a run resumed mid-epoch sees the batches it had not seen yet
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         )
         self.collator = ctx.task.collator(ctx.tokenizer, ctx.model, cfg)
         self.eval_loader = DataLoader(
@@ -94,12 +100,12 @@ class AccelerateLoop:
         scheduler = get_scheduler("linear", optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
         accelerator.register_for_checkpointing(scheduler)
 
-        start_epoch, step = 0, 0
+        start_epoch, step, skip = 0, 0, 0
         if resume:
             found = latest_checkpoint(ctx.output_dir)
             if found is not None:
                 accelerator.load_state(str(found[0]))
-                start_epoch, step = found[1]["epoch"], found[1]["step"]
+                start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
         if before:
             metrics.update({f"{k}_before": v for k, v in self.evaluate(model, eval_loader).items()})
             self.progress.log_evaluation("before training", metrics)
@@ -108,10 +114,15 @@ class AccelerateLoop:
         epoch_metrics: dict[str, Any] = {}
         try:
             for epoch in range(start_epoch, num_epochs):
-                step = self._train_epoch(model, optimizer, scheduler, train_loader, step, total_steps)
+                train_loader.set_epoch(epoch)
+                loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+                step, batches = self._train_epoch(model, optimizer, scheduler, loader, epoch, skip, step, total_steps)
+                skip = 0
                 epoch_metrics = self.evaluate(model, eval_loader)
                 self.progress.log_evaluation(f"epoch {epoch + 1}", epoch_metrics)
-                self._save_checkpoint(epoch + 1, step)
+                finished = batches >= len(train_loader)  # else max_steps ended the run inside this epoch
+                position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
+                self._save_checkpoint({**position, "step": step})
                 if step >= total_steps:
                     break
         finally:
@@ -120,11 +131,16 @@ class AccelerateLoop:
         self._save_model(model)
         return metrics
 
-    def _train_epoch(self, model: Any, optimizer: Any, scheduler: Any, loader: Any, step: int, total: int) -> int:
+    def _train_epoch(
+        self, model: Any, optimizer: Any, scheduler: Any, loader: Any, epoch: int, skipped: int, step: int, total: int
+    ) -> tuple[int, int]:
+        """Train over `loader` (whose first `skipped` batches a resumed run already saw).
+
+        Returns the optimizer step reached and the number of this epoch's batches done."""
         accelerator, cfg = self.accelerator, self.ctx.cfg
         model.train()
-        running, count = 0.0, 0
-        for batch in loader:
+        running, count, batches_done = 0.0, 0, skipped
+        for batches_done, batch in enumerate(loader, start=skipped + 1):
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
                 accelerator.backward(loss)
@@ -141,20 +157,23 @@ class AccelerateLoop:
                 self.progress.update(step, shown)
                 if shown is not None:
                     running, count = 0.0, 0
+                if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
+                    self._save_checkpoint({"epoch": epoch, "step": step, "batches": batches_done})
+                    model.train()
                 if step >= total:
                     break
-        return step
+        return step, batches_done
 
-    def _save_checkpoint(self, epoch: int, step: int) -> None:
+    def _save_checkpoint(self, position: dict[str, int]) -> None:
+        """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""
         accelerator, output_dir = self.accelerator, self.ctx.output_dir
-        path = output_dir / f"{CHECKPOINT_PREFIX}{epoch}"
+        path = output_dir / f"{CHECKPOINT_PREFIX}{position['step']}"
         accelerator.save_state(str(path))
         if accelerator.is_main_process:
-            (path / "nlpcli_state.json").write_text(json.dumps({"epoch": epoch, "step": step}))
+            (path / "nlpcli_state.json").write_text(json.dumps(position))
             limit = self.ctx.cfg.save_total_limit
             if limit:
-                old = sorted(output_dir.glob(f"{CHECKPOINT_PREFIX}*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-                for stale in old[:-limit]:
+                for stale in checkpoints_by_step(output_dir)[:-limit]:
                     shutil.rmtree(stale, ignore_errors=True)
         accelerator.wait_for_everyone()
 

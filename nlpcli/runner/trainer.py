@@ -17,7 +17,8 @@ def training_arguments(ctx: RunContext) -> Any:
     return TrainingArguments(
         output_dir=str(ctx.output_dir),
         eval_strategy="no" if cfg.eval_only else "epoch",
-        save_strategy="no" if cfg.eval_only else "epoch",
+        save_strategy="no" if cfg.eval_only else "steps" if cfg.save_steps else "epoch",
+        save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
@@ -69,6 +70,18 @@ def trainer_class(ctx: RunContext) -> type:
     return NlpcliTrainer
 
 
+def save_at_epoch_end() -> Any:
+    """With --save-steps the Trainer saves on steps only; this keeps the end-of-epoch checkpoint too."""
+    from transformers import TrainerCallback
+
+    class SaveAtEpochEnd(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):
+            control.should_save = True
+            return control
+
+    return SaveAtEpochEnd()
+
+
 def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     from transformers import PrinterCallback
 
@@ -84,6 +97,8 @@ def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     )
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(trainer_callback(progress))
+    if ctx.cfg.save_steps:
+        trainer.add_callback(save_at_epoch_end())
     return trainer, progress
 
 
