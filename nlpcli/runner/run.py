@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import sys
 import time
 from datetime import datetime
@@ -24,6 +25,7 @@ from nlpcli.runner.evaluation import final_metrics
 from nlpcli.sources import data, models
 from nlpcli.tasks import get_task
 
+PRESET_TOKENIZER_DIR = "preset-tokenizer"
 VERSIONED = ("nlpcli", "torch", "transformers", "datasets", "accelerate", "tokenizers")
 
 
@@ -120,9 +122,13 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     data.check_columns(raw, task.required_columns(cfg), cfg)
 
     model_kwargs = task.setup(raw, cfg, models.pretrained_config(cfg.model))
-    model, tokenizer = models.load_model_and_tokenizer(
-        cfg.model, task.model_class, model_kwargs, lambda: task.preset_texts(raw, cfg), cfg.preset_vocab_size
-    )
+    if state.is_main_process and not cfg.resume:  # a new run trains its own preset tokenizer
+        shutil.rmtree(output_dir / PRESET_TOKENIZER_DIR, ignore_errors=True)
+    with state.main_process_first():  # the main process trains the tiny preset's tokenizer, the others load it
+        model, tokenizer = models.load_model_and_tokenizer(
+            cfg.model, task.model_class, model_kwargs, lambda: task.preset_texts(raw, cfg), cfg.preset_vocab_size,
+            output_dir / PRESET_TOKENIZER_DIR,
+        )
     with state.main_process_first():
         train_features, eval_features = task.prepare(raw, tokenizer, cfg)
     if train_features is not None and len(train_features) == 0:

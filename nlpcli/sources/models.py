@@ -70,14 +70,16 @@ def load_model_and_tokenizer(
     model_kwargs: dict[str, Any],
     preset_texts: Callable[[], Iterable[str]],
     preset_vocab_size: int,
+    preset_tokenizer_dir: Path,
 ) -> tuple[Any, Any]:
-    """Load `spec` with the task's AutoModel class; `preset_texts` trains the tiny preset's tokenizer."""
+    """Load `spec` with the task's AutoModel class; `preset_texts` trains the tiny preset's tokenizer
+    (kept in `preset_tokenizer_dir`, and loaded from there when it is already there)."""
     import transformers
 
     model_class = getattr(transformers, model_class_name)
     where = locate(spec)
     if not where:
-        return presets.build_tiny(model_class, preset_texts(), preset_vocab_size, model_kwargs)
+        return presets.build_tiny(model_class, preset_texts(), preset_vocab_size, model_kwargs, preset_tokenizer_dir)
     tokenizer = _from_hub_or_folder(transformers.AutoTokenizer.from_pretrained, where, spec)
     if model_kwargs.get("num_labels") is not None:
         model_kwargs = {**model_kwargs, "ignore_mismatched_sizes": True}

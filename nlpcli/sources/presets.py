@@ -66,11 +66,21 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, max_length:
     )
 
 
-def build_tiny(model_class: Any, texts: Iterable[str], vocab_size: int, model_kwargs: dict) -> tuple:
-    """(model, tokenizer) for the `tiny` preset: BERT-shaped, random weights, tokenizer from `texts`."""
-    from transformers import BertConfig
+def build_tiny(
+    model_class: Any, texts: Iterable[str], vocab_size: int, model_kwargs: dict, tokenizer_dir: Path
+) -> tuple:
+    """(model, tokenizer) for the `tiny` preset: BERT-shaped, random weights, tokenizer from `texts`.
 
-    tokenizer = train_wordpiece_tokenizer(texts, vocab_size, TINY_BERT["max_position_embeddings"])
+    The tokenizer is trained once per run and kept in `tokenizer_dir`: WordPiece training is not
+    bit-for-bit repeatable, so a resumed run and every DDP process must load that same one.
+    """
+    from transformers import AutoTokenizer, BertConfig
+
+    if (tokenizer_dir / "tokenizer.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    else:
+        tokenizer = train_wordpiece_tokenizer(texts, vocab_size, TINY_BERT["max_position_embeddings"])
+        tokenizer.save_pretrained(str(tokenizer_dir))
     config = BertConfig(
         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **TINY_BERT, **model_kwargs
     )

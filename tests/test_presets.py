@@ -1,0 +1,20 @@
+"""The tiny preset: a trained tokenizer kept per run, so resumes and DDP processes share it."""
+
+from __future__ import annotations
+
+from transformers import AutoModelForTokenClassification
+
+from nlpcli.sources.presets import build_tiny
+
+
+def test_tiny_preset_reuses_the_tokenizer_kept_in_its_folder(tmp_path):
+    folder = tmp_path / "preset-tokenizer"
+    model, tokenizer = build_tiny(AutoModelForTokenClassification, ["Bill Clinton visited Paris"] * 5, 60,
+                                  {"num_labels": 3}, folder)
+    assert (folder / "tokenizer.json").is_file()
+    assert model.config.vocab_size == len(tokenizer) and model.config.num_labels == 3
+    # other text would train another vocabulary: the kept tokenizer wins
+    _, again = build_tiny(AutoModelForTokenClassification, ["completely different words here"] * 5, 60,
+                          {"num_labels": 3}, folder)
+    assert again.get_vocab() == tokenizer.get_vocab()
+    assert again("Bill Clinton").input_ids == tokenizer("Bill Clinton").input_ids
