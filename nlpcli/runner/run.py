@@ -26,6 +26,7 @@ from nlpcli.sources import data, models
 from nlpcli.tasks import get_task
 
 PRESET_TOKENIZER_DIR = "preset-tokenizer"
+LARGE_DATA = 5000  # records; above this, tokenization shows a progress bar
 VERSIONED = ("nlpcli", "torch", "transformers", "datasets", "accelerate", "tokenizers")
 
 
@@ -120,6 +121,10 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     if not task.limits_count_features:
         raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
     data.check_columns(raw, task.required_columns(cfg), cfg)
+    if state.is_main_process and sum(len(split) for split in raw.values()) > LARGE_DATA:
+        import datasets
+
+        datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
 
     model_kwargs = task.setup(raw, cfg, models.pretrained_config(cfg.model))
     if state.is_main_process and not cfg.resume:  # a new run trains its own preset tokenizer
