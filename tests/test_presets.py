@@ -18,3 +18,16 @@ def test_tiny_preset_reuses_the_tokenizer_kept_in_its_folder(tmp_path):
                           {"num_labels": 3}, folder)
     assert again.get_vocab() == tokenizer.get_vocab()
     assert again("Bill Clinton").input_ids == tokenizer("Bill Clinton").input_ids
+
+
+def test_tokenizer_fitting_is_deterministic_and_covers_every_character():
+    from nlpcli.sources.data import SAMPLES_DIR
+    from nlpcli.sources.presets import train_wordpiece_tokenizer
+
+    texts = [line for line in (SAMPLES_DIR / "wiki_00.txt").read_text().splitlines() if line.strip()]
+    first = train_wordpiece_tokenizer(texts, 500, 128)
+    second = train_wordpiece_tokenizer(list(texts), 500, 128)
+    assert first.get_vocab() == second.get_vocab() and len(first) == 500
+    encoded = first(texts[5])
+    assert first.unk_token_id not in encoded.input_ids  # unseen words split into characters, never [UNK]
+    assert "the" in first.get_vocab()  # the most frequent words are whole tokens
