@@ -218,6 +218,22 @@ def demo(
     say(summary)
 
 
+@app.command()
+@reports_user_errors
+def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Show versions, device, precision, hub reachability and presets (paste it into bug reports)."""
+    from nlpcli.environment import describe_environment
+
+    facts = describe_environment()
+    if as_json:
+        print(json.dumps(facts, indent=2))
+        return
+    table = Table("", "", show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
 def main() -> None:
     app()
 

@@ -28,3 +28,14 @@ def test_predict_refuses_a_folder_without_a_model(tmp_path):
     assert result.exit_code == 2 and "not a saved model folder" in result.output
     result = run_cli("predict", "pos", tmp_path, "some text")
     assert result.exit_code == 2 and "Unknown task 'pos'" in result.output
+
+
+def test_env_reports_versions_device_and_offline_hub():
+    import json
+
+    result = run_cli("env", "--json")
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.output)
+    assert facts["device"] == "cpu" and facts["default precision"] == "fp32"
+    assert facts["version torch"].startswith("2.") and "tiny" in facts["presets"]
+    assert facts["hugging face hub"].startswith("offline")  # conftest sets HF_HUB_OFFLINE=1

@@ -52,7 +52,7 @@ def _check_output_dir(output_dir: Path, cfg: RunConfig) -> None:
         )
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
@@ -81,7 +81,7 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
-        "versions": _versions(),
+        "versions": library_versions(),
     }
 
 

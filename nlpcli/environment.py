@@ -1,0 +1,37 @@
+"""`nlpcli env`: what this machine offers nlpcli (versions, device, precision, hub, presets), for bug reports."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+from nlpcli.config import CONFIG_DIR
+from nlpcli.sources import hub, presets
+
+
+def describe_environment() -> dict[str, Any]:
+    import torch
+
+    from nlpcli.runner.devices import device_name
+    from nlpcli.runner.run import library_versions
+
+    cuda = torch.cuda.is_available()
+    if hub.offline_requested():
+        hub_state = "offline (HF_HUB_OFFLINE is set): cached models and data sets only"
+    else:
+        hub_state = "reachable" if hub.hub_reachable() else "unreachable: cached models and data sets only"
+    return {
+        **{f"version {name}": version for name, version in library_versions().items()},
+        "device": device_name(),
+        "gpus": torch.cuda.device_count() if cuda else 0,
+        "default precision": "fp16" if cuda else "fp32",
+        "bf16 available": bool(cuda and torch.cuda.is_bf16_supported()),
+        "hugging face hub": hub_state,
+        "hf cache": os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")),
+        "presets": ", ".join(
+            name for name in presets.PRESETS
+            if name != "minilm" or importlib.util.find_spec(presets.MINILM_PACKAGE) is not None
+        ),
+        "task defaults": str(CONFIG_DIR),
+    }
