@@ -46,7 +46,7 @@ def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                     err_console.print(escape(err.hint), soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/yellow]: epoch checkpoints so far are kept; use --resume.")
+            err_console.print("[yellow]interrupted[/yellow]: the checkpoints saved so far are kept; use --resume.")
             raise typer.Exit(130) from None
 
     return wrapper

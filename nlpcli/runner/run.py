@@ -129,12 +129,13 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     model_kwargs = task.setup(raw, cfg, models.pretrained_config(cfg.model))
     if state.is_main_process and not cfg.resume:  # a new run trains its own preset tokenizer
         shutil.rmtree(output_dir / PRESET_TOKENIZER_DIR, ignore_errors=True)
-    with state.main_process_first():  # the main process trains the tiny preset's tokenizer, the others load it
+    # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
+    # datasets cache the others then read.
+    with state.main_process_first():
         model, tokenizer = models.load_model_and_tokenizer(
             cfg.model, task.model_class, model_kwargs, lambda: task.preset_texts(raw, cfg), cfg.preset_vocab_size,
             output_dir / PRESET_TOKENIZER_DIR,
         )
-    with state.main_process_first():
         train_features, eval_features = task.prepare(raw, tokenizer, cfg)
     if train_features is not None and len(train_features) == 0:
         raise UserError(f"{data.describe(cfg, 'train')}: no training features after tokenization.")

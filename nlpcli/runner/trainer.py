@@ -36,18 +36,10 @@ def training_arguments(ctx: RunContext) -> Any:
         use_cpu=not torch.cuda.is_available(),
         logging_steps=cfg.logging_steps,
         report_to="none",
-        remove_unused_columns=not ctx.task.collator_columns,  # else trainer_features drops them
+        remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
         average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
         disable_tqdm=True,
     )
-
-
-def trainer_features(ctx: RunContext, features: Any) -> Any:
-    """The Trainer drops every column its model's forward() does not take; when the task's collator needs
-    some of them (`Task.collator_columns`), the runner drops the others itself and the Trainer none."""
-    if features is None or not ctx.task.collator_columns:
-        return features
-    return ctx.model_inputs(features)
 
 
 def trainer_class(ctx: RunContext) -> type:
@@ -90,8 +82,8 @@ def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     trainer = trainer_class(ctx)(
         model=ctx.model,
         args=training_arguments(ctx),
-        train_dataset=trainer_features(ctx, ctx.train_features),
-        eval_dataset=trainer_features(ctx, ctx.eval_features),
+        train_dataset=ctx.model_inputs(ctx.train_features) if ctx.train_features is not None else None,
+        eval_dataset=ctx.model_inputs(ctx.eval_features),
         processing_class=ctx.tokenizer,
         data_collator=task.collator(ctx.tokenizer, ctx.model, ctx.cfg),
     )

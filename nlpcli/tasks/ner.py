@@ -82,28 +82,24 @@ class NerTask(Task):
 
     def setup(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> dict[str, Any]:
         self.labels = self._label_names(raw, cfg, pretrained_config)
-        label2id = {name: i for i, name in enumerate(self.labels)}
+        known = set(self.labels)
         for split, data in raw.items():
             for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
-                words, tags = as_list(words), as_list(tags)
-                if len(words) != len(tags):
-                    raise UserError(
-                        f"{describe(cfg, split)}, record {row + 1}: {len(words)} words but {len(tags)} labels."
-                    )
-                for tag in tags:
-                    if isinstance(tag, str) and tag not in label2id:
-                        raise UserError(
-                            f"{describe(cfg, split)}, record {row + 1}: label '{tag}' is not in the label list "
-                            f"({', '.join(self.labels)})."
-                        )
-                    if not isinstance(tag, str) and not 0 <= int(tag) < len(self.labels):
-                        top = len(self.labels) - 1
-                        raise UserError(f"{describe(cfg, split)}, record {row + 1}: label id {tag} not in 0..{top}.")
-        return {
-            "num_labels": len(self.labels),
-            "id2label": dict(enumerate(self.labels)),
-            "label2id": label2id,
-        }
+                problem = self._record_problem(as_list(words), as_list(tags), known)
+                if problem:
+                    raise UserError(f"{describe(cfg, split)}, record {row + 1}: {problem}.")
+        return {"num_labels": len(self.labels), "id2label": dict(enumerate(self.labels)), "label2id": self.label2id}
+
+    def _record_problem(self, words: list, tags: list, known: set[str]) -> str | None:
+        """What is wrong with one record's labels, or None."""
+        if len(words) != len(tags):
+            return f"{len(words)} words but {len(tags)} labels"
+        for tag in tags:
+            if isinstance(tag, str) and tag not in known:
+                return f"label '{tag}' is not in the label list ({', '.join(self.labels)})"
+            if not isinstance(tag, str) and not 0 <= int(tag) < len(self.labels):
+                return f"label id {tag} not in 0..{len(self.labels) - 1}"
+        return None
 
     def _label_names(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
         if cfg.labels and len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file():
