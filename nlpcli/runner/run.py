@@ -78,6 +78,8 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "train_samples": len(ctx.train_features) if ctx.train_features is not None else 0,
         "eval_samples": len(ctx.raw_eval),
         "eval_features": len(ctx.eval_features),
+        "data": ctx.task.data_report,
+        **({"generation": ctx.generation} if ctx.generation else {}),
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -152,7 +154,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
         eval_features=eval_features,
         raw_eval=raw["validation"],
         output_dir=output_dir,
-        mixed_precision=resolve_precision(cfg.precision),
+        mixed_precision=resolve_precision(cfg.precision, getattr(model.config, "model_type", None)),
         train_examples=len(raw["train"]) if "train" in raw else 0,
     )
     if state.is_main_process:
