@@ -7,6 +7,7 @@ option (`learning_rate` <-> `--learning-rate`). This module imports nothing heav
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -28,9 +29,49 @@ def _config_dir() -> Path:
 CONFIG_DIR = _config_dir()
 
 
-def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its help text (shown by `--help`) and, optionally, its allowed values."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def option(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+) -> Any:
+    """A config field with its help text (shown by `--help`) and, optionally, its allowed values or range
+    (checked whatever layer the value comes from, before anything runs)."""
+    bounds = {"at_least": at_least, "above": above, "at_most": at_most, "below": below}
+    return field(default=default, metadata={"help": help, "choices": choices,
+                                            "bounds": {k: v for k, v in bounds.items() if v is not None}})
+
+
+BOUND_CHECKS = {
+    "at_least": (lambda value, bound: value >= bound, "at least"),
+    "above": (lambda value, bound: value > bound, "above"),
+    "at_most": (lambda value, bound: value <= bound, "at most"),
+    "below": (lambda value, bound: value < bound, "below"),
+}
+
+
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def allowed_range(bounds: dict[str, float]) -> str:
+    return " and ".join(f"{BOUND_CHECKS[kind][1]} {bound:g}" for kind, bound in bounds.items())
+
+
+def check_bounds(cls: type[RunConfig], key: str, value: Any, source: str) -> None:
+    """A UserError naming the option and its allowed range when a number is outside it (or not finite)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{source}: {flag(key)} must be a finite number, got {value}.")
+    bounds = next(f.metadata.get("bounds") or {} for f in dataclasses.fields(cls) if f.name == key)
+    for kind, bound in bounds.items():
+        test, _ = BOUND_CHECKS[kind]
+        if not test(value, bound):
+            raise UserError(f"{source}: {flag(key)} must be {allowed_range(bounds)}, got {value:g}.")
 
 
 @dataclass
@@ -49,18 +90,18 @@ class RunConfig:
     label_column: str | None = option(None, "Column holding the labels.")
     output_dir: str | None = option(None, "Where to write the model and metrics [runs/<task>-<time>].")
     loop: str = option("trainer", "Training loop.", choices=("trainer", "accelerate"))
-    epochs: float = option(3.0, "Number of training epochs.")
-    max_steps: int = option(-1, "Stop after this many optimizer steps (overrides epochs when > 0).")
-    learning_rate: float = option(2e-5, "Peak learning rate for AdamW.")
-    weight_decay: float = option(0.0, "AdamW weight decay.")
-    warmup_ratio: float = option(0.0, "Fraction of steps used for linear warm-up.")
-    batch_size: int = option(8, "Training batch size per device.")
-    eval_batch_size: int | None = option(None, "Evaluation batch size per device [batch_size].")
-    gradient_accumulation_steps: int = option(1, "Accumulate gradients over this many batches.")
-    max_grad_norm: float = option(1.0, "Clip the gradient norm to this value (0: no clipping).")
-    max_length: int | None = option(None, "Truncate inputs to this many tokens [model maximum].")
-    max_train_samples: int | None = option(None, "Use only the first N training examples.")
-    max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.")
+    epochs: float = option(3.0, "Number of training epochs.", at_least=0)
+    max_steps: int = option(-1, "Stop after this many optimizer steps (overrides epochs when > 0).", at_least=-1)
+    learning_rate: float = option(2e-5, "Peak learning rate for AdamW.", above=0)
+    weight_decay: float = option(0.0, "AdamW weight decay.", at_least=0)
+    warmup_ratio: float = option(0.0, "Fraction of steps used for linear warm-up.", at_least=0, below=1)
+    batch_size: int = option(8, "Training batch size per device.", at_least=1)
+    eval_batch_size: int | None = option(None, "Evaluation batch size per device [batch_size].", at_least=1)
+    gradient_accumulation_steps: int = option(1, "Accumulate gradients over this many batches.", at_least=1)
+    max_grad_norm: float = option(1.0, "Clip the gradient norm to this value (0: no clipping).", at_least=0)
+    max_length: int | None = option(None, "Truncate inputs to this many tokens [model maximum].", at_least=1)
+    max_train_samples: int | None = option(None, "Use only the first N training examples.", at_least=1)
+    max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.", at_least=1)
     seed: int = option(42, "Random seed.")
     split_seed: int | None = option(None, "Seed of the 90/10 split when the data has no validation split [seed].")
     precision: str = option(
@@ -68,10 +109,12 @@ class RunConfig:
     )
     resume: bool = option(False, "Continue from the last checkpoint in the output folder.")
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
-    logging_steps: int = option(50, "Log the training loss every N steps.")
-    save_total_limit: int | None = option(2, "Keep at most N checkpoints.")
-    save_steps: int | None = option(None, "Also checkpoint every N optimizer steps [only at each epoch's end].")
-    preset_vocab_size: int = option(2000, "Vocabulary size of the tokenizer the tiny preset trains.")
+    logging_steps: int = option(50, "Log the training loss every N steps.", at_least=1)
+    save_total_limit: int | None = option(2, "Keep at most N checkpoints.", at_least=1)
+    save_steps: int | None = option(
+        None, "Also checkpoint every N optimizer steps [only at each epoch's end].", at_least=1
+    )
+    preset_vocab_size: int = option(2000, "Vocabulary size of the tokenizer the tiny preset trains.", at_least=8)
 
     @property
     def per_device_eval_batch_size(self) -> int:
@@ -122,6 +165,7 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
     choices = next(f.metadata.get("choices") for f in dataclasses.fields(cls) if f.name == key)
     if choices and converted not in choices:
         raise UserError(f"{source}: '{key}' must be one of {', '.join(choices)}; got {converted!r}.")
+    check_bounds(cls, key, converted, source)
     return converted
 
 
@@ -176,7 +220,10 @@ def resolve_config(
         _apply(cls, values, read_yaml(Path(config_file)), str(config_file))
     _apply(cls, values, set_values or {}, "--set")
     _apply(cls, values, {k: v for k, v in (cli_values or {}).items() if v is not None}, "command line")
-    return cls(**values)
+    cfg = cls(**values)
+    if cfg.epochs == 0 and cfg.max_steps <= 0:
+        raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")
+    return cfg
 
 
 def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:
