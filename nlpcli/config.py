@@ -108,6 +108,7 @@ class RunConfig:
         "auto", "auto: fp16 on CUDA, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
     )
     resume: bool = option(False, "Continue from the last checkpoint in the output folder.")
+    overwrite: bool = option(False, "Delete what the output folder holds (a finished run, checkpoints) first.")
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
     logging_steps: int = option(50, "Log the training loss every N steps.", at_least=1)
     save_total_limit: int | None = option(2, "Keep at most N checkpoints.", at_least=1)
