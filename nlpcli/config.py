@@ -28,9 +28,13 @@ def _config_dir() -> Path:
 CONFIG_DIR = _config_dir()
 
 
-def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its help text (shown by `--help`) and, optionally, its allowed values."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def option(default: Any, help: str, choices: tuple[str, ...] | None = None, repeatable: bool = False) -> Any:
+    """A config field with its help text (shown by `--help`) and, optionally, its allowed values.
+
+    `repeatable` (list fields only): the CLI option may be given several times and each string value is
+    one item, commas included (`--filter col=a,b --filter other=c`), instead of a comma-separated list.
+    """
+    return field(default=default, metadata={"help": help, "choices": choices, "repeatable": repeatable})
 
 
 @dataclass
@@ -39,12 +43,17 @@ class RunConfig:
 
     model: str = option("bert-base-cased", "Hub id, local model folder, or preset (tiny, minilm).")
     dataset: str | None = option(None, "Hub data set name, or 'sample' for the bundled sample.")
-    dataset_config: str | None = option(None, "Hub data set configuration name.")
+    dataset_config: list[str] | None = option(
+        None, "Hub data set configuration name; several (en,es) are concatenated split by split, shuffled with --seed."
+    )
     train_file: str | None = option(None, "Local training file (json, jsonl, csv, txt, conll).")
     validation_file: str | None = option(None, "Local validation file (same formats).")
     field: str | None = option(None, "JSON key holding the records (e.g. 'data' for nested files).")
     text_column: str | None = option(None, "Column holding the input text/tokens.")
     label_column: str | None = option(None, "Column holding the labels.")
+    filter: list[str] | None = option(
+        None, "Keep only rows whose COLUMN is one of the values: COLUMN=V1,V2 (repeatable).", repeatable=True
+    )
     output_dir: str | None = option(None, "Where to write the model and metrics [runs/<task>-<time>].")
     loop: str = option("trainer", "Training loop.", choices=("trainer", "accelerate"))
     epochs: float = option(3.0, "Number of training epochs.")
@@ -108,7 +117,10 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
                 return lowered in ("true", "1", "yes", "on")
             return bool(value)
         if typing.get_origin(hint) is list:
-            items = value.split(",") if isinstance(value, str) else list(value)
+            if isinstance(value, str):
+                items = [value] if _is_repeatable(cls, key) else value.split(",")
+            else:
+                items = list(value)
             return [str(item).strip() for item in items if str(item).strip()]
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
@@ -120,6 +132,10 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
     if choices and converted not in choices:
         raise UserError(f"{source}: '{key}' must be one of {', '.join(choices)}; got {converted!r}.")
     return converted
+
+
+def _is_repeatable(cls: type[RunConfig], key: str) -> bool:
+    return any(f.metadata.get("repeatable") for f in dataclasses.fields(cls) if f.name == key)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

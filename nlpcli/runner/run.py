@@ -78,6 +78,7 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "train_samples": len(ctx.train_features) if ctx.train_features is not None else 0,
         "eval_samples": len(ctx.raw_eval),
         "eval_features": len(ctx.eval_features),
+        "filters": ctx.filter_counts,
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -117,6 +118,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label, cfg.seed)
     if cfg.eval_only and "train" in raw:
         del raw["train"]
+    raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
     raw = task.normalize(raw, cfg)
     if not task.limits_count_features:
         raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
@@ -151,6 +153,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
         output_dir=output_dir,
         mixed_precision=resolve_precision(cfg.precision),
         train_examples=len(raw["train"]) if "train" in raw else 0,
+        filter_counts=filter_counts,
     )
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
