@@ -46,6 +46,8 @@ class RunConfig:
     dataset_config: list[str] | None = option(
         None, "Hub data set configuration name; several (en,es) are concatenated split by split, shuffled with --seed."
     )
+    dataset_revision: str | None = option(None, "Hub data set revision: branch, tag or commit.")
+    data_dir: str | None = option(None, "Folder inside the hub data set repository to load.")
     train_file: str | None = option(None, "Local training file (json, jsonl, csv, txt, conll).")
     validation_file: str | None = option(None, "Local validation file (same formats).")
     field: str | None = option(None, "JSON key holding the records (e.g. 'data' for nested files).")
@@ -69,6 +71,7 @@ class RunConfig:
     max_train_samples: int | None = option(None, "Use only the first N training examples.")
     max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.")
     seed: int = option(42, "Random seed.")
+    split_seed: int | None = option(None, "Seed of the 90/10 split when the data has no validation split [seed].")
     precision: str = option(
         "auto", "auto: fp16 on CUDA, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
     )
@@ -190,6 +193,15 @@ def resolve_config(
     _apply(cls, values, set_values or {}, "--set")
     _apply(cls, values, {k: v for k, v in (cli_values or {}).items() if v is not None}, "command line")
     return cls(**values)
+
+
+def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:
+    """The settings a run saved beside its model (nlpcli_config.yaml), or the defaults; keys `cls` does not
+    know are left out."""
+    path = Path(folder) / "nlpcli_config.yaml"
+    saved = read_yaml(path) if path.is_file() else {}
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: coerce(cls, k, v, str(path)) for k, v in saved.items() if k in known})
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:

@@ -140,9 +140,9 @@ def _hub_like_folder(root: Path) -> Path:
 
 
 def _load(folder: Path, configs: list[str] | None, seed: int) -> datasets.DatasetDict:
-    cfg = SimpleNamespace(dataset=str(folder), dataset_config=configs, train_file=None, validation_file=None,
-                          eval_only=False)
-    return data.load_raw(cfg, None, "text", "label", seed)
+    cfg = SimpleNamespace(dataset=str(folder), dataset_config=configs, dataset_revision=None, data_dir=None,
+                          train_file=None, validation_file=None, seed=seed)
+    return data.load_raw(cfg, None, "text", "label")
 
 
 def test_several_configurations_are_concatenated_split_by_split_and_shuffled_with_the_seed(tmp_path):

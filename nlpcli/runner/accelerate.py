@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.evaluation import evaluate_batches
+from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
+from nlpcli.runner.guards import any_process, non_finite_loss
 from nlpcli.runner.progress import TrainingProgress
 
 CHECKPOINT_PREFIX = "checkpoint-"  # checkpoint-<step>, as the Trainer names them
@@ -69,8 +70,7 @@ class AccelerateLoop:
         self.progress = TrainingProgress()
 
     def evaluate(self, model: Any, eval_loader: Any) -> dict[str, Any]:
-        ctx = self.ctx
-        return evaluate_batches(self.accelerator, model, eval_loader, ctx.task, ctx.eval_features, ctx.raw_eval)
+        return evaluate_batches(self.accelerator, model, eval_loader, self.ctx)
 
     def run(self, resume: bool, before: bool) -> dict[str, Any]:
         ctx, cfg, accelerator = self.ctx, self.ctx.cfg, self.accelerator
@@ -108,6 +108,7 @@ class AccelerateLoop:
                 start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
         if before:
             metrics.update({f"{k}_before": v for k, v in self.evaluate(model, eval_loader).items()})
+            keep_before_predictions(ctx.output_dir)
             self.progress.log_evaluation("before training", metrics)
 
         self.progress.start(total_steps, step)
@@ -137,12 +138,16 @@ class AccelerateLoop:
         """Train over `loader` (whose first `skipped` batches a resumed run already saw).
 
         Returns the optimizer step reached and the number of this epoch's batches done."""
+        import torch
+
         accelerator, cfg = self.accelerator, self.ctx.cfg
         model.train()
         running, count, batches_done = 0.0, 0, skipped
         for batches_done, batch in enumerate(loader, start=skipped + 1):
             with accelerator.accumulate(model):
                 loss = model(**batch).loss
+                if any_process(accelerator, ~torch.isfinite(loss.detach()).all()):
+                    raise non_finite_loss(step + 1, self.ctx.output_dir)  # before backward: weights untouched
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

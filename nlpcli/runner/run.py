@@ -115,11 +115,14 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     _check_output_dir(output_dir, cfg)
 
     cfg_text, cfg_label = cfg.text_column or "text", cfg.label_column or "label"
-    raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label, cfg.seed)
+    raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label)
+    if cfg.eval_only and "train" in raw and ("validation" in raw or "test" in raw):
+        del raw["train"]  # not needed: the evaluation data is there
+    raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
+    # records are checked (and bad ones named or skipped) before a validation part is held out of train
+    raw = data.ensure_splits(task.normalize(raw, cfg), cfg, cfg.seed if cfg.split_seed is None else cfg.split_seed)
     if cfg.eval_only and "train" in raw:
         del raw["train"]
-    raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
-    raw = task.normalize(raw, cfg)
     if not task.limits_count_features:
         raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
     data.check_columns(raw, task.required_columns(cfg), cfg)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.evaluation import evaluate_batches
+from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
+from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback
 from nlpcli.runner.progress import TrainingProgress, trainer_callback
 
 
@@ -39,23 +40,28 @@ def training_arguments(ctx: RunContext) -> Any:
         remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
         average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
         disable_tqdm=True,
+        logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run), not be averaged away
     )
 
 
-def trainer_class(ctx: RunContext) -> type:
-    """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP)."""
+def trainer_class(ctx: RunContext, guard: LossGuard) -> type:
+    """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP) and
+    whose training losses feed the non-finite loss guard."""
     from transformers import Trainer
     from transformers.trainer_utils import EvalLoopOutput
 
     class NlpcliTrainer(Trainer):
+        def training_step(self, *args, **kwargs):
+            loss = super().training_step(*args, **kwargs)
+            guard.observe(loss)
+            return loss
+
         def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                             metric_key_prefix="eval"):
             model = self.model_wrapped if self.is_in_train else self.accelerator.prepare_model(
                 self.model, evaluation_mode=True
             )
-            metrics = evaluate_batches(
-                self.accelerator, model, dataloader, ctx.task, ctx.eval_features, ctx.raw_eval
-            )
+            metrics = evaluate_batches(self.accelerator, model, dataloader, ctx)
             metrics = {f"{metric_key_prefix}_{k.removeprefix('eval_')}": v for k, v in metrics.items()}
             return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=len(ctx.eval_features))
 
@@ -74,12 +80,12 @@ def save_at_epoch_end() -> Any:
     return SaveAtEpochEnd()
 
 
-def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
+def build_trainer(ctx: RunContext, guard: LossGuard) -> tuple[Any, TrainingProgress]:
     from transformers import PrinterCallback
 
     task = ctx.task
     progress = TrainingProgress()
-    trainer = trainer_class(ctx)(
+    trainer = trainer_class(ctx, guard)(
         model=ctx.model,
         args=training_arguments(ctx),
         train_dataset=ctx.model_inputs(ctx.train_features) if ctx.train_features is not None else None,
@@ -91,15 +97,19 @@ def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     trainer.add_callback(trainer_callback(progress))
     if ctx.cfg.save_steps:
         trainer.add_callback(save_at_epoch_end())
+    guard.accelerator = trainer.accelerator
+    trainer.add_callback(trainer_guard_callback(guard))  # last: it overrides the others' save/evaluate
     return trainer, progress
 
 
 def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     """Train (unless eval-only), save the model, and return the final evaluation metrics."""
-    trainer, progress = build_trainer(ctx)
+    guard = LossGuard()
+    trainer, progress = build_trainer(ctx, guard)
     metrics: dict[str, Any] = {}
     if before:
         metrics.update({f"{k}_before": v for k, v in trainer.evaluate().items()})
+        keep_before_predictions(ctx.output_dir)
     if ctx.cfg.eval_only:
         metrics.update(trainer.evaluate())
         return metrics
@@ -107,6 +117,8 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         progress.stop()
+    if guard.stopped_at is not None:
+        raise non_finite_loss(guard.stopped_at, ctx.output_dir)
     trainer.save_model(str(ctx.output_dir))
     history = trainer.state.log_history
     last_eval = next((log for log in reversed(history) if any(k.startswith("eval_") for k in log)), None)

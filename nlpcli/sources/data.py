@@ -125,13 +125,13 @@ def _load_file(path: Path, text_format: str, json_field: str | None, text_column
     return loaded
 
 
-def _load_hub(name: str, config_name: str | None):
+def _load_hub(name: str, config_name: str | None, revision: str | None = None, data_dir: str | None = None):
     import datasets
 
     reachable = hub.prepare_hub_access()
     label = f"{name}' (configuration '{config_name}')" if config_name else f"{name}'"
     try:
-        return datasets.load_dataset(name, config_name)
+        return datasets.load_dataset(name, config_name, revision=revision, data_dir=data_dir)
     except (OSError, ConnectionError, ValueError, RuntimeError) as err:
         if not reachable:
             example = "--dataset sample, or --train-file train.jsonl --validation-file dev.jsonl"
@@ -170,10 +170,9 @@ def concatenate_configs(parts: dict[str, Any], seed: int) -> Any:
     )
 
 
-def load_raw(
-    cfg: Any, sample: Sample | None, text_column: str, label_column: str, seed: int
-) -> Any:
-    """Load the configured source into a DatasetDict with `train` and `validation` splits."""
+def load_raw(cfg: Any, sample: Sample | None, text_column: str, label_column: str) -> Any:
+    """Load the configured source into a DatasetDict of its splits (`ensure_splits` makes them train and
+    validation, once the task has checked the records)."""
     import datasets
 
     if cfg.dataset == "sample":
@@ -199,15 +198,16 @@ def load_raw(
     elif cfg.dataset:
         configs = cfg.dataset_config or [None]
         if len(configs) == 1:
-            raw = _load_hub(cfg.dataset, configs[0])
+            raw = _load_hub(cfg.dataset, configs[0], cfg.dataset_revision, cfg.data_dir)
         else:
-            raw = concatenate_configs({name: _load_hub(cfg.dataset, name) for name in configs}, seed)
+            parts = {name: _load_hub(cfg.dataset, name, cfg.dataset_revision, cfg.data_dir) for name in configs}
+            raw = concatenate_configs(parts, cfg.seed)
     else:
         raise UserError("No data: give --dataset NAME, --dataset sample, or --train-file/--validation-file.")
-    return _ensure_splits(raw, cfg, seed)
+    return raw
 
 
-def _ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
+def ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
     """Exactly `train` and `validation`: `test` stands in for a missing validation split, else 10% of train
     is held out; other splits (imdb's `unsupervised`, a `test` beside `validation`) are left out."""
     import datasets
@@ -216,6 +216,11 @@ def _ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
         if "test" in raw:
             raw["validation"] = raw["test"]
         elif "train" in raw:  # also for --eval-only: the same seed holds out the same 10% as training did
+            if len(raw["train"]) < 2:
+                raise UserError(
+                    f"{describe(cfg, 'train')}: {len(raw['train'])} record(s), too few to hold out a validation split.",
+                    hint="Give --validation-file, or more training data.",
+                )
             parts = raw["train"].train_test_split(test_size=0.1, seed=seed)
             raw = datasets.DatasetDict({"train": parts["train"], "validation": parts["test"]})
     if "train" not in raw and not cfg.eval_only:
@@ -232,7 +237,56 @@ def describe(cfg: Any, split: str) -> str:
     name = cfg.train_file if split == "train" else cfg.validation_file
     if name:
         return name
+    if split == "validation" and cfg.train_file:
+        return f"{cfg.train_file} (the held-out validation part)"
     return f"data set {cfg.dataset} ({split})"
+
+
+def _own_file(cfg: Any, split: str) -> Path | None:
+    """The local file a split was read from, record for record (not a bundled sample or a hub data set)."""
+    if cfg.dataset == "sample":
+        return None
+    name = cfg.train_file if split == "train" else cfg.validation_file
+    return Path(name) if name else None
+
+
+def _is_json_lines(path: Path) -> bool:
+    """True when the file's first non-blank line is a whole JSON object (one record per line)."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        first = next((line for line in handle if line.strip()), "")
+    try:
+        return isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _nth_record_line(path: Path, index: int) -> int | None:
+    """Line number of the `index`-th non-blank line (JSON lines files skip blank lines)."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        seen = -1
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                seen += 1
+                if seen == index:
+                    return number
+    return None
+
+
+def record_location(cfg: Any, split: str, index: int) -> str:
+    """Where record `index` (0-based, in file order) of a split came from: file and line for JSON lines, CSV,
+    TSV and text files, else the record number."""
+    path = _own_file(cfg, split)
+    suffix = path.suffix.lower() if path is not None else ""
+    line = None
+    if suffix in (".json", ".jsonl") and not cfg.field and _is_json_lines(path):
+        line = _nth_record_line(path, index)
+    elif suffix in (".csv", ".tsv"):
+        line = index + 2  # after the header line
+    elif suffix == ".txt":
+        line = index + 1
+    if line is not None:
+        return f"{path}, line {line}"
+    return f"{describe(cfg, split)}, record {index}"
 
 
 def check_columns(raw: Any, columns: list[str], cfg: Any) -> None:

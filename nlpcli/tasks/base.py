@@ -40,7 +40,12 @@ class PredictionTable:
 
 
 class Task:
-    """Base class with the parts most tasks share; subclasses fill in the task-specific ones."""
+    """Base class with the parts most tasks share; subclasses fill in the task-specific ones.
+
+    Generation tasks (`evaluation = "generation"`) also give `generation_settings(cfg, tokenizer)` (keyword
+    arguments of `model.generate`), `sources(raw_eval)` (the input texts, for eval_predictions.jsonl) and
+    `score(sources, predictions, references)` (metrics from decoded texts).
+    """
 
     name: ClassVar[str]
     help: ClassVar[str]
@@ -57,6 +62,9 @@ class Task:
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies
     # them; the runner then leaves the raw data whole.
     limits_count_features: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.data_report: dict[str, Any] = {}  # what reading the data kept and dropped, per split (run.json)
 
     def required_columns(self, cfg: RunConfig) -> list[str]:
         return [c for c in (cfg.text_column, cfg.label_column) if c]
