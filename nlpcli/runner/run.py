@@ -79,6 +79,8 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "eval_samples": len(ctx.raw_eval),
         "eval_features": len(ctx.eval_features),
         "filters": ctx.filter_counts,
+        "data": ctx.task.data_report,
+        **ctx.task.run_details(ctx.cfg),
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
