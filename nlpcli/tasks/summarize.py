@@ -37,9 +37,11 @@ class SummarizeTask(Seq2SeqTask):
         files={"train": "xsum_sample.jsonl", "validation": "xsum_sample.jsonl"},
         description="10 BBC articles with their one-sentence xsum summaries, for train and validation",
     )
-    demo_request = PredictRequest(
-        texts=["The Met Office has warned of ice on untreated roads across Wales on Saturday night. "
-               "Drivers are asked to take care, and the warning ends at 10:00 on Sunday."]
+    demo_request = PredictRequest(  # the first document of the sample, which the demo model was trained on
+        texts=["The warning begins at 22:00 GMT on Saturday and ends at 10:00 on Sunday. The ice could lead to "
+               "difficult driving conditions on untreated roads and slippery conditions on pavements, the weather "
+               "service warned. Only the southernmost counties and parts of the most westerly counties are "
+               "expected to escape."]
     )
 
     def side_labels(self, cfg: SummarizeConfig) -> tuple[str, str]:
