@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_distributed import torchrun
 
-from conftest import read_json, run_cli
+from conftest import read_json, run_cli, torchrun
 from nlpcli.config import resolve_config
 from nlpcli.metrics.rouge import lead3_scores, rouge_scores
 from nlpcli.metrics.sentences import sentence_splitter

@@ -15,7 +15,7 @@ from typing import Any
 
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
-from nlpcli.runner.guards import any_process, non_finite_loss
+from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
 from nlpcli.runner.progress import TrainingProgress
 
 CHECKPOINT_PREFIX = "checkpoint-"  # checkpoint-<step>, as the Trainer names them
@@ -123,13 +123,13 @@ class AccelerateLoop:
                 self.progress.log_evaluation(f"epoch {epoch + 1}", epoch_metrics)
                 finished = batches >= len(train_loader)  # else max_steps ended the run inside this epoch
                 position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
-                self._save_checkpoint({**position, "step": step})
+                self._save_checkpoint(model, {**position, "step": step})
                 if step >= total_steps:
                     break
         finally:
             self.progress.stop()
         metrics.update(epoch_metrics or self.evaluate(model, eval_loader))
-        self._save_model(model)
+        self._save_model(model, step)
         return metrics
 
     def _train_epoch(
@@ -163,15 +163,17 @@ class AccelerateLoop:
                 if shown is not None:
                     running, count = 0.0, 0
                 if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
-                    self._save_checkpoint({"epoch": epoch, "step": step, "batches": batches_done})
+                    self._save_checkpoint(model, {"epoch": epoch, "step": step, "batches": batches_done})
                     model.train()
                 if step >= total:
                     break
         return step, batches_done
 
-    def _save_checkpoint(self, position: dict[str, int]) -> None:
+    def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""
         accelerator, output_dir = self.accelerator, self.ctx.output_dir
+        if not weights_finite(accelerator, model):
+            raise non_finite_loss(position["step"], output_dir)
         path = output_dir / f"{CHECKPOINT_PREFIX}{position['step']}"
         accelerator.save_state(str(path))
         if accelerator.is_main_process:
@@ -182,8 +184,10 @@ class AccelerateLoop:
                     shutil.rmtree(stale, ignore_errors=True)
         accelerator.wait_for_everyone()
 
-    def _save_model(self, model: Any) -> None:
+    def _save_model(self, model: Any, step: int) -> None:
         accelerator = self.accelerator
+        if not weights_finite(accelerator, model):
+            raise non_finite_loss(step, self.ctx.output_dir)
         accelerator.wait_for_everyone()
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.save_pretrained(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,18 @@ def evaluate_generation(accelerator: Any, model: Any, ctx: Any) -> dict[str, flo
     """Generate for the eval set, score the decoded texts with the task's metric, write the predictions."""
     task, cfg, tokenizer = ctx.task, ctx.cfg, ctx.tokenizer
     settings = task.generation_settings(cfg, tokenizer)
+    started = time.perf_counter()
     generated = generate_eval_ids(accelerator, model, tokenizer, ctx.eval_features, settings,
                                   cfg.per_device_eval_batch_size)
+    seconds = time.perf_counter() - started
     predictions = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
     references = decode_labels(tokenizer, ctx.eval_features["labels"])
     sources = task.sources(ctx.raw_eval)
     metrics = dict(task.score(sources, predictions, references))
     lengths = [generated_length(ids, tokenizer.pad_token_id) for ids in generated]
     metrics["gen_len"] = sum(lengths) / len(lengths) if lengths else 0.0
+    ctx.generation = {"generated_tokens": sum(lengths), "generation_s": round(seconds, 3),
+                      "tokens_per_second": round(sum(lengths) / seconds, 1) if seconds else 0.0}
     if accelerator.is_main_process:
         rows = [{"source": s, "prediction": p, "reference": r}
                 for s, p, r in zip(sources, predictions, references, strict=True)]

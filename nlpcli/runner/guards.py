@@ -1,9 +1,11 @@
-"""The non-finite loss guard both loops share: a NaN or inf training loss stops the run with exit 2.
+"""The non-finite guard both loops share: a NaN or inf training loss, or weights that an update made
+non-finite, stop the run with exit 2.
 
 The Trainer loop folds every micro-batch loss into one on-device flag (no synchronisation per step) and
-checks it, agreed across processes, whenever the Trainer is about to log, evaluate or save, and at the
-end; the Accelerate loop checks each loss before its backward pass. Either way no checkpoint is written
-after the loss went bad, so the newest checkpoint is the last good one.
+checks it, agreed across processes, whenever the Trainer is about to log, evaluate or save; the Accelerate
+loop checks each loss before its backward pass. Both check the weights themselves before writing any
+checkpoint or the final model (an update can turn them NaN while the loss that led to it was finite). So
+no checkpoint is written after training went bad, and the newest checkpoint is the last good one.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ def any_process(accelerator: Any, flag: Any) -> bool:
     return bool(flag.any())
 
 
+def weights_finite(accelerator: Any, model: Any) -> bool:
+    """True when every parameter on every process is finite (one synchronisation)."""
+    import torch
+
+    flags = [torch.isfinite(p.detach()).all() for p in model.parameters()]
+    return not flags or not any_process(accelerator, ~torch.stack(flags).all())
+
+
 class LossGuard:
     """Remembers whether any loss since the run began was non-finite, without synchronising each step."""
 
@@ -62,20 +72,22 @@ def trainer_guard_callback(guard: LossGuard) -> Any:
     from transformers import TrainerCallback
 
     class NonFiniteLossCallback(TrainerCallback):
-        def _check(self, state, control):
-            if guard.stopped_at is None and guard.tripped():
+        def _check(self, state, control, model):
+            if guard.stopped_at is None and (
+                guard.tripped() or (control.should_save and not weights_finite(guard.accelerator, model))
+            ):
                 guard.stopped_at = state.global_step
             if guard.stopped_at is not None:
                 control.should_log = control.should_evaluate = control.should_save = False
                 control.should_training_stop = True
             return control
 
-        def on_step_end(self, args, state, control, **kwargs):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
             if control.should_log or control.should_evaluate or control.should_save or control.should_training_stop:
-                return self._check(state, control)
+                return self._check(state, control, model)
             return control
 
-        def on_epoch_end(self, args, state, control, **kwargs):
-            return self._check(state, control)
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            return self._check(state, control, model)
 
     return NonFiniteLossCallback()

@@ -80,6 +80,7 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "eval_features": len(ctx.eval_features),
         "filters": ctx.filter_counts,
         "data": ctx.task.data_report,
+        **({"generation": ctx.generation} if ctx.generation else {}),
         **ctx.task.run_details(ctx.cfg),
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
@@ -156,7 +157,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
         eval_features=eval_features,
         raw_eval=raw["validation"],
         output_dir=output_dir,
-        mixed_precision=resolve_precision(cfg.precision),
+        mixed_precision=resolve_precision(cfg.precision, getattr(model.config, "model_type", None)),
         train_examples=len(raw["train"]) if "train" in raw else 0,
         filter_counts=filter_counts,
     )

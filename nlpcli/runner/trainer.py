@@ -6,7 +6,7 @@ from typing import Any
 
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
-from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback
+from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
 from nlpcli.runner.progress import TrainingProgress, trainer_callback
 
 
@@ -117,8 +117,9 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         progress.stop()
-    if guard.stopped_at is not None:
-        raise non_finite_loss(guard.stopped_at, ctx.output_dir)
+    if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
+        raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,
+                              ctx.output_dir)
     trainer.save_model(str(ctx.output_dir))
     history = trainer.state.log_history
     last_eval = next((log for log in reversed(history) if any(k.startswith("eval_") for k in log)), None)

@@ -57,6 +57,7 @@ class Task:
     shifts_labels: ClassVar[bool] = False  # causal LM: logits at t are scored against labels at t + 1
     sample: ClassVar[Sample | None] = None
     demo_request: ClassVar[PredictRequest | None] = None  # what `nlpcli demo` asks the trained model
+    predicts_per_input: ClassVar[bool] = False  # `predict` returns one row per input text (--file works)
     # Feature columns the task's collator reads (and removes) itself: both loops keep them for it.
     collator_columns: ClassVar[tuple[str, ...]] = ()
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from nlpcli.config import RunConfig, option, saved_config
@@ -59,6 +60,7 @@ class Seq2SeqTask(Task):
     pipeline_task = "text2text-generation"  # not in transformers 5: `predict` generates itself
     evaluation = "generation"
     evaluate_before_training = True
+    predicts_per_input = True
     output_name: ClassVar[str] = "output"
     side_names: ClassVar[tuple[str, str]] = ("source", "target")
     prefix_example: ClassVar[str] = ""
@@ -137,7 +139,8 @@ class Seq2SeqTask(Task):
 
     def setup(self, raw: Any, cfg: Any, pretrained_config: Any | None) -> dict[str, Any]:
         model_type = getattr(pretrained_config, "model_type", None)
-        if model_type in T5_FAMILY and not cfg.source_prefix:
+        our_run = (Path(cfg.model) / "nlpcli_config.yaml").is_file()  # it knows whether it was trained with one
+        if model_type in T5_FAMILY and not cfg.source_prefix and not our_run:
             warn(f"{cfg.model} is a {model_type} model, which expects a task prefix on every source; none was "
                  f'given (e.g. --source-prefix "{self.prefix_example}").')
         return {}
