@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from conftest import read_json, run_cli, torchrun
+from conftest import read_json, read_jsonl, run_cli, torchrun
 from nlpcli.config import resolve_config
 from nlpcli.metrics.rouge import lead3_scores, rouge_scores
 from nlpcli.metrics.sentences import sentence_splitter
+from nlpcli.sources.data import SAMPLES_DIR
 from nlpcli.tasks.summarize import SummarizeConfig
 
 TINY = ["--model", "tiny", "--dataset", "sample", "--max-length", "128", "--max-target-length", "16",
@@ -112,3 +113,17 @@ def test_predict_summarizes_text(trained):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [r["source"] for r in rows] == [text] and isinstance(rows[0]["summary"], str) and rows[0]["summary"]
+
+
+def test_predict_from_a_jsonl_file_gives_the_summaries_evaluation_generated(trained, tmp_path):
+    # The bundled sample is the eval set: predicting its documents from a file (batched, JSON lines out) must
+    # give the summaries written to eval_predictions.jsonl, in input order.
+    out = tmp_path / "summaries.jsonl"
+    sample = trained.parent / "docs.jsonl"
+    sample.write_text((SAMPLES_DIR / "xsum_sample.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    result = run_cli("predict", "summarize", trained, "--file", sample, "--text-column", "document", "--output", out)
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(out)
+    evaluated = read_jsonl(trained / "eval_predictions.jsonl")
+    assert [r["source"] for r in rows] == [r["source"] for r in evaluated]
+    assert [r["summary"] for r in rows] == [r["prediction"] for r in evaluated]
