@@ -127,3 +127,32 @@ def test_predict_from_a_jsonl_file_gives_the_summaries_evaluation_generated(trai
     evaluated = read_jsonl(trained / "eval_predictions.jsonl")
     assert [r["source"] for r in rows] == [r["source"] for r in evaluated]
     assert [r["summary"] for r in rows] == [r["prediction"] for r in evaluated]
+
+
+def _tiny_checkpoint(folder, config_class: str, model_class: str, **config) -> None:
+    import transformers
+
+    from nlpcli.sources.presets import train_seq2seq_tokenizer
+
+    rows = read_jsonl(SAMPLES_DIR / "xsum_sample.jsonl")
+    tokenizer = train_seq2seq_tokenizer([r["document"] for r in rows] + [r["summary"] for r in rows], 300, 128)
+    model_config = getattr(transformers, config_class)(
+        vocab_size=len(tokenizer), d_model=16, d_kv=4, d_ff=16, num_layers=1, num_heads=2, decoder_start_token_id=0,
+        **config,
+    )
+    getattr(transformers, model_class)(model_config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def test_the_prefix_hint_names_the_checkpoints_own_summarization_prefix_and_spares_mt5(tmp_path):
+    t5, mt5 = tmp_path / "t5", tmp_path / "mt5"
+    _tiny_checkpoint(t5, "T5Config", "T5ForConditionalGeneration",
+                     task_specific_params={"summarization": {"prefix": "summarize: "}})
+    _tiny_checkpoint(mt5, "MT5Config", "MT5ForConditionalGeneration")
+    args = ("--dataset", "sample", "--eval-only", "--max-eval-samples", "2", "--generation-max-length", "4")
+    result = run_cli("summarize", "--model", t5, *args, "--output-dir", tmp_path / "e1")
+    assert result.exit_code == 0, result.output
+    assert 'expects a task prefix' in result.output and '--source-prefix "summarize: "' in result.output
+    result = run_cli("summarize", "--model", mt5, *args, "--output-dir", tmp_path / "e2")
+    assert result.exit_code == 0, result.output
+    assert "task prefix" not in result.output  # mT5 was not pretrained on prefixed tasks (the course uses none)

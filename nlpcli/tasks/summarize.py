@@ -55,6 +55,10 @@ class SummarizeTask(Seq2SeqTask):
                 )
         return list(data[cfg.text_column]), list(data[cfg.summary_column])
 
+    def declared_prefix(self, pretrained_config: Any | None) -> str | None:
+        params = getattr(pretrained_config, "task_specific_params", None) or {}
+        return (params.get("summarization") or {}).get("prefix")
+
     def score(self, sources: list[str], predictions: list[str], references: list[str]) -> dict[str, float]:
         splitter = sentence_splitter()
         return {**rouge_scores(predictions, references, splitter), **lead3_scores(sources, references, splitter)}
