@@ -92,6 +92,8 @@ def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, 
     help_text = escape(help_text)
     if base is bool:
         annotation, info = bool | None, typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text)
+    elif getattr(base, "__origin__", None) is list and config_field.metadata.get("repeatable"):
+        annotation, info = list[str] | None, typer.Option(None, flag, help=help_text)
     elif getattr(base, "__origin__", None) is list:
         annotation, info = str | None, typer.Option(None, flag, help=help_text)
     else:

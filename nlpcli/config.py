@@ -27,6 +27,7 @@ def _config_dir() -> Path:
 
 
 CONFIG_DIR = _config_dir()
+DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 
 
 def option(
@@ -37,12 +38,21 @@ def option(
     above: float | None = None,
     at_most: float | None = None,
     below: float | None = None,
+    repeatable: bool = False,
+    data_bound: bool = False,
 ) -> Any:
     """A config field with its help text (shown by `--help`) and, optionally, its allowed values or range
-    (checked whatever layer the value comes from, before anything runs)."""
+    (checked whatever layer the value comes from, before anything runs).
+
+    `repeatable` (list fields only): the CLI option may be given several times and each string value is
+    one item, commas included (`--filter col=a,b --filter other=c`), instead of a comma-separated list.
+    `data_bound`: the value describes the task's default data set (its configurations, columns, filters);
+    a value from configs/<task>.yaml is dropped when another layer picks other data (see `resolve_config`).
+    """
     bounds = {"at_least": at_least, "above": above, "at_most": at_most, "below": below}
-    return field(default=default, metadata={"help": help, "choices": choices,
-                                            "bounds": {k: v for k, v in bounds.items() if v is not None}})
+    metadata = {"help": help, "choices": choices, "repeatable": repeatable, "data_bound": data_bound,
+                "bounds": {k: v for k, v in bounds.items() if v is not None}}
+    return field(default=default, metadata=metadata)
 
 
 BOUND_CHECKS = {
@@ -80,14 +90,23 @@ class RunConfig:
 
     model: str = option("bert-base-cased", "Hub id, local model folder, or preset (tiny, minilm).")
     dataset: str | None = option(None, "Hub data set name, or 'sample' for the bundled sample.")
-    dataset_config: str | None = option(None, "Hub data set configuration name.")
-    dataset_revision: str | None = option(None, "Hub data set revision: branch, tag or commit.")
-    data_dir: str | None = option(None, "Folder inside the hub data set repository to load.")
+    dataset_config: list[str] | None = option(
+        None, "Hub data set configuration name; several (en,es) are concatenated split by split, shuffled with --seed.",
+        data_bound=True,
+    )
+    dataset_revision: str | None = option(None, "Hub data set revision: branch, tag or commit.", data_bound=True)
+    data_dir: str | None = option(None, "Folder inside the hub data set repository to load.", data_bound=True)
     train_file: str | None = option(None, "Local training file (json, jsonl, csv, txt, conll).")
     validation_file: str | None = option(None, "Local validation file (same formats).")
-    field: str | None = option(None, "JSON key holding the records (e.g. 'data' for nested files).")
-    text_column: str | None = option(None, "Column holding the input text/tokens.")
-    label_column: str | None = option(None, "Column holding the labels.")
+    field: str | None = option(
+        None, "JSON key holding the records (e.g. 'data' for nested files).", data_bound=True
+    )
+    text_column: str | None = option(None, "Column holding the input text/tokens.", data_bound=True)
+    label_column: str | None = option(None, "Column holding the labels.", data_bound=True)
+    filter: list[str] | None = option(
+        None, "Keep only rows whose COLUMN is one of the values: COLUMN=V1,V2 (repeatable).", repeatable=True,
+        data_bound=True,
+    )
     output_dir: str | None = option(None, "Where to write the model and metrics [runs/<task>-<time>].")
     loop: str = option("trainer", "Training loop.", choices=("trainer", "accelerate"))
     epochs: float = option(3.0, "Number of training epochs.", at_least=0)
@@ -103,7 +122,9 @@ class RunConfig:
     max_train_samples: int | None = option(None, "Use only the first N training examples.", at_least=1)
     max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.", at_least=1)
     seed: int = option(42, "Random seed.")
-    split_seed: int | None = option(None, "Seed of the 90/10 split when the data has no validation split [seed].")
+    split_seed: int | None = option(
+        None, "Seed of the 90/10 split when the data has no validation split [seed].", data_bound=True
+    )
     precision: str = option(
         "auto", "auto: fp16 on CUDA, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
     )
@@ -155,7 +176,10 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
                 return lowered in ("true", "1", "yes", "on")
             return bool(value)
         if typing.get_origin(hint) is list:
-            items = value.split(",") if isinstance(value, str) else list(value)
+            if isinstance(value, str):
+                items = [value] if _is_repeatable(cls, key) else value.split(",")
+            else:
+                items = list(value)
             return [str(item).strip() for item in items if str(item).strip()]
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
@@ -168,6 +192,10 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
         raise UserError(f"{source}: '{key}' must be one of {', '.join(choices)}; got {converted!r}.")
     check_bounds(cls, key, converted, source)
     return converted
+
+
+def _is_repeatable(cls: type[RunConfig], key: str) -> bool:
+    return any(f.metadata.get("repeatable") for f in dataclasses.fields(cls) if f.name == key)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -212,15 +240,26 @@ def resolve_config(
     cli_values: dict[str, Any] | None = None,
     set_values: dict[str, str] | None = None,
 ) -> RunConfig:
-    """Merge the layers in order of precedence: task defaults < --config < --set < CLI options."""
+    """Merge the layers in order of precedence: task defaults < --config < --set < CLI options.
+
+    When a later layer picks other data than the task defaults (`dataset`, `train_file`, `validation_file`),
+    the defaults' data-bound keys (configurations, columns, filters of the default data set) are dropped:
+    `--dataset sample` must not inherit the course data set's `--filter`.
+    """
     values: dict[str, Any] = {}
-    defaults = CONFIG_DIR / f"{task_name}.yaml"
-    if defaults.is_file():
-        _apply(cls, values, read_yaml(defaults), str(defaults))
-    if config_file:
-        _apply(cls, values, read_yaml(Path(config_file)), str(config_file))
-    _apply(cls, values, set_values or {}, "--set")
-    _apply(cls, values, {k: v for k, v in (cli_values or {}).items() if v is not None}, "command line")
+    defaults_file = CONFIG_DIR / f"{task_name}.yaml"
+    defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
+    _apply(cls, values, defaults, str(defaults_file))
+    layers = [
+        (read_yaml(Path(config_file)) if config_file else {}, str(config_file)),
+        (set_values or {}, "--set"),
+        ({k: v for k, v in (cli_values or {}).items() if v is not None}, "command line"),
+    ]
+    if any(layer.get(key) not in (None, defaults.get(key)) for layer, _ in layers for key in DATA_SOURCE_KEYS):
+        for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):
+            values.pop(bound, None)
+    for layer, source in layers:
+        _apply(cls, values, layer, source)
     cfg = cls(**values)
     if cfg.epochs == 0 and cfg.max_steps <= 0:
         raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")

@@ -69,8 +69,10 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "train_samples": len(ctx.train_features) if ctx.train_features is not None else 0,
         "eval_samples": len(ctx.raw_eval),
         "eval_features": len(ctx.eval_features),
+        "filters": ctx.filter_counts,
         "data": ctx.task.data_report,
         **({"generation": ctx.generation} if ctx.generation else {}),
+        **ctx.task.run_details(ctx.cfg),
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -128,6 +130,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label)
     if cfg.eval_only and "train" in raw and ("validation" in raw or "test" in raw):
         del raw["train"]  # not needed: the evaluation data is there
+    raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
     # records are checked (and bad ones named or skipped) before a validation part is held out of train
     raw = data.ensure_splits(task.normalize(raw, cfg), cfg, cfg.seed if cfg.split_seed is None else cfg.split_seed)
     if cfg.eval_only and "train" in raw:
@@ -165,6 +168,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         output_dir=output_dir,
         mixed_precision=resolve_precision(cfg.precision, getattr(model.config, "model_type", None)),
         train_examples=len(raw["train"]) if "train" in raw else 0,
+        filter_counts=filter_counts,
     )
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

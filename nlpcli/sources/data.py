@@ -1,7 +1,9 @@
 """Data sources: hub data set | local json/jsonl/csv/tsv/txt/conll files | bundled sample -> DatasetDict.
 
-The result always has a `train` and a `validation` split. Bad input ends in a `UserError` that names
-the file, the line and what was expected.
+The result always has a `train` and a `validation` split. Several hub configurations (`--dataset-config
+en,es`) are concatenated split by split and shuffled with the run's seed; `--filter COLUMN=V1,V2` keeps
+the rows whose column holds one of the values, and counts what each filter kept. Bad input ends in a
+`UserError` that names the file, the line and what was expected.
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def _load_hub(name: str, config_name: str | None, revision: str | None = None, d
     import datasets
 
     reachable = hub.prepare_hub_access()
+    label = f"{name}' (configuration '{config_name}')" if config_name else f"{name}'"
     try:
         return datasets.load_dataset(name, config_name, revision=revision, data_dir=data_dir)
     except (OSError, ConnectionError, ValueError, RuntimeError) as err:
@@ -134,7 +137,37 @@ def _load_hub(name: str, config_name: str | None, revision: str | None = None, d
             example = "--dataset sample, or --train-file train.jsonl --validation-file dev.jsonl"
             raise UserError(hub.unreachable_hint("data set", name, example)) from None
         hint = "Look for a parquet copy of it on the Hub." if "scripts are no longer supported" in str(err) else None
-        raise UserError(f"Cannot load data set '{name}': {str(err).splitlines()[0]}", hint=hint) from None
+        raise UserError(f"Cannot load data set '{label}: {str(err).splitlines()[0]}", hint=hint) from None
+
+
+def concatenate_configs(parts: dict[str, Any], seed: int) -> Any:
+    """Several configurations of one data set -> one DatasetDict: each split is the concatenation of that
+    split of every configuration (in the order given), shuffled with `seed`. A split missing from some
+    configuration, or columns that differ, stop the run."""
+    import datasets
+
+    names = list(parts)
+    first = parts[names[0]]
+    for name in names[1:]:
+        if set(parts[name]) != set(first):
+            raise UserError(
+                f"Configurations '{names[0]}' and '{name}' have different splits "
+                f"({', '.join(first)} vs {', '.join(parts[name])}); cannot concatenate them."
+            )
+        for split in first:
+            if parts[name][split].column_names != first[split].column_names:
+                raise UserError(
+                    f"Configurations '{names[0]}' and '{name}' have different columns in '{split}' "
+                    f"({', '.join(first[split].column_names)} vs {', '.join(parts[name][split].column_names)})."
+                )
+    return datasets.DatasetDict(
+        {
+            split: datasets.concatenate_datasets([parts[name][split] for name in names]).shuffle(
+                seed=seed, keep_in_memory=True
+            )
+            for split in first
+        }
+    )
 
 
 def load_raw(cfg: Any, sample: Sample | None, text_column: str, label_column: str) -> Any:
@@ -163,7 +196,12 @@ def load_raw(cfg: Any, sample: Sample | None, text_column: str, label_column: st
             }
         )
     elif cfg.dataset:
-        raw = _load_hub(cfg.dataset, cfg.dataset_config, cfg.dataset_revision, cfg.data_dir)
+        configs = cfg.dataset_config or [None]
+        if len(configs) == 1:
+            raw = _load_hub(cfg.dataset, configs[0], cfg.dataset_revision, cfg.data_dir)
+        else:
+            parts = {name: _load_hub(cfg.dataset, name, cfg.dataset_revision, cfg.data_dir) for name in configs}
+            raw = concatenate_configs(parts, cfg.seed)
     else:
         raise UserError("No data: give --dataset NAME, --dataset sample, or --train-file/--validation-file.")
     return raw
@@ -261,6 +299,45 @@ def check_columns(raw: Any, columns: list[str], cfg: Any) -> None:
                 f"{describe(cfg, split)}: no column '{missing[0]}'. Columns: {', '.join(data.column_names)}.",
                 hint="Name the right one with --text-column / --label-column.",
             )
+
+
+def parse_filter(text: str) -> tuple[str, list[str]]:
+    """`COLUMN=V1,V2` -> (column, [V1, V2]); values are separated by commas."""
+    column, sep, values = text.partition("=")
+    kept = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not column.strip() or not kept:
+        raise UserError(f"--filter expects COLUMN=VALUE1,VALUE2,..., got {text!r}.")
+    return column.strip(), kept
+
+
+def _row_matches(wanted: set[str]) -> Any:
+    return lambda values: [str(v) in wanted for v in values]
+
+
+def apply_filters(raw: Any, filters: list[str] | None, cfg: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Keep the rows whose column holds one of the filter's values (compared as text), one filter after
+    the other. Returns the filtered splits and, per filter, the rows seen and kept in each split."""
+    counts: list[dict[str, Any]] = []
+    for text in filters or []:
+        column, values = parse_filter(text)
+        wanted = set(values)
+        entry: dict[str, Any] = {"filter": f"{column}={','.join(values)}"}
+        for split, data in raw.items():
+            if column not in data.column_names:
+                raise UserError(
+                    f"--filter {text}: {describe(cfg, split)} has no column '{column}'. "
+                    f"Columns: {', '.join(data.column_names)}."
+                )
+            raw[split] = data.filter(_row_matches(wanted), input_columns=column, batched=True, keep_in_memory=True)
+            entry[split] = {"seen": len(data), "kept": len(raw[split])}
+            if len(data) and not len(raw[split]):
+                present = sorted({str(v) for v in data.select(range(min(len(data), 1000)))[column]})
+                raise UserError(
+                    f"--filter {text}: no row of {describe(cfg, split)} has one of these values in '{column}'.",
+                    hint=f"Values seen there: {', '.join(present[:20])}{' ...' if len(present) > 20 else ''}",
+                )
+        counts.append(entry)
+    return raw, counts
 
 
 def subsample(raw: Any, max_train: int | None, max_eval: int | None) -> Any:

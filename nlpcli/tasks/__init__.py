@@ -10,6 +10,7 @@ TASK_MODULES = {
     "ner": "nlpcli.tasks.ner:NerTask",
     "mlm": "nlpcli.tasks.mlm:MlmTask",
     "translate": "nlpcli.tasks.translate:TranslateTask",
+    "summarize": "nlpcli.tasks.summarize:SummarizeTask",
     "qa": "nlpcli.tasks.qa:QaTask",
 }
 

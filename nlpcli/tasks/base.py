@@ -94,6 +94,10 @@ class Task:
     def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
         return {}
 
+    def run_details(self, cfg: RunConfig) -> dict[str, Any]:
+        """Facts only the task knows about this run (e.g. which sentence splitter scored it), for run.json."""
+        return {}
+
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         raise NotImplementedError
 

@@ -28,7 +28,8 @@ from nlpcli.sources.data import record_location
 from nlpcli.tasks.base import PredictionTable, PredictRequest, Task
 
 SOURCE, TARGET = "source", "target"
-T5_FAMILY = ("t5", "mt5", "umt5", "longt5", "byt5", "switch_transformers")
+# Pretrained on a mixture of prefixed tasks (T5 v1.0); mT5, umT5, ByT5 and LongT5 were not and need no prefix.
+PREFIX_TRAINED = ("t5",)
 
 
 @dataclass
@@ -135,12 +136,17 @@ class Seq2SeqTask(Task):
             raise UserError(f"split {split}: no usable {sides[0]}/{sides[1]} pairs left.")
         return kept_sources, kept_targets
 
+    def declared_prefix(self, pretrained_config: Any | None) -> str | None:
+        """The prefix the checkpoint's config declares for this task (T5's `task_specific_params`), if any."""
+        return None
+
     def setup(self, raw: Any, cfg: Any, pretrained_config: Any | None) -> dict[str, Any]:
         model_type = getattr(pretrained_config, "model_type", None)
         our_run = (Path(cfg.model) / "nlpcli_config.yaml").is_file()  # it knows whether it was trained with one
-        if model_type in T5_FAMILY and not cfg.source_prefix and not our_run:
+        declared = self.declared_prefix(pretrained_config)
+        if (model_type in PREFIX_TRAINED or declared) and not cfg.source_prefix and not our_run:
             warn(f"{cfg.model} is a {model_type} model, which expects a task prefix on every source; none was "
-                 f'given (e.g. --source-prefix "{self.prefix_example}").')
+                 f'given (e.g. --source-prefix "{declared or self.prefix_example}").')
         return {}
 
     def preset_texts(self, raw: Any, cfg: Any) -> Iterable[str]:
