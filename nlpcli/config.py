@@ -28,6 +28,11 @@ def _config_dir() -> Path:
 CONFIG_DIR = _config_dir()
 
 
+# transformers' SchedulerType names that need no arguments beyond warm-up and training steps
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt")
+
+
 def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     """A config field with its help text (shown by `--help`) and, optionally, its allowed values."""
     return field(default=default, metadata={"help": help, "choices": choices})
@@ -52,6 +57,10 @@ class RunConfig:
     learning_rate: float = option(2e-5, "Peak learning rate for AdamW.")
     weight_decay: float = option(0.0, "AdamW weight decay.")
     warmup_ratio: float = option(0.0, "Fraction of steps used for linear warm-up.")
+    warmup_steps: int = option(0, "Warm-up steps (overrides --warmup-ratio when > 0).")
+    lr_scheduler: str = option("linear", "Learning-rate schedule after warm-up (transformers' get_scheduler names).",
+                               choices=LR_SCHEDULERS)
+    eval_steps: int | None = option(None, "Evaluate every N optimizer steps [at each epoch's end].")
     batch_size: int = option(8, "Training batch size per device.")
     eval_batch_size: int | None = option(None, "Evaluation batch size per device [batch_size].")
     gradient_accumulation_steps: int = option(1, "Accumulate gradients over this many batches.")

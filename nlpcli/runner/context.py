@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ class RunContext:
     output_dir: Path
     mixed_precision: str  # 'no' | 'fp16' | 'bf16'
     train_examples: int = 0  # raw training examples, before tokenization into features
+    training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
 
     def model_inputs(self, features: Any) -> Any:
         """`features` without the columns the model's forward() does not take (QA offsets, example ids),

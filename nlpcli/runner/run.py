@@ -78,6 +78,8 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "train_samples": len(ctx.train_features) if ctx.train_features is not None else 0,
         "eval_samples": len(ctx.raw_eval),
         "eval_features": len(ctx.eval_features),
+        **ctx.training,
+        **ctx.task.run_facts(),
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -132,9 +134,9 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
     # datasets cache the others then read.
     with state.main_process_first():
-        model, tokenizer = models.load_model_and_tokenizer(
-            cfg.model, task.model_class, model_kwargs, lambda: task.preset_texts(raw, cfg), cfg.preset_vocab_size,
-            output_dir / PRESET_TOKENIZER_DIR,
+        texts, tokenizer_dir = lambda: task.preset_texts(raw, cfg), output_dir / PRESET_TOKENIZER_DIR
+        model, tokenizer = task.load_model(cfg, model_kwargs, texts, tokenizer_dir) or models.load_model_and_tokenizer(
+            cfg.model, task.model_class, model_kwargs, texts, cfg.preset_vocab_size, tokenizer_dir
         )
         train_features, eval_features = task.prepare(raw, tokenizer, cfg)
     if train_features is not None and len(train_features) == 0:

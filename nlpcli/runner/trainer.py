@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nlpcli.runner import optimization
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import evaluate_batches
 from nlpcli.runner.progress import TrainingProgress, trainer_callback
@@ -16,7 +17,8 @@ def training_arguments(ctx: RunContext) -> Any:
     cfg = ctx.cfg
     return TrainingArguments(
         output_dir=str(ctx.output_dir),
-        eval_strategy="no" if cfg.eval_only else "epoch",
+        eval_strategy="no" if cfg.eval_only else "steps" if cfg.eval_steps else "epoch",
+        eval_steps=cfg.eval_steps,
         save_strategy="no" if cfg.eval_only else "steps" if cfg.save_steps else "epoch",
         save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
@@ -24,8 +26,8 @@ def training_arguments(ctx: RunContext) -> Any:
         weight_decay=cfg.weight_decay,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        warmup_steps=cfg.warmup_ratio,
-        lr_scheduler_type="linear",
+        warmup_steps=optimization.warmup(cfg),
+        lr_scheduler_type=cfg.lr_scheduler,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -39,6 +41,7 @@ def training_arguments(ctx: RunContext) -> Any:
         remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
         average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
         disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",  # tokens/s in run.json, counted as the Accelerate loop does
     )
 
 
@@ -47,7 +50,22 @@ def trainer_class(ctx: RunContext) -> type:
     from transformers import Trainer
     from transformers.trainer_utils import EvalLoopOutput
 
+    loss_fn = ctx.task.training_loss(ctx.cfg)
+
     class NlpcliTrainer(Trainer):
+        # the task's loss is a per-batch mean, which training_step divides by the accumulation steps
+        loss_is_scaled_for_ga = False if loss_fn is not None else None
+
+        def get_decay_parameter_names(self, model):
+            return optimization.decay_parameter_names(model)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if loss_fn is None or not model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            outputs = model(**optimization.without_labels(inputs))
+            loss = loss_fn(outputs, inputs)
+            return (loss, outputs) if return_outputs else loss
+
         def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                             metric_key_prefix="eval"):
             model = self.model_wrapped if self.is_in_train else self.accelerator.prepare_model(
@@ -74,6 +92,23 @@ def save_at_epoch_end() -> Any:
     return SaveAtEpochEnd()
 
 
+def token_meter(ctx: RunContext) -> Any:
+    """Puts this session's training tokens, time and tokens/s into `ctx.training` (for run.json)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TokenMeter(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started, self.tokens = time.perf_counter(), state.num_input_tokens_seen
+
+        def on_train_end(self, args, state, control, **kwargs):
+            seconds = time.perf_counter() - self.started
+            ctx.training.update(optimization.throughput(state.num_input_tokens_seen - self.tokens, seconds))
+
+    return TokenMeter()
+
+
 def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     from transformers import PrinterCallback
 
@@ -89,6 +124,7 @@ def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     )
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(trainer_callback(progress))
+    trainer.add_callback(token_meter(ctx))
     if ctx.cfg.save_steps:
         trainer.add_callback(save_at_epoch_end())
     return trainer, progress
