@@ -45,6 +45,9 @@ class RunConfig:
     model: str = option("bert-base-cased", "Hub id, local model folder, or preset (tiny, minilm).")
     dataset: str | None = option(None, "Hub data set name, or 'sample' for the bundled sample.")
     dataset_config: str | None = option(None, "Hub data set configuration name.")
+    validation_dataset: str | None = option(
+        None, "A separate hub data set to validate on (its 'validation' split, else its only split)."
+    )
     train_file: str | None = option(None, "Local training file (json, jsonl, csv, txt, conll).")
     validation_file: str | None = option(None, "Local validation file (same formats).")
     field: str | None = option(None, "JSON key holding the records (e.g. 'data' for nested files).")

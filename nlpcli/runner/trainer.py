@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from nlpcli.runner import optimization
@@ -41,7 +42,6 @@ def training_arguments(ctx: RunContext) -> Any:
         remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
         average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
         disable_tqdm=True,
-        include_num_input_tokens_seen="non_padding",  # tokens/s in run.json, counted as the Accelerate loop does
     )
 
 
@@ -55,6 +55,11 @@ def trainer_class(ctx: RunContext) -> type:
     class NlpcliTrainer(Trainer):
         # the task's loss is a per-batch mean, which training_step divides by the accumulation steps
         loss_is_scaled_for_ga = False if loss_fn is not None else None
+        tokens = 0  # training tokens of this process (for tokens/s), counted as the Accelerate loop counts them
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            self.tokens += optimization.batch_tokens(inputs)
+            return super().training_step(model, inputs, num_items_in_batch)
 
         def get_decay_parameter_names(self, model):
             return optimization.decay_parameter_names(model)
@@ -92,23 +97,6 @@ def save_at_epoch_end() -> Any:
     return SaveAtEpochEnd()
 
 
-def token_meter(ctx: RunContext) -> Any:
-    """Puts this session's training tokens, time and tokens/s into `ctx.training` (for run.json)."""
-    import time
-
-    from transformers import TrainerCallback
-
-    class TokenMeter(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.started, self.tokens = time.perf_counter(), state.num_input_tokens_seen
-
-        def on_train_end(self, args, state, control, **kwargs):
-            seconds = time.perf_counter() - self.started
-            ctx.training.update(optimization.throughput(state.num_input_tokens_seen - self.tokens, seconds))
-
-    return TokenMeter()
-
-
 def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     from transformers import PrinterCallback
 
@@ -124,7 +112,6 @@ def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     )
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(trainer_callback(progress))
-    trainer.add_callback(token_meter(ctx))
     if ctx.cfg.save_steps:
         trainer.add_callback(save_at_epoch_end())
     return trainer, progress
@@ -132,6 +119,8 @@ def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
 
 def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     """Train (unless eval-only), save the model, and return the final evaluation metrics."""
+    import torch
+
     trainer, progress = build_trainer(ctx)
     metrics: dict[str, Any] = {}
     if before:
@@ -139,10 +128,13 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     if ctx.cfg.eval_only:
         metrics.update(trainer.evaluate())
         return metrics
+    started = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         progress.stop()
+    tokens = trainer.accelerator.gather(torch.tensor([trainer.tokens], device=trainer.args.device)).sum()
+    ctx.training.update(optimization.throughput(int(tokens), time.perf_counter() - started))
     trainer.save_model(str(ctx.output_dir))
     history = trainer.state.log_history
     last_eval = next((log for log in reversed(history) if any(k.startswith("eval_") for k in log)), None)

@@ -137,6 +137,15 @@ def _load_hub(name: str, config_name: str | None):
         raise UserError(f"Cannot load data set '{name}': {str(err).splitlines()[0]}", hint=hint) from None
 
 
+def validation_split(loaded: Any, name: str) -> Any:
+    """The split of a separate validation data set to use: 'validation', else its only split."""
+    if "validation" in loaded:
+        return loaded["validation"]
+    if len(loaded) == 1:
+        return next(iter(loaded.values()))
+    raise UserError(f"--validation-dataset {name}: no 'validation' split (splits: {', '.join(loaded)}).")
+
+
 def load_raw(
     cfg: Any, sample: Sample | None, text_column: str, label_column: str, seed: int
 ) -> Any:
@@ -165,6 +174,8 @@ def load_raw(
         )
     elif cfg.dataset:
         raw = _load_hub(cfg.dataset, cfg.dataset_config)
+        if cfg.validation_dataset:
+            raw["validation"] = validation_split(_load_hub(cfg.validation_dataset, None), cfg.validation_dataset)
     else:
         raise UserError("No data: give --dataset NAME, --dataset sample, or --train-file/--validation-file.")
     return _ensure_splits(raw, cfg, seed)

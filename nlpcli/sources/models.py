@@ -64,6 +64,16 @@ def pretrained_config(spec: str) -> Any | None:
     return _from_hub_or_folder(AutoConfig.from_pretrained, where, spec)
 
 
+def load_tokenizer(spec: str) -> Any:
+    """The tokenizer saved in a folder or on the Hub under `spec`."""
+    from transformers import AutoTokenizer
+
+    where = locate(spec)
+    if not where:
+        raise UserError(f"'{spec}' is a model preset, not a tokenizer: give a hub id or a folder.")
+    return _from_hub_or_folder(AutoTokenizer.from_pretrained, where, spec)
+
+
 def load_model_and_tokenizer(
     spec: str,
     model_class_name: str,

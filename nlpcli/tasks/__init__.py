@@ -6,7 +6,12 @@ import importlib
 
 from nlpcli.tasks.base import Task
 
-TASK_MODULES = {"ner": "nlpcli.tasks.ner:NerTask", "mlm": "nlpcli.tasks.mlm:MlmTask", "qa": "nlpcli.tasks.qa:QaTask"}
+TASK_MODULES = {
+    "ner": "nlpcli.tasks.ner:NerTask",
+    "mlm": "nlpcli.tasks.mlm:MlmTask",
+    "qa": "nlpcli.tasks.qa:QaTask",
+    "clm": "nlpcli.tasks.clm:ClmTask",
+}
 
 
 def task_class(name: str) -> type[Task]:
