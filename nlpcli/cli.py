@@ -158,6 +158,11 @@ def predict(
     question: str | None = typer.Option(None, help="Question (qa)."),
     context: str | None = typer.Option(None, help="Context passage (qa)."),
     top_k: int = typer.Option(5, help="Number of candidates (mlm)."),
+    max_new_tokens: int = typer.Option(50, help="Tokens to generate (clm)."),
+    temperature: float = typer.Option(0.0, help="Sampling temperature; 0: greedy (clm)."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling: smallest token set of this probability (clm)."),
+    num_return_sequences: int = typer.Option(1, help="Completions per prompt; needs --temperature > 0 (clm)."),
+    seed: int | None = typer.Option(None, help="Seed for sampling, for reproducible completions (clm)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Run a saved model on new input through the task's transformers pipeline."""
@@ -169,7 +174,9 @@ def predict(
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
         raise UserError(f"{model_dir}: not a saved model folder (no config.json).")
-    request = PredictRequest(texts=list(texts or []), question=question, context=context, top_k=top_k)
+    request = PredictRequest(texts=list(texts or []), question=question, context=context, top_k=top_k,
+                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                             num_return_sequences=num_return_sequences, seed=seed)
     from nlpcli.runner.run import quiet_libraries
 
     quiet_libraries()

@@ -88,8 +88,12 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
 
 
 def quiet_libraries() -> None:
+    import logging
+
     import datasets
     import transformers
+
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)  # "Removed shared tensor" of tied weights
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
