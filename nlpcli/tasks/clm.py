@@ -165,7 +165,7 @@ class ClmTask(Task):
         files={"train": "python_code.jsonl"},
         description="nlpcli's own Python source, one file per record in `content` (10% held out)",
     )
-    demo_request = PredictRequest(texts=["def prepare(self, raw"], max_new_tokens=40)
+    demo_request = PredictRequest(texts=["def prepare(self, raw"], max_new_tokens=20)
 
     def __init__(self) -> None:
         self.facts: dict[str, Any] = {}
