@@ -223,12 +223,14 @@ class ClmTask(Task):
         elif not loads_weights and Path(cfg.model).expanduser().is_dir():
             warn(f"--from-scratch: only the configuration of {cfg.model} is used, with random weights. "
                  "Pass --no-from-scratch to continue training its weights.")
-        if pretrained_config is not None:
+        if cfg.model == "tiny":
+            positions = presets.TINY_GPT2["n_positions"]
+        else:
             positions = getattr(pretrained_config, "n_positions", None) or getattr(
                 pretrained_config, "max_position_embeddings", None)
-            if positions and cfg.context_length > positions:
-                raise UserError(f"--context-length {cfg.context_length} is longer than {cfg.model}'s "
-                                f"{positions} positions.")
+        if positions and cfg.context_length > positions:
+            raise UserError(f"--context-length {cfg.context_length} is longer than {cfg.model}'s {positions} "
+                            "positions.")
         return {}
 
     def load_model(
@@ -297,6 +299,9 @@ class ClmTask(Task):
         column, length = text_column(cfg), cfg.context_length
         texts = data.filter(lambda batch: [isinstance(t, str) and bool(t) for t in batch[column]], batched=True,
                             desc=f"Checking {split}")
+        if len(texts) < len(data):
+            warn(f"{describe(cfg, split)}: {len(data) - len(texts)} of {len(data)} records have no text in "
+                 f"'{column}'; they are skipped.")
         if cfg.pack:
             tokens = texts.map(lambda batch: with_eos(tokenizer, batch[column]), batched=True,
                                remove_columns=texts.column_names, desc=f"Tokenizing {split}")
