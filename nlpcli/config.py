@@ -46,9 +46,11 @@ class RunConfig:
     dataset: str | None = option(None, "Hub data set name, or 'sample' for the bundled sample.")
     dataset_config: str | None = option(None, "Hub data set configuration name.")
     validation_dataset: str | None = option(
-        None, "A separate hub data set to validate on (its 'validation' split, else its only split)."
+        None, "With --dataset: a separate hub data set to validate on (its 'validation' split, else its only one)."
     )
     train_file: str | None = option(None, "Local training file (json, jsonl, csv, txt, conll).")
+    streaming: bool = option(False, "Read the training split while training instead of loading it first (needs "
+                                    "--max-steps; tasks that support it).")
     validation_file: str | None = option(None, "Local validation file (same formats).")
     field: str | None = option(None, "JSON key holding the records (e.g. 'data' for nested files).")
     text_column: str | None = option(None, "Column holding the input text/tokens.")

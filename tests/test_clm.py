@@ -349,9 +349,44 @@ def test_train_tokenizer_fits_a_new_tokenizer_from_a_local_one_and_from_scratch_
     assert len(AutoTokenizer.from_pretrained(offline)) == 600 == read_json(offline / "config.json")["vocab_size"]
 
 
-def test_streaming_is_refused_for_now(tmp_path):
-    result = run_cli("clm", "--model", "tiny", "--dataset", "sample", "--streaming", "--output-dir", tmp_path)
-    assert result.exit_code == 2 and "--streaming is not supported yet" in result.output
+@pytest.mark.parametrize("pack", [False, True])
+def test_a_stream_is_cut_exactly_as_the_loaded_data(tokenizer, pack):
+    import datasets
+
+    cfg = ClmConfig(context_length=8, pack=pack)
+    loaded = datasets.Dataset.from_dict({"content": CODE * 2})
+    whole, _ = ClmTask().prepare({"train": loaded, "validation": loaded}, tokenizer, cfg)
+    streamed, _ = ClmTask().prepare({"train": loaded.to_iterable_dataset(), "validation": loaded}, tokenizer, cfg)
+    assert [row["input_ids"] for row in streamed] == [list(ids) for ids in whole["input_ids"]]
+
+
+@pytest.mark.parametrize("loop, pack", [("trainer", "--no-pack"), ("accelerate", "--pack")])
+def test_streaming_trains_both_loops(tmp_path, loop, pack):
+    out = tmp_path / "out"
+    data = SAMPLES_DIR / "python_code.jsonl"
+    result = _train(out, "--streaming", "--train-file", data, "--validation-file", data, "--dataset", "none",
+                    "--filter-keywords", "torch", pack, loop=loop)
+    assert "train=streamed" in result.output
+    info = read_json(out / "run.json")
+    assert info["train_tokens"] == 4 * 8 * 32 and info["train_samples"] is None
+    assert info["tokens_kept"]["train"] == "streamed: not counted" and info["tokens_kept"]["validation"] > 0
+    assert info["filter"]["train"] == "streamed: not counted"
+    assert info["filter"]["validation"]["kept"] < info["filter"]["validation"]["seen"] == 43  # filtered whole
+    metrics = read_json(out / "metrics.json")
+    assert metrics["eval_loss"] < metrics["eval_loss_before"]
+
+
+def test_streaming_refusals(tmp_path):
+    data = SAMPLES_DIR / "python_code.jsonl"
+    cases = [
+        (["clm", "--dataset", "sample"], "--streaming needs --max-steps"),
+        (["clm", "--dataset", "sample", "--max-steps", "2"], "--streaming reads a hub data set"),
+        (["clm", "--dataset", "none", "--train-file", data, "--max-steps", "2"], "no validation data"),
+        (["ner", "--dataset", "sample", "--max-steps", "2"], "the ner task reads its data whole"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args, "--model", "tiny", "--streaming", "--output-dir", tmp_path / "out")
+        assert result.exit_code == 2 and message in result.output, result.output
 
 
 def test_predict_is_reproducible_with_a_seed(trained):

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from nlpcli.errors import UserError
 from nlpcli.runner import optimization
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import evaluate_batches
@@ -82,9 +84,10 @@ class AccelerateLoop:
             return metrics
         from torch.utils.data import DataLoader
 
+        streamed = not hasattr(ctx.train_features, "__len__")  # --streaming: an IterableDataset, shuffled already
         train_loader = DataLoader(
             ctx.model_inputs(ctx.train_features),
-            shuffle=True,
+            shuffle=not streamed,
             batch_size=cfg.batch_size,
             collate_fn=self.collator,
         )
@@ -93,9 +96,12 @@ class AccelerateLoop:
             ctx.model, optimizer, train_loader, self.eval_loader
         )
         self.eval_loader = eval_loader
-        steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.gradient_accumulation_steps))
-        total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
-        num_epochs = math.ceil(total_steps / steps_per_epoch)
+        if streamed:  # the run needs --max-steps; each pass over the stream is an epoch
+            total_steps, num_epochs = cfg.max_steps, sys.maxsize
+        else:
+            steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.gradient_accumulation_steps))
+            total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+            num_epochs = math.ceil(total_steps / steps_per_epoch)
         scheduler = optimization.scheduler(cfg, optimizer, total_steps)
         accelerator.register_for_checkpointing(scheduler)
 
@@ -117,9 +123,12 @@ class AccelerateLoop:
                 loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
                 step, batches = self._train_epoch(model, optimizer, scheduler, loader, epoch, skip, step, total_steps)
                 skip = 0
+                if streamed and batches == 0:
+                    raise UserError("The training stream yields no batches.")
                 if not cfg.eval_steps:
                     self._evaluate_at(step, model, f"epoch {epoch + 1}")
-                finished = batches >= len(train_loader)  # else max_steps ended the run inside this epoch
+                # not finished: max_steps ended the run inside this epoch
+                finished = step < total_steps if streamed else batches >= len(train_loader)
                 position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
                 self._save_checkpoint({**position, "step": step})
                 if step >= total_steps:

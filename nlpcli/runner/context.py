@@ -22,7 +22,7 @@ class RunContext:
     raw_eval: Any
     output_dir: Path
     mixed_precision: str  # 'no' | 'fp16' | 'bf16'
-    train_examples: int = 0  # raw training examples, before tokenization into features
+    train_examples: int | None = 0  # raw training examples, before tokenization (None: streamed)
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
 
     def model_inputs(self, features: Any) -> Any:
@@ -30,4 +30,4 @@ class RunContext:
         except those the task's collator consumes itself (`Task.collator_columns`)."""
         accepted = set(inspect.signature(self.model.forward).parameters) | {"labels"}
         accepted |= set(self.task.collator_columns)
-        return features.remove_columns([c for c in features.column_names if c not in accepted])
+        return features.remove_columns([c for c in features.column_names or [] if c not in accepted])

@@ -58,6 +58,8 @@ class Task:
     evaluate_before_training: ClassVar[bool] = False
     shifts_labels: ClassVar[bool] = False  # causal LM: logits at t are scored against labels at t + 1
     token_accuracy: ClassVar[bool] = False  # loss evaluation also reports eval_accuracy (labelled tokens right)
+    # True: `prepare` accepts a streamed (iterable) training split, with --streaming
+    supports_streaming: ClassVar[bool] = False
     sample: ClassVar[Sample | None] = None
     demo_request: ClassVar[PredictRequest | None] = None  # what `nlpcli demo` asks the trained model
     # Feature columns the task's collator reads (and removes) itself: both loops keep them for it.

@@ -24,12 +24,14 @@ from nlpcli.config import RunConfig, option
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.sources import models, presets
-from nlpcli.sources.data import Sample, check_columns, describe
+from nlpcli.sources.data import Sample, check_columns, describe, is_streamed
 from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline
 
 DEFAULT_COLUMN = "content"  # codeparrot's column of file contents
 TOKENIZER_BATCH = 1000  # texts per batch when fitting a tokenizer
 PREDICT_BATCH = 8  # prompts generated together by `predict`
+STREAMED = "streamed: not counted"
+STREAM_TOKENIZER_TEXTS = 10_000  # texts of a streamed training split that a tokenizer is fitted to
 
 
 @dataclass
@@ -43,14 +45,6 @@ class ClmConfig(RunConfig):
     from_scratch: bool = option(True, "Random weights from --model's configuration; --no-from-scratch: its weights.")
     keytokens: list[str] | None = option(None, "Weight the loss of samples by these tokens (comma-separated).")
     keytoken_alpha: float = option(1.0, "Key-token weight: a sample's loss counts 1 + alpha * key tokens times.")
-    streaming: bool = option(False, "Stream a hub data set instead of downloading it (not supported yet).")
-
-    def __post_init__(self) -> None:
-        if self.streaming:
-            raise UserError(
-                "--streaming is not supported yet: nlpcli downloads the data set before training.",
-                hint="Drop --streaming, or limit the data with --max-train-samples.",
-            )
 
 
 def text_column(cfg: RunConfig) -> str:
@@ -161,6 +155,7 @@ class ClmTask(Task):
     evaluate_before_training = True
     shifts_labels = True
     token_accuracy = True
+    supports_streaming = True
     sample = Sample(
         files={"train": "python_code.jsonl"},
         description="nlpcli's own Python source, one file per record in `content` (10% held out)",
@@ -187,6 +182,10 @@ class ClmTask(Task):
             datasets.enable_progress_bars()
         try:
             for split in list(raw):
+                if is_streamed(raw[split]):  # filtered as it is read: nothing is counted
+                    raw[split] = raw[split].filter(lambda batch: mentions_any(batch[column], keywords), batched=True)
+                    self.facts.setdefault("filter", {"keywords": keywords})[split] = STREAMED
+                    continue
                 seen = len(raw[split])
                 raw[split] = raw[split].filter(lambda batch: mentions_any(batch[column], keywords), batched=True,
                                                desc=f"Filtering {split} for {', '.join(keywords)}")
@@ -196,13 +195,16 @@ class ClmTask(Task):
             if not was_enabled:
                 datasets.disable_progress_bars()
         for split in raw:
-            if len(raw[split]) == 0:
+            if not is_streamed(raw[split]) and len(raw[split]) == 0:
                 raise UserError(f"{describe(cfg, split)}: no text mentions any of {', '.join(keywords)}.",
                                 hint="Check --filter-keywords (matching is case-sensitive).")
         return raw
 
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         split = raw["train"] if "train" in raw else raw["validation"]
+        if is_streamed(split):
+            return (row[text_column(cfg)] for row in split.take(STREAM_TOKENIZER_TEXTS)
+                    if isinstance(row[text_column(cfg)], str))
         return (text for text in split[text_column(cfg)] if isinstance(text, str))
 
     def setup(self, raw: Any, cfg: ClmConfig, pretrained_config: Any | None) -> dict[str, Any]:
@@ -296,6 +298,8 @@ class ClmTask(Task):
         import datasets
         from datasets.fingerprint import Hasher
 
+        if is_streamed(data):
+            return self._chunk_stream(data, split, tokenizer, cfg)
         column, length = text_column(cfg), cfg.context_length
         texts = data.filter(lambda batch: [isinstance(t, str) and bool(t) for t in batch[column]], batched=True,
                             desc=f"Checking {split}")
@@ -326,6 +330,34 @@ class ClmTask(Task):
             raise UserError(f"{describe(cfg, split)}: no text gives a full window of {length} tokens.",
                             hint="Use more (or longer) text, --pack, or a smaller --context-length.")
         return chunks
+
+    def _chunk_stream(self, data: Any, split: str, tokenizer: Any, cfg: ClmConfig) -> Any:
+        """Windows or packed blocks of a streamed split, made as it is read (its tokens are not counted: the
+        shuffle buffer and the tokenizer fitting read parts of a stream more than once)."""
+        import datasets
+
+        column, length = text_column(cfg), cfg.context_length
+        self.facts.setdefault("chunking", "pack" if cfg.pack else "windows")
+        self.facts.setdefault("tokens_kept", {})[split] = STREAMED
+        self.facts.setdefault("tokens_dropped", {})[split] = STREAMED
+        texts = data.select_columns([column]).filter(
+            lambda batch: [isinstance(t, str) and bool(t) for t in batch[column]], batched=True)
+        ids = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
+        lengths = datasets.Features({**ids, "length": datasets.Value("int32")})
+
+        def tokenize(batch: dict[str, list]) -> dict[str, list]:
+            return with_eos(tokenizer, batch[column]) if cfg.pack else full_windows(tokenizer, batch[column], length)
+
+        tokens = texts.map(tokenize, batched=True, remove_columns=[column], features=lengths)
+        if not cfg.pack:
+            full = tokens.filter(lambda batch: [n == length for n in batch["length"]], batched=True)
+            return full.remove_columns("length")
+
+        def blocks() -> Iterator[dict[str, list[int]]]:
+            for block in pack_blocks((row["input_ids"] for row in tokens), length):
+                yield {"input_ids": block}
+
+        return datasets.IterableDataset.from_generator(blocks, features=ids)
 
     def training_loss(self, cfg: ClmConfig) -> Callable[[Any, dict[str, Any]], Any] | None:
         if not cfg.keytokens:
