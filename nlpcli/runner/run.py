@@ -122,6 +122,9 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
+    if cfg.eval_only and cfg.model == "tiny":
+        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the tiny "
+                        "preset has random weights.")
     output_dir = _output_dir(cfg, task_name)
     check_output_dir(output_dir, cfg)
     created = not output_dir.exists()

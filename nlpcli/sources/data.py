@@ -48,7 +48,7 @@ def read_conll(path: Path, text_column: str, label_column: str) -> list[dict[str
     records: list[dict[str, list[str]]] = []
     tokens: list[str] = []
     labels: list[str] = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             parts = line.split()
             if not parts or parts[0] == "-DOCSTART-":
@@ -67,13 +67,27 @@ def read_conll(path: Path, text_column: str, label_column: str) -> list[dict[str
     return records
 
 
+def _parses_as_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
 def _diagnose_json(path: Path, json_field: str | None) -> str:
     """Find what is wrong with a JSON / JSON-lines file, for the error message."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as err:
         whole = None
+        first_line = next((line for line in text.splitlines() if line.strip()), "")
+        one_document = json_field is not None or not _parses_as_object(first_line)
+        reached_end = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
+        if one_document and reached_end:
+            return f"the file ends inside a JSON value, at line {err.lineno} (is it truncated?)"
+        if one_document:
+            return f"not valid JSON at line {err.lineno}, column {err.colno} ({err.msg})"
     if whole is not None:
         if json_field:
             if not isinstance(whole, dict) or json_field not in whole:
@@ -107,11 +121,53 @@ def _builder(kind: str, json_field: str | None) -> tuple[str, dict[str, Any]]:
     }[kind]
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def check_text_file(path: Path) -> bool:
+    """A UserError for a folder, an empty file or bytes that are not UTF-8 (naming the line); True when the
+    file starts with a UTF-8 byte-order mark. Read in blocks, so large files cost no memory."""
+    import codecs
+
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a data file.")
+    if not path.is_file():
+        raise UserError(f"Data file not found: {path}")
+    decoder, line, has_bom, empty = codecs.getincrementaldecoder("utf-8")(), 1, False, True
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            if empty:
+                has_bom, empty = block.startswith(UTF8_BOM), False
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                line += block[: err.start].count(b"\n")
+                raise UserError(f"{path}, line {line}: not UTF-8 text (byte {block[err.start]:#04x}); "
+                                "save the file as UTF-8.") from None
+            line += block.count(b"\n")
+    if empty:
+        raise UserError(f"{path} is empty.")
+    return has_bom
+
+
+def _without_bom(path: Path) -> Path:
+    """A copy of `path` without its byte-order mark (the json and csv readers would take it for data)."""
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp(prefix="nlpcli-")) / path.name
+    with path.open("rb") as source, copy.open("wb") as target:
+        source.read(len(UTF8_BOM))
+        while block := source.read(1 << 20):
+            target.write(block)
+    return copy
+
+
 def _load_file(path: Path, text_format: str, json_field: str | None, text_column: str, label_column: str):
     import datasets
 
-    if not path.is_file():
-        raise UserError(f"Data file not found: {path}")
+    named = path
+    if check_text_file(path):
+        path = _without_bom(path)
     kind = _file_kind(path, text_format)
     if kind == "conll":
         return datasets.Dataset.from_list(read_conll(path, text_column, label_column))
@@ -122,7 +178,7 @@ def _load_file(path: Path, text_format: str, json_field: str | None, text_column
         loaded = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # datasets wraps parser errors in several exception types
         detail = _diagnose_json(path, json_field) if kind == "json" else str(err).splitlines()[0]
-        raise UserError(f"{path}: cannot read as {kind}: {detail}.") from None
+        raise UserError(f"{named}: cannot read as {kind}: {detail}.") from None
     finally:
         datasets.logging.set_verbosity(previous)
     if kind == "text":
@@ -268,12 +324,8 @@ def _own_file(cfg: Any, split: str) -> Path | None:
 
 def _is_json_lines(path: Path) -> bool:
     """True when the file's first non-blank line is a whole JSON object (one record per line)."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        first = next((line for line in handle if line.strip()), "")
-    try:
-        return isinstance(json.loads(first), dict)
-    except json.JSONDecodeError:
-        return False
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        return _parses_as_object(next((line for line in handle if line.strip()), ""))
 
 
 def _nth_record_line(path: Path, index: int) -> int | None:
