@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -22,4 +23,4 @@ def say(*objects: Any, **kwargs: Any) -> None:
 
 def warn(message: str) -> None:
     if is_main_process():
-        err_console.print(f"[yellow]warning:[/yellow] {message}")
+        err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)  # one line in a log

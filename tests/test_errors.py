@@ -91,6 +91,7 @@ def test_missing_model_folder():
 
 def test_checkpoints_are_not_overwritten_without_resume(tmp_path):
     (tmp_path / "checkpoint-3").mkdir()
+    (tmp_path / "checkpoint-3" / "trainer_state.json").write_text("{}")  # a complete checkpoint
     expect_error(ner("--dataset", "sample", "--output-dir", tmp_path), "--resume")
 
 

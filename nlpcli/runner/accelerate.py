@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli.errors import UserError
-from nlpcli.runner import optimization
+from nlpcli.runner import checkpoints, optimization
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
+from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
 from nlpcli.runner.progress import TrainingProgress
-
-CHECKPOINT_PREFIX = "checkpoint-"  # checkpoint-<step>, as the Trainer names them
 
 
 def optimizer_for(model: Any, learning_rate: float, weight_decay: float) -> Any:
@@ -32,17 +30,11 @@ def optimizer_for(model: Any, learning_rate: float, weight_decay: float) -> Any:
     return torch.optim.AdamW(optimization.parameter_groups(model, weight_decay), lr=learning_rate)
 
 
-def checkpoints_by_step(output_dir: Path) -> list[Path]:
-    found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
-
-
 def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
-    for path in reversed(checkpoints_by_step(output_dir)):
-        state = path / "nlpcli_state.json"
-        if state.is_file():
-            return path, json.loads(state.read_text())
-    return None
+    """The newest complete checkpoint and where in training it stands."""
+    path = checkpoints.latest_complete(output_dir)
+    state = path / "nlpcli_state.json" if path is not None else None
+    return (path, json.loads(state.read_text())) if state is not None and state.is_file() else None
 
 
 class AccelerateLoop:
@@ -112,8 +104,7 @@ class AccelerateLoop:
                 accelerator.load_state(str(found[0]))
                 start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
         if before:
-            metrics.update({f"{k}_before": v for k, v in self.evaluate(model, eval_loader).items()})
-            keep_before_predictions(ctx.output_dir)
+            metrics.update(before_training(ctx.output_dir, resume, lambda: self.evaluate(model, eval_loader)))
             self.progress.log_evaluation("before training", metrics)
 
         self.progress.start(total_steps, step)
@@ -202,13 +193,20 @@ class AccelerateLoop:
         accelerator, output_dir = self.accelerator, self.ctx.output_dir
         if not weights_finite(accelerator, model):
             raise non_finite_loss(position["step"], output_dir)
-        path = output_dir / f"{CHECKPOINT_PREFIX}{position['step']}"
-        accelerator.save_state(str(path))
+        path = output_dir / f"{checkpoints.PREFIX}{position['step']}"
+        staging = checkpoints.staging_folder(path)
         if accelerator.is_main_process:
-            (path / "nlpcli_state.json").write_text(json.dumps(position))
+            shutil.rmtree(staging, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:  # complete, then in place in one rename: never half a checkpoint
+            (staging / "nlpcli_state.json").write_text(json.dumps(position))
+            shutil.rmtree(path, ignore_errors=True)
+            staging.rename(path)
             limit = self.ctx.cfg.save_total_limit
             if limit:
-                for stale in checkpoints_by_step(output_dir)[:-limit]:
+                for stale in checkpoints.complete(output_dir)[:-limit]:
                     shutil.rmtree(stale, ignore_errors=True)
         accelerator.wait_for_everyone()
 

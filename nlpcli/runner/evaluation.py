@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nlpcli.console import is_main_process
+from nlpcli.files import write_text_atomic
 from nlpcli.runner.generation import PREDICTIONS_FILE, evaluate_generation
 from nlpcli.tasks.base import Task
 
@@ -32,11 +35,24 @@ def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def keep_before_predictions(output_dir: Path) -> None:
-    """The predictions of the evaluation before training stay beside the final ones, as *_before.jsonl."""
-    written = output_dir / PREDICTIONS_FILE
-    if written.is_file() and is_main_process():
-        written.replace(output_dir / PREDICTIONS_FILE.replace(".jsonl", "_before.jsonl"))
+BEFORE_FILE = "metrics_before.json"
+
+
+def before_training(output_dir: Path, resume: bool, evaluate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation before training, as `*_before` keys: computed by `evaluate` and kept in
+    metrics_before.json (its predictions as eval_predictions_before.jsonl); a resumed run reads them back
+    instead of evaluating the checkpoint it resumes from."""
+    kept = output_dir / BEFORE_FILE
+    if resume and kept.is_file():
+        return json.loads(kept.read_text())
+    metrics = {f"{k}_before": v for k, v in evaluate().items()}
+    if is_main_process():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(kept, json.dumps(final_metrics(metrics), indent=2, allow_nan=False))
+        written = output_dir / PREDICTIONS_FILE
+        if written.is_file():
+            written.replace(output_dir / PREDICTIONS_FILE.replace(".jsonl", "_before.jsonl"))
+    return metrics
 
 
 def prefixed(metrics: dict[str, Any], prefix: str = "eval_") -> dict[str, Any]:

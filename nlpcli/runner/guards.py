@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli.errors import UserError
+from nlpcli.runner import checkpoints
 
 ADVICE = (
     "Lower --learning-rate, keep gradient clipping on (--max-grad-norm 1.0), use --precision bf16 or fp32 "
@@ -21,14 +22,8 @@ ADVICE = (
 )
 
 
-def complete_checkpoints(output_dir: Path) -> list[Path]:
-    prefix = "checkpoint-"
-    found = [p for p in output_dir.glob(f"{prefix}*") if p.is_dir() and p.name[len(prefix):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(prefix):]))
-
-
 def non_finite_loss(step: int, output_dir: Path) -> UserError:
-    kept = complete_checkpoints(output_dir)
+    kept = checkpoints.complete(output_dir)
     where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been saved yet"
     return UserError(f"The training loss is no longer finite (NaN or inf) at step {step}; the run stopped and "
                      f"{where}.", hint=ADVICE)

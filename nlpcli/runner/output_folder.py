@@ -1,8 +1,9 @@
 """The output folder of a run: what a new run may write into, and one run at a time.
 
 - A path that is a file, or a folder that cannot be written, is refused before anything runs.
-- A folder that holds an earlier run (a saved model, checkpoints or metrics.json) is refused unless the
-  run continues it (--resume), only evaluates (--eval-only), or replaces it (--overwrite clears it first).
+- A folder that holds an earlier run (a saved model, complete checkpoints or metrics.json) is refused unless
+  the run continues it (--resume), only evaluates (--eval-only), or replaces it (--overwrite clears it
+  first). --resume with no complete checkpoint starts from the beginning, with a warning.
 - A run holds `<output>/.nlpcli.lock` (pid, host, start time) for its whole life. A second run into the
   same folder is refused, naming the first; a lock left by a process that no longer exists on this host
   is taken over with a warning.
@@ -20,6 +21,7 @@ from typing import Any
 
 from nlpcli.console import warn
 from nlpcli.errors import UserError
+from nlpcli.runner import checkpoints
 
 LOCK_FILE = ".nlpcli.lock"
 RUN_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "metrics.json")
@@ -40,12 +42,13 @@ def check_output_dir(output_dir: Path, cfg: Any) -> None:
         raise UserError(f"--output-dir {output_dir}: {existing} is not writable.")
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume continues the run in the output folder and --overwrite deletes it: choose one.")
-    checkpoints = sorted(output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
+    kept = checkpoints.complete(output_dir)
     finished = [name for name in RUN_FILES if (output_dir / name).exists()]
-    if cfg.resume and not checkpoints:
-        raise UserError(f"--resume: no checkpoint in {output_dir} to continue from.")
-    if (checkpoints or finished) and not (cfg.resume or cfg.eval_only or cfg.overwrite):
-        held = f"checkpoints of an earlier run ({checkpoints[0].name}, ...)" if checkpoints else (
+    if cfg.resume and not kept:
+        warn(f"--resume: no complete checkpoint in {output_dir}; starting from the beginning.")
+        cfg.resume = False
+    if (kept or finished) and not (cfg.resume or cfg.eval_only or cfg.overwrite):
+        held = f"checkpoints of an earlier run ({kept[0].name}, ...)" if kept else (
             f"a finished run ({', '.join(finished)})")
         raise UserError(f"{output_dir} holds {held}.",
                         hint="Pass --resume to continue it, --overwrite to replace it, or choose another --output-dir.")

@@ -21,6 +21,7 @@ from nlpcli.config import RunConfig, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
+from nlpcli.runner import checkpoints
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
@@ -136,6 +137,8 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     try:
         if cfg.overwrite and state.is_main_process:
             clear(output_dir)
+        if state.is_main_process:
+            checkpoints.remove_incomplete(output_dir)
         state.wait_for_everyone()
         return _run_locked(task, task_name, cfg, state, output_dir, started)
     finally:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nlpcli.runner import optimization
+from nlpcli.runner import checkpoints, optimization
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
+from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
 from nlpcli.runner.progress import TrainingProgress, trainer_callback
 
@@ -131,14 +131,14 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     trainer, progress = build_trainer(ctx, guard)
     metrics: dict[str, Any] = {}
     if before:
-        metrics.update({f"{k}_before": v for k, v in trainer.evaluate().items()})
-        keep_before_predictions(ctx.output_dir)
+        metrics.update(before_training(ctx.output_dir, resume, trainer.evaluate))
     if ctx.cfg.eval_only:
         metrics.update(trainer.evaluate())
         return metrics
     started = time.perf_counter()
     try:
-        trainer.train(resume_from_checkpoint=True if resume else None)
+        latest = checkpoints.latest_complete(ctx.output_dir) if resume else None
+        trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
     finally:
         progress.stop()
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):

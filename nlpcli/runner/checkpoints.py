@@ -1,0 +1,54 @@
+"""Checkpoint folders (`checkpoint-<step>`) both loops write, and which of them count.
+
+A checkpoint is complete once its last file is written: `trainer_state.json` for the Trainer (written
+after the model, optimizer, scheduler and RNG states), `nlpcli_state.json` for the Accelerate loop
+(written after `save_state`). A folder without it was cut short by a crash or a `kill -9`: it never
+counts, neither for `--resume` nor as an earlier run that a new one must not overwrite, and a new run or
+a resume removes it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from nlpcli.console import warn
+
+PREFIX = "checkpoint-"
+COMPLETION_FILES = ("trainer_state.json", "nlpcli_state.json")
+
+
+def by_step(output_dir: Path) -> list[Path]:
+    """Every `checkpoint-<step>` folder, oldest first."""
+    if not output_dir.is_dir():
+        return []
+    found = [p for p in output_dir.glob(f"{PREFIX}*") if p.is_dir() and p.name[len(PREFIX):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def is_complete(path: Path) -> bool:
+    return any((path / name).is_file() for name in COMPLETION_FILES)
+
+
+def complete(output_dir: Path) -> list[Path]:
+    return [p for p in by_step(output_dir) if is_complete(p)]
+
+
+def latest_complete(output_dir: Path) -> Path | None:
+    found = complete(output_dir)
+    return found[-1] if found else None
+
+
+def staging_folder(path: Path) -> Path:
+    """Where the Accelerate loop writes a checkpoint before renaming it into place."""
+    return path.parent / f".{path.name}.partial"
+
+
+def remove_incomplete(output_dir: Path) -> None:
+    """Delete the checkpoint folders a crash left half written (main process only)."""
+    for path in by_step(output_dir):
+        if not is_complete(path):
+            warn(f"{path} is incomplete (its save was interrupted); removing it.")
+            shutil.rmtree(path, ignore_errors=True)
+    for staging in output_dir.glob(f".{PREFIX}*.partial") if output_dir.is_dir() else []:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,42 @@
+"""Recovering from interrupted runs: a half-written checkpoint never counts or blocks, and a resumed run
+keeps the figures measured before training instead of measuring its checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import read_json, run_cli
+
+NER = ("ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate", "5e-3")
+MLM = ("mlm", "--model", "tiny", "--dataset", "sample", "--chunk-size", "32", "--batch-size", "8",
+       "--learning-rate", "5e-3", "--max-train-samples", "40", "--max-eval-samples", "16")
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_an_empty_checkpoint_folder_never_blocks_a_run(tmp_path, loop):
+    out = tmp_path / "run"
+    (out / "checkpoint-5").mkdir(parents=True)  # what a kill -9 during the first save leaves
+    fresh = run_cli(*NER, "--loop", loop, "--max-steps", "3", "--output-dir", out)
+    assert fresh.exit_code == 0, fresh.output
+    assert "checkpoint-5 is incomplete" in fresh.output and not (out / "checkpoint-5").exists()
+    torn = tmp_path / "torn"
+    (torn / "checkpoint-2").mkdir(parents=True)
+    (torn / "checkpoint-2" / "model.safetensors").write_bytes(b"")  # cut short before its state file
+    resumed = run_cli(*NER, "--loop", loop, "--max-steps", "3", "--resume", "--output-dir", torn)
+    assert resumed.exit_code == 0, resumed.output
+    assert "no complete checkpoint" in resumed.output and "starting from the beginning" in resumed.output
+    assert (torn / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_resume_keeps_the_figures_measured_before_training(tmp_path, loop):
+    out = tmp_path / "run"
+    first = run_cli(*MLM, "--loop", loop, "--epochs", "1", "--output-dir", out)
+    assert first.exit_code == 0, first.output
+    before = {k: v for k, v in read_json(out / "metrics.json").items() if k.endswith("_before")}
+    assert before == read_json(out / "metrics_before.json") and "eval_perplexity_before" in before
+    again = run_cli(*MLM, "--loop", loop, "--epochs", "2", "--resume", "--output-dir", out)
+    assert again.exit_code == 0, again.output
+    resumed = read_json(out / "metrics.json")
+    assert {k: resumed[k] for k in before} == before  # not the checkpoint's perplexity
+    assert resumed["eval_perplexity"] < before["eval_perplexity_before"]
