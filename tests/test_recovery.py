@@ -40,3 +40,18 @@ def test_resume_keeps_the_figures_measured_before_training(tmp_path, loop):
     resumed = read_json(out / "metrics.json")
     assert {k: resumed[k] for k in before} == before  # not the checkpoint's perplexity
     assert resumed["eval_perplexity"] < before["eval_perplexity_before"]
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_resuming_a_finished_run_trains_no_further_step(tmp_path, loop):
+    out = tmp_path / "run"
+    args = (*NER, "--loop", loop, "--max-steps", "4", "--save-steps", "2", "--output-dir", out)
+    first = run_cli(*args)
+    assert first.exit_code == 0, first.output
+    finished = read_json(out / "metrics.json")
+    again = run_cli(*args, "--resume")
+    assert again.exit_code == 0, again.output
+    assert "training is already complete" in again.output
+    steps = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
+    assert max(steps) == 4, steps  # no checkpoint-5: not one step past --max-steps
+    assert read_json(out / "metrics.json") == finished  # the same weights, evaluated again

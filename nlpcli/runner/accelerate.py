@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.runner import checkpoints, optimization
 from nlpcli.runner.context import RunContext
@@ -107,6 +108,9 @@ class AccelerateLoop:
             metrics.update(before_training(ctx.output_dir, resume, lambda: self.evaluate(model, eval_loader)))
             self.progress.log_evaluation("before training", metrics)
 
+        if step >= total_steps:  # a resumed run that had already finished: no step beyond its end
+            say(f"training is already complete ({step} of {total_steps} steps); evaluating and saving the model.")
+            start_epoch = num_epochs
         self.progress.start(total_steps, step)
         started = time.perf_counter()
         try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
+from nlpcli.console import say
 from nlpcli.runner import checkpoints, optimization
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
@@ -123,9 +126,19 @@ def build_trainer(ctx: RunContext, guard: LossGuard) -> tuple[Any, TrainingProgr
     return trainer, progress
 
 
+def finished_in(checkpoint: Path, cfg: Any) -> bool:
+    """True when `checkpoint` ends the training `cfg` asks for (its --max-steps, or the same epochs)."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    done = state.get("global_step", 0)
+    if cfg.max_steps > 0:
+        return done >= cfg.max_steps
+    return state.get("num_train_epochs") == cfg.epochs and done >= state.get("max_steps", done + 1)
+
+
 def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     """Train (unless eval-only), save the model, and return the final evaluation metrics."""
     import torch
+    from transformers import TrainerState
 
     guard = LossGuard()
     trainer, progress = build_trainer(ctx, guard)
@@ -138,7 +151,13 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         latest = checkpoints.latest_complete(ctx.output_dir) if resume else None
-        trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
+        if latest is not None and finished_in(latest, ctx.cfg):
+            # the Trainer would take one step past the end; load the last weights and finish the run instead
+            say(f"training is already complete ({latest.name}); evaluating and saving the model.")
+            trainer._load_from_checkpoint(str(latest))
+            trainer.state = TrainerState.load_from_json(str(latest / "trainer_state.json"))
+        else:
+            trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
     finally:
         progress.stop()
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
