@@ -65,3 +65,11 @@ def test_a_single_record_cannot_be_split(tmp_path):
     one.write_bytes(jsonl(GOOD[:1]))
     result = run_cli(*NER, "--train-file", one, "--output-dir", tmp_path / "out")
     assert result.exit_code == 2 and "too few to hold out a validation split" in result.output
+
+
+def test_labels_that_mix_names_and_ids_name_the_record(tmp_path):
+    mixed = tmp_path / "mixed.jsonl"
+    rows = GOOD[:2] + [{"tokens": ["Peter", "Blackburn"], "ner_tags": [1, 2]}] + GOOD[:2]
+    mixed.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_cli(*NER, "--train-file", mixed, "--validation-file", mixed, "--output-dir", tmp_path / "out")
+    assert result.exit_code == 2 and "record 3: labels mix names and class ids" in result.output

@@ -63,6 +63,17 @@ def align_labels_with_tokens(
     return aligned
 
 
+def mixed_record(label_lists: list) -> int:
+    """The first record whose labels are not of the kind (names or class ids) the first labels are."""
+    kind = None
+    for row, tags in enumerate(label_lists):
+        for tag in as_list(tags):
+            kind = isinstance(tag, str) if kind is None else kind
+            if isinstance(tag, str) != kind:
+                return row
+    return 0
+
+
 class NerTask(Task):
     name = "ner"
     help = "Token classification (NER): fine-tune on conll2003-style data, seqeval metrics."
@@ -120,6 +131,9 @@ class NerTask(Task):
         if cfg.eval_only and saved and not all(str(v).startswith("LABEL_") for v in saved.values()):
             return [saved[i] for i in sorted(saved)]
         values = {tag for tags in first[cfg.label_column] for tag in as_list(tags)}
+        if len({isinstance(v, str) for v in values}) > 1:
+            raise UserError(f"{describe(cfg, 'train')}, record {mixed_record(first[cfg.label_column]) + 1}: labels mix "
+                            "names and class ids; use one kind throughout.")
         if values and not all(isinstance(v, str) for v in values):
             raise UserError(
                 f"{describe(cfg, 'train')}: labels are class ids and the data set has no names for them.",
