@@ -310,6 +310,11 @@ def parse_filter(text: str) -> tuple[str, list[str]]:
     return column.strip(), kept
 
 
+def _short(value: Any, width: int = 40) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _row_matches(wanted: set[str]) -> Any:
     return lambda values: [str(v) in wanted for v in values]
 
@@ -331,7 +336,7 @@ def apply_filters(raw: Any, filters: list[str] | None, cfg: Any) -> tuple[Any, l
             raw[split] = data.filter(_row_matches(wanted), input_columns=column, batched=True, keep_in_memory=True)
             entry[split] = {"seen": len(data), "kept": len(raw[split])}
             if len(data) and not len(raw[split]):
-                present = sorted({str(v) for v in data.select(range(min(len(data), 1000)))[column]})
+                present = sorted({_short(v) for v in data.select(range(min(len(data), 1000)))[column]})
                 raise UserError(
                     f"--filter {text}: no row of {describe(cfg, split)} has one of these values in '{column}'.",
                     hint=f"Values seen there: {', '.join(present[:20])}{' ...' if len(present) > 20 else ''}",
