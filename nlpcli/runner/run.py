@@ -20,8 +20,10 @@ from typing import Any
 from nlpcli.config import RunConfig, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
+from nlpcli.files import write_text_atomic
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
+from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
 from nlpcli.sources import data, models
 from nlpcli.tasks import get_task
 
@@ -39,17 +41,6 @@ def _output_dir(cfg: RunConfig, task_name: str) -> Path:
     stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
     broadcast_object_list(stamp)
     return Path("runs") / f"{task_name}-{stamp[0]}"
-
-
-def _check_output_dir(output_dir: Path, cfg: RunConfig) -> None:
-    checkpoints = list(output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
-    if cfg.resume and not checkpoints:
-        raise UserError(f"--resume: no checkpoint in {output_dir} to continue from.")
-    if checkpoints and not cfg.resume and not cfg.eval_only:
-        raise UserError(
-            f"{output_dir} holds checkpoints of an earlier run ({checkpoints[0].name}, ...).",
-            hint="Pass --resume to continue that run, or choose another --output-dir.",
-        )
 
 
 def library_versions() -> dict[str, str]:
@@ -104,18 +95,36 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     started = time.time()
     import torch
     from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
     from transformers import set_seed
-
-    from nlpcli.runner import accelerate as accelerate_loop
-    from nlpcli.runner import trainer as trainer_loop
-    from nlpcli.runner.devices import resolve_precision
 
     quiet_libraries()
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
     output_dir = _output_dir(cfg, task_name)
-    _check_output_dir(output_dir, cfg)
+    check_output_dir(output_dir, cfg)
+    created = not output_dir.exists()
+    lock = FolderLock(output_dir)
+    refusal = [lock.acquire() if state.is_main_process else None]
+    broadcast_object_list(refusal)
+    if refusal[0]:
+        raise UserError(refusal[0], hint="Wait for it to finish, or choose another --output-dir.")
+    try:
+        if cfg.overwrite and state.is_main_process:
+            clear(output_dir)
+        state.wait_for_everyone()
+        return _run_locked(task, task_name, cfg, state, output_dir, started)
+    finally:
+        lock.release()
+        if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
+            output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
+
+
+def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float) -> dict:
+    from nlpcli.runner import accelerate as accelerate_loop
+    from nlpcli.runner import trainer as trainer_loop
+    from nlpcli.runner.devices import resolve_precision
 
     cfg_text, cfg_label = cfg.text_column or "text", cfg.label_column or "label"
     raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label)
@@ -175,7 +184,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
 
     metrics = final_metrics(metrics)
     if state.is_main_process:
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (output_dir / "run.json").write_text(json.dumps(run_info(ctx, state.num_processes, started), indent=2))
+        write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
+        write_text_atomic(output_dir / "run.json", json.dumps(run_info(ctx, state.num_processes, started), indent=2))
     state.wait_for_everyone()
     return {"output_dir": str(output_dir), "metrics": metrics}

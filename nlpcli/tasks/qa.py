@@ -34,9 +34,9 @@ NO_ANSWER_HINT = "unanswerable questions need --version-2-with-negative"
 
 @dataclass
 class QaConfig(RunConfig):
-    doc_stride: int = option(128, "Tokens shared by consecutive windows when a context is split.")
-    n_best: int = option(20, "Start and end candidates per window considered by post-processing.")
-    max_answer_length: int = option(30, "Longest answer considered, in tokens.")
+    doc_stride: int = option(128, "Tokens shared by consecutive windows when a context is split.", at_least=0)
+    n_best: int = option(20, "Start and end candidates per window considered by post-processing.", at_least=1)
+    max_answer_length: int = option(30, "Longest answer considered, in tokens.", at_least=1)
     version_2_with_negative: bool = option(False, "SQuAD v2: questions may have no answer (empty answer lists).")
     null_score_diff_threshold: float = option(
         0.0, "v2: answer nothing when the null score beats the best span's score by more than this."

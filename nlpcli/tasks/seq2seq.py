@@ -34,11 +34,13 @@ PREFIX_TRAINED = ("t5",)
 
 @dataclass
 class Seq2SeqConfig(RunConfig):
-    max_target_length: int = option(128, "Truncate targets to this many tokens.")
+    max_target_length: int = option(128, "Truncate targets to this many tokens.", at_least=1)
     source_prefix: str | None = option(None, "Text put before every source; T5-family models expect one.")
-    num_beams: int | None = option(None, "Beams for generation [the model's generation config].")
-    generation_max_length: int | None = option(None, "Longest generated sequence, in tokens [max_target_length].")
-    min_target_words: int = option(0, "Drop pairs whose target has fewer words than this (0: keep all).")
+    num_beams: int | None = option(None, "Beams for generation [the model's generation config].", at_least=1)
+    generation_max_length: int | None = option(
+        None, "Longest generated sequence, in tokens [max_target_length].", at_least=1
+    )
+    min_target_words: int = option(0, "Drop pairs whose target has fewer words than this (0: keep all).", at_least=0)
     skip_bad_records: bool = option(False, "Skip (and count) records with an empty side instead of stopping.")
 
 
@@ -97,10 +99,6 @@ class Seq2SeqTask(Task):
     def normalize(self, raw: Any, cfg: Any) -> Any:
         import datasets
 
-        for name in ("num_beams", "generation_max_length", "max_target_length", "max_length"):
-            value = getattr(cfg, name)
-            if value is not None and value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
         pairs = {}
         for split, data in raw.items():
             sources, targets = self._clean(*self.read_pairs(data, cfg, split), cfg, split)
