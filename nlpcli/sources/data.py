@@ -155,10 +155,17 @@ def concatenate_configs(parts: dict[str, Any], seed: int) -> Any:
                 f"({', '.join(first)} vs {', '.join(parts[name])}); cannot concatenate them."
             )
         for split in first:
-            if parts[name][split].column_names != first[split].column_names:
+            mine, theirs = first[split].features, parts[name][split].features
+            if list(mine) != list(theirs):
                 raise UserError(
                     f"Configurations '{names[0]}' and '{name}' have different columns in '{split}' "
-                    f"({', '.join(first[split].column_names)} vs {', '.join(parts[name][split].column_names)})."
+                    f"({', '.join(mine)} vs {', '.join(theirs)})."
+                )
+            differing = [column for column in mine if mine[column] != theirs[column]]
+            if differing:
+                raise UserError(
+                    f"Configurations '{names[0]}' and '{name}' have different types in '{split}', column "
+                    f"'{differing[0]}' ({mine[differing[0]]} vs {theirs[differing[0]]}); cannot concatenate them."
                 )
     return datasets.DatasetDict(
         {
