@@ -1,5 +1,5 @@
-"""Measure CLI latency targets: help time, offline hub failure time, tiny training throughput (ner), a tiny
-summarize run (time, ROUGE-L beside the lead-3 baseline)."""
+"""Measure CLI latency targets: help time, offline hub failure time, tiny training throughput (ner
+samples/s, clm tokens/s), a tiny summarize run (time, ROUGE-L beside the lead-3 baseline)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,19 @@ def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, in
     started = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env or dict(os.environ))
     return time.perf_counter() - started, done.returncode
+
+
+def clm_throughput(scratch: Path, steps: int = 40) -> list[tuple[str, str, str]]:
+    """The demo's tiny GPT-2 on the bundled Python sample: training tokens/s of each loop (from run.json)."""
+    rows = []
+    for loop in ("trainer", "accelerate"):
+        out = scratch / f"clm-{loop}"
+        seconds, code = timed(NLPCLI + ["clm", "--config", str(REPO / "configs/demo/clm.yaml"), "--max-steps",
+                                        str(steps), "--loop", loop, "--output-dir", str(out)])
+        info = json.loads((out / "run.json").read_text()) if code == 0 else {}
+        rate = info.get("train_tokens_per_second") or 0
+        rows.append((f"clm tiny, {steps} steps, {loop}", f"{seconds:.1f} s, {rate:.0f} tokens/s", "reported"))
+    return rows
 
 
 def main() -> None:
@@ -49,6 +62,7 @@ def main() -> None:
         rows.append(("summarize tiny, xsum sample, 10 epochs",
                      f"{seconds:.1f} s, rougeL {metrics.get('eval_rougeL', 0):.1f} "
                      f"(lead-3 {metrics.get('eval_lead3_rougeL', 0):.1f})", "reported"))
+        rows += clm_throughput(Path(scratch))
 
     width = max(len(r[0]) for r in rows)
     for name, value, target in rows:

@@ -160,6 +160,11 @@ def predict(
     question: str | None = typer.Option(None, help="Question (qa)."),
     context: str | None = typer.Option(None, help="Context passage (qa)."),
     top_k: int = typer.Option(5, help="Number of candidates (mlm)."),
+    max_new_tokens: int = typer.Option(50, help="Tokens to generate (clm)."),
+    temperature: float = typer.Option(0.0, help="Sampling temperature; 0: greedy (clm)."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling: smallest token set of this probability (clm)."),
+    num_return_sequences: int = typer.Option(1, help="Completions per prompt; needs --temperature > 0 (clm)."),
+    seed: int | None = typer.Option(None, help="Seed for sampling, for reproducible completions (clm)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     input_file: str | None = typer.Option(
         None, "--file", help="Inputs, one per line: a text file, a .jsonl file (see --text-column), or - for stdin."
@@ -185,7 +190,9 @@ def predict(
     if input_file and texts:
         raise UserError("Give texts as arguments or --file, not both.")
     inputs = read_inputs(input_file, text_column) if input_file else list(texts or [])
-    request = PredictRequest(texts=inputs, question=question, context=context, top_k=top_k)
+    request = PredictRequest(texts=inputs, question=question, context=context, top_k=top_k,
+                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                             num_return_sequences=num_return_sequences, seed=seed)
     from nlpcli.runner.run import quiet_libraries
 
     quiet_libraries()

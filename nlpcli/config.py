@@ -30,6 +30,11 @@ CONFIG_DIR = _config_dir()
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 
 
+# transformers' SchedulerType names that need no arguments beyond warm-up and training steps
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt")
+
+
 def option(
     default: Any,
     help: str,
@@ -96,7 +101,12 @@ class RunConfig:
     )
     dataset_revision: str | None = option(None, "Hub data set revision: branch, tag or commit.", data_bound=True)
     data_dir: str | None = option(None, "Folder inside the hub data set repository to load.", data_bound=True)
+    validation_dataset: str | None = option(
+        None, "With --dataset: a separate hub data set to validate on (its 'validation' split, else its only one)."
+    )
     train_file: str | None = option(None, "Local training file (json, jsonl, csv, txt, conll).")
+    streaming: bool = option(False, "Read the training split while training instead of loading it first (needs "
+                                    "--max-steps; tasks that support it).")
     validation_file: str | None = option(None, "Local validation file (same formats).")
     field: str | None = option(
         None, "JSON key holding the records (e.g. 'data' for nested files).", data_bound=True
@@ -114,6 +124,10 @@ class RunConfig:
     learning_rate: float = option(2e-5, "Peak learning rate for AdamW.", above=0)
     weight_decay: float = option(0.0, "AdamW weight decay.", at_least=0)
     warmup_ratio: float = option(0.0, "Fraction of steps used for linear warm-up.", at_least=0, below=1)
+    warmup_steps: int = option(0, "Warm-up steps (overrides --warmup-ratio when > 0).", at_least=0)
+    lr_scheduler: str = option("linear", "Learning-rate schedule after warm-up (transformers' get_scheduler names).",
+                               choices=LR_SCHEDULERS)
+    eval_steps: int | None = option(None, "Evaluate every N optimizer steps [at each epoch's end].", at_least=1)
     batch_size: int = option(8, "Training batch size per device.", at_least=1)
     eval_batch_size: int | None = option(None, "Evaluation batch size per device [batch_size].", at_least=1)
     gradient_accumulation_steps: int = option(1, "Accumulate gradients over this many batches.", at_least=1)

@@ -141,7 +141,7 @@ def _hub_like_folder(root: Path) -> Path:
 
 def _load(folder: Path, configs: list[str] | None, seed: int) -> datasets.DatasetDict:
     cfg = SimpleNamespace(dataset=str(folder), dataset_config=configs, dataset_revision=None, data_dir=None,
-                          train_file=None, validation_file=None, seed=seed)
+                          validation_dataset=None, train_file=None, validation_file=None, seed=seed)
     return data.load_raw(cfg, None, "text", "label")
 
 

@@ -1,6 +1,7 @@
 """The `--loop accelerate` path: a plain training loop on Accelerate, same Task, same outputs.
 
-AdamW with weight decay (not on biases and LayerNorm), linear schedule, evaluation each epoch with
+AdamW with weight decay (not on biases and LayerNorm weights), the configured warm-up and schedule,
+the task's training loss when it has one, evaluation each epoch (or every --eval-steps) with
 `pad_across_processes` + `gather_for_metrics` (no sample counted twice when the eval set does not
 divide evenly), a checkpoint each epoch, and the final model saved once from the main process.
 """
@@ -10,27 +11,25 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from nlpcli.errors import UserError
+from nlpcli.runner import optimization
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
 from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
 from nlpcli.runner.progress import TrainingProgress
 
 CHECKPOINT_PREFIX = "checkpoint-"  # checkpoint-<step>, as the Trainer names them
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
 def optimizer_for(model: Any, learning_rate: float, weight_decay: float) -> Any:
     import torch
 
-    named = list(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in named if not n.endswith(NO_DECAY)], "weight_decay": weight_decay},
-        {"params": [p for n, p in named if n.endswith(NO_DECAY)], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=learning_rate)
+    return torch.optim.AdamW(optimization.parameter_groups(model, weight_decay), lr=learning_rate)
 
 
 def checkpoints_by_step(output_dir: Path) -> list[Path]:
@@ -68,6 +67,9 @@ class AccelerateLoop:
             collate_fn=self.collator,
         )
         self.progress = TrainingProgress()
+        self.loss_fn = ctx.task.training_loss(cfg)
+        self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (step, metrics) of the latest one
+        self.tokens = 0  # training tokens of this process, this session
 
     def evaluate(self, model: Any, eval_loader: Any) -> dict[str, Any]:
         return evaluate_batches(self.accelerator, model, eval_loader, self.ctx)
@@ -81,11 +83,11 @@ class AccelerateLoop:
             self.progress.log_evaluation("evaluation", metrics)
             return metrics
         from torch.utils.data import DataLoader
-        from transformers import get_scheduler
 
+        streamed = not hasattr(ctx.train_features, "__len__")  # --streaming: an IterableDataset, shuffled already
         train_loader = DataLoader(
             ctx.model_inputs(ctx.train_features),
-            shuffle=True,
+            shuffle=not streamed,
             batch_size=cfg.batch_size,
             collate_fn=self.collator,
         )
@@ -93,11 +95,14 @@ class AccelerateLoop:
         model, optimizer, train_loader, eval_loader = accelerator.prepare(
             ctx.model, optimizer, train_loader, self.eval_loader
         )
-        steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.gradient_accumulation_steps))
-        total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
-        num_epochs = math.ceil(total_steps / steps_per_epoch)
-        warmup = int(cfg.warmup_ratio) if cfg.warmup_ratio >= 1 else math.ceil(total_steps * cfg.warmup_ratio)
-        scheduler = get_scheduler("linear", optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+        self.eval_loader = eval_loader
+        if streamed:  # the run needs --max-steps; each pass over the stream is an epoch
+            total_steps, num_epochs = cfg.max_steps, sys.maxsize
+        else:
+            steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.gradient_accumulation_steps))
+            total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
+            num_epochs = math.ceil(total_steps / steps_per_epoch)
+        scheduler = optimization.scheduler(cfg, optimizer, total_steps)
         accelerator.register_for_checkpointing(scheduler)
 
         start_epoch, step, skip = 0, 0, 0
@@ -112,23 +117,28 @@ class AccelerateLoop:
             self.progress.log_evaluation("before training", metrics)
 
         self.progress.start(total_steps, step)
-        epoch_metrics: dict[str, Any] = {}
+        started = time.perf_counter()
         try:
             for epoch in range(start_epoch, num_epochs):
                 train_loader.set_epoch(epoch)
                 loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
                 step, batches = self._train_epoch(model, optimizer, scheduler, loader, epoch, skip, step, total_steps)
                 skip = 0
-                epoch_metrics = self.evaluate(model, eval_loader)
-                self.progress.log_evaluation(f"epoch {epoch + 1}", epoch_metrics)
-                finished = batches >= len(train_loader)  # else max_steps ended the run inside this epoch
+                if streamed and batches == 0:
+                    raise UserError("The training stream yields no batches.")
+                if not cfg.eval_steps:
+                    self._evaluate_at(step, model, f"epoch {epoch + 1}")
+                # not finished: max_steps ended the run inside this epoch
+                finished = step < total_steps if streamed else batches >= len(train_loader)
                 position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
                 self._save_checkpoint(model, {**position, "step": step})
                 if step >= total_steps:
                     break
         finally:
             self.progress.stop()
-        metrics.update(epoch_metrics or self.evaluate(model, eval_loader))
+        self._record_throughput(time.perf_counter() - started)
+        last = self.last_evaluation
+        metrics.update(last[1] if last is not None and last[0] == step else self.evaluate(model, eval_loader))
         self._save_model(model, step)
         return metrics
 
@@ -144,8 +154,12 @@ class AccelerateLoop:
         model.train()
         running, count, batches_done = 0.0, 0, skipped
         for batches_done, batch in enumerate(loader, start=skipped + 1):
+            self.tokens += optimization.batch_tokens(batch)
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                if self.loss_fn is None:
+                    loss = model(**batch).loss
+                else:
+                    loss = self.loss_fn(model(**optimization.without_labels(batch)), batch)
                 if any_process(accelerator, ~torch.isfinite(loss.detach()).all()):
                     raise non_finite_loss(step + 1, self.ctx.output_dir)  # before backward: weights untouched
                 accelerator.backward(loss)
@@ -162,12 +176,26 @@ class AccelerateLoop:
                 self.progress.update(step, shown)
                 if shown is not None:
                     running, count = 0.0, 0
+                if cfg.eval_steps and step % cfg.eval_steps == 0:
+                    self._evaluate_at(step, model, f"step {step}")
+                    model.train()
                 if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
                     self._save_checkpoint(model, {"epoch": epoch, "step": step, "batches": batches_done})
                     model.train()
                 if step >= total:
                     break
         return step, batches_done
+
+    def _evaluate_at(self, step: int, model: Any, label: str) -> None:
+        metrics = self.evaluate(model, self.eval_loader)
+        self.progress.log_evaluation(label, metrics)
+        self.last_evaluation = (step, metrics)
+
+    def _record_throughput(self, seconds: float) -> None:
+        import torch
+
+        tokens = self.accelerator.gather(torch.tensor([self.tokens], device=self.accelerator.device)).sum()
+        self.ctx.training.update(optimization.throughput(int(tokens), seconds))
 
     def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""

@@ -22,13 +22,14 @@ class RunContext:
     raw_eval: Any
     output_dir: Path
     mixed_precision: str  # 'no' | 'fp16' | 'bf16'
-    train_examples: int = 0  # raw training examples, before tokenization into features
+    train_examples: int | None = 0  # raw training examples, before tokenization (None: streamed)
     filter_counts: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
     generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
+    training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
 
     def model_inputs(self, features: Any) -> Any:
         """`features` without the columns the model's forward() does not take (QA offsets, example ids),
         except those the task's collator consumes itself (`Task.collator_columns`)."""
         accepted = set(inspect.signature(self.model.forward).parameters) | {"labels"}
         accepted |= set(self.task.collator_columns)
-        return features.remove_columns([c for c in features.column_names if c not in accepted])
+        return features.remove_columns([c for c in features.column_names or [] if c not in accepted])

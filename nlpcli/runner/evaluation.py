@@ -71,6 +71,13 @@ def per_sample_loss(logits: Any, labels: Any, shift: bool) -> tuple[Any, Any]:
     return (losses * mask).sum(dim=1), mask.sum(dim=1)
 
 
+def per_sample_correct(logits: Any, labels: Any, shift: bool) -> Any:
+    """Labelled tokens whose arg-max prediction is the label, per sample (next-token accuracy when shifted)."""
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    return ((logits.argmax(dim=-1) == labels) & (labels != -100)).sum(dim=1)
+
+
 def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dict:
     """The one evaluation both loops run: loss from labels, gathered logits -> task metrics, or generated
     text -> task metrics (`runner.generation`).
@@ -88,8 +95,10 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
             result = model(**batch)
         logits = result.get("logits")
         if "labels" in batch and logits is not None:
-            sums, counts = per_sample_loss(logits, batch["labels"], task.shifts_labels)
-            sample_losses.append(accelerator.gather_for_metrics(torch.stack([sums, counts], dim=1).double()).cpu())
+            columns = list(per_sample_loss(logits, batch["labels"], task.shifts_labels))
+            if task.token_accuracy:
+                columns.append(per_sample_correct(logits, batch["labels"], task.shifts_labels))
+            sample_losses.append(accelerator.gather_for_metrics(torch.stack(columns, dim=1).double()).cpu())
         if task.evaluation == "logits":
             gathered_outputs = []
             for key, tensor in result.items():
@@ -103,6 +112,8 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
     if sample_losses:
         totals = torch.cat(sample_losses).sum(dim=0)  # summed in data set order: same for any process count
         metrics["eval_loss"] = float(totals[0] / totals[1]) if totals[1] else float("nan")
+        if task.token_accuracy:
+            metrics["eval_accuracy"] = float(totals[2] / totals[1]) if totals[1] else float("nan")
     if outputs:
         per_output = [concat_padded([batch[i] for batch in outputs]) for i in range(len(outputs[0]))]
         predictions = per_output[0] if len(per_output) == 1 else tuple(per_output)

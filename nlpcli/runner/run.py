@@ -29,6 +29,7 @@ from nlpcli.tasks import get_task
 
 PRESET_TOKENIZER_DIR = "preset-tokenizer"
 LARGE_DATA = 5000  # records; above this, tokenization shows a progress bar
+STREAM_SHUFFLE_BUFFER = 10_000  # features a streamed training set is shuffled within
 VERSIONED = ("nlpcli", "torch", "transformers", "datasets", "accelerate", "tokenizers")
 
 
@@ -66,12 +67,13 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "precision": {"no": "fp32"}.get(ctx.mixed_precision, ctx.mixed_precision),
         "seed": ctx.cfg.seed,
         "train_examples": ctx.train_examples,
-        "train_samples": len(ctx.train_features) if ctx.train_features is not None else 0,
+        "train_samples": count(ctx.train_features),
         "eval_samples": len(ctx.raw_eval),
         "eval_features": len(ctx.eval_features),
         "filters": ctx.filter_counts,
         "data": ctx.task.data_report,
         **({"generation": ctx.generation} if ctx.generation else {}),
+        **ctx.training,
         **ctx.task.run_details(ctx.cfg),
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
@@ -81,13 +83,31 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
 
 
 def quiet_libraries() -> None:
+    import logging
+
     import datasets
     import transformers
+
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)  # "Removed shared tensor" of tied weights
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+
+
+def count(split: Any | None) -> int | None:
+    """Records in a split; None for a streamed one (its length is not known before it is read)."""
+    if split is None:
+        return 0
+    return None if data.is_streamed(split) else len(split)
+
+
+def check_streaming(task: Any, cfg: RunConfig) -> None:
+    if not task.supports_streaming:
+        raise UserError(f"--streaming: the {task.name} task reads its data whole; drop --streaming.")
+    if cfg.max_steps <= 0 and not cfg.eval_only:
+        raise UserError("--streaming needs --max-steps: a stream has no length to count epochs in.")
 
 
 def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
@@ -102,6 +122,9 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
+    if cfg.eval_only and cfg.model == "tiny":
+        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the tiny "
+                        "preset has random weights.")
     output_dir = _output_dir(cfg, task_name)
     check_output_dir(output_dir, cfg)
     created = not output_dir.exists()
@@ -127,18 +150,23 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     from nlpcli.runner.devices import resolve_precision
 
     cfg_text, cfg_label = cfg.text_column or "text", cfg.label_column or "label"
-    raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label)
-    if cfg.eval_only and "train" in raw and ("validation" in raw or "test" in raw):
-        del raw["train"]  # not needed: the evaluation data is there
-    raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
-    # records are checked (and bad ones named or skipped) before a validation part is held out of train
-    raw = data.ensure_splits(task.normalize(raw, cfg), cfg, cfg.seed if cfg.split_seed is None else cfg.split_seed)
+    if cfg.streaming:
+        check_streaming(task, cfg)
+        raw, filter_counts = task.normalize(data.load_streamed(cfg, task.sample, cfg_text, cfg_label), cfg), []
+    else:
+        raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label)
+        if cfg.eval_only and "train" in raw and ("validation" in raw or "test" in raw):
+            del raw["train"]  # not needed: the evaluation data is there
+        raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
+        # records are checked (and bad ones named or skipped) before a validation part is held out of train
+        split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+        raw = data.ensure_splits(task.normalize(raw, cfg), cfg, split_seed)
     if cfg.eval_only and "train" in raw:
         del raw["train"]
     if not task.limits_count_features:
         raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
     data.check_columns(raw, task.required_columns(cfg), cfg)
-    if state.is_main_process and sum(len(split) for split in raw.values()) > LARGE_DATA:
+    if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
         import datasets
 
         datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
@@ -149,12 +177,14 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
     # datasets cache the others then read.
     with state.main_process_first():
-        model, tokenizer = models.load_model_and_tokenizer(
-            cfg.model, task.model_class, model_kwargs, lambda: task.preset_texts(raw, cfg), cfg.preset_vocab_size,
-            output_dir / PRESET_TOKENIZER_DIR,
+        texts, tokenizer_dir = lambda: task.preset_texts(raw, cfg), output_dir / PRESET_TOKENIZER_DIR
+        model, tokenizer = task.load_model(cfg, model_kwargs, texts, tokenizer_dir) or models.load_model_and_tokenizer(
+            cfg.model, task.model_class, model_kwargs, texts, cfg.preset_vocab_size, tokenizer_dir
         )
         train_features, eval_features = task.prepare(raw, tokenizer, cfg)
-    if train_features is not None and len(train_features) == 0:
+    if train_features is not None and data.is_streamed(train_features):  # no sampler shuffles a stream
+        train_features = train_features.shuffle(seed=cfg.seed, buffer_size=STREAM_SHUFFLE_BUFFER)
+    if count(train_features) == 0 and train_features is not None:
         raise UserError(f"{data.describe(cfg, 'train')}: no training features after tokenization.")
 
     ctx = RunContext(
@@ -167,7 +197,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         raw_eval=raw["validation"],
         output_dir=output_dir,
         mixed_precision=resolve_precision(cfg.precision, getattr(model.config, "model_type", None)),
-        train_examples=len(raw["train"]) if "train" in raw else 0,
+        train_examples=count(raw.get("train")),
         filter_counts=filter_counts,
     )
     if state.is_main_process:
@@ -175,7 +205,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         save_config(cfg, output_dir / "nlpcli_config.yaml")
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
-        f"train={len(train_features) if train_features is not None else 0} eval={len(eval_features)} "
+        f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "
         f"-> {output_dir}"
     )
     before = task.evaluate_before_training and not cfg.eval_only

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from nlpcli.runner import optimization
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
 from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
@@ -17,7 +19,8 @@ def training_arguments(ctx: RunContext) -> Any:
     cfg = ctx.cfg
     return TrainingArguments(
         output_dir=str(ctx.output_dir),
-        eval_strategy="no" if cfg.eval_only else "epoch",
+        eval_strategy="no" if cfg.eval_only else "steps" if cfg.eval_steps else "epoch",
+        eval_steps=cfg.eval_steps,
         save_strategy="no" if cfg.eval_only else "steps" if cfg.save_steps else "epoch",
         save_steps=cfg.save_steps or 500,
         save_total_limit=cfg.save_total_limit,
@@ -25,8 +28,8 @@ def training_arguments(ctx: RunContext) -> Any:
         weight_decay=cfg.weight_decay,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        warmup_steps=cfg.warmup_ratio,
-        lr_scheduler_type="linear",
+        warmup_steps=optimization.warmup(cfg),
+        lr_scheduler_type=cfg.lr_scheduler,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -44,17 +47,35 @@ def training_arguments(ctx: RunContext) -> Any:
     )
 
 
-def trainer_class(ctx: RunContext, guard: LossGuard) -> type:
+def trainer_class(ctx: RunContext, guard: LossGuard | None = None) -> type:
     """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP) and
     whose training losses feed the non-finite loss guard."""
     from transformers import Trainer
     from transformers.trainer_utils import EvalLoopOutput
 
+    loss_fn = ctx.task.training_loss(ctx.cfg)
+    guard = guard or LossGuard()
+
     class NlpcliTrainer(Trainer):
-        def training_step(self, *args, **kwargs):
-            loss = super().training_step(*args, **kwargs)
+        # the task's loss is a per-batch mean, which training_step divides by the accumulation steps
+        loss_is_scaled_for_ga = False if loss_fn is not None else None
+        tokens = 0  # training tokens of this process (for tokens/s), counted as the Accelerate loop counts them
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            self.tokens += optimization.batch_tokens(inputs)
+            loss = super().training_step(model, inputs, num_items_in_batch)
             guard.observe(loss)
             return loss
+
+        def get_decay_parameter_names(self, model):
+            return optimization.decay_parameter_names(model)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if loss_fn is None or not model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            outputs = model(**optimization.without_labels(inputs))
+            loss = loss_fn(outputs, inputs)
+            return (loss, outputs) if return_outputs else loss
 
         def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                             metric_key_prefix="eval"):
@@ -104,6 +125,8 @@ def build_trainer(ctx: RunContext, guard: LossGuard) -> tuple[Any, TrainingProgr
 
 def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     """Train (unless eval-only), save the model, and return the final evaluation metrics."""
+    import torch
+
     guard = LossGuard()
     trainer, progress = build_trainer(ctx, guard)
     metrics: dict[str, Any] = {}
@@ -113,6 +136,7 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     if ctx.cfg.eval_only:
         metrics.update(trainer.evaluate())
         return metrics
+    started = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
@@ -120,6 +144,8 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
         raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,
                               ctx.output_dir)
+    tokens = trainer.accelerator.gather(torch.tensor([trainer.tokens], device=trainer.args.device)).sum()
+    ctx.training.update(optimization.throughput(int(tokens), time.perf_counter() - started))
     trainer.save_model(str(ctx.output_dir))
     history = trainer.state.log_history
     last_eval = next((log for log in reversed(history) if any(k.startswith("eval_") for k in log)), None)

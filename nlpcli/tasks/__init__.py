@@ -12,6 +12,7 @@ TASK_MODULES = {
     "translate": "nlpcli.tasks.translate:TranslateTask",
     "summarize": "nlpcli.tasks.summarize:SummarizeTask",
     "qa": "nlpcli.tasks.qa:QaTask",
+    "clm": "nlpcli.tasks.clm:ClmTask",
 }
 
 

@@ -12,8 +12,9 @@ Evaluation comes in three kinds, chosen by the task and executed by the runner f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from nlpcli.config import RunConfig
@@ -28,6 +29,12 @@ class PredictRequest:
     question: str | None = None
     context: str | None = None
     top_k: int = 5
+    # generation (clm): greedy when temperature is 0
+    max_new_tokens: int = 50
+    temperature: float = 0.0
+    top_p: float = 1.0
+    num_return_sequences: int = 1
+    seed: int | None = None
 
 
 @dataclass
@@ -55,6 +62,9 @@ class Task:
     evaluation: ClassVar[str] = "logits"
     evaluate_before_training: ClassVar[bool] = False
     shifts_labels: ClassVar[bool] = False  # causal LM: logits at t are scored against labels at t + 1
+    token_accuracy: ClassVar[bool] = False  # loss evaluation also reports eval_accuracy (labelled tokens right)
+    # True: `prepare` accepts a streamed (iterable) training split, with --streaming
+    supports_streaming: ClassVar[bool] = False
     sample: ClassVar[Sample | None] = None
     demo_request: ClassVar[PredictRequest | None] = None  # what `nlpcli demo` asks the trained model
     predicts_per_input: ClassVar[bool] = False  # `predict` returns one row per input text (--file works)
@@ -84,12 +94,26 @@ class Task:
         """Inspect the data (and a saved model's config) before the model loads; return model kwargs."""
         return {}
 
+    def load_model(
+        self, cfg: RunConfig, model_kwargs: dict[str, Any], texts: Callable[[], Iterable[str]], tokenizer_dir: Path
+    ) -> tuple[Any, Any] | None:
+        """(model, tokenizer) built the task's own way (e.g. random weights from a configuration, with a
+        tokenizer fitted to `texts` and kept in `tokenizer_dir`); None: the runner loads `cfg.model` as usual.
+        Called by the main process first, then by the others (which find what it kept)."""
+        return None
+
     def prepare(self, raw: Any, tokenizer: Any, cfg: RunConfig) -> tuple[Any, Any]:
         """(train_features, eval_features); eval features may carry extra columns for metrics."""
         raise NotImplementedError
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         raise NotImplementedError
+
+    def training_loss(self, cfg: RunConfig) -> Callable[[Any, dict[str, Any]], Any] | None:
+        """A loss both loops train on instead of the model's own: f(outputs, batch) -> a scalar, the mean over
+        the batch (the loops scale it for gradient accumulation; the model is called without labels).
+        None: the model's own loss. Evaluation always uses the plain loss."""
+        return None
 
     def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
         return {}

@@ -1,0 +1,73 @@
+"""What both loops share about optimisation: weight-decay groups, warm-up, the learning-rate schedule,
+the task's training loss and the count of training tokens.
+
+The Trainer loop hands these to `TrainingArguments` / `Trainer` hooks, the Accelerate loop uses them
+directly, so the two loops train the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from nlpcli.config import RunConfig
+
+# Parameter names that are never decayed, besides every parameter of a LayerNorm module (transformers'
+# own rule, `Trainer.get_decay_parameter_names`): biases and the norm layers other libraries name so.
+NO_DECAY_NAME_PATTERNS = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
+
+
+def decay_parameter_names(model: Any) -> list[str]:
+    """Names of the parameters weight decay applies to: all but biases and LayerNorm weights."""
+    from torch import nn
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    return get_parameter_names(model, [nn.LayerNorm], NO_DECAY_NAME_PATTERNS)
+
+
+def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decayed parameters first, then biases and LayerNorm weights with no decay."""
+    decayed = set(decay_parameter_names(model))
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [
+        {"params": [p for n, p in named if n in decayed], "weight_decay": weight_decay},
+        {"params": [p for n, p in named if n not in decayed], "weight_decay": 0.0},
+    ]
+
+
+def warmup(cfg: RunConfig) -> float:
+    """The warm-up as TrainingArguments.warmup_steps takes it: a step count, or a fraction below 1."""
+    return float(cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.warmup_ratio
+
+
+def warmup_steps(cfg: RunConfig, total_steps: int) -> int:
+    value = warmup(cfg)
+    return int(value) if value >= 1 else math.ceil(total_steps * value)
+
+
+def scheduler(cfg: RunConfig, optimizer: Any, total_steps: int) -> Any:
+    from transformers import get_scheduler
+
+    return get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup_steps(cfg, total_steps),
+                         num_training_steps=total_steps)
+
+
+def without_labels(batch: dict[str, Any]) -> dict[str, Any]:
+    """The model's inputs when the task computes the loss itself (no second loss inside the model)."""
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+def batch_tokens(batch: dict[str, Any]) -> int:
+    """Input tokens of a batch, padding excluded when there is an attention mask (as the Trainer counts
+    them with `include_num_input_tokens_seen="non_padding"`)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+
+
+def throughput(tokens: int, seconds: float) -> dict[str, Any]:
+    """The training facts run.json keeps: tokens trained on (all processes), time, tokens per second."""
+    return {
+        "train_tokens": int(tokens),
+        "train_runtime_s": round(seconds, 3),
+        "train_tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
+    }

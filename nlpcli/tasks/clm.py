@@ -1,0 +1,424 @@
+"""Causal language model trained from scratch on code (the Hugging Face course, chapter 7, section 6).
+
+The course's story, in pieces:
+- data: Python files (codeparrot-ds), optionally only those that mention one of `--filter-keywords`;
+- tokenizer: a given one (`--tokenizer`), or one fitted to the training texts (`--train-tokenizer`);
+- model: the configuration of `--model` (GPT-2) with random weights, sized to the tokenizer
+  (`--from-scratch`), or the weights of a saved causal LM to continue training;
+- chunking: every text cut into `--context-length` windows, only full windows kept (the course), or
+  `--pack`: texts joined with EOS and cut into full blocks, so only the last partial block is lost;
+- training: the model's own loss, or the key-token weighted loss (`--keytokens`), in both loops;
+- evaluation: perplexity and next-token accuracy (the runner's loss evaluation, labels shifted);
+- predict: the text-generation pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from nlpcli.config import RunConfig, option
+from nlpcli.console import is_main_process, say, warn
+from nlpcli.errors import UserError
+from nlpcli.sources import models, presets
+from nlpcli.sources.data import Sample, check_columns, describe, is_streamed
+from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline
+
+DEFAULT_COLUMN = "content"  # codeparrot's column of file contents
+TOKENIZER_BATCH = 1000  # texts per batch when fitting a tokenizer
+PREDICT_BATCH = 8  # prompts generated together by `predict`
+STREAMED = "streamed: not counted"
+STREAM_TOKENIZER_TEXTS = 10_000  # texts of a streamed training split that a tokenizer is fitted to
+
+
+@dataclass
+class ClmConfig(RunConfig):
+    context_length: int = option(128, "Tokens per training example (window or packed block).")
+    pack: bool = option(False, "Join the texts with EOS and cut full blocks (else: full windows of each text).")
+    filter_keywords: list[str] | None = option(None, "Keep only texts that contain one of these (comma-separated).")
+    tokenizer: str | None = option(None, "Tokenizer (hub id or folder) of a model trained from scratch [--model's].")
+    train_tokenizer: bool = option(False, "Fit a new tokenizer on the training texts (from --tokenizer's algorithm).")
+    vocab_size: int = option(52000, "Vocabulary size of the tokenizer --train-tokenizer fits.")
+    from_scratch: bool = option(True, "Random weights from --model's configuration; --no-from-scratch: its weights.")
+    keytokens: list[str] | None = option(None, "Weight the loss of samples by these tokens (comma-separated).")
+    keytoken_alpha: float = option(1.0, "Key-token weight: a sample's loss counts 1 + alpha * key tokens times.")
+
+
+def text_column(cfg: RunConfig) -> str:
+    return cfg.text_column or DEFAULT_COLUMN
+
+
+def mentions_any(texts: list[Any], keywords: list[str]) -> list[bool]:
+    """The course's filter: does each text contain one of the keywords (as a substring)?"""
+    return [isinstance(text, str) and any(keyword in text for keyword in keywords) for text in texts]
+
+
+def full_windows(tokenizer: Any, texts: list[str], context_length: int) -> dict[str, list]:
+    """Every text cut into windows of `context_length` tokens (`return_overflowing_tokens`); `length` says how
+    long each window is, so that only the full ones can be kept and the rest counted as dropped."""
+    encoded = tokenizer(texts, truncation=True, max_length=context_length, return_overflowing_tokens=True,
+                        return_length=True)
+    return {"input_ids": encoded["input_ids"], "length": encoded["length"]}
+
+
+def with_eos(tokenizer: Any, texts: list[str]) -> dict[str, list]:
+    """Each text's tokens followed by EOS (for packing), and their count."""
+    ids = [tokens + [tokenizer.eos_token_id] for tokens in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    return {"input_ids": ids, "length": [len(tokens) for tokens in ids]}
+
+
+def pack_blocks(token_lists: Iterable[list[int]], block: int) -> Iterator[list[int]]:
+    """Concatenate the token lists and cut full blocks of `block` tokens; only the last partial one is lost."""
+    buffer: list[int] = []
+    for tokens in token_lists:
+        buffer.extend(tokens)
+        full = len(buffer) // block * block
+        for start in range(0, full, block):
+            yield buffer[start:start + block]
+        buffer = buffer[full:]
+
+
+def keytoken_ids(tokenizer: Any, keywords: list[str]) -> dict[str, list[int]]:
+    """The course's key tokens: each keyword with and without a leading space, every form that is a single
+    token. A keyword with no single-token form is refused."""
+    found: dict[str, list[int]] = {}
+    for keyword in keywords:
+        ids: list[int] = []
+        for form in (keyword, " " + keyword):
+            encoded = tokenizer(form, add_special_tokens=False)["input_ids"]
+            if len(encoded) == 1 and encoded[0] not in ids:
+                ids.append(encoded[0])
+        if not ids:
+            pieces = tokenizer.convert_ids_to_tokens(tokenizer(keyword, add_special_tokens=False)["input_ids"])
+            raise UserError(
+                f"--keytokens: '{keyword}' is not a single token of this tokenizer, with or without a leading "
+                f"space (it splits into {pieces}).",
+                hint="Key tokens must be single tokens; leave this one out or choose another.",
+            )
+        found[keyword] = ids
+    return found
+
+
+def keytoken_weighted_loss(logits: Any, labels: Any, input_ids: Any, keytokens: list[int], alpha: float) -> Any:
+    """The course's key-token weighted loss: each sample's mean next-token loss, weighted by
+    1 + alpha * (occurrences of the key tokens in the sample's input), averaged over the batch.
+
+    (The course writes the weight as alpha * (1 + count), the same at its alpha of 1; at alpha 0 this one is
+    the plain loss, where the course's would be zero.)
+    """
+    import torch
+
+    from nlpcli.runner.evaluation import per_sample_loss
+
+    sums, counts = per_sample_loss(logits, labels, shift=True)
+    per_sample = sums / counts.clamp(min=1)
+    occurrences = torch.isin(input_ids, torch.tensor(keytokens, device=input_ids.device)).sum(dim=1)
+    return (per_sample * (1.0 + alpha * occurrences)).mean()
+
+
+class ClmCollator:
+    """Stacks full windows (all `context_length` long): labels are the inputs (the model shifts them).
+
+    Padding never happens, so EOS (which is also the pad token) keeps its label inside packed blocks."""
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        input_ids = torch.tensor([list(feature["input_ids"]) for feature in features])
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": input_ids.clone()}
+
+
+def batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(texts)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def ensure_pad_token(tokenizer: Any, where: str) -> Any:
+    if tokenizer.eos_token is None:
+        raise UserError(f"{where}: the tokenizer has no end-of-text token, which a causal LM needs.")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+class ClmTask(Task):
+    name = "clm"
+    help = "Causal LM from scratch (code completion): trained tokenizer, windows or packing, key-token loss."
+    config_class = ClmConfig
+    model_class = "AutoModelForCausalLM"
+    pipeline_task = "text-generation"
+    evaluation = "loss"
+    evaluate_before_training = True
+    shifts_labels = True
+    token_accuracy = True
+    supports_streaming = True
+    sample = Sample(
+        files={"train": "python_code.jsonl"},
+        description="nlpcli's own Python source, one file per record in `content` (10% held out)",
+    )
+    demo_request = PredictRequest(texts=["def prepare(self, raw"], max_new_tokens=20)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.facts: dict[str, Any] = {}
+        self.keytokens: list[int] = []
+
+    def required_columns(self, cfg: RunConfig) -> list[str]:
+        return [text_column(cfg)]
+
+    def normalize(self, raw: Any, cfg: ClmConfig) -> Any:
+        """The course's keyword filter, over every split, with a progress bar and a kept/seen count."""
+        if not cfg.filter_keywords:
+            return raw
+        import datasets
+
+        check_columns(raw, [text_column(cfg)], cfg)
+        keywords, column = cfg.filter_keywords, text_column(cfg)
+        was_enabled = datasets.utils.logging.is_progress_bar_enabled()
+        if is_main_process():
+            datasets.enable_progress_bars()
+        try:
+            for split in list(raw):
+                if is_streamed(raw[split]):  # filtered as it is read: nothing is counted
+                    raw[split] = raw[split].filter(lambda batch: mentions_any(batch[column], keywords), batched=True)
+                    self.facts.setdefault("filter", {"keywords": keywords})[split] = STREAMED
+                    continue
+                seen = len(raw[split])
+                raw[split] = raw[split].filter(lambda batch: mentions_any(batch[column], keywords), batched=True,
+                                               desc=f"Filtering {split} for {', '.join(keywords)}")
+                self.facts.setdefault("filter", {"keywords": keywords})[split] = {"seen": seen, "kept": len(raw[split])}
+                say(f"filter {split}: kept {len(raw[split])} of {seen} texts")
+        finally:
+            if not was_enabled:
+                datasets.disable_progress_bars()
+        for split in raw:
+            if not is_streamed(raw[split]) and len(raw[split]) == 0:
+                raise UserError(f"{describe(cfg, split)}: no text mentions any of {', '.join(keywords)}.",
+                                hint="Check --filter-keywords (matching is case-sensitive).")
+        return raw
+
+    def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
+        split = raw["train"] if "train" in raw else raw["validation"]
+        if is_streamed(split):
+            return (row[text_column(cfg)] for row in split.take(STREAM_TOKENIZER_TEXTS)
+                    if isinstance(row[text_column(cfg)], str))
+        return (text for text in split[text_column(cfg)] if isinstance(text, str))
+
+    def setup(self, raw: Any, cfg: ClmConfig, pretrained_config: Any | None) -> dict[str, Any]:
+        if cfg.context_length < 2:
+            raise UserError(f"--context-length must be at least 2, got {cfg.context_length}.")
+        if cfg.keytoken_alpha < 0:
+            raise UserError(f"--keytoken-alpha must be 0 or more, got {cfg.keytoken_alpha}.")
+        if cfg.train_tokenizer and cfg.vocab_size < 300:
+            raise UserError(f"--vocab-size must be at least 300 (256 bytes and some merges), got {cfg.vocab_size}.")
+        loads_weights = cfg.eval_only or not cfg.from_scratch
+        if cfg.model == "tiny":
+            if cfg.tokenizer or cfg.train_tokenizer:
+                warn("--model tiny fits its own byte-level BPE tokenizer to the training text "
+                     "(size: --preset-vocab-size); --tokenizer / --train-tokenizer are not used.")
+        elif loads_weights and cfg.train_tokenizer:
+            raise UserError("--train-tokenizer needs --from-scratch: a model whose weights are loaded keeps its "
+                            "own tokenizer.")
+        elif not loads_weights and Path(cfg.model).expanduser().is_dir():
+            warn(f"--from-scratch: only the configuration of {cfg.model} is used, with random weights. "
+                 "Pass --no-from-scratch to continue training its weights.")
+        if cfg.model == "tiny":
+            positions = presets.TINY_GPT2["n_positions"]
+        else:
+            positions = getattr(pretrained_config, "n_positions", None) or getattr(
+                pretrained_config, "max_position_embeddings", None)
+        if positions and cfg.context_length > positions:
+            raise UserError(f"--context-length {cfg.context_length} is longer than {cfg.model}'s {positions} "
+                            "positions.")
+        return {}
+
+    def load_model(
+        self, cfg: ClmConfig, model_kwargs: dict[str, Any], texts: Callable[[], Iterable[str]], tokenizer_dir: Path
+    ) -> tuple[Any, Any] | None:
+        """The tiny preset and saved causal LMs load the runner's way; from scratch: `--model`'s configuration,
+        random weights, sized to the chosen or fitted tokenizer (pad = EOS)."""
+        if cfg.model == "tiny":
+            return None
+        if cfg.eval_only or not cfg.from_scratch:
+            model, tokenizer = models.load_model_and_tokenizer(
+                cfg.model, self.model_class, model_kwargs, texts, cfg.preset_vocab_size, tokenizer_dir
+            )
+            ensure_pad_token(tokenizer, cfg.model)
+            model.config.pad_token_id = tokenizer.pad_token_id
+            return model, tokenizer
+        from transformers import AutoModelForCausalLM
+
+        tokenizer = ensure_pad_token(self._tokenizer(cfg, texts, tokenizer_dir), cfg.tokenizer or cfg.model)
+        config = presets.causal_lm_config(tokenizer, models.pretrained_config(cfg.model), n_ctx=cfg.context_length)
+        return AutoModelForCausalLM.from_config(config), tokenizer
+
+    @staticmethod
+    def _tokenizer(cfg: ClmConfig, texts: Callable[[], Iterable[str]], tokenizer_dir: Path) -> Any:
+        """--tokenizer (else --model's), or with --train-tokenizer a new one fitted to the training texts with
+        the given one's algorithm (a byte-level BPE from scratch when that cannot be loaded offline). A fitted
+        tokenizer is kept in `tokenizer_dir` for resumes and the other processes."""
+        from transformers import AutoTokenizer
+
+        source = cfg.tokenizer or cfg.model
+        if not cfg.train_tokenizer:
+            return models.load_tokenizer(source)
+        if (tokenizer_dir / "tokenizer.json").is_file():
+            return AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        from nlpcli.sources import hub
+
+        try:
+            template = models.load_tokenizer(source)
+        except UserError:
+            if hub.hub_reachable():
+                raise
+            warn(f"tokenizer {source} is not available offline: fitting a byte-level BPE tokenizer from scratch.")
+            tokenizer = presets.train_byte_level_bpe(texts(), cfg.vocab_size, presets.TINY_GPT2["n_positions"])
+        else:
+            say(f"fitting a {cfg.vocab_size}-token tokenizer like {source} to the training texts")
+            tokenizer = template.train_new_from_iterator(batched(texts(), TOKENIZER_BATCH), cfg.vocab_size)
+        tokenizer.save_pretrained(str(tokenizer_dir))
+        return tokenizer
+
+    def prepare(self, raw: Any, tokenizer: Any, cfg: ClmConfig) -> tuple[Any, Any]:
+        if not tokenizer.is_fast:
+            raise UserError(f"{cfg.tokenizer or cfg.model}: cutting texts into windows needs a fast tokenizer.")
+        if cfg.keytokens and not cfg.eval_only:
+            found = keytoken_ids(tokenizer, cfg.keytokens)
+            self.keytokens = sorted({i for ids in found.values() for i in ids})
+            say("key tokens (alpha {}): {}".format(cfg.keytoken_alpha, ", ".join(
+                f"{word}={'/'.join(map(str, ids))}" for word, ids in found.items())))
+        features = {split: self._chunk(raw[split], split, tokenizer, cfg) for split in raw}
+        return features.get("train"), features["validation"]
+
+    def _chunk(self, data: Any, split: str, tokenizer: Any, cfg: ClmConfig) -> Any:
+        """Windows or packed blocks of one split; records tokens kept and dropped."""
+        import datasets
+        from datasets.fingerprint import Hasher
+
+        if is_streamed(data):
+            return self._chunk_stream(data, split, tokenizer, cfg)
+        column, length = text_column(cfg), cfg.context_length
+        texts = data.filter(lambda batch: [isinstance(t, str) and bool(t) for t in batch[column]], batched=True,
+                            desc=f"Checking {split}")
+        if len(texts) < len(data):
+            warn(f"{describe(cfg, split)}: {len(data) - len(texts)} of {len(data)} records have no text in "
+                 f"'{column}'; they are skipped.")
+        if cfg.pack:
+            tokens = texts.map(lambda batch: with_eos(tokenizer, batch[column]), batched=True,
+                               remove_columns=texts.column_names, desc=f"Tokenizing {split}")
+            chunks = datasets.Dataset.from_generator(
+                lambda: ({"input_ids": block} for block in pack_blocks(
+                    (ids for batch in tokens.iter(batch_size=TOKENIZER_BATCH) for ids in batch["input_ids"]), length)),
+                features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))}),
+                fingerprint=Hasher.hash(("clm-pack", tokens._fingerprint, length)),
+            )
+        else:
+            windows = texts.map(lambda batch: full_windows(tokenizer, batch[column], length), batched=True,
+                                remove_columns=texts.column_names, desc=f"Cutting {split} into windows")
+            tokens = windows
+            chunks = windows.filter(lambda batch: [n == length for n in batch["length"]], batched=True,
+                                    desc=f"Keeping full windows of {split}").remove_columns("length")
+        total = sum(tokens["length"])
+        kept = len(chunks) * length
+        self.facts.setdefault("chunking", "pack" if cfg.pack else "windows")
+        self.facts.setdefault("tokens_kept", {})[split] = kept
+        self.facts.setdefault("tokens_dropped", {})[split] = total - kept
+        if len(chunks) == 0:
+            raise UserError(f"{describe(cfg, split)}: no text gives a full window of {length} tokens.",
+                            hint="Use more (or longer) text, --pack, or a smaller --context-length.")
+        return chunks
+
+    def _chunk_stream(self, data: Any, split: str, tokenizer: Any, cfg: ClmConfig) -> Any:
+        """Windows or packed blocks of a streamed split, made as it is read (its tokens are not counted: the
+        shuffle buffer and the tokenizer fitting read parts of a stream more than once)."""
+        import datasets
+
+        column, length = text_column(cfg), cfg.context_length
+        self.facts.setdefault("chunking", "pack" if cfg.pack else "windows")
+        self.facts.setdefault("tokens_kept", {})[split] = STREAMED
+        self.facts.setdefault("tokens_dropped", {})[split] = STREAMED
+        texts = data.select_columns([column]).filter(
+            lambda batch: [isinstance(t, str) and bool(t) for t in batch[column]], batched=True)
+        ids = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
+        lengths = datasets.Features({**ids, "length": datasets.Value("int32")})
+
+        def tokenize(batch: dict[str, list]) -> dict[str, list]:
+            return with_eos(tokenizer, batch[column]) if cfg.pack else full_windows(tokenizer, batch[column], length)
+
+        tokens = texts.map(tokenize, batched=True, remove_columns=[column], features=lengths)
+        if not cfg.pack:
+            full = tokens.filter(lambda batch: [n == length for n in batch["length"]], batched=True)
+            return full.remove_columns("length")
+
+        def blocks() -> Iterator[dict[str, list[int]]]:
+            for block in pack_blocks((row["input_ids"] for row in tokens), length):
+                yield {"input_ids": block}
+
+        return datasets.IterableDataset.from_generator(blocks, features=ids)
+
+    def training_loss(self, cfg: ClmConfig) -> Callable[[Any, dict[str, Any]], Any] | None:
+        if not cfg.keytokens:
+            return None
+        keytokens, alpha = list(self.keytokens), cfg.keytoken_alpha
+
+        def loss(outputs: Any, batch: dict[str, Any]) -> Any:
+            return keytoken_weighted_loss(outputs["logits"], batch["labels"], batch["input_ids"], keytokens, alpha)
+
+        return loss
+
+    def run_details(self, cfg: RunConfig) -> dict[str, Any]:
+        return dict(self.facts)
+
+    def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
+        return ClmCollator()
+
+    def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
+        check_generation_request(request, model_dir)
+        from transformers import set_seed
+
+        generator = build_pipeline(self.pipeline_task, model_dir)
+        tokenizer = ensure_pad_token(generator.tokenizer, model_dir)
+        tokenizer.padding_side = "left"  # a decoder-only model continues the prompt's last token
+        settings: dict[str, Any] = {
+            "max_new_tokens": request.max_new_tokens,
+            "num_return_sequences": request.num_return_sequences,
+            "do_sample": request.temperature > 0,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        if request.temperature > 0:
+            settings.update(temperature=request.temperature, top_p=request.top_p)
+        if request.seed is not None:
+            set_seed(request.seed)
+        outputs = generator(list(request.texts), batch_size=PREDICT_BATCH, **settings)
+        rows = []
+        for prompt, candidates in zip(request.texts, outputs, strict=True):
+            for number, candidate in enumerate(candidates, start=1):
+                rows.append({"prompt": prompt, "sequence": number, "generated_text": candidate["generated_text"]})
+        columns = ["generated_text"]
+        if request.num_return_sequences > 1:
+            columns.insert(0, "sequence")
+        if len(request.texts) > 1:
+            columns.insert(0, "prompt")
+        how = "greedy" if request.temperature == 0 else f"temperature {request.temperature}, top-p {request.top_p}"
+        return PredictionTable(columns=columns, rows=rows, title=f"{request.max_new_tokens} new tokens, {how}")
+
+
+def check_generation_request(request: PredictRequest, model_dir: str) -> None:
+    if not request.texts:
+        raise UserError("Give a prompt to continue.",
+                        hint=f'For example: nlpcli predict clm {model_dir} "# create scatter plot with x, y"')
+    if request.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens must be at least 1, got {request.max_new_tokens}.")
+    if request.temperature < 0:
+        raise UserError(f"--temperature must be 0 (greedy) or more, got {request.temperature}.")
+    if not 0 < request.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {request.top_p}.")
+    if request.num_return_sequences < 1:
+        raise UserError(f"--num-return-sequences must be at least 1, got {request.num_return_sequences}.")
+    if request.num_return_sequences > 1 and request.temperature == 0:
+        raise UserError("--num-return-sequences above 1 needs sampling: greedy decoding gives one answer.",
+                        hint="Add --temperature 0.8 (for example).")
