@@ -164,3 +164,10 @@ def test_configurations_with_different_columns_are_refused():
     es = _dataset_dict().remove_columns("stars")
     with pytest.raises(UserError, match="'en' and 'es' have different columns in 'train'"):
         data.concatenate_configs({"en": en, "es": es}, seed=42)
+
+
+def test_configurations_with_different_column_types_are_refused_naming_the_column():
+    en = _dataset_dict()
+    es = _dataset_dict().cast_column("stars", datasets.Value("string"))
+    with pytest.raises(UserError, match="different types in 'train', column 'stars'"):
+        data.concatenate_configs({"en": en, "es": es}, seed=42)

@@ -56,7 +56,7 @@ def nupunkt_splitter() -> SentenceSplitter:
         _TITLE_ABBREVS = PunktSentenceTokenizer._TITLE_ABBREVS | SPANISH_TITLES
 
     tokenizer = _EnglishSpanishPunkt.load(get_default_model_path())
-    tokenizer._params.update_abbrev_types(set(SPANISH_ABBREVIATIONS))  # nupunkt's API for adding abbreviations
+    tokenizer.add_abbreviations(sorted(SPANISH_ABBREVIATIONS))
     return SentenceSplitter("nupunkt (+ Spanish abbreviations)", lambda text: list(tokenizer.tokenize(text)))
 
 

@@ -225,10 +225,17 @@ def concatenate_configs(parts: dict[str, Any], seed: int) -> Any:
                 f"({', '.join(first)} vs {', '.join(parts[name])}); cannot concatenate them."
             )
         for split in first:
-            if parts[name][split].column_names != first[split].column_names:
+            mine, theirs = first[split].features, parts[name][split].features
+            if list(mine) != list(theirs):
                 raise UserError(
                     f"Configurations '{names[0]}' and '{name}' have different columns in '{split}' "
-                    f"({', '.join(first[split].column_names)} vs {', '.join(parts[name][split].column_names)})."
+                    f"({', '.join(mine)} vs {', '.join(theirs)})."
+                )
+            differing = [column for column in mine if mine[column] != theirs[column]]
+            if differing:
+                raise UserError(
+                    f"Configurations '{names[0]}' and '{name}' have different types in '{split}', column "
+                    f"'{differing[0]}' ({mine[differing[0]]} vs {theirs[differing[0]]}); cannot concatenate them."
                 )
     return datasets.DatasetDict(
         {
@@ -380,6 +387,11 @@ def parse_filter(text: str) -> tuple[str, list[str]]:
     return column.strip(), kept
 
 
+def _short(value: Any, width: int = 40) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _row_matches(wanted: set[str]) -> Any:
     return lambda values: [str(v) in wanted for v in values]
 
@@ -401,7 +413,7 @@ def apply_filters(raw: Any, filters: list[str] | None, cfg: Any) -> tuple[Any, l
             raw[split] = data.filter(_row_matches(wanted), input_columns=column, batched=True, keep_in_memory=True)
             entry[split] = {"seen": len(data), "kept": len(raw[split])}
             if len(data) and not len(raw[split]):
-                present = sorted({str(v) for v in data.select(range(min(len(data), 1000)))[column]})
+                present = sorted({_short(v) for v in data.select(range(min(len(data), 1000)))[column]})
                 raise UserError(
                     f"--filter {text}: no row of {describe(cfg, split)} has one of these values in '{column}'.",
                     hint=f"Values seen there: {', '.join(present[:20])}{' ...' if len(present) > 20 else ''}",
