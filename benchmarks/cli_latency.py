@@ -1,5 +1,5 @@
 """Measure CLI latency targets: help time, offline hub failure time, tiny training throughput (ner
-samples/s, clm tokens/s)."""
+samples/s, clm tokens/s), a tiny summarize run (time, ROUGE-L beside the lead-3 baseline)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,13 @@ def main() -> None:
             rate = info.get("train_samples", 0) * 10 / info["wall_time_s"] if info else 0
             rows.append((f"ner tiny, 10 epochs, {loop}", f"{seconds:.1f} s, {rate:.0f} samples/s", "reported"))
 
+        out = Path(scratch) / "summarize"
+        seconds, code = timed(NLPCLI + ["summarize", "--config", "configs/demo/summarize.yaml", "--epochs", "10",
+                                        "--output-dir", str(out)])
+        metrics = json.loads((out / "metrics.json").read_text()) if code == 0 else {}
+        rows.append(("summarize tiny, xsum sample, 10 epochs",
+                     f"{seconds:.1f} s, rougeL {metrics.get('eval_rougeL', 0):.1f} "
+                     f"(lead-3 {metrics.get('eval_lead3_rougeL', 0):.1f})", "reported"))
         rows += clm_throughput(Path(scratch))
 
     width = max(len(r[0]) for r in rows)

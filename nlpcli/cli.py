@@ -92,6 +92,8 @@ def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, 
     help_text = escape(help_text)
     if base is bool:
         annotation, info = bool | None, typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text)
+    elif getattr(base, "__origin__", None) is list and config_field.metadata.get("repeatable"):
+        annotation, info = list[str] | None, typer.Option(None, flag, help=help_text)
     elif getattr(base, "__origin__", None) is list:
         annotation, info = str | None, typer.Option(None, flag, help=help_text)
     else:
@@ -164,8 +166,16 @@ def predict(
     num_return_sequences: int = typer.Option(1, help="Completions per prompt; needs --temperature > 0 (clm)."),
     seed: int | None = typer.Option(None, help="Seed for sampling, for reproducible completions (clm)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    input_file: str | None = typer.Option(
+        None, "--file", help="Inputs, one per line: a text file, a .jsonl file (see --text-column), or - for stdin."
+    ),
+    text_column: str = typer.Option("text", help="Key of the input text in a .jsonl --file."),
+    output: Path | None = typer.Option(None, help="Write JSON lines here instead of stdout (with --file)."),
 ) -> None:
-    """Run a saved model on new input through the task's transformers pipeline."""
+    """Run a saved model on new input (the task's pipeline, or generation for seq2seq tasks).
+
+    With --file: every line is an input, and the output is one JSON object per input, in input order."""
+    from nlpcli.predict_io import read_inputs, write_json_lines
     from nlpcli.tasks import get_task
     from nlpcli.tasks.base import PredictRequest
 
@@ -174,13 +184,22 @@ def predict(
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
         raise UserError(f"{model_dir}: not a saved model folder (no config.json).")
-    request = PredictRequest(texts=list(texts or []), question=question, context=context, top_k=top_k,
+    chosen = get_task(task)
+    if (input_file or output) and not chosen.predicts_per_input:
+        raise UserError(f"predict {task} does not take --file or --output yet; give the text(s) as arguments.")
+    if input_file and texts:
+        raise UserError("Give texts as arguments or --file, not both.")
+    inputs = read_inputs(input_file, text_column) if input_file else list(texts or [])
+    request = PredictRequest(texts=inputs, question=question, context=context, top_k=top_k,
                              max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                              num_return_sequences=num_return_sequences, seed=seed)
     from nlpcli.runner.run import quiet_libraries
 
     quiet_libraries()
-    table = get_task(task).predict(str(folder), request)
+    table = chosen.predict(str(folder), request)
+    if input_file or output:
+        write_json_lines(table.rows, output)
+        return
     if as_json:
         print(json.dumps(table.rows, indent=2, ensure_ascii=False))
         return

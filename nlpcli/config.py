@@ -7,6 +7,7 @@ option (`learning_rate` <-> `--learning-rate`). This module imports nothing heav
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -26,6 +27,7 @@ def _config_dir() -> Path:
 
 
 CONFIG_DIR = _config_dir()
+DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 
 
 # transformers' SchedulerType names that need no arguments beyond warm-up and training steps
@@ -33,9 +35,58 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
                  "inverse_sqrt")
 
 
-def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with its help text (shown by `--help`) and, optionally, its allowed values."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def option(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    at_least: float | None = None,
+    above: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+    repeatable: bool = False,
+    data_bound: bool = False,
+) -> Any:
+    """A config field with its help text (shown by `--help`) and, optionally, its allowed values or range
+    (checked whatever layer the value comes from, before anything runs).
+
+    `repeatable` (list fields only): the CLI option may be given several times and each string value is
+    one item, commas included (`--filter col=a,b --filter other=c`), instead of a comma-separated list.
+    `data_bound`: the value describes the task's default data set (its configurations, columns, filters);
+    a value from configs/<task>.yaml is dropped when another layer picks other data (see `resolve_config`).
+    """
+    bounds = {"at_least": at_least, "above": above, "at_most": at_most, "below": below}
+    metadata = {"help": help, "choices": choices, "repeatable": repeatable, "data_bound": data_bound,
+                "bounds": {k: v for k, v in bounds.items() if v is not None}}
+    return field(default=default, metadata=metadata)
+
+
+BOUND_CHECKS = {
+    "at_least": (lambda value, bound: value >= bound, "at least"),
+    "above": (lambda value, bound: value > bound, "above"),
+    "at_most": (lambda value, bound: value <= bound, "at most"),
+    "below": (lambda value, bound: value < bound, "below"),
+}
+
+
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def allowed_range(bounds: dict[str, float]) -> str:
+    return " and ".join(f"{BOUND_CHECKS[kind][1]} {bound:g}" for kind, bound in bounds.items())
+
+
+def check_bounds(cls: type[RunConfig], key: str, value: Any, source: str) -> None:
+    """A UserError naming the option and its allowed range when a number is outside it (or not finite)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{source}: {flag(key)} must be a finite number, got {value}.")
+    bounds = next(f.metadata.get("bounds") or {} for f in dataclasses.fields(cls) if f.name == key)
+    for kind, bound in bounds.items():
+        test, _ = BOUND_CHECKS[kind]
+        if not test(value, bound):
+            raise UserError(f"{source}: {flag(key)} must be {allowed_range(bounds)}, got {value:g}.")
 
 
 @dataclass
@@ -44,7 +95,12 @@ class RunConfig:
 
     model: str = option("bert-base-cased", "Hub id, local model folder, or preset (tiny, minilm).")
     dataset: str | None = option(None, "Hub data set name, or 'sample' for the bundled sample.")
-    dataset_config: str | None = option(None, "Hub data set configuration name.")
+    dataset_config: list[str] | None = option(
+        None, "Hub data set configuration name; several (en,es) are concatenated split by split, shuffled with --seed.",
+        data_bound=True,
+    )
+    dataset_revision: str | None = option(None, "Hub data set revision: branch, tag or commit.", data_bound=True)
+    data_dir: str | None = option(None, "Folder inside the hub data set repository to load.", data_bound=True)
     validation_dataset: str | None = option(
         None, "With --dataset: a separate hub data set to validate on (its 'validation' split, else its only one)."
     )
@@ -52,37 +108,49 @@ class RunConfig:
     streaming: bool = option(False, "Read the training split while training instead of loading it first (needs "
                                     "--max-steps; tasks that support it).")
     validation_file: str | None = option(None, "Local validation file (same formats).")
-    field: str | None = option(None, "JSON key holding the records (e.g. 'data' for nested files).")
-    text_column: str | None = option(None, "Column holding the input text/tokens.")
-    label_column: str | None = option(None, "Column holding the labels.")
+    field: str | None = option(
+        None, "JSON key holding the records (e.g. 'data' for nested files).", data_bound=True
+    )
+    text_column: str | None = option(None, "Column holding the input text/tokens.", data_bound=True)
+    label_column: str | None = option(None, "Column holding the labels.", data_bound=True)
+    filter: list[str] | None = option(
+        None, "Keep only rows whose COLUMN is one of the values: COLUMN=V1,V2 (repeatable).", repeatable=True,
+        data_bound=True,
+    )
     output_dir: str | None = option(None, "Where to write the model and metrics [runs/<task>-<time>].")
     loop: str = option("trainer", "Training loop.", choices=("trainer", "accelerate"))
-    epochs: float = option(3.0, "Number of training epochs.")
-    max_steps: int = option(-1, "Stop after this many optimizer steps (overrides epochs when > 0).")
-    learning_rate: float = option(2e-5, "Peak learning rate for AdamW.")
-    weight_decay: float = option(0.0, "AdamW weight decay.")
-    warmup_ratio: float = option(0.0, "Fraction of steps used for linear warm-up.")
-    warmup_steps: int = option(0, "Warm-up steps (overrides --warmup-ratio when > 0).")
+    epochs: float = option(3.0, "Number of training epochs.", at_least=0)
+    max_steps: int = option(-1, "Stop after this many optimizer steps (overrides epochs when > 0).", at_least=-1)
+    learning_rate: float = option(2e-5, "Peak learning rate for AdamW.", above=0)
+    weight_decay: float = option(0.0, "AdamW weight decay.", at_least=0)
+    warmup_ratio: float = option(0.0, "Fraction of steps used for linear warm-up.", at_least=0, below=1)
+    warmup_steps: int = option(0, "Warm-up steps (overrides --warmup-ratio when > 0).", at_least=0)
     lr_scheduler: str = option("linear", "Learning-rate schedule after warm-up (transformers' get_scheduler names).",
                                choices=LR_SCHEDULERS)
-    eval_steps: int | None = option(None, "Evaluate every N optimizer steps [at each epoch's end].")
-    batch_size: int = option(8, "Training batch size per device.")
-    eval_batch_size: int | None = option(None, "Evaluation batch size per device [batch_size].")
-    gradient_accumulation_steps: int = option(1, "Accumulate gradients over this many batches.")
-    max_grad_norm: float = option(1.0, "Clip the gradient norm to this value (0: no clipping).")
-    max_length: int | None = option(None, "Truncate inputs to this many tokens [model maximum].")
-    max_train_samples: int | None = option(None, "Use only the first N training examples.")
-    max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.")
+    eval_steps: int | None = option(None, "Evaluate every N optimizer steps [at each epoch's end].", at_least=1)
+    batch_size: int = option(8, "Training batch size per device.", at_least=1)
+    eval_batch_size: int | None = option(None, "Evaluation batch size per device [batch_size].", at_least=1)
+    gradient_accumulation_steps: int = option(1, "Accumulate gradients over this many batches.", at_least=1)
+    max_grad_norm: float = option(1.0, "Clip the gradient norm to this value (0: no clipping).", at_least=0)
+    max_length: int | None = option(None, "Truncate inputs to this many tokens [model maximum].", at_least=1)
+    max_train_samples: int | None = option(None, "Use only the first N training examples.", at_least=1)
+    max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.", at_least=1)
     seed: int = option(42, "Random seed.")
+    split_seed: int | None = option(
+        None, "Seed of the 90/10 split when the data has no validation split [seed].", data_bound=True
+    )
     precision: str = option(
         "auto", "auto: fp16 on CUDA, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
     )
     resume: bool = option(False, "Continue from the last checkpoint in the output folder.")
+    overwrite: bool = option(False, "Delete what the output folder holds (a finished run, checkpoints) first.")
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
-    logging_steps: int = option(50, "Log the training loss every N steps.")
-    save_total_limit: int | None = option(2, "Keep at most N checkpoints.")
-    save_steps: int | None = option(None, "Also checkpoint every N optimizer steps [only at each epoch's end].")
-    preset_vocab_size: int = option(2000, "Vocabulary size of the tokenizer the tiny preset trains.")
+    logging_steps: int = option(50, "Log the training loss every N steps.", at_least=1)
+    save_total_limit: int | None = option(2, "Keep at most N checkpoints.", at_least=1)
+    save_steps: int | None = option(
+        None, "Also checkpoint every N optimizer steps [only at each epoch's end].", at_least=1
+    )
+    preset_vocab_size: int = option(2000, "Vocabulary size of the tokenizer the tiny preset trains.", at_least=8)
 
     @property
     def per_device_eval_batch_size(self) -> int:
@@ -122,7 +190,10 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
                 return lowered in ("true", "1", "yes", "on")
             return bool(value)
         if typing.get_origin(hint) is list:
-            items = value.split(",") if isinstance(value, str) else list(value)
+            if isinstance(value, str):
+                items = [value] if _is_repeatable(cls, key) else value.split(",")
+            else:
+                items = list(value)
             return [str(item).strip() for item in items if str(item).strip()]
         if hint is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
@@ -133,7 +204,12 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
     choices = next(f.metadata.get("choices") for f in dataclasses.fields(cls) if f.name == key)
     if choices and converted not in choices:
         raise UserError(f"{source}: '{key}' must be one of {', '.join(choices)}; got {converted!r}.")
+    check_bounds(cls, key, converted, source)
     return converted
+
+
+def _is_repeatable(cls: type[RunConfig], key: str) -> bool:
+    return any(f.metadata.get("repeatable") for f in dataclasses.fields(cls) if f.name == key)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -178,16 +254,39 @@ def resolve_config(
     cli_values: dict[str, Any] | None = None,
     set_values: dict[str, str] | None = None,
 ) -> RunConfig:
-    """Merge the layers in order of precedence: task defaults < --config < --set < CLI options."""
+    """Merge the layers in order of precedence: task defaults < --config < --set < CLI options.
+
+    When a later layer picks other data than the task defaults (`dataset`, `train_file`, `validation_file`),
+    the defaults' data-bound keys (configurations, columns, filters of the default data set) are dropped:
+    `--dataset sample` must not inherit the course data set's `--filter`.
+    """
     values: dict[str, Any] = {}
-    defaults = CONFIG_DIR / f"{task_name}.yaml"
-    if defaults.is_file():
-        _apply(cls, values, read_yaml(defaults), str(defaults))
-    if config_file:
-        _apply(cls, values, read_yaml(Path(config_file)), str(config_file))
-    _apply(cls, values, set_values or {}, "--set")
-    _apply(cls, values, {k: v for k, v in (cli_values or {}).items() if v is not None}, "command line")
-    return cls(**values)
+    defaults_file = CONFIG_DIR / f"{task_name}.yaml"
+    defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
+    _apply(cls, values, defaults, str(defaults_file))
+    layers = [
+        (read_yaml(Path(config_file)) if config_file else {}, str(config_file)),
+        (set_values or {}, "--set"),
+        ({k: v for k, v in (cli_values or {}).items() if v is not None}, "command line"),
+    ]
+    if any(layer.get(key) not in (None, defaults.get(key)) for layer, _ in layers for key in DATA_SOURCE_KEYS):
+        for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):
+            values.pop(bound, None)
+    for layer, source in layers:
+        _apply(cls, values, layer, source)
+    cfg = cls(**values)
+    if cfg.epochs == 0 and cfg.max_steps <= 0:
+        raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")
+    return cfg
+
+
+def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:
+    """The settings a run saved beside its model (nlpcli_config.yaml), or the defaults; keys `cls` does not
+    know are left out."""
+    path = Path(folder) / "nlpcli_config.yaml"
+    saved = read_yaml(path) if path.is_file() else {}
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: coerce(cls, k, v, str(path)) for k, v in saved.items() if k in known})
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:

@@ -50,3 +50,47 @@ def test_saved_config_reloads_to_the_same_values(tmp_path):
     save_config(cfg, tmp_path / "nlpcli_config.yaml")
     assert yaml.safe_load((tmp_path / "nlpcli_config.yaml").read_text())["epochs"] == 2.0
     assert resolve_config(NerConfig, "ner", tmp_path / "nlpcli_config.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("task", "key", "value", "message"),
+    [
+        ("ner", "batch_size", "0", "--batch-size must be at least 1, got 0"),
+        ("ner", "batch_size", "-1", "--batch-size must be at least 1, got -1"),
+        ("ner", "eval_batch_size", "0", "--eval-batch-size must be at least 1"),
+        ("ner", "gradient_accumulation_steps", "0", "--gradient-accumulation-steps must be at least 1"),
+        ("ner", "learning_rate", "-1", "--learning-rate must be above 0, got -1"),
+        ("ner", "learning_rate", "nan", "--learning-rate must be a finite number"),
+        ("ner", "epochs", "-1", "--epochs must be at least 0"),
+        ("ner", "save_steps", "0", "--save-steps must be at least 1"),
+        ("ner", "save_steps", "-5", "--save-steps must be at least 1"),
+        ("ner", "max_length", "0", "--max-length must be at least 1"),
+        ("ner", "warmup_ratio", "2", "--warmup-ratio must be at least 0 and below 1, got 2"),
+        ("ner", "max_train_samples", "0", "--max-train-samples must be at least 1"),
+        ("qa", "n_best", "0", "--n-best must be at least 1"),
+        ("qa", "max_answer_length", "0", "--max-answer-length must be at least 1"),
+        ("mlm", "mlm_probability", "0", "--mlm-probability must be above 0 and at most 1"),
+        ("translate", "num_beams", "0", "--num-beams must be at least 1"),
+    ],
+)
+def test_out_of_range_options_are_refused_with_their_range(task, key, value, message):
+    from nlpcli.tasks import task_class
+
+    with pytest.raises(UserError) as raised:
+        resolve_config(task_class(task).config_class, task, cli_values={key: value})
+    assert message in raised.value.message
+
+
+def test_zero_epochs_needs_max_steps():
+    with pytest.raises(UserError, match="--epochs 0 trains nothing"):
+        resolve_config(NerConfig, "ner", cli_values={"epochs": "0"})
+    assert resolve_config(NerConfig, "ner", cli_values={"epochs": "0", "max_steps": "5"}).max_steps == 5
+
+
+def test_a_refused_option_writes_nothing(tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "run"
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "0", "--output-dir", out)
+    assert result.exit_code == 2 and "--batch-size must be at least 1" in result.output
+    assert not out.exists()

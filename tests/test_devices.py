@@ -23,3 +23,12 @@ def test_resolve_precision(monkeypatch, cuda, bf16_ok, requested, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
     assert resolve_precision(requested) == expected
+
+
+@pytest.mark.parametrize(("model_type", "bf16_ok", "expected"), [("t5", True, "bf16"), ("mt5", True, "bf16"),
+                                                                  ("t5", False, "fp16"), ("marian", True, "fp16")])
+def test_auto_precision_picks_bf16_for_models_that_overflow_fp16(monkeypatch, model_type, bf16_ok, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
+    assert resolve_precision("auto", model_type) == expected
+    assert resolve_precision("fp16", model_type) == "fp16"  # asked for explicitly: kept (with a warning)

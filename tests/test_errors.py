@@ -125,10 +125,10 @@ def test_hub_model_not_cached_while_offline_suggests_presets():
 def test_only_train_and_validation_splits_are_kept(tmp_path, good):
     import datasets
 
-    from nlpcli.sources.data import _ensure_splits
+    from nlpcli.sources.data import ensure_splits
     from nlpcli.tasks.ner import NerConfig
 
     split = datasets.Dataset.from_list(GOOD)
-    raw = _ensure_splits(datasets.DatasetDict({"train": split, "test": split, "unsupervised": split}),
+    raw = ensure_splits(datasets.DatasetDict({"train": split, "test": split, "unsupervised": split}),
                          NerConfig(), seed=0)
     assert list(raw) == ["train", "validation"]  # test stands in for validation; the rest is left out

@@ -1,1 +1,1 @@
-"""Thin adapters over the metric libraries (seqeval, squad EM/F1, ...), usable offline."""
+"""Thin adapters over the metric libraries (seqeval, squad EM/F1, rouge_score, sentence splitting), usable offline."""

@@ -19,7 +19,8 @@ from typing import Any
 from nlpcli.errors import UserError
 from nlpcli.runner import optimization
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.evaluation import evaluate_batches
+from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
+from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
 from nlpcli.runner.progress import TrainingProgress
 
 CHECKPOINT_PREFIX = "checkpoint-"  # checkpoint-<step>, as the Trainer names them
@@ -71,8 +72,7 @@ class AccelerateLoop:
         self.tokens = 0  # training tokens of this process, this session
 
     def evaluate(self, model: Any, eval_loader: Any) -> dict[str, Any]:
-        ctx = self.ctx
-        return evaluate_batches(self.accelerator, model, eval_loader, ctx.task, ctx.eval_features, ctx.raw_eval)
+        return evaluate_batches(self.accelerator, model, eval_loader, self.ctx)
 
     def run(self, resume: bool, before: bool) -> dict[str, Any]:
         ctx, cfg, accelerator = self.ctx, self.ctx.cfg, self.accelerator
@@ -113,6 +113,7 @@ class AccelerateLoop:
                 start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
         if before:
             metrics.update({f"{k}_before": v for k, v in self.evaluate(model, eval_loader).items()})
+            keep_before_predictions(ctx.output_dir)
             self.progress.log_evaluation("before training", metrics)
 
         self.progress.start(total_steps, step)
@@ -130,7 +131,7 @@ class AccelerateLoop:
                 # not finished: max_steps ended the run inside this epoch
                 finished = step < total_steps if streamed else batches >= len(train_loader)
                 position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
-                self._save_checkpoint({**position, "step": step})
+                self._save_checkpoint(model, {**position, "step": step})
                 if step >= total_steps:
                     break
         finally:
@@ -138,7 +139,7 @@ class AccelerateLoop:
         self._record_throughput(time.perf_counter() - started)
         last = self.last_evaluation
         metrics.update(last[1] if last is not None and last[0] == step else self.evaluate(model, eval_loader))
-        self._save_model(model)
+        self._save_model(model, step)
         return metrics
 
     def _train_epoch(
@@ -147,6 +148,8 @@ class AccelerateLoop:
         """Train over `loader` (whose first `skipped` batches a resumed run already saw).
 
         Returns the optimizer step reached and the number of this epoch's batches done."""
+        import torch
+
         accelerator, cfg = self.accelerator, self.ctx.cfg
         model.train()
         running, count, batches_done = 0.0, 0, skipped
@@ -157,6 +160,8 @@ class AccelerateLoop:
                     loss = model(**batch).loss
                 else:
                     loss = self.loss_fn(model(**optimization.without_labels(batch)), batch)
+                if any_process(accelerator, ~torch.isfinite(loss.detach()).all()):
+                    raise non_finite_loss(step + 1, self.ctx.output_dir)  # before backward: weights untouched
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -175,7 +180,7 @@ class AccelerateLoop:
                     self._evaluate_at(step, model, f"step {step}")
                     model.train()
                 if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
-                    self._save_checkpoint({"epoch": epoch, "step": step, "batches": batches_done})
+                    self._save_checkpoint(model, {"epoch": epoch, "step": step, "batches": batches_done})
                     model.train()
                 if step >= total:
                     break
@@ -192,9 +197,11 @@ class AccelerateLoop:
         tokens = self.accelerator.gather(torch.tensor([self.tokens], device=self.accelerator.device)).sum()
         self.ctx.training.update(optimization.throughput(int(tokens), seconds))
 
-    def _save_checkpoint(self, position: dict[str, int]) -> None:
+    def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""
         accelerator, output_dir = self.accelerator, self.ctx.output_dir
+        if not weights_finite(accelerator, model):
+            raise non_finite_loss(position["step"], output_dir)
         path = output_dir / f"{CHECKPOINT_PREFIX}{position['step']}"
         accelerator.save_state(str(path))
         if accelerator.is_main_process:
@@ -205,8 +212,10 @@ class AccelerateLoop:
                     shutil.rmtree(stale, ignore_errors=True)
         accelerator.wait_for_everyone()
 
-    def _save_model(self, model: Any) -> None:
+    def _save_model(self, model: Any, step: int) -> None:
         accelerator = self.accelerator
+        if not weights_finite(accelerator, model):
+            raise non_finite_loss(step, self.ctx.output_dir)
         accelerator.wait_for_everyone()
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.save_pretrained(

@@ -23,6 +23,8 @@ class RunContext:
     output_dir: Path
     mixed_precision: str  # 'no' | 'fp16' | 'bf16'
     train_examples: int | None = 0  # raw training examples, before tokenization (None: streamed)
+    filter_counts: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
+    generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
 
     def model_inputs(self, features: Any) -> Any:

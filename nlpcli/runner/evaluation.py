@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nlpcli.console import is_main_process
+from nlpcli.runner.generation import PREDICTIONS_FILE, evaluate_generation
 from nlpcli.tasks.base import Task
 
 TIMING_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second", "_preparation_time")
@@ -21,11 +24,19 @@ def derived_metrics(task: Task, metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The keys metrics.json keeps: the same whichever loop ran (no timings, no epoch counter)."""
+    """The keys metrics.json keeps: the same whichever loop ran (no timings, no epoch counter). A value that
+    is not finite becomes null: bare NaN / Infinity are not JSON, and most readers reject them."""
     return {
-        k: v for k, v in metrics.items()
+        k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()
         if k.startswith("eval_") and not k.removesuffix("_before").endswith(TIMING_KEYS)
     }
+
+
+def keep_before_predictions(output_dir: Path) -> None:
+    """The predictions of the evaluation before training stay beside the final ones, as *_before.jsonl."""
+    written = output_dir / PREDICTIONS_FILE
+    if written.is_file() and is_main_process():
+        written.replace(output_dir / PREDICTIONS_FILE.replace(".jsonl", "_before.jsonl"))
 
 
 def prefixed(metrics: dict[str, Any], prefix: str = "eval_") -> dict[str, Any]:
@@ -67,14 +78,16 @@ def per_sample_correct(logits: Any, labels: Any, shift: bool) -> Any:
     return ((logits.argmax(dim=-1) == labels) & (labels != -100)).sum(dim=1)
 
 
-def evaluate_batches(accelerator: Any, model: Any, loader: Any, task: Task, eval_features: Any, raw_eval: Any) -> dict:
-    """The one evaluation both loops run: loss from labels, gathered logits -> task metrics.
+def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dict:
+    """The one evaluation both loops run: loss from labels, gathered logits -> task metrics, or generated
+    text -> task metrics (`runner.generation`).
 
     `gather_for_metrics` drops the samples that even batching duplicates on the last step, so every
     sample counts once with 1 or N processes.
     """
     import torch
 
+    task = ctx.task
     model.eval()
     sample_losses, outputs = [], []
     for batch in loader:
@@ -104,6 +117,8 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, task: Task, eval
     if outputs:
         per_output = [concat_padded([batch[i] for batch in outputs]) for i in range(len(outputs[0]))]
         predictions = per_output[0] if len(per_output) == 1 else tuple(per_output)
-        metrics.update(prefixed(task.compute_metrics(predictions, eval_features, raw_eval)))
+        metrics.update(prefixed(task.compute_metrics(predictions, ctx.eval_features, ctx.raw_eval)))
+    if task.evaluation == "generation":
+        metrics.update(prefixed(evaluate_generation(accelerator, model, ctx)))
     metrics.update(derived_metrics(task, metrics))
     return metrics

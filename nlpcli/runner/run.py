@@ -20,8 +20,10 @@ from typing import Any
 from nlpcli.config import RunConfig, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
+from nlpcli.files import write_text_atomic
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
+from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
 from nlpcli.sources import data, models
 from nlpcli.tasks import get_task
 
@@ -40,17 +42,6 @@ def _output_dir(cfg: RunConfig, task_name: str) -> Path:
     stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
     broadcast_object_list(stamp)
     return Path("runs") / f"{task_name}-{stamp[0]}"
-
-
-def _check_output_dir(output_dir: Path, cfg: RunConfig) -> None:
-    checkpoints = list(output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
-    if cfg.resume and not checkpoints:
-        raise UserError(f"--resume: no checkpoint in {output_dir} to continue from.")
-    if checkpoints and not cfg.resume and not cfg.eval_only:
-        raise UserError(
-            f"{output_dir} holds checkpoints of an earlier run ({checkpoints[0].name}, ...).",
-            hint="Pass --resume to continue that run, or choose another --output-dir.",
-        )
 
 
 def library_versions() -> dict[str, str]:
@@ -79,8 +70,11 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "train_samples": count(ctx.train_features),
         "eval_samples": len(ctx.raw_eval),
         "eval_features": len(ctx.eval_features),
+        "filters": ctx.filter_counts,
+        "data": ctx.task.data_report,
+        **({"generation": ctx.generation} if ctx.generation else {}),
         **ctx.training,
-        **ctx.task.run_facts(),
+        **ctx.task.run_details(ctx.cfg),
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -121,28 +115,54 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     started = time.time()
     import torch
     from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
     from transformers import set_seed
-
-    from nlpcli.runner import accelerate as accelerate_loop
-    from nlpcli.runner import trainer as trainer_loop
-    from nlpcli.runner.devices import resolve_precision
 
     quiet_libraries()
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
+    if cfg.eval_only and cfg.model == "tiny":
+        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the tiny "
+                        "preset has random weights.")
     output_dir = _output_dir(cfg, task_name)
-    _check_output_dir(output_dir, cfg)
+    check_output_dir(output_dir, cfg)
+    created = not output_dir.exists()
+    lock = FolderLock(output_dir)
+    refusal = [lock.acquire() if state.is_main_process else None]
+    broadcast_object_list(refusal)
+    if refusal[0]:
+        raise UserError(refusal[0], hint="Wait for it to finish, or choose another --output-dir.")
+    try:
+        if cfg.overwrite and state.is_main_process:
+            clear(output_dir)
+        state.wait_for_everyone()
+        return _run_locked(task, task_name, cfg, state, output_dir, started)
+    finally:
+        lock.release()
+        if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
+            output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
+
+
+def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float) -> dict:
+    from nlpcli.runner import accelerate as accelerate_loop
+    from nlpcli.runner import trainer as trainer_loop
+    from nlpcli.runner.devices import resolve_precision
 
     cfg_text, cfg_label = cfg.text_column or "text", cfg.label_column or "label"
     if cfg.streaming:
         check_streaming(task, cfg)
-        raw = data.load_streamed(cfg, task.sample, cfg_text, cfg_label)
+        raw, filter_counts = task.normalize(data.load_streamed(cfg, task.sample, cfg_text, cfg_label), cfg), []
     else:
-        raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label, cfg.seed)
+        raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label)
+        if cfg.eval_only and "train" in raw and ("validation" in raw or "test" in raw):
+            del raw["train"]  # not needed: the evaluation data is there
+        raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
+        # records are checked (and bad ones named or skipped) before a validation part is held out of train
+        split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+        raw = data.ensure_splits(task.normalize(raw, cfg), cfg, split_seed)
     if cfg.eval_only and "train" in raw:
         del raw["train"]
-    raw = task.normalize(raw, cfg)
     if not task.limits_count_features:
         raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
     data.check_columns(raw, task.required_columns(cfg), cfg)
@@ -176,8 +196,9 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
         eval_features=eval_features,
         raw_eval=raw["validation"],
         output_dir=output_dir,
-        mixed_precision=resolve_precision(cfg.precision),
+        mixed_precision=resolve_precision(cfg.precision, getattr(model.config, "model_type", None)),
         train_examples=count(raw.get("train")),
+        filter_counts=filter_counts,
     )
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +214,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
 
     metrics = final_metrics(metrics)
     if state.is_main_process:
-        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        (output_dir / "run.json").write_text(json.dumps(run_info(ctx, state.num_processes, started), indent=2))
+        write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
+        write_text_atomic(output_dir / "run.json", json.dumps(run_info(ctx, state.num_processes, started), indent=2))
     state.wait_for_everyone()
     return {"output_dir": str(output_dir), "metrics": metrics}

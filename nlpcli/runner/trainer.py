@@ -7,7 +7,8 @@ from typing import Any
 
 from nlpcli.runner import optimization
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.evaluation import evaluate_batches
+from nlpcli.runner.evaluation import evaluate_batches, keep_before_predictions
+from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
 from nlpcli.runner.progress import TrainingProgress, trainer_callback
 
 
@@ -42,15 +43,18 @@ def training_arguments(ctx: RunContext) -> Any:
         remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
         average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
         disable_tqdm=True,
+        logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run), not be averaged away
     )
 
 
-def trainer_class(ctx: RunContext) -> type:
-    """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP)."""
+def trainer_class(ctx: RunContext, guard: LossGuard | None = None) -> type:
+    """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP) and
+    whose training losses feed the non-finite loss guard."""
     from transformers import Trainer
     from transformers.trainer_utils import EvalLoopOutput
 
     loss_fn = ctx.task.training_loss(ctx.cfg)
+    guard = guard or LossGuard()
 
     class NlpcliTrainer(Trainer):
         # the task's loss is a per-batch mean, which training_step divides by the accumulation steps
@@ -59,7 +63,9 @@ def trainer_class(ctx: RunContext) -> type:
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             self.tokens += optimization.batch_tokens(inputs)
-            return super().training_step(model, inputs, num_items_in_batch)
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            guard.observe(loss)
+            return loss
 
         def get_decay_parameter_names(self, model):
             return optimization.decay_parameter_names(model)
@@ -76,9 +82,7 @@ def trainer_class(ctx: RunContext) -> type:
             model = self.model_wrapped if self.is_in_train else self.accelerator.prepare_model(
                 self.model, evaluation_mode=True
             )
-            metrics = evaluate_batches(
-                self.accelerator, model, dataloader, ctx.task, ctx.eval_features, ctx.raw_eval
-            )
+            metrics = evaluate_batches(self.accelerator, model, dataloader, ctx)
             metrics = {f"{metric_key_prefix}_{k.removeprefix('eval_')}": v for k, v in metrics.items()}
             return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=len(ctx.eval_features))
 
@@ -97,12 +101,12 @@ def save_at_epoch_end() -> Any:
     return SaveAtEpochEnd()
 
 
-def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
+def build_trainer(ctx: RunContext, guard: LossGuard) -> tuple[Any, TrainingProgress]:
     from transformers import PrinterCallback
 
     task = ctx.task
     progress = TrainingProgress()
-    trainer = trainer_class(ctx)(
+    trainer = trainer_class(ctx, guard)(
         model=ctx.model,
         args=training_arguments(ctx),
         train_dataset=ctx.model_inputs(ctx.train_features) if ctx.train_features is not None else None,
@@ -114,6 +118,8 @@ def build_trainer(ctx: RunContext) -> tuple[Any, TrainingProgress]:
     trainer.add_callback(trainer_callback(progress))
     if ctx.cfg.save_steps:
         trainer.add_callback(save_at_epoch_end())
+    guard.accelerator = trainer.accelerator
+    trainer.add_callback(trainer_guard_callback(guard))  # last: it overrides the others' save/evaluate
     return trainer, progress
 
 
@@ -121,10 +127,12 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     """Train (unless eval-only), save the model, and return the final evaluation metrics."""
     import torch
 
-    trainer, progress = build_trainer(ctx)
+    guard = LossGuard()
+    trainer, progress = build_trainer(ctx, guard)
     metrics: dict[str, Any] = {}
     if before:
         metrics.update({f"{k}_before": v for k, v in trainer.evaluate().items()})
+        keep_before_predictions(ctx.output_dir)
     if ctx.cfg.eval_only:
         metrics.update(trainer.evaluate())
         return metrics
@@ -133,6 +141,9 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
         progress.stop()
+    if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
+        raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,
+                              ctx.output_dir)
     tokens = trainer.accelerator.gather(torch.tensor([trainer.tokens], device=trainer.args.device)).sum()
     ctx.training.update(optimization.throughput(int(tokens), time.perf_counter() - started))
     trainer.save_model(str(ctx.output_dir))

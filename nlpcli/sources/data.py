@@ -1,7 +1,9 @@
 """Data sources: hub data set | local json/jsonl/csv/tsv/txt/conll files | bundled sample -> DatasetDict.
 
-The result always has a `train` and a `validation` split. Bad input ends in a `UserError` that names
-the file, the line and what was expected.
+The result always has a `train` and a `validation` split. Several hub configurations (`--dataset-config
+en,es`) are concatenated split by split and shuffled with the run's seed; `--filter COLUMN=V1,V2` keeps
+the rows whose column holds one of the values, and counts what each filter kept. Bad input ends in a
+`UserError` that names the file, the line and what was expected.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def read_conll(path: Path, text_column: str, label_column: str) -> list[dict[str
     records: list[dict[str, list[str]]] = []
     tokens: list[str] = []
     labels: list[str] = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             parts = line.split()
             if not parts or parts[0] == "-DOCSTART-":
@@ -65,13 +67,27 @@ def read_conll(path: Path, text_column: str, label_column: str) -> list[dict[str
     return records
 
 
+def _parses_as_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
 def _diagnose_json(path: Path, json_field: str | None) -> str:
     """Find what is wrong with a JSON / JSON-lines file, for the error message."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as err:
         whole = None
+        first_line = next((line for line in text.splitlines() if line.strip()), "")
+        one_document = json_field is not None or not _parses_as_object(first_line)
+        reached_end = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
+        if one_document and reached_end:
+            return f"the file ends inside a JSON value, at line {err.lineno} (is it truncated?)"
+        if one_document:
+            return f"not valid JSON at line {err.lineno}, column {err.colno} ({err.msg})"
     if whole is not None:
         if json_field:
             if not isinstance(whole, dict) or json_field not in whole:
@@ -105,11 +121,53 @@ def _builder(kind: str, json_field: str | None) -> tuple[str, dict[str, Any]]:
     }[kind]
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def check_text_file(path: Path) -> bool:
+    """A UserError for a folder, an empty file or bytes that are not UTF-8 (naming the line); True when the
+    file starts with a UTF-8 byte-order mark. Read in blocks, so large files cost no memory."""
+    import codecs
+
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a data file.")
+    if not path.is_file():
+        raise UserError(f"Data file not found: {path}")
+    decoder, line, has_bom, empty = codecs.getincrementaldecoder("utf-8")(), 1, False, True
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            if empty:
+                has_bom, empty = block.startswith(UTF8_BOM), False
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                line += block[: err.start].count(b"\n")
+                raise UserError(f"{path}, line {line}: not UTF-8 text (byte {block[err.start]:#04x}); "
+                                "save the file as UTF-8.") from None
+            line += block.count(b"\n")
+    if empty:
+        raise UserError(f"{path} is empty.")
+    return has_bom
+
+
+def _without_bom(path: Path) -> Path:
+    """A copy of `path` without its byte-order mark (the json and csv readers would take it for data)."""
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp(prefix="nlpcli-")) / path.name
+    with path.open("rb") as source, copy.open("wb") as target:
+        source.read(len(UTF8_BOM))
+        while block := source.read(1 << 20):
+            target.write(block)
+    return copy
+
+
 def _load_file(path: Path, text_format: str, json_field: str | None, text_column: str, label_column: str):
     import datasets
 
-    if not path.is_file():
-        raise UserError(f"Data file not found: {path}")
+    named = path
+    if check_text_file(path):
+        path = _without_bom(path)
     kind = _file_kind(path, text_format)
     if kind == "conll":
         return datasets.Dataset.from_list(read_conll(path, text_column, label_column))
@@ -120,7 +178,7 @@ def _load_file(path: Path, text_format: str, json_field: str | None, text_column
         loaded = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # datasets wraps parser errors in several exception types
         detail = _diagnose_json(path, json_field) if kind == "json" else str(err).splitlines()[0]
-        raise UserError(f"{path}: cannot read as {kind}: {detail}.") from None
+        raise UserError(f"{named}: cannot read as {kind}: {detail}.") from None
     finally:
         datasets.logging.set_verbosity(previous)
     if kind == "text":
@@ -132,6 +190,7 @@ def _load_hub(name: str, config_name: str | None, **options: Any):
     import datasets
 
     reachable = hub.prepare_hub_access()
+    label = f"{name}' (configuration '{config_name}')" if config_name else f"{name}'"
     try:
         return datasets.load_dataset(name, config_name, **options)
     except (OSError, ConnectionError, ValueError, RuntimeError) as err:
@@ -139,7 +198,7 @@ def _load_hub(name: str, config_name: str | None, **options: Any):
             example = "--dataset sample, or --train-file train.jsonl --validation-file dev.jsonl"
             raise UserError(hub.unreachable_hint("data set", name, example)) from None
         hint = "Look for a parquet copy of it on the Hub." if "scripts are no longer supported" in str(err) else None
-        raise UserError(f"Cannot load data set '{name}': {str(err).splitlines()[0]}", hint=hint) from None
+        raise UserError(f"Cannot load data set '{label}: {str(err).splitlines()[0]}", hint=hint) from None
 
 
 def validation_split(loaded: Any, name: str) -> Any:
@@ -151,10 +210,39 @@ def validation_split(loaded: Any, name: str) -> Any:
     raise UserError(f"--validation-dataset {name}: no 'validation' split (splits: {', '.join(loaded)}).")
 
 
-def load_raw(
-    cfg: Any, sample: Sample | None, text_column: str, label_column: str, seed: int
-) -> Any:
-    """Load the configured source into a DatasetDict with `train` and `validation` splits."""
+def concatenate_configs(parts: dict[str, Any], seed: int) -> Any:
+    """Several configurations of one data set -> one DatasetDict: each split is the concatenation of that
+    split of every configuration (in the order given), shuffled with `seed`. A split missing from some
+    configuration, or columns that differ, stop the run."""
+    import datasets
+
+    names = list(parts)
+    first = parts[names[0]]
+    for name in names[1:]:
+        if set(parts[name]) != set(first):
+            raise UserError(
+                f"Configurations '{names[0]}' and '{name}' have different splits "
+                f"({', '.join(first)} vs {', '.join(parts[name])}); cannot concatenate them."
+            )
+        for split in first:
+            if parts[name][split].column_names != first[split].column_names:
+                raise UserError(
+                    f"Configurations '{names[0]}' and '{name}' have different columns in '{split}' "
+                    f"({', '.join(first[split].column_names)} vs {', '.join(parts[name][split].column_names)})."
+                )
+    return datasets.DatasetDict(
+        {
+            split: datasets.concatenate_datasets([parts[name][split] for name in names]).shuffle(
+                seed=seed, keep_in_memory=True
+            )
+            for split in first
+        }
+    )
+
+
+def load_raw(cfg: Any, sample: Sample | None, text_column: str, label_column: str) -> Any:
+    """Load the configured source into a DatasetDict of its splits (`ensure_splits` makes them train and
+    validation, once the task has checked the records)."""
     import datasets
 
     if cfg.dataset == "sample":
@@ -178,15 +266,20 @@ def load_raw(
             }
         )
     elif cfg.dataset:
-        raw = _load_hub(cfg.dataset, cfg.dataset_config)
+        configs = cfg.dataset_config or [None]
+        options = {"revision": cfg.dataset_revision, "data_dir": cfg.data_dir}
+        if len(configs) == 1:
+            raw = _load_hub(cfg.dataset, configs[0], **options)
+        else:
+            raw = concatenate_configs({name: _load_hub(cfg.dataset, name, **options) for name in configs}, cfg.seed)
         if cfg.validation_dataset:
             raw["validation"] = validation_split(_load_hub(cfg.validation_dataset, None), cfg.validation_dataset)
     else:
         raise UserError("No data: give --dataset NAME, --dataset sample, or --train-file/--validation-file.")
-    return _ensure_splits(raw, cfg, seed)
+    return raw
 
 
-def _ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
+def ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
     """Exactly `train` and `validation`: `test` stands in for a missing validation split, else 10% of train
     is held out; other splits (imdb's `unsupervised`, a `test` beside `validation`) are left out."""
     import datasets
@@ -195,6 +288,11 @@ def _ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
         if "test" in raw:
             raw["validation"] = raw["test"]
         elif "train" in raw:  # also for --eval-only: the same seed holds out the same 10% as training did
+            if len(raw["train"]) < 2:
+                raise UserError(
+                    f"{describe(cfg, 'train')}: {len(raw['train'])} record(s), too few to hold out a validation split.",
+                    hint="Give --validation-file, or more training data.",
+                )
             parts = raw["train"].train_test_split(test_size=0.1, seed=seed)
             raw = datasets.DatasetDict({"train": parts["train"], "validation": parts["test"]})
     if "train" not in raw and not cfg.eval_only:
@@ -211,7 +309,52 @@ def describe(cfg: Any, split: str) -> str:
     name = cfg.train_file if split == "train" else cfg.validation_file
     if name:
         return name
+    if split == "validation" and cfg.train_file:
+        return f"{cfg.train_file} (the held-out validation part)"
     return f"data set {cfg.dataset} ({split})"
+
+
+def _own_file(cfg: Any, split: str) -> Path | None:
+    """The local file a split was read from, record for record (not a bundled sample or a hub data set)."""
+    if cfg.dataset == "sample":
+        return None
+    name = cfg.train_file if split == "train" else cfg.validation_file
+    return Path(name) if name else None
+
+
+def _is_json_lines(path: Path) -> bool:
+    """True when the file's first non-blank line is a whole JSON object (one record per line)."""
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        return _parses_as_object(next((line for line in handle if line.strip()), ""))
+
+
+def _nth_record_line(path: Path, index: int) -> int | None:
+    """Line number of the `index`-th non-blank line (JSON lines files skip blank lines)."""
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        seen = -1
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                seen += 1
+                if seen == index:
+                    return number
+    return None
+
+
+def record_location(cfg: Any, split: str, index: int) -> str:
+    """Where record `index` (0-based, in file order) of a split came from: file and line for JSON lines, CSV,
+    TSV and text files, else the record number."""
+    path = _own_file(cfg, split)
+    suffix = path.suffix.lower() if path is not None else ""
+    line = None
+    if suffix in (".json", ".jsonl") and not cfg.field and _is_json_lines(path):
+        line = _nth_record_line(path, index)
+    elif suffix in (".csv", ".tsv"):
+        line = index + 2  # after the header line
+    elif suffix == ".txt":
+        line = index + 1
+    if line is not None:
+        return f"{path}, line {line}"
+    return f"{describe(cfg, split)}, record {index}"
 
 
 def check_columns(raw: Any, columns: list[str], cfg: Any) -> None:
@@ -226,6 +369,45 @@ def check_columns(raw: Any, columns: list[str], cfg: Any) -> None:
                 f"{describe(cfg, split)}: no column '{missing[0]}'. Columns: {', '.join(names)}.",
                 hint="Name the right one with --text-column / --label-column.",
             )
+
+
+def parse_filter(text: str) -> tuple[str, list[str]]:
+    """`COLUMN=V1,V2` -> (column, [V1, V2]); values are separated by commas."""
+    column, sep, values = text.partition("=")
+    kept = [v.strip() for v in values.split(",") if v.strip()]
+    if not sep or not column.strip() or not kept:
+        raise UserError(f"--filter expects COLUMN=VALUE1,VALUE2,..., got {text!r}.")
+    return column.strip(), kept
+
+
+def _row_matches(wanted: set[str]) -> Any:
+    return lambda values: [str(v) in wanted for v in values]
+
+
+def apply_filters(raw: Any, filters: list[str] | None, cfg: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Keep the rows whose column holds one of the filter's values (compared as text), one filter after
+    the other. Returns the filtered splits and, per filter, the rows seen and kept in each split."""
+    counts: list[dict[str, Any]] = []
+    for text in filters or []:
+        column, values = parse_filter(text)
+        wanted = set(values)
+        entry: dict[str, Any] = {"filter": f"{column}={','.join(values)}"}
+        for split, data in raw.items():
+            if column not in data.column_names:
+                raise UserError(
+                    f"--filter {text}: {describe(cfg, split)} has no column '{column}'. "
+                    f"Columns: {', '.join(data.column_names)}."
+                )
+            raw[split] = data.filter(_row_matches(wanted), input_columns=column, batched=True, keep_in_memory=True)
+            entry[split] = {"seen": len(data), "kept": len(raw[split])}
+            if len(data) and not len(raw[split]):
+                present = sorted({str(v) for v in data.select(range(min(len(data), 1000)))[column]})
+                raise UserError(
+                    f"--filter {text}: no row of {describe(cfg, split)} has one of these values in '{column}'.",
+                    hint=f"Values seen there: {', '.join(present[:20])}{' ...' if len(present) > 20 else ''}",
+                )
+        counts.append(entry)
+    return raw, counts
 
 
 def subsample(raw: Any, max_train: int | None, max_eval: int | None) -> Any:
@@ -266,6 +448,14 @@ def _stream_file(path: Path, text_format: str, json_field: str | None, text_colu
     return loaded.rename_column("text", text_column) if kind == "text" and text_column != "text" else loaded
 
 
+def single_config(cfg: Any) -> str | None:
+    """The one --dataset-config a stream reads (several are concatenated and shuffled: not while streaming)."""
+    configs = cfg.dataset_config or [None]
+    if len(configs) > 1:
+        raise UserError("--streaming reads one --dataset-config; several are concatenated only without it.")
+    return configs[0]
+
+
 def load_streamed(cfg: Any, sample: Sample | None, text_column: str, label_column: str) -> dict[str, Any]:
     """--streaming: the training split as an IterableDataset, read while training; the validation split loaded
     whole (from --validation-file, --validation-dataset, or the hub data set's validation split, of which only
@@ -279,13 +469,13 @@ def load_streamed(cfg: Any, sample: Sample | None, text_column: str, label_colum
     if cfg.train_file:
         train = _stream_file(Path(cfg.train_file), text_format, cfg.field, text_column)
     else:
-        train = _load_hub(cfg.dataset, cfg.dataset_config, split="train", streaming=True)
+        train = _load_hub(cfg.dataset, single_config(cfg), split="train", streaming=True)
     if cfg.validation_file:
         validation = _load_file(Path(cfg.validation_file), text_format, cfg.field, text_column, label_column)
     elif cfg.validation_dataset and not cfg.train_file:  # as without --streaming: it goes with --dataset
         validation = validation_split(_load_hub(cfg.validation_dataset, None), cfg.validation_dataset)
     elif not cfg.train_file:
-        streams = _load_hub(cfg.dataset, cfg.dataset_config, streaming=True)
+        streams = _load_hub(cfg.dataset, single_config(cfg), streaming=True)
         name = next((s for s in ("validation", "test") if s in streams), None)
         if name is None:
             raise UserError(f"--streaming: data set {cfg.dataset} has no validation split to evaluate on.",

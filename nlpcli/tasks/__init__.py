@@ -9,6 +9,8 @@ from nlpcli.tasks.base import Task
 TASK_MODULES = {
     "ner": "nlpcli.tasks.ner:NerTask",
     "mlm": "nlpcli.tasks.mlm:MlmTask",
+    "translate": "nlpcli.tasks.translate:TranslateTask",
+    "summarize": "nlpcli.tasks.summarize:SummarizeTask",
     "qa": "nlpcli.tasks.qa:QaTask",
     "clm": "nlpcli.tasks.clm:ClmTask",
 }

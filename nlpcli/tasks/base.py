@@ -47,7 +47,12 @@ class PredictionTable:
 
 
 class Task:
-    """Base class with the parts most tasks share; subclasses fill in the task-specific ones."""
+    """Base class with the parts most tasks share; subclasses fill in the task-specific ones.
+
+    Generation tasks (`evaluation = "generation"`) also give `generation_settings(cfg, tokenizer)` (keyword
+    arguments of `model.generate`), `sources(raw_eval)` (the input texts, for eval_predictions.jsonl) and
+    `score(sources, predictions, references)` (metrics from decoded texts).
+    """
 
     name: ClassVar[str]
     help: ClassVar[str]
@@ -62,11 +67,15 @@ class Task:
     supports_streaming: ClassVar[bool] = False
     sample: ClassVar[Sample | None] = None
     demo_request: ClassVar[PredictRequest | None] = None  # what `nlpcli demo` asks the trained model
+    predicts_per_input: ClassVar[bool] = False  # `predict` returns one row per input text (--file works)
     # Feature columns the task's collator reads (and removes) itself: both loops keep them for it.
     collator_columns: ClassVar[tuple[str, ...]] = ()
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies
     # them; the runner then leaves the raw data whole.
     limits_count_features: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.data_report: dict[str, Any] = {}  # what reading the data kept and dropped, per split (run.json)
 
     def required_columns(self, cfg: RunConfig) -> list[str]:
         return [c for c in (cfg.text_column, cfg.label_column) if c]
@@ -106,11 +115,11 @@ class Task:
         None: the model's own loss. Evaluation always uses the plain loss."""
         return None
 
-    def run_facts(self) -> dict[str, Any]:
-        """Facts about the data preparation for run.json (e.g. texts filtered, tokens kept and dropped)."""
+    def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
         return {}
 
-    def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
+    def run_details(self, cfg: RunConfig) -> dict[str, Any]:
+        """Facts only the task knows about this run (e.g. which sentence splitter scored it), for run.json."""
         return {}
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:

@@ -165,6 +165,7 @@ class ClmTask(Task):
     demo_request = PredictRequest(texts=["def prepare(self, raw"], max_new_tokens=20)
 
     def __init__(self) -> None:
+        super().__init__()
         self.facts: dict[str, Any] = {}
         self.keytokens: list[int] = []
 
@@ -371,7 +372,7 @@ class ClmTask(Task):
 
         return loss
 
-    def run_facts(self) -> dict[str, Any]:
+    def run_details(self, cfg: RunConfig) -> dict[str, Any]:
         return dict(self.facts)
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:

@@ -34,9 +34,11 @@ MARKUP_LINE = re.compile(r"^\s*</?doc\b[^>]*>\s*$")  # WikiExtractor's <doc ...>
 
 @dataclass
 class MlmConfig(RunConfig):
-    chunk_size: int = option(128, "Tokens per training example: texts are concatenated and cut into chunks.")
+    chunk_size: int = option(
+        128, "Tokens per training example: texts are concatenated and cut into chunks.", at_least=2
+    )
     whole_word_masking: bool = option(False, "Mask all sub-tokens of a chosen word together (else single tokens).")
-    mlm_probability: float = option(0.15, "Probability that a token (or word) is masked.")
+    mlm_probability: float = option(0.15, "Probability that a token (or word) is masked.", above=0, at_most=1)
 
 
 def usable_texts(values: Iterable[Any]) -> Iterator[str]:
@@ -175,13 +177,6 @@ class MlmTask(Task):
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         split = raw["train"] if "train" in raw else raw["validation"]
         return usable_texts(split[cfg.text_column or "text"])
-
-    def setup(self, raw: Any, cfg: MlmConfig, pretrained_config: Any | None) -> dict[str, Any]:
-        if cfg.chunk_size < 2:
-            raise UserError(f"--chunk-size must be at least 2, got {cfg.chunk_size}.")
-        if not 0 < cfg.mlm_probability <= 1:
-            raise UserError(f"--mlm-probability must be in (0, 1], got {cfg.mlm_probability}.")
-        return {}
 
     def prepare(self, raw: Any, tokenizer: Any, cfg: MlmConfig) -> tuple[Any, Any]:
         self._check_tokenizer(tokenizer, cfg)

@@ -102,10 +102,15 @@ class NerTask(Task):
         return None
 
     def _label_names(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
-        if cfg.labels and len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file():
-            return [line.strip() for line in Path(cfg.labels[0]).read_text().splitlines() if line.strip()]
         if cfg.labels:
-            return list(cfg.labels)
+            from_file = len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file()
+            given = ([line.strip() for line in Path(cfg.labels[0]).read_text(encoding="utf-8-sig").splitlines()
+                      if line.strip()] if from_file else list(cfg.labels))
+            repeated = sorted({label for label in given if given.count(label) > 1})
+            if repeated:
+                raise UserError(f"--labels {cfg.labels[0] if from_file else ','.join(given)}: "
+                                f"{', '.join(repeated)} given more than once; each label must be named once.")
+            return given
         first = raw["train"] if "train" in raw else raw["validation"]
         feature = first.features[cfg.label_column]
         names = getattr(getattr(feature, "feature", None), "names", None)

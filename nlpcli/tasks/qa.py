@@ -18,12 +18,11 @@ import inspect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nlpcli.config import RunConfig, option
+from nlpcli.config import RunConfig, option, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, check_columns, describe
@@ -35,9 +34,9 @@ NO_ANSWER_HINT = "unanswerable questions need --version-2-with-negative"
 
 @dataclass
 class QaConfig(RunConfig):
-    doc_stride: int = option(128, "Tokens shared by consecutive windows when a context is split.")
-    n_best: int = option(20, "Start and end candidates per window considered by post-processing.")
-    max_answer_length: int = option(30, "Longest answer considered, in tokens.")
+    doc_stride: int = option(128, "Tokens shared by consecutive windows when a context is split.", at_least=0)
+    n_best: int = option(20, "Start and end candidates per window considered by post-processing.", at_least=1)
+    max_answer_length: int = option(30, "Longest answer considered, in tokens.", at_least=1)
     version_2_with_negative: bool = option(False, "SQuAD v2: questions may have no answer (empty answer lists).")
     null_score_diff_threshold: float = option(
         0.0, "v2: answer nothing when the null score beats the best span's score by more than this."
@@ -379,18 +378,6 @@ def check_stride(tokenizer: Any, data: Any, cfg: QaConfig, max_length: int, spli
         )
 
 
-def saved_config(model_dir: str) -> QaConfig:
-    """The run's settings saved next to the model (nlpcli_config.yaml), or the defaults."""
-    import dataclasses
-
-    from nlpcli.config import coerce, read_yaml
-
-    path = Path(model_dir) / "nlpcli_config.yaml"
-    saved = read_yaml(path) if path.is_file() else {}
-    known = {f.name for f in dataclasses.fields(QaConfig)}
-    return QaConfig(**{k: coerce(QaConfig, k, v, str(path)) for k, v in saved.items() if k in known})
-
-
 def answer_question(model_dir: str, question: str, context: str) -> dict[str, Any]:
     """Answer one question with a saved model; long contexts are split into windows as in training.
 
@@ -399,7 +386,7 @@ def answer_question(model_dir: str, question: str, context: str) -> dict[str, An
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    cfg = saved_config(model_dir)
+    cfg = saved_config(QaConfig, model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
     max_length = model_window(tokenizer, cfg.max_length)

@@ -1,0 +1,223 @@
+"""What the sequence-to-sequence tasks (translate, summarize) share.
+
+- Records: `normalize` turns every split into two columns, `source` and `target` (a subclass's
+  `read_pairs` says where they come from). A record with an empty or missing side stops the run naming
+  file, line and side, or is dropped and counted with --skip-bad-records; --min-target-words drops pairs
+  whose target is too short (counted too).
+- Features: sources (after --source-prefix) and targets tokenized with `text_target` (so tokenizers with
+  language modes, mBART / M2M / NLLB, switch to the target language), truncated to --max-length and
+  --max-target-length; `DataCollatorForSeq2Seq(model=...)` pads labels with -100 and builds the decoder
+  inputs from them.
+- Generation settings (beams, maximum length, plus what a subclass adds, e.g. a forced BOS token), used
+  alike by the runner's generation evaluation and by `predict`, which reads them back from the run's
+  nlpcli_config.yaml.
+- Predict: batched `model.generate` (transformers 5 has no translation or summarization pipelines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from nlpcli.config import RunConfig, option, saved_config
+from nlpcli.console import err_console, warn
+from nlpcli.errors import UserError
+from nlpcli.sources.data import record_location
+from nlpcli.tasks.base import PredictionTable, PredictRequest, Task
+
+SOURCE, TARGET = "source", "target"
+# Pretrained on a mixture of prefixed tasks (T5 v1.0); mT5, umT5, ByT5 and LongT5 were not and need no prefix.
+PREFIX_TRAINED = ("t5",)
+
+
+@dataclass
+class Seq2SeqConfig(RunConfig):
+    max_target_length: int = option(128, "Truncate targets to this many tokens.", at_least=1)
+    source_prefix: str | None = option(None, "Text put before every source; T5-family models expect one.")
+    num_beams: int | None = option(None, "Beams for generation [the model's generation config].", at_least=1)
+    generation_max_length: int | None = option(
+        None, "Longest generated sequence, in tokens [max_target_length].", at_least=1
+    )
+    min_target_words: int = option(0, "Drop pairs whose target has fewer words than this (0: keep all).", at_least=0)
+    skip_bad_records: bool = option(False, "Skip (and count) records with an empty side instead of stopping.")
+
+
+def side_problem(value: Any) -> str | None:
+    if value is None:
+        return "missing"
+    if not isinstance(value, str):
+        return f"not text ({type(value).__name__})"
+    if not value.strip():
+        return "empty"
+    return None
+
+
+class Seq2SeqTask(Task):
+    """Base of translate and summarize: subclasses say where the pairs are (`read_pairs`), how to score
+    generated text (`score`), and what the generated text is called (`output_name`)."""
+
+    config_class = Seq2SeqConfig
+    model_class = "AutoModelForSeq2SeqLM"
+    pipeline_task = "text2text-generation"  # not in transformers 5: `predict` generates itself
+    evaluation = "generation"
+    evaluate_before_training = True
+    predicts_per_input = True
+    output_name: ClassVar[str] = "output"
+    side_names: ClassVar[tuple[str, str]] = ("source", "target")
+    prefix_example: ClassVar[str] = ""
+
+    # ------------------------------------------------------------ what subclasses provide
+
+    def side_labels(self, cfg: Any) -> tuple[str, str]:
+        """How messages name the two sides of a pair."""
+        return self.side_names
+
+    def read_pairs(self, data: Any, cfg: Any, split: str) -> tuple[list[Any], list[Any]]:
+        """The raw source and target values of every record of one split (None where a side is missing)."""
+        raise NotImplementedError
+
+    def score(self, sources: list[str], predictions: list[str], references: list[str]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def configure_tokenizer(self, tokenizer: Any, cfg: Any) -> None:
+        """Set language modes on the tokenizer (mBART / NLLB source and target codes); nothing by default."""
+
+    def generation_settings(self, cfg: Any, tokenizer: Any) -> dict[str, Any]:
+        """Keyword arguments for `model.generate`, the same in evaluation and predict."""
+        settings: dict[str, Any] = {"max_length": cfg.generation_max_length or cfg.max_target_length}
+        if cfg.num_beams:
+            settings["num_beams"] = cfg.num_beams
+        return settings
+
+    # ------------------------------------------------------------ records
+
+    def required_columns(self, cfg: RunConfig) -> list[str]:
+        return [SOURCE, TARGET]
+
+    def normalize(self, raw: Any, cfg: Any) -> Any:
+        import datasets
+
+        pairs = {}
+        for split, data in raw.items():
+            sources, targets = self._clean(*self.read_pairs(data, cfg, split), cfg, split)
+            pairs[split] = datasets.Dataset.from_dict({SOURCE: sources, TARGET: targets})
+        return datasets.DatasetDict(pairs)
+
+    def _clean(self, sources: list[Any], targets: list[Any], cfg: Any, split: str) -> tuple[list[str], list[str]]:
+        kept_sources, kept_targets, bad, short, first_bad = [], [], 0, 0, ""
+        sides = self.side_labels(cfg)
+        for index, (source, target) in enumerate(zip(sources, targets, strict=True)):
+            problem = next(
+                (f"{problem} {side} text" for side, value in zip(sides, (source, target), strict=True)
+                 if (problem := side_problem(value))),
+                None,
+            )
+            if problem is not None:
+                where = f"{record_location(cfg, split, index)}: {problem}"
+                if not cfg.skip_bad_records:
+                    raise UserError(f"{where}.", hint="Fix the record, or skip such records: --skip-bad-records.")
+                bad, first_bad = bad + 1, first_bad or where
+                continue
+            if cfg.min_target_words and len(target.split()) < cfg.min_target_words:
+                short += 1
+                continue
+            kept_sources.append(source)
+            kept_targets.append(target)
+        if bad:
+            warn(f"skipped {bad} bad record(s) of {len(sources)} in split {split} (first: {first_bad}).")
+        if short:
+            warn(f"dropped {short} of {len(sources)} {split} pairs whose {sides[1]} has fewer than "
+                 f"{cfg.min_target_words} words.")
+        self.data_report[split] = {"records": len(sources), "bad_records_skipped": bad,
+                                   "short_targets_dropped": short, "kept": len(kept_sources)}
+        if not kept_sources:
+            raise UserError(f"split {split}: no usable {sides[0]}/{sides[1]} pairs left.")
+        return kept_sources, kept_targets
+
+    def declared_prefix(self, pretrained_config: Any | None) -> str | None:
+        """The prefix the checkpoint's config declares for this task (T5's `task_specific_params`), if any."""
+        return None
+
+    def setup(self, raw: Any, cfg: Any, pretrained_config: Any | None) -> dict[str, Any]:
+        model_type = getattr(pretrained_config, "model_type", None)
+        our_run = (Path(cfg.model) / "nlpcli_config.yaml").is_file()  # it knows whether it was trained with one
+        declared = self.declared_prefix(pretrained_config)
+        if (model_type in PREFIX_TRAINED or declared) and not cfg.source_prefix and not our_run:
+            warn(f"{cfg.model} is a {model_type} model, which expects a task prefix on every source; none was "
+                 f'given (e.g. --source-prefix "{declared or self.prefix_example}").')
+        return {}
+
+    def preset_texts(self, raw: Any, cfg: Any) -> Iterable[str]:
+        split = raw["train"] if "train" in raw else raw["validation"]
+        prefix = cfg.source_prefix or ""
+        for source, target in zip(split[SOURCE], split[TARGET], strict=True):
+            yield prefix + source
+            yield target
+
+    # ------------------------------------------------------------ features
+
+    def encode_sources(self, tokenizer: Any, sources: list[str], cfg: Any) -> Any:
+        prefix = cfg.source_prefix or ""
+        return tokenizer([prefix + s for s in sources], max_length=cfg.max_length, truncation=True)
+
+    def prepare(self, raw: Any, tokenizer: Any, cfg: Any) -> tuple[Any, Any]:
+        self.configure_tokenizer(tokenizer, cfg)
+
+        def tokenize(batch: dict[str, list[str]]) -> dict[str, Any]:
+            features = dict(self.encode_sources(tokenizer, batch[SOURCE], cfg))
+            targets = tokenizer(text_target=batch[TARGET], max_length=cfg.max_target_length, truncation=True)
+            features["labels"] = targets["input_ids"]
+            return features
+
+        features = {
+            split: data.map(tokenize, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}")
+            for split, data in raw.items()
+        }
+        return features.get("train"), features["validation"]
+
+    def collator(self, tokenizer: Any, model: Any, cfg: Any) -> Any:
+        from transformers import DataCollatorForSeq2Seq
+
+        return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+
+    def sources(self, raw_eval: Any) -> list[str]:
+        return list(raw_eval[SOURCE])
+
+    # ------------------------------------------------------------ predict
+
+    def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
+        import torch
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        if not request.texts:
+            raise UserError(f"Give a text to {self.name}, or --file.",
+                            hint=f'For example: nlpcli predict {self.name} {model_dir} "Some text."')
+        cfg = saved_config(self.config_class, model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
+        model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+        self.configure_tokenizer(tokenizer, cfg)
+        encoded = self.encode_sources(tokenizer, request.texts, cfg)
+        features = [{"input_ids": ids, "attention_mask": mask}
+                    for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"], strict=True)]
+        outputs = generate_with_progress(model, tokenizer, features, self.generation_settings(cfg, tokenizer),
+                                         cfg.per_device_eval_batch_size)
+        rows = [{"source": text, self.output_name: output} for text, output in zip(request.texts, outputs, strict=True)]
+        return PredictionTable(columns=["source", self.output_name], rows=rows)
+
+
+def generate_with_progress(model: Any, tokenizer: Any, features: list[dict], settings: dict, batch_size: int) -> list:
+    """`generate_texts` with a progress bar on stderr when there is more than one batch."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from nlpcli.generation import generate_texts
+
+    if len(features) <= batch_size:
+        return generate_texts(model, tokenizer, features, settings, batch_size)
+    columns = (TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        bar = progress.add_task("generate", total=len(features))
+        return generate_texts(model, tokenizer, features, settings, batch_size,
+                              on_batch=lambda done: progress.advance(bar, done))

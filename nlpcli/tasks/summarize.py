@@ -1,0 +1,67 @@
+"""Summarization (the course's chapter 7, section 5): document -> summary, ROUGE and the lead-3 baseline.
+
+The shared seq2seq module does the rest (records, `text_target` tokenization, collator, generation,
+predict). Scores: ROUGE-1/2/L/Lsum of the generated summaries (`nlpcli.metrics.rouge`), and beside them
+the course's lead-3 baseline on the same eval documents (their first three sentences), with the same
+sentence splitter and scorer. run.json names the splitter that ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nlpcli.config import option
+from nlpcli.errors import UserError
+from nlpcli.metrics.rouge import lead3_scores, rouge_scores
+from nlpcli.metrics.sentences import sentence_splitter
+from nlpcli.sources.data import Sample, describe
+from nlpcli.tasks.base import PredictRequest
+from nlpcli.tasks.seq2seq import Seq2SeqConfig, Seq2SeqTask
+
+
+@dataclass
+class SummarizeConfig(Seq2SeqConfig):
+    text_column: str | None = option("document", "Column holding the document to summarize.", data_bound=True)
+    summary_column: str = option("summary", "Column holding the reference summary.", data_bound=True)
+
+
+class SummarizeTask(Seq2SeqTask):
+    name = "summarize"
+    help = "Summarization: fine-tune a seq2seq model on document/summary pairs, ROUGE and lead-3 before/after."
+    config_class = SummarizeConfig
+    output_name = "summary"
+    side_names = ("document", "summary")
+    prefix_example = "summarize: "
+    sample = Sample(
+        files={"train": "xsum_sample.jsonl", "validation": "xsum_sample.jsonl"},
+        description="10 BBC articles with their one-sentence xsum summaries, for train and validation",
+    )
+    demo_request = PredictRequest(  # the first document of the sample, which the demo model was trained on
+        texts=["The warning begins at 22:00 GMT on Saturday and ends at 10:00 on Sunday. The ice could lead to "
+               "difficult driving conditions on untreated roads and slippery conditions on pavements, the weather "
+               "service warned. Only the southernmost counties and parts of the most westerly counties are "
+               "expected to escape."]
+    )
+
+    def side_labels(self, cfg: SummarizeConfig) -> tuple[str, str]:
+        return (f"document ({cfg.text_column})", f"summary ({cfg.summary_column})")
+
+    def read_pairs(self, data: Any, cfg: SummarizeConfig, split: str) -> tuple[list[Any], list[Any]]:
+        for flag, column in (("--text-column", cfg.text_column), ("--summary-column", cfg.summary_column)):
+            if not column or column not in data.column_names:
+                raise UserError(
+                    f"{describe(cfg, split)}: no column '{column}' ({flag}). Columns: {', '.join(data.column_names)}."
+                )
+        return list(data[cfg.text_column]), list(data[cfg.summary_column])
+
+    def declared_prefix(self, pretrained_config: Any | None) -> str | None:
+        params = getattr(pretrained_config, "task_specific_params", None) or {}
+        return (params.get("summarization") or {}).get("prefix")
+
+    def score(self, sources: list[str], predictions: list[str], references: list[str]) -> dict[str, float]:
+        splitter = sentence_splitter()
+        return {**rouge_scores(predictions, references, splitter), **lead3_scores(sources, references, splitter)}
+
+    def run_details(self, cfg: SummarizeConfig) -> dict[str, Any]:
+        return {"sentence_splitter": sentence_splitter().name}

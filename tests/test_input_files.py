@@ -1,0 +1,67 @@
+"""Data files and options refused with one message (file, line, what was expected), or read despite a
+byte-order mark."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import read_json, run_cli
+
+NER = ("ner", "--model", "tiny", "--max-steps", "1")
+GOOD = [{"tokens": ["EU", "rejects", "German", "call"], "ner_tags": ["B-ORG", "O", "B-MISC", "O"]},
+        {"tokens": ["Peter", "Blackburn"], "ner_tags": ["B-PER", "I-PER"]}] * 3
+
+
+def jsonl(rows) -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(jsonl(GOOD[:2]) + '{"tokens": ["Müller"], "ner_tags": ["B-PER"]}\n'.encode("latin-1"))
+    result = run_cli(*NER, "--train-file", bad, "--output-dir", tmp_path / "out")
+    assert result.exit_code == 2 and f"{bad}, line 3: not UTF-8 text (byte 0xfc)" in result.output.replace("\n", "")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
+    for name, content in (("bom.jsonl", jsonl(GOOD)),
+                          ("bom.conll", b"EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n\n" * 3)):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + content)
+        out = tmp_path / f"out-{name}"
+        result = run_cli(*NER, "--train-file", path, "--validation-file", path, "--output-dir", out)
+        assert result.exit_code == 0, result.output
+        vocab = json.loads((out / "preset-tokenizer" / "tokenizer.json").read_text())["model"]["vocab"]
+        assert "EU" in vocab and not any("\ufeff" in token for token in vocab)
+        assert read_json(out / "run.json")["train_examples"] == 6
+
+
+def test_folders_empty_files_and_truncated_json_are_named(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    result = run_cli(*NER, "--train-file", folder, "--output-dir", tmp_path / "a")
+    assert result.exit_code == 2 and f"{folder} is a folder" in result.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = run_cli("mlm", "--model", "tiny", "--train-file", empty, "--output-dir", tmp_path / "b")
+    assert result.exit_code == 2 and f"{empty} is empty" in result.output
+    truncated = tmp_path / "cut.json"
+    truncated.write_text(json.dumps({"data": GOOD})[:-40])
+    result = run_cli(*NER, "--train-file", truncated, "--field", "data", "--output-dir", tmp_path / "c")
+    assert result.exit_code == 2 and "ends inside a JSON value" in result.output and "truncated" in result.output
+
+
+def test_duplicate_labels_and_eval_only_on_a_preset_are_refused(tmp_path):
+    result = run_cli(*NER, "--dataset", "sample", "--labels", "O,B-PER,I-PER,B-PER", "--output-dir", tmp_path / "a")
+    assert result.exit_code == 2 and "B-PER given more than once" in result.output
+    result = run_cli(*NER, "--dataset", "sample", "--eval-only", "--output-dir", tmp_path / "b")
+    assert result.exit_code == 2 and "--eval-only evaluates a trained model" in result.output
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_single_record_cannot_be_split(tmp_path):
+    one = tmp_path / "one.jsonl"
+    one.write_bytes(jsonl(GOOD[:1]))
+    result = run_cli(*NER, "--train-file", one, "--output-dir", tmp_path / "out")
+    assert result.exit_code == 2 and "too few to hold out a validation split" in result.output

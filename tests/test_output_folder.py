@@ -1,0 +1,73 @@
+"""The output folder: finished runs are not overwritten without --overwrite, one run at a time (lock),
+paths that cannot hold a run are refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+from conftest import read_json, run_cli
+
+SMOKE = ("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "2", "--batch-size", "4")
+
+
+def test_a_finished_run_is_refused_then_replaced_with_overwrite(tmp_path):
+    for name in ("metrics.json", "model.safetensors"):  # only its metrics, or only a model: a finished run
+        lone = tmp_path / name
+        lone.mkdir()
+        (lone / name).write_text("{}")
+        result = run_cli(*SMOKE, "--output-dir", lone)
+        assert result.exit_code == 2 and f"holds a finished run ({name})" in result.output
+    out = tmp_path / "run"
+    assert run_cli(*SMOKE, "--output-dir", out).exit_code == 0
+    (out / "stale.txt").write_text("x")
+    result = run_cli(*SMOKE, "--output-dir", out)
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    result = run_cli(*SMOKE, "--output-dir", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert not (out / "stale.txt").exists() and (out / "metrics.json").is_file()
+    assert not (out / ".nlpcli.lock").exists()  # released at the end
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "started": "2026-01-01T00:00:00"}
+    (out / ".nlpcli.lock").write_text(json.dumps(holder))
+    result = run_cli(*SMOKE, "--output-dir", out)
+    assert result.exit_code == 2
+    assert f"in use by another nlpcli run (pid {os.getppid()}" in result.output.replace("\n", " ")
+    assert read_json(out / ".nlpcli.lock") == holder  # someone else's lock is left alone
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".nlpcli.lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
+    result = run_cli(*SMOKE, "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert "no longer runs" in result.output and not (out / ".nlpcli.lock").exists()
+
+
+def test_an_output_dir_that_is_a_file_or_unwritable_is_refused(tmp_path):
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    result = run_cli(*SMOKE, "--output-dir", afile)
+    assert result.exit_code == 2 and "is a file" in result.output
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: nothing to check here
+            return
+        result = run_cli(*SMOKE, "--output-dir", locked / "run")
+        assert result.exit_code == 2 and "not writable" in result.output
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_run_refused_for_its_data_leaves_no_folder(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(*SMOKE, "--text-column", "nope", "--output-dir", out)
+    assert result.exit_code == 2 and not out.exists()
