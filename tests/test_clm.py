@@ -420,3 +420,20 @@ def test_perplexity_is_the_same_with_1_and_2_processes(trained, tmp_path):
         assert info["eval_features"] % 6, "an uneven last step (a duplicated sample) is what the test is about"
     assert metrics[1] == metrics[2]
     assert set(metrics[1]) == {"eval_loss", "eval_perplexity", "eval_accuracy"}
+
+
+def test_the_course_validation_set_goes_with_the_course_data_only():
+    from nlpcli.config import resolve_config
+
+    course = resolve_config(ClmConfig, "clm")
+    assert course.dataset == "huggingface-course/codeparrot-ds-train"
+    assert course.validation_dataset == "huggingface-course/codeparrot-ds-valid"
+    for other in ({"dataset": "sample"}, {"dataset": "codeparrot/codeparrot-clean"}, {"train_file": "code.jsonl"}):
+        assert resolve_config(ClmConfig, "clm", cli_values=other).validation_dataset is None
+
+
+def test_clm_options_are_checked_against_their_ranges(tmp_path):
+    for option, value, message in (("--context-length", "1", "at least 2"), ("--vocab-size", "100", "at least 300"),
+                                   ("--keytoken-alpha", "-1", "at least 0")):
+        result = run_cli("clm", "--model", "tiny", "--dataset", "sample", option, value, "--output-dir", tmp_path)
+        assert result.exit_code == 2 and f"{option} must be {message}" in result.output, result.output
