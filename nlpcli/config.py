@@ -102,7 +102,8 @@ class RunConfig:
     dataset_revision: str | None = option(None, "Hub data set revision: branch, tag or commit.", data_bound=True)
     data_dir: str | None = option(None, "Folder inside the hub data set repository to load.", data_bound=True)
     validation_dataset: str | None = option(
-        None, "With --dataset: a separate hub data set to validate on (its 'validation' split, else its only one)."
+        None, "With --dataset: a separate hub data set to validate on (its 'validation' split, else its only one).",
+        data_bound=True,  # another --dataset must not be validated on the default data set's companion
     )
     train_file: str | None = option(None, "Local training file (json, jsonl, csv, txt, conll).")
     streaming: bool = option(False, "Read the training split while training instead of loading it first (needs "

@@ -280,6 +280,12 @@ def test_train_report_reload_and_predict(tmp_path, loop):
         assert metrics[f"eval_perplexity{when}"] == pytest.approx(math.exp(metrics[f"eval_loss{when}"]))
         assert 0 <= metrics[f"eval_accuracy{when}"] <= 1
     assert metrics["eval_loss"] < metrics["eval_loss_before"]
+    for when in ("", "_before"):  # the metrics recompute from the predictions file, one row per eval window
+        rows = [json.loads(line) for line in (out / f"eval_predictions{when}.jsonl").read_text().splitlines()]
+        tokens = sum(row["tokens"] for row in rows)
+        assert [row["index"] for row in rows] == list(range(read_json(out / "run.json")["eval_features"]))
+        assert sum(row["loss_sum"] for row in rows) / tokens == pytest.approx(metrics[f"eval_loss{when}"], rel=1e-9)
+        assert sum(row["correct"] for row in rows) / tokens == pytest.approx(metrics[f"eval_accuracy{when}"])
     info = read_json(out / "run.json")
     assert info["train_tokens"] == 4 * 8 * 32 and info["train_tokens_per_second"] > 0
     assert info["train_samples"] * 32 == info["tokens_kept"]["train"] and info["tokens_dropped"]["train"] > 0
@@ -420,3 +426,22 @@ def test_perplexity_is_the_same_with_1_and_2_processes(trained, tmp_path):
         assert info["eval_features"] % 6, "an uneven last step (a duplicated sample) is what the test is about"
     assert metrics[1] == metrics[2]
     assert set(metrics[1]) == {"eval_loss", "eval_perplexity", "eval_accuracy"}
+    predictions = [(tmp_path / f"eval{n}" / "eval_predictions.jsonl").read_text() for n in (1, 2)]
+    assert predictions[0] == predictions[1]  # every window once, in data order
+
+
+def test_the_course_validation_set_goes_with_the_course_data_only():
+    from nlpcli.config import resolve_config
+
+    course = resolve_config(ClmConfig, "clm")
+    assert course.dataset == "huggingface-course/codeparrot-ds-train"
+    assert course.validation_dataset == "huggingface-course/codeparrot-ds-valid"
+    for other in ({"dataset": "sample"}, {"dataset": "codeparrot/codeparrot-clean"}, {"train_file": "code.jsonl"}):
+        assert resolve_config(ClmConfig, "clm", cli_values=other).validation_dataset is None
+
+
+def test_clm_options_are_checked_against_their_ranges(tmp_path):
+    for option, value, message in (("--context-length", "1", "at least 2"), ("--vocab-size", "100", "at least 300"),
+                                   ("--keytoken-alpha", "-1", "at least 0")):
+        result = run_cli("clm", "--model", "tiny", "--dataset", "sample", option, value, "--output-dir", tmp_path)
+        assert result.exit_code == 2 and f"{option} must be {message}" in result.output, result.output

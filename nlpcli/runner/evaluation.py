@@ -94,6 +94,22 @@ def per_sample_correct(logits: Any, labels: Any, shift: bool) -> Any:
     return ((logits.argmax(dim=-1) == labels) & (labels != -100)).sum(dim=1)
 
 
+def write_loss_predictions(output_dir: Path, rows: list[list[float]], with_correct: bool) -> None:
+    """eval_predictions.jsonl of a loss-based evaluation, one object per eval example in data order: the
+    summed cross-entropy of its labelled tokens, their number (and how many were predicted right), from
+    which eval_loss (sum / tokens), eval_perplexity and eval_accuracy recompute."""
+    if not is_main_process():
+        return
+    lines = []
+    for index, row in enumerate(rows):
+        entry = {"index": index, "loss_sum": row[0], "tokens": int(row[1])}
+        if with_correct:
+            entry["correct"] = int(row[2])
+        lines.append(json.dumps(entry))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output_dir / PREDICTIONS_FILE, "".join(line + "\n" for line in lines))
+
+
 def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dict:
     """The one evaluation both loops run: loss from labels, gathered logits -> task metrics, or generated
     text -> task metrics (`runner.generation`).
@@ -126,7 +142,10 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
             outputs.append(gathered_outputs)
     metrics: dict[str, Any] = {}
     if sample_losses:
-        totals = torch.cat(sample_losses).sum(dim=0)  # summed in data set order: same for any process count
+        per_sample = torch.cat(sample_losses)
+        totals = per_sample.sum(dim=0)  # summed in data set order: same for any process count
+        if task.evaluation == "loss":
+            write_loss_predictions(ctx.output_dir, per_sample.tolist(), task.token_accuracy)
         metrics["eval_loss"] = float(totals[0] / totals[1]) if totals[1] else float("nan")
         if task.token_accuracy:
             metrics["eval_accuracy"] = float(totals[2] / totals[1]) if totals[1] else float("nan")

@@ -36,15 +36,16 @@ STREAM_TOKENIZER_TEXTS = 10_000  # texts of a streamed training split that a tok
 
 @dataclass
 class ClmConfig(RunConfig):
-    context_length: int = option(128, "Tokens per training example (window or packed block).")
+    context_length: int = option(128, "Tokens per training example (window or packed block).", at_least=2)
     pack: bool = option(False, "Join the texts with EOS and cut full blocks (else: full windows of each text).")
     filter_keywords: list[str] | None = option(None, "Keep only texts that contain one of these (comma-separated).")
     tokenizer: str | None = option(None, "Tokenizer (hub id or folder) of a model trained from scratch [--model's].")
     train_tokenizer: bool = option(False, "Fit a new tokenizer on the training texts (from --tokenizer's algorithm).")
-    vocab_size: int = option(52000, "Vocabulary size of the tokenizer --train-tokenizer fits.")
+    vocab_size: int = option(52000, "Vocabulary size of the tokenizer --train-tokenizer fits.", at_least=300)
     from_scratch: bool = option(True, "Random weights from --model's configuration; --no-from-scratch: its weights.")
     keytokens: list[str] | None = option(None, "Weight the loss of samples by these tokens (comma-separated).")
-    keytoken_alpha: float = option(1.0, "Key-token weight: a sample's loss counts 1 + alpha * key tokens times.")
+    keytoken_alpha: float = option(1.0, "Key-token weight: a sample's loss counts 1 + alpha * key tokens times.",
+                                   at_least=0)
 
 
 def text_column(cfg: RunConfig) -> str:
@@ -156,6 +157,8 @@ class ClmTask(Task):
     shifts_labels = True
     token_accuracy = True
     supports_streaming = True
+    # predict: one row per prompt, in input order (N rows, numbered by `sequence`, with --num-return-sequences N)
+    predicts_per_input = True
     sample = Sample(
         files={"train": "python_code.jsonl"},
         description="nlpcli's own Python source, one file per record in `content` (10% held out)",
@@ -209,12 +212,6 @@ class ClmTask(Task):
         return (text for text in split[text_column(cfg)] if isinstance(text, str))
 
     def setup(self, raw: Any, cfg: ClmConfig, pretrained_config: Any | None) -> dict[str, Any]:
-        if cfg.context_length < 2:
-            raise UserError(f"--context-length must be at least 2, got {cfg.context_length}.")
-        if cfg.keytoken_alpha < 0:
-            raise UserError(f"--keytoken-alpha must be 0 or more, got {cfg.keytoken_alpha}.")
-        if cfg.train_tokenizer and cfg.vocab_size < 300:
-            raise UserError(f"--vocab-size must be at least 300 (256 bytes and some merges), got {cfg.vocab_size}.")
         loads_weights = cfg.eval_only or not cfg.from_scratch
         if cfg.model == "tiny":
             if cfg.tokenizer or cfg.train_tokenizer:
