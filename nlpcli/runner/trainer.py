@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -126,13 +127,18 @@ def build_trainer(ctx: RunContext, guard: LossGuard) -> tuple[Any, TrainingProgr
     return trainer, progress
 
 
-def finished_in(checkpoint: Path, cfg: Any) -> bool:
-    """True when `checkpoint` ends the training `cfg` asks for (its --max-steps, or the same epochs)."""
-    state = json.loads((checkpoint / "trainer_state.json").read_text())
-    done = state.get("global_step", 0)
+def planned_steps(trainer: Any, cfg: Any) -> int:
+    """The optimizer steps this configuration trains in all: --max-steps, or its epochs' worth."""
     if cfg.max_steps > 0:
-        return done >= cfg.max_steps
-    return state.get("num_train_epochs") == cfg.epochs and done >= state.get("max_steps", done + 1)
+        return cfg.max_steps
+    batches = len(trainer.get_train_dataloader())
+    return math.ceil(cfg.epochs * max(1, math.ceil(batches / cfg.gradient_accumulation_steps)))
+
+
+def finished_in(checkpoint: Path, trainer: Any, cfg: Any) -> bool:
+    """True when `checkpoint` already holds all the training `cfg` asks for."""
+    done = json.loads((checkpoint / "trainer_state.json").read_text()).get("global_step", 0)
+    return done >= planned_steps(trainer, cfg)
 
 
 def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
@@ -151,7 +157,7 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         latest = checkpoints.latest_complete(ctx.output_dir) if resume else None
-        if latest is not None and finished_in(latest, ctx.cfg):
+        if latest is not None and finished_in(latest, trainer, ctx.cfg):
             # the Trainer would take one step past the end; load the last weights and finish the run instead
             say(f"training is already complete ({latest.name}); evaluating and saving the model.")
             trainer._load_from_checkpoint(str(latest))
