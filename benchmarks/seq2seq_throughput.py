@@ -28,9 +28,12 @@ def run(args: list[str]) -> float:
 def generation_ratio(model_dir: Path, texts: list[str], batch_size: int = 4) -> tuple[float, float]:
     """(plain seconds, nlpcli seconds) generating `texts` with the same settings."""
     import torch
+    import transformers
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from nlpcli.generation import generate_texts
+
+    transformers.utils.logging.disable_progress_bar()
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir)).eval()
