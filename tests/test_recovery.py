@@ -55,3 +55,38 @@ def test_resuming_a_finished_run_trains_no_further_step(tmp_path, loop):
     steps = sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
     assert max(steps) == 4, steps  # no checkpoint-5: not one step past --max-steps
     assert read_json(out / "metrics.json") == finished  # the same weights, evaluated again
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, loop):
+    """SIGKILL once checkpoint-4 (inside epoch 1 of 3) is complete, then --resume: metrics.json equals an
+    uninterrupted run's, to the last digit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    args = [sys.executable, "-m", "nlpcli", "ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "2",
+            "--learning-rate", "5e-3", "--epochs", "3", "--save-steps", "2", "--save-total-limit", "10",
+            "--loop", loop]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    subprocess.run([*args, "--output-dir", str(tmp_path / "full")], env=env, cwd=REPO, check=True,
+                   capture_output=True, timeout=300)
+    cut = tmp_path / "cut"
+    running = subprocess.Popen([*args, "--output-dir", str(cut)], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = ("trainer_state.json", "nlpcli_state.json")
+    deadline = time.time() + 300
+    while not any((cut / "checkpoint-4" / name).is_file() for name in done):
+        assert running.poll() is None and time.time() < deadline, "the run ended before checkpoint-4"
+        time.sleep(0.01)
+    running.send_signal(signal.SIGKILL)
+    running.wait()
+    assert not (cut / "metrics.json").exists()
+    resumed = subprocess.run([*args, "--output-dir", str(cut), "--resume"], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")

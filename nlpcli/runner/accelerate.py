@@ -31,6 +31,15 @@ def optimizer_for(model: Any, learning_rate: float, weight_decay: float) -> Any:
     return torch.optim.AdamW(optimization.parameter_groups(model, weight_decay), lr=learning_rate)
 
 
+def loader_generator(seed: int) -> Any:
+    """A DataLoader's own generator: starting an iterator (each epoch, each evaluation, a resumed epoch) then
+    draws its base seed from it, not from torch's global generator, whose state dropout uses and checkpoints
+    restore. Without it a resumed run's dropout masks drift from the uninterrupted run's."""
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
 def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
     """The newest complete checkpoint and where in training it stands."""
     path = checkpoints.latest_complete(output_dir)
@@ -58,6 +67,7 @@ class AccelerateLoop:
             ctx.model_inputs(ctx.eval_features),
             batch_size=cfg.per_device_eval_batch_size,
             collate_fn=self.collator,
+            generator=loader_generator(cfg.seed),
         )
         self.progress = TrainingProgress()
         self.loss_fn = ctx.task.training_loss(cfg)
@@ -83,6 +93,7 @@ class AccelerateLoop:
             shuffle=not streamed,
             batch_size=cfg.batch_size,
             collate_fn=self.collator,
+            generator=loader_generator(cfg.seed),
         )
         optimizer = optimizer_for(ctx.model, cfg.learning_rate, cfg.weight_decay)
         model, optimizer, train_loader, eval_loader = accelerator.prepare(
