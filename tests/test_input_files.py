@@ -73,3 +73,15 @@ def test_labels_that_mix_names_and_ids_name_the_record(tmp_path):
     mixed.write_text("".join(json.dumps(row) + "\n" for row in rows))
     result = run_cli(*NER, "--train-file", mixed, "--validation-file", mixed, "--output-dir", tmp_path / "out")
     assert result.exit_code == 2 and "record 3: labels mix names and class ids" in result.output
+
+
+def test_a_bad_record_of_a_single_train_file_is_named_by_that_file(tmp_path):
+    good = {"question": "Where?", "context": "In Paris.", "answers": {"text": ["Paris"], "answer_start": [3]}}
+    rows = [dict(good, id=f"q{i}") for i in range(12)]
+    rows[7]["answers"] = {"text": ["London"], "answer_start": [3]}
+    data = tmp_path / "squad.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_cli("qa", "--model", "tiny", "--train-file", data, "--skip-bad-records", "--max-steps", "1",
+                     "--output-dir", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert f"skipped 1 bad record(s) of 12 in {data} (first: {data}, record 'q7'" in result.output.replace("\n", "")
