@@ -57,10 +57,19 @@ def test_resuming_a_finished_run_trains_no_further_step(tmp_path, loop):
     assert read_json(out / "metrics.json") == finished  # the same weights, evaluated again
 
 
+KILLED = {
+    "ner": ["ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "2", "--learning-rate", "5e-3",
+            "--epochs", "3"],
+    "mlm": ["mlm", "--model", "tiny", "--dataset", "sample", "--chunk-size", "32", "--batch-size", "8",
+            "--learning-rate", "5e-3", "--max-train-samples", "48", "--max-eval-samples", "16", "--epochs", "2"],
+}
+
+
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
-def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, loop):
-    """SIGKILL once checkpoint-4 (inside epoch 1 of 3) is complete, then --resume: metrics.json equals an
-    uninterrupted run's, to the last digit."""
+@pytest.mark.parametrize("task", ["ner", "mlm"])
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, task, loop):
+    """SIGKILL once checkpoint-4 (inside the first or second epoch) is complete, then --resume: metrics.json
+    equals an uninterrupted run's, to the last digit (dropout and mlm's masks included)."""
     import os
     import signal
     import subprocess
@@ -69,8 +78,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, l
 
     from conftest import REPO
 
-    args = [sys.executable, "-m", "nlpcli", "ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "2",
-            "--learning-rate", "5e-3", "--epochs", "3", "--save-steps", "2", "--save-total-limit", "10",
+    args = [sys.executable, "-m", "nlpcli", *KILLED[task], "--save-steps", "2", "--save-total-limit", "10",
             "--loop", loop]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     subprocess.run([*args, "--output-dir", str(tmp_path / "full")], env=env, cwd=REPO, check=True,

@@ -127,6 +127,8 @@ class AccelerateLoop:
         try:
             for epoch in range(start_epoch, num_epochs):
                 train_loader.set_epoch(epoch)
+                if hasattr(self.collator, "set_epoch"):  # e.g. masks drawn per (epoch, batch): see MlmCollator
+                    self.collator.set_epoch(epoch)
                 loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
                 step, batches = self._train_epoch(model, optimizer, scheduler, loader, epoch, skip, step, total_steps)
                 skip = 0

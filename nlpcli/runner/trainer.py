@@ -105,19 +105,33 @@ def save_at_epoch_end() -> Any:
     return SaveAtEpochEnd()
 
 
+def collator_epochs(collator: Any) -> Any:
+    """Tells a collator that has `set_epoch` (as the Accelerate loop does) which epoch starts."""
+    from transformers import TrainerCallback
+
+    class CollatorEpoch(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            collator.set_epoch(math.floor(state.epoch + 1e-9))  # a resumed epoch starts part-way: 1.4 -> 1
+
+    return CollatorEpoch()
+
+
 def build_trainer(ctx: RunContext, guard: LossGuard) -> tuple[Any, TrainingProgress]:
     from transformers import PrinterCallback
 
     task = ctx.task
     progress = TrainingProgress()
+    collator = task.collator(ctx.tokenizer, ctx.model, ctx.cfg)
     trainer = trainer_class(ctx, guard)(
         model=ctx.model,
         args=training_arguments(ctx),
         train_dataset=ctx.model_inputs(ctx.train_features) if ctx.train_features is not None else None,
         eval_dataset=ctx.model_inputs(ctx.eval_features),
         processing_class=ctx.tokenizer,
-        data_collator=task.collator(ctx.tokenizer, ctx.model, ctx.cfg),
+        data_collator=collator,
     )
+    if hasattr(collator, "set_epoch"):
+        trainer.add_callback(collator_epochs(collator))
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(trainer_callback(progress))
     if ctx.cfg.save_steps:

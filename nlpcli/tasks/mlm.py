@@ -104,6 +104,17 @@ def pad_rows(rows: list[list[int]], value: int, side: str) -> list[list[int]]:
     return [row + [value] * (width - len(row)) for row in rows]
 
 
+def batch_generator(seed: int, epoch: int, input_ids: list[list[int]]) -> Any:
+    """A generator seeded by (seed, epoch, the batch's tokens): the masks of a batch depend on nothing else."""
+    import zlib
+
+    import numpy as np
+    import torch
+
+    tokens = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in input_ids] + [np.asarray([len(input_ids)])])
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch * 7_919 + zlib.crc32(tokens.tobytes())) % 2**62)
+
+
 class MlmCollator:
     """Masks chunks that carry `word_ids` (fresh random masks each call); pads pre-masked ones as they are.
 
@@ -111,16 +122,27 @@ class MlmCollator:
     this collator's calls reproducible (used to mask the evaluation set once).
     """
 
-    def __init__(self, tokenizer: Any, mlm_probability: float, whole_word: bool, seed: int | None = None) -> None:
+    def __init__(
+        self, tokenizer: Any, mlm_probability: float, whole_word: bool, seed: int | None = None,
+        epoch_seed: int | None = None,
+    ) -> None:
         from transformers import DataCollatorForLanguageModeling, DataCollatorForTokenClassification
 
         self.tokenizer = tokenizer
         self.mlm_probability = mlm_probability
         self.whole_word = whole_word
         self.seed = seed
+        self.epoch_seed = epoch_seed
+        self.epoch: int | None = None
         self.generator = None
         self.token_masker = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
         self.padder = DataCollatorForTokenClassification(tokenizer)  # pads labels with -100
+
+    def set_epoch(self, epoch: int) -> None:
+        """The loops call this at each epoch's start: from then on a training batch's masks are drawn from
+        `batch_generator(epoch_seed, epoch, its tokens)`, so a resumed run masks exactly as an uninterrupted
+        one (the data loaders collate one batch ahead of training, before a checkpoint saves the RNG)."""
+        self.epoch = epoch
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         unmasked = ["word_ids" in feature for feature in features]
@@ -132,6 +154,9 @@ class MlmCollator:
             raise ValueError("A batch mixes masked and unmasked chunks.")
         word_ids = [list(feature["word_ids"]) for feature in features]
         inputs = [{k: v for k, v in f.items() if k not in ("word_ids", "labels")} for f in features]
+        if self.epoch is not None:
+            self.generator = batch_generator(self.epoch_seed or 0, self.epoch, [f["input_ids"] for f in inputs])
+            self.token_masker.generator = self.generator
         if not self.whole_word:
             for row, ids in zip(inputs, word_ids, strict=True):
                 row["special_tokens_mask"] = [int(w == NOT_A_WORD) for w in ids]
@@ -235,7 +260,7 @@ class MlmTask(Task):
                           desc="Masking validation")
 
     def collator(self, tokenizer: Any, model: Any, cfg: MlmConfig) -> Any:
-        return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking)
+        return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, epoch_seed=cfg.seed)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         if request.top_k < 1:
