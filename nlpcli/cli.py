@@ -17,7 +17,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nlpcli.config import CONFIG_DIR, base_type, field_type, parse_set_options, read_yaml, resolve_config
+from nlpcli.config import (
+    CONFIG_DIR,
+    base_type,
+    field_type,
+    parse_set_options,
+    read_yaml,
+    resolve_config,
+    with_resume_values,
+)
 from nlpcli.console import console, err_console, is_main_process, say
 from nlpcli.errors import UserError
 from nlpcli.tasks import TASK_MODULES, task_class
@@ -261,7 +269,9 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
 
 
 def main() -> None:
-    app()
+    import sys
+
+    app(args=with_resume_values(sys.argv[1:]))
 
 
 if __name__ == "__main__":

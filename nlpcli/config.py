@@ -35,6 +35,10 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
                  "inverse_sqrt")
 
 
+RESUME_CHOICES = ("no", "yes", "auto")
+YES_NO = {"true": "yes", "1": "yes", "on": "yes", "yes": "yes", "false": "no", "0": "no", "off": "no", "no": "no"}
+
+
 def option(
     default: Any,
     help: str,
@@ -143,7 +147,11 @@ class RunConfig:
     precision: str = option(
         "auto", "auto: fp16 on CUDA, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
     )
-    resume: bool = option(False, "Continue from the last checkpoint in the output folder.")
+    resume: str = option(
+        "no", "yes (or a bare --resume): continue from the newest complete checkpoint in the output folder; auto: "
+        "the same when there is one, else start a new run (one command line starts and restarts a job).",
+        choices=RESUME_CHOICES,
+    )
     overwrite: bool = option(False, "Delete what the output folder holds (a finished run, checkpoints) first.")
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
     logging_steps: int = option(50, "Log the training loss every N steps.", at_least=1)
@@ -182,6 +190,8 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
         if optional:
             return None
         raise UserError(f"{source}: '{key}' cannot be empty.")
+    if key == "resume" and (isinstance(value, bool) or str(value).lower() in YES_NO):
+        value = ("yes" if value else "no") if isinstance(value, bool) else YES_NO[str(value).lower()]
     try:
         if hint is bool:
             if isinstance(value, str):
@@ -288,6 +298,24 @@ def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:
     saved = read_yaml(path) if path.is_file() else {}
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: coerce(cls, k, v, str(path)) for k, v in saved.items() if k in known})
+
+
+def resuming(cfg: RunConfig) -> bool:
+    return cfg.resume != "no"
+
+
+def with_resume_values(args: list[str]) -> list[str]:
+    """The command line with a bare `--resume` read as `--resume yes` and `--no-resume` as `--resume no`
+    (the option also takes `auto`)."""
+    out: list[str] = []
+    for index, arg in enumerate(args):
+        if arg == "--no-resume":
+            out += ["--resume", "no"]
+        elif arg == "--resume" and (index + 1 == len(args) or args[index + 1] not in RESUME_CHOICES):
+            out += ["--resume", "yes"]
+        else:
+            out.append(arg)
+    return out
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:

@@ -27,10 +27,11 @@ class CliResult:
 
 
 def run_cli(*args: str) -> CliResult:
-    """Invoke `nlpcli ARGS` in this process; output holds stdout and stderr together."""
+    """Invoke `nlpcli ARGS` in this process, as `main` reads a command line; output holds stdout and stderr."""
     from nlpcli.cli import app
+    from nlpcli.config import with_resume_values
 
-    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    result = CliRunner().invoke(app, with_resume_values([str(a) for a in args]), catch_exceptions=False)
     return CliResult(result.exit_code, result.output)
 
 

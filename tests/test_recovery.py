@@ -98,3 +98,28 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")
+
+
+def test_resume_auto_starts_a_job_and_restarts_it_with_one_command_line(tmp_path):
+    out = tmp_path / "run"
+    args = (*NER, "--max-steps", "3", "--save-steps", "2", "--resume", "auto", "--output-dir", out)
+    first = run_cli(*args)  # nothing to resume: a new run, no warning
+    assert first.exit_code == 0, first.output
+    assert "no complete checkpoint" not in first.output and (out / "metrics.json").is_file()
+    again = run_cli(*args)  # the same command line again: it continues (here: the run is complete)
+    assert again.exit_code == 0, again.output
+    assert "training is already complete" in again.output
+
+
+def test_resume_values_on_the_command_line_and_in_yaml(tmp_path):
+    from nlpcli.config import resolve_config, with_resume_values
+    from nlpcli.tasks.ner import NerConfig
+
+    assert with_resume_values(["ner", "--resume", "--epochs", "2"]) == ["ner", "--resume", "yes", "--epochs", "2"]
+    assert with_resume_values(["ner", "--resume"]) == ["ner", "--resume", "yes"]
+    assert with_resume_values(["ner", "--resume", "auto"]) == ["ner", "--resume", "auto"]
+    assert with_resume_values(["ner", "--no-resume"]) == ["ner", "--resume", "no"]
+    saved = tmp_path / "old.yaml"
+    saved.write_text("resume: true\n")  # configs saved before resume took `auto`
+    assert resolve_config(NerConfig, "ner", saved).resume == "yes"
+    assert resolve_config(NerConfig, "ner", set_values={"resume": "false"}).resume == "no"

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nlpcli.config import resuming
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.runner import checkpoints
@@ -40,14 +41,15 @@ def check_output_dir(output_dir: Path, cfg: Any) -> None:
     existing = _nearest_existing(output_dir.absolute())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"--output-dir {output_dir}: {existing} is not writable.")
-    if cfg.resume and cfg.overwrite:
+    if resuming(cfg) and cfg.overwrite:
         raise UserError("--resume continues the run in the output folder and --overwrite deletes it: choose one.")
     kept = checkpoints.complete(output_dir)
     finished = [name for name in RUN_FILES if (output_dir / name).exists()]
-    if cfg.resume and not kept:
-        warn(f"--resume: no complete checkpoint in {output_dir}; starting from the beginning.")
-        cfg.resume = False
-    if (kept or finished) and not (cfg.resume or cfg.eval_only or cfg.overwrite):
+    if resuming(cfg) and not kept:
+        if cfg.resume == "yes":
+            warn(f"--resume: no complete checkpoint in {output_dir}; starting from the beginning.")
+        cfg.resume = "no"
+    if (kept or finished) and not (resuming(cfg) or cfg.eval_only or cfg.overwrite):
         held = f"checkpoints of an earlier run ({kept[0].name}, ...)" if kept else (
             f"a finished run ({', '.join(finished)})")
         raise UserError(f"{output_dir} holds {held}.",

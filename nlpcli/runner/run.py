@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from nlpcli.config import RunConfig, save_config
+from nlpcli.config import RunConfig, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
@@ -175,7 +175,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
 
     model_kwargs = task.setup(raw, cfg, models.pretrained_config(cfg.model))
-    if state.is_main_process and not cfg.resume:  # a new run trains its own preset tokenizer
+    if state.is_main_process and not resuming(cfg):  # a new run trains its own preset tokenizer
         shutil.rmtree(output_dir / PRESET_TOKENIZER_DIR, ignore_errors=True)
     # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
     # datasets cache the others then read.
@@ -213,7 +213,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     )
     before = task.evaluate_before_training and not cfg.eval_only
     loop = accelerate_loop if cfg.loop == "accelerate" else trainer_loop
-    metrics = loop.run(ctx, resume=cfg.resume, before=before)
+    metrics = loop.run(ctx, resume=resuming(cfg), before=before)
 
     metrics = final_metrics(metrics)
     if state.is_main_process:
