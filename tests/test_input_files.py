@@ -85,3 +85,14 @@ def test_a_bad_record_of_a_single_train_file_is_named_by_that_file(tmp_path):
                      "--output-dir", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert f"skipped 1 bad record(s) of 12 in {data} (first: {data}, record 'q7'" in result.output.replace("\n", "")
+
+
+def test_qa_answers_of_the_wrong_type_name_the_record(tmp_path):
+    rows = [{"id": f"q{i}", "question": "Where?", "context": "In Paris.", "answers": "Paris"} for i in range(3)]
+    data = tmp_path / "squad.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_cli("qa", "--model", "tiny", "--train-file", data, "--validation-file", data, "--max-steps", "1",
+                     "--output-dir", tmp_path / "out")
+    assert result.exit_code == 2
+    assert f"{data}, record 'q0': no answers (expected answers: {{text: [...], answer_start: [...]}})" in (
+        result.output.replace("\n", ""))
