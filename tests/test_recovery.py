@@ -123,3 +123,17 @@ def test_resume_values_on_the_command_line_and_in_yaml(tmp_path):
     saved.write_text("resume: true\n")  # configs saved before resume took `auto`
     assert resolve_config(NerConfig, "ner", saved).resume == "yes"
     assert resolve_config(NerConfig, "ner", set_values={"resume": "false"}).resume == "no"
+
+
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_checkpoints_are_staged_then_renamed_and_a_crashed_staging_folder_never_counts(tmp_path, loop):
+    out = tmp_path / "run"
+    (out / ".checkpoint-4.partial" / "checkpoint-4").mkdir(parents=True)  # a save cut short by a crash
+    result = run_cli(*NER, "--loop", loop, "--max-steps", "4", "--save-steps", "2", "--resume", "auto",
+                     "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert not list(out.glob(".checkpoint-*")), "staging folders are renamed away or removed"
+    names = {p.name for p in out.glob("checkpoint-*")}
+    assert names == {"checkpoint-3", "checkpoint-4"}  # epoch end (3 steps) and the last; --save-total-limit 2
+    done = ("trainer_state.json", "nlpcli_state.json")
+    assert all(any((out / name / f).is_file() for f in done) for name in names)

@@ -221,10 +221,7 @@ class AccelerateLoop:
             (staging / "nlpcli_state.json").write_text(json.dumps(position))
             shutil.rmtree(path, ignore_errors=True)
             staging.rename(path)
-            limit = self.ctx.cfg.save_total_limit
-            if limit:
-                for stale in checkpoints.complete(output_dir)[:-limit]:
-                    shutil.rmtree(stale, ignore_errors=True)
+            checkpoints.keep_newest(output_dir, self.ctx.cfg.save_total_limit)
         accelerator.wait_for_everyone()
 
     def _save_model(self, model: Any, step: int) -> None:

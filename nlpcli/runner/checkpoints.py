@@ -1,8 +1,9 @@
 """Checkpoint folders (`checkpoint-<step>`) both loops write, and which of them count.
 
-A checkpoint is complete once its last file is written: `trainer_state.json` for the Trainer (written
-after the model, optimizer, scheduler and RNG states), `nlpcli_state.json` for the Accelerate loop
-(written after `save_state`). A folder without it was cut short by a crash or a `kill -9`: it never
+Both loops write a checkpoint into `.checkpoint-<step>.partial` and rename it into place once every
+process has written its part. A checkpoint is complete once its last file is written: `trainer_state.json`
+for the Trainer (after the model, optimizer, scheduler and RNG states), `nlpcli_state.json` for the
+Accelerate loop (after `save_state`). A folder without it was cut short by a crash or a `kill -9`: it never
 counts, neither for `--resume` nor as an earlier run that a new one must not overwrite, and a new run or
 a resume removes it.
 """
@@ -37,6 +38,13 @@ def complete(output_dir: Path) -> list[Path]:
 def latest_complete(output_dir: Path) -> Path | None:
     found = complete(output_dir)
     return found[-1] if found else None
+
+
+def keep_newest(output_dir: Path, limit: int | None) -> None:
+    """--save-total-limit: delete all but the newest `limit` complete checkpoints."""
+    if limit:
+        for stale in complete(output_dir)[:-limit]:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def staging_folder(path: Path) -> Path:

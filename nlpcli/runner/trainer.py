@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,27 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None) -> type:
             loss = super().training_step(model, inputs, num_items_in_batch)
             guard.observe(loss)
             return loss
+
+        def _get_output_dir(self, trial):
+            staging = getattr(self, "_staging_root", None)
+            return str(staging) if staging is not None else super()._get_output_dir(trial)
+
+        def _save_checkpoint(self, model, trial):
+            """Write the checkpoint in a staging folder, then rename it into place: a crash mid-save leaves no
+            half checkpoint under a checkpoint-N name."""
+            final = ctx.output_dir / f"{checkpoints.PREFIX}{self.state.global_step}"
+            self._staging_root = checkpoints.staging_folder(final)
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                self._staging_root = None
+            self.accelerator.wait_for_everyone()  # every process has written its part (its RNG state)
+            if self.args.should_save:
+                shutil.rmtree(final, ignore_errors=True)
+                (checkpoints.staging_folder(final) / final.name).rename(final)
+                shutil.rmtree(checkpoints.staging_folder(final), ignore_errors=True)
+                checkpoints.keep_newest(ctx.output_dir, self.args.save_total_limit)
+            self.accelerator.wait_for_everyone()
 
         def get_decay_parameter_names(self, model):
             return optimization.decay_parameter_names(model)
