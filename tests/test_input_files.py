@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import read_json, run_cli
 
 NER = ("ner", "--model", "tiny", "--max-steps", "1")
@@ -96,3 +98,16 @@ def test_qa_answers_of_the_wrong_type_name_the_record(tmp_path):
     assert result.exit_code == 2
     assert f"{data}, record 'q0': no answers (expected answers: {{text: [...], answer_start: [...]}})" in (
         result.output.replace("\n", ""))
+
+
+@pytest.mark.parametrize(("task", "name", "good", "bad_line"), [
+    ("ner", "train.conll", "EU B-ORG\nrejects O\n\n", "Müller B-PER\n"),
+    ("mlm", "train.txt", "A first line of text.\nA second line.\n", "Müller wrote this.\n"),
+])
+def test_non_utf8_conll_and_text_files_are_named_with_their_line(tmp_path, task, name, good, bad_line):
+    path = tmp_path / name
+    path.write_bytes(good.encode("utf-8") * 2 + bad_line.encode("latin-1"))
+    line = good.count("\n") * 2 + 1
+    result = run_cli(task, "--model", "tiny", "--train-file", path, "--output-dir", tmp_path / "out")
+    assert result.exit_code == 2
+    assert f"{path}, line {line}: not UTF-8 text (byte 0xfc)" in result.output.replace("\n", "")
