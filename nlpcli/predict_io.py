@@ -16,23 +16,15 @@ from typing import Any
 
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
+from nlpcli.sources.data import check_text_file
 
 
 def _lines(source: str) -> tuple[str, list[str]]:
     if source == "-":
         return "stdin", sys.stdin.read().splitlines()
     path = Path(source)
-    if path.is_dir():
-        raise UserError(f"--file {source}: this is a folder; give a file with one input per line.")
-    if not path.is_file():
-        raise UserError(f"--file {source}: no such file.")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise UserError(f"{source}, line {line}: not UTF-8 text (byte {raw[err.start]:#x}).") from None
-    return source, text.splitlines()
+    check_text_file(path)  # a folder, a missing or empty file, bytes that are not UTF-8: named, exit 2
+    return source, path.read_text(encoding="utf-8-sig").splitlines()
 
 
 def read_inputs(source: str, text_column: str = "text") -> list[str]:
