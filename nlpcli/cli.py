@@ -173,17 +173,23 @@ def predict(
     top_p: float = typer.Option(1.0, help="Nucleus sampling: smallest token set of this probability (clm)."),
     num_return_sequences: int = typer.Option(1, help="Completions per prompt; needs --temperature > 0 (clm)."),
     seed: int | None = typer.Option(None, help="Seed for sampling, for reproducible completions (clm)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table: one object per input."),
     input_file: str | None = typer.Option(
-        None, "--file", help="Inputs, one per line: a text file, a .jsonl file (see --text-column), or - for stdin."
+        None, "--file", help="Inputs, one per line: a text file, a .jsonl file (see --text-column; qa: question "
+        "and context), or - for stdin."
     ),
     text_column: str = typer.Option("text", help="Key of the input text in a .jsonl --file."),
-    output: Path | None = typer.Option(None, help="Write JSON lines here instead of stdout (with --file)."),
+    output: Path | None = typer.Option(None, help="Write JSON lines here instead of stdout."),
+    skip_bad_records: bool = typer.Option(
+        False, "--skip-bad-records", help="Skip (and count, on stderr) bad input lines instead of stopping."
+    ),
+    batch_size: int = typer.Option(16, min=1, help="Inputs per forward pass (ner, mlm, qa)."),
 ) -> None:
     """Run a saved model on new input (the task's pipeline, or generation for seq2seq tasks).
 
     With --file: every line is an input, and the output is one JSON object per input, in input order."""
-    from nlpcli.predict_io import read_inputs, write_json_lines
+    from nlpcli.predict_io import Inputs, read_inputs, write_json_lines
+    from nlpcli.run_folder import check_model_task
     from nlpcli.tasks import get_task
     from nlpcli.tasks.base import PredictRequest
 
@@ -193,25 +199,43 @@ def predict(
     if not (folder / "config.json").is_file():
         raise UserError(f"{model_dir}: not a saved model folder (no config.json).")
     chosen = get_task(task)
-    if (input_file or output) and not chosen.predicts_per_input:
-        raise UserError(f"predict {task} does not take --file or --output yet; give the text(s) as arguments.")
-    if input_file and texts:
-        raise UserError("Give texts as arguments or --file, not both.")
-    inputs = read_inputs(input_file, text_column) if input_file else list(texts or [])
-    request = PredictRequest(texts=inputs, question=question, context=context, top_k=top_k,
-                             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                             num_return_sequences=num_return_sequences, seed=seed)
+    if input_file and (texts or question or context):
+        raise UserError("Give the input as arguments (or --question/--context) or as --file, not both.")
+    check_model_task(folder, task, {name: task_class(name).model_class for name in TASK_MODULES})
+    fields = {name: name for name in chosen.predict_fields} or {"text": text_column}
+    if input_file:
+        inputs = read_inputs(input_file, fields, skip_bad_records)
+    else:
+        given = list(texts or [])
+        inputs = Inputs(records=[{"text": t} for t in given], where=[f"text {i}" for i in range(1, len(given) + 1)])
+    request = PredictRequest(texts=[r["text"] for r in inputs.records if "text" in r], question=question,
+                             context=context, top_k=top_k, max_new_tokens=max_new_tokens, temperature=temperature,
+                             top_p=top_p, num_return_sequences=num_return_sequences, seed=seed,
+                             records=inputs.records if chosen.predict_fields else [], batch_size=batch_size,
+                             where=inputs.where, skip_bad_records=skip_bad_records, skipped=list(inputs.skipped))
     from nlpcli.runner.run import quiet_libraries
 
     quiet_libraries()
     table = chosen.predict(str(folder), request)
+    if request.skipped:
+        total = len(inputs.records) + len(inputs.skipped)
+        shown = ", ".join(request.skipped[:10]) + (", ..." if len(request.skipped) > 10 else "")
+        err_console.print(f"[yellow]skipped {len(request.skipped)} bad input(s) of {total}[/yellow]: {escape(shown)}",
+                          soft_wrap=True)
     if input_file or output:
-        write_json_lines(table.rows, output)
+        write_json_lines(table.per_input, output)
         return
     if as_json:
-        print(json.dumps(table.rows, indent=2, ensure_ascii=False))
+        print(json.dumps(table.per_input, indent=2, ensure_ascii=False))
         return
     print_predictions(table)
+
+
+def predict_command(task: str, folder: Path, request: Any) -> str:
+    """The `nlpcli predict` command line that asks `request`, quoted as a shell would need it."""
+    import shlex
+
+    return shlex.join(["nlpcli", "predict", task, str(folder), *request.command_line()])
 
 
 def print_predictions(table: Any) -> None:
@@ -247,7 +271,7 @@ def demo(
         summary.add_row(name, headline, _cell(result["metrics"].get(headline)), str(out))
         task = get_task(name)
         if task.demo_request is not None and is_main_process():
-            say(f"[bold]nlpcli predict {name} {out}[/bold] {task.demo_request.texts or ''}")
+            say(escape(predict_command(name, out, task.demo_request)), style="bold")
             print_predictions(task.predict(str(out), task.demo_request))
     say(summary)
 

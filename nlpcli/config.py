@@ -265,7 +265,8 @@ def resolve_config(
     cli_values: dict[str, Any] | None = None,
     set_values: dict[str, str] | None = None,
 ) -> RunConfig:
-    """Merge the layers in order of precedence: task defaults < --config < --set < CLI options.
+    """Merge the layers in order of precedence: task defaults < --config < --set < CLI options (with
+    `--eval-only --model RUN_DIR`, the run's saved settings come right after the task defaults).
 
     When a later layer picks other data than the task defaults (`dataset`, `train_file`, `validation_file`),
     the defaults' data-bound keys (configurations, columns, filters of the default data set) are dropped:
@@ -275,11 +276,14 @@ def resolve_config(
     defaults_file = CONFIG_DIR / f"{task_name}.yaml"
     defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
     _apply(cls, values, defaults, str(defaults_file))
+    from nlpcli.run_folder import config_file_layer, saved_run_layer
+
     layers = [
-        (read_yaml(Path(config_file)) if config_file else {}, str(config_file)),
+        (config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
         (set_values or {}, "--set"),
         ({k: v for k, v in (cli_values or {}).items() if v is not None}, "command line"),
     ]
+    layers.insert(0, saved_run_layer(cls, task_name, [layer for layer, _ in layers]))  # --eval-only RUN_DIR
     if any(layer.get(key) not in (None, defaults.get(key)) for layer, _ in layers for key in DATA_SOURCE_KEYS):
         for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):
             values.pop(bound, None)
@@ -318,5 +322,11 @@ def with_resume_values(args: list[str]) -> list[str]:
     return out
 
 
-def save_config(cfg: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+def save_config(cfg: RunConfig, path: Path, task: str | None = None) -> None:
+    """The resolved configuration as YAML that `--config` reads back; `task` first when given."""
+    path.write_text(config_yaml(cfg, task))
+
+
+def config_yaml(cfg: RunConfig, task: str | None = None) -> str:
+    values = {"task": task} if task else {}
+    return yaml.safe_dump({**values, **dataclasses.asdict(cfg)}, sort_keys=False)

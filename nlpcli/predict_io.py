@@ -1,8 +1,10 @@
-"""Batch input and output of `nlpcli predict`: texts from a file or stdin, JSON lines out.
+"""Batch input and output of `nlpcli predict`, the same for every task: inputs from a file or stdin, a
+progress bar over batches, JSON lines out.
 
-Input: a `.jsonl` / `.json` file holds one JSON object per line (the text in `--text-column`); any other
-file, or `-` (stdin), one text per line. A blank line in the middle, a line that is not JSON, or an object
-without the column stops with exit 2, naming the line: outputs must line up with inputs one for one.
+Input: a `.jsonl` / `.json` file holds one JSON object per line (the text in `--text-column`, or the task's
+fields, e.g. qa's `question` and `context`); any other file, or `-` (stdin), one text per line. A blank line
+in the middle, a line that is not JSON, or an object without a field stops with exit 2, naming the line
+(outputs must line up with inputs one for one); with `--skip-bad-records` the line is skipped and counted.
 Output: one JSON object per input, in input order, to stdout or to a file written atomically.
 """
 
@@ -10,13 +12,27 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from nlpcli.console import err_console
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.sources.data import check_text_file
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class Inputs:
+    """The inputs read from a file: one dict of fields per input, where each came from, what was skipped."""
+
+    records: list[dict[str, str]] = field(default_factory=list)
+    where: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 def _lines(source: str) -> tuple[str, list[str]]:
@@ -27,31 +43,78 @@ def _lines(source: str) -> tuple[str, list[str]]:
     return source, path.read_text(encoding="utf-8-sig").splitlines()
 
 
-def read_inputs(source: str, text_column: str = "text") -> list[str]:
-    """The texts of `source` (a path or '-'), one per line; trailing blank lines are ignored."""
+def _record(line: str, as_json: bool, fields: dict[str, str]) -> dict[str, str]:
+    """The fields (name -> JSON key) of one line, or a ValueError saying what is wrong with it."""
+    if not line.strip():
+        raise ValueError("blank; every line must hold one input")
+    if not as_json:
+        if len(fields) > 1:
+            raise ValueError(f"not JSON; each line needs {', '.join(repr(k) for k in fields.values())} "
+                             "(use a .jsonl file)")
+        return {name: line for name in fields}
+    try:
+        parsed = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not valid JSON ({err.msg})") from None
+    record = {}
+    for name, key in fields.items():
+        value = parsed.get(key) if isinstance(parsed, dict) else None
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"no text in '{key}'")
+        record[name] = value
+    return record
+
+
+def read_inputs(source: str, fields: dict[str, str], skip_bad: bool = False) -> Inputs:
+    """The inputs of `source` (a path or '-'), one per line; trailing blank lines are ignored.
+
+    `fields`: input field -> JSON key (`{"text": "text"}`; qa: question and context). A bad line stops
+    with exit 2 naming it, or with `skip_bad` is left out and named in `Inputs.skipped`."""
     name, lines = _lines(source)
     while lines and not lines[-1].strip():
         lines.pop()
     as_json = source.lower().endswith((".jsonl", ".json"))
-    texts = []
+    inputs = Inputs()
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise UserError(f"{name}, line {number}: blank; every line must hold one input.")
-        if not as_json:
-            texts.append(line)
-            continue
+        where = f"{name}, line {number}"
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{name}, line {number}: not valid JSON ({err.msg}).") from None
-        value = record.get(text_column) if isinstance(record, dict) else None
-        if not isinstance(value, str) or not value.strip():
-            raise UserError(f"{name}, line {number}: no text in '{text_column}'.",
-                            hint="Name the column that holds the input with --text-column.")
-        texts.append(value)
-    if not texts:
-        raise UserError(f"{name}: no inputs.")
-    return texts
+            inputs.records.append(_record(line, as_json, fields))
+            inputs.where.append(where)
+        except ValueError as err:
+            if not skip_bad:
+                hint = ("Name the key that holds the input with --text-column."
+                        if "no text in" in str(err) and len(fields) == 1
+                        else "Pass --skip-bad-records to skip such lines (they are counted).")
+                raise UserError(f"{where}: {err}.", hint=hint) from None
+            inputs.skipped.append(where)
+    if not inputs.records:
+        raise UserError(f"{name}: no inputs" + (f" ({len(inputs.skipped)} bad line(s) skipped)." if inputs.skipped
+                                                else "."))
+    return inputs
+
+
+@contextmanager
+def progress_bar(total: int, label: str, shown: bool = True) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (gone when done); yields `advance(n)`. `shown=False`: no bar."""
+    if not shown:
+        yield lambda done: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        bar = progress.add_task(label, total=total)
+        yield lambda done: progress.advance(bar, done)
+
+
+def in_batches(items: Sequence[Item], batch_size: int, label: str = "predicting") -> Iterator[list[Item]]:
+    """`items` in batches of `batch_size`, with a progress bar on stderr when there is more than one."""
+    size = max(1, batch_size)
+    with progress_bar(len(items), label, shown=len(items) > size) as advance:
+        for start in range(0, len(items), size):
+            batch = list(items[start:start + size])
+            yield batch
+            advance(len(batch))
 
 
 def write_json_lines(rows: Iterable[dict[str, Any]], output: Path | None) -> None:

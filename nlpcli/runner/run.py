@@ -205,7 +205,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     )
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, output_dir / "nlpcli_config.yaml")
+        save_config(cfg, output_dir / "nlpcli_config.yaml", task_name)
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
         f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "

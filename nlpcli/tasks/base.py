@@ -35,6 +35,32 @@ class PredictRequest:
     top_p: float = 1.0
     num_return_sequences: int = 1
     seed: int | None = None
+    # inputs with several fields (`Task.predict_fields`, e.g. qa's question and context), one dict per input
+    records: list[dict[str, str]] = field(default_factory=list)
+    batch_size: int = 16  # inputs per forward pass (ner, mlm, qa)
+    where: list[str] = field(default_factory=list)  # per input, where it came from ("in.jsonl, line 3")
+    skip_bad_records: bool = False
+    skipped: list[str] = field(default_factory=list)  # inputs skipped as bad (read or rejected by the task)
+
+    def place(self, index: int) -> str:
+        return self.where[index] if index < len(self.where) else f"input {index + 1}"
+
+    def reject(self, index: int, problem: str, hint: str | None = None) -> None:
+        """Input `index` cannot be predicted: stop naming it, or with --skip-bad-records count it and go on
+        (the task then leaves it out of its output)."""
+        if not self.skip_bad_records:
+            from nlpcli.errors import UserError
+
+            raise UserError(f"{self.place(index)}: {problem}", hint=hint)
+        self.skipped.append(self.place(index))
+
+    def command_line(self) -> list[str]:
+        """The `nlpcli predict TASK DIR` arguments that ask this (for the demo to show)."""
+        args = list(self.texts)
+        for name in ("question", "context"):
+            if getattr(self, name):
+                args += [f"--{name}", getattr(self, name)]
+        return args
 
 
 @dataclass
@@ -44,6 +70,12 @@ class PredictionTable:
     columns: list[str]
     rows: list[dict[str, Any]]
     title: str = ""
+    # one JSON object per input, in input order (for --json, --file, --output); None: `rows` are that already
+    records: list[dict[str, Any]] | None = None
+
+    @property
+    def per_input(self) -> list[dict[str, Any]]:
+        return self.rows if self.records is None else self.records
 
 
 class Task:
@@ -67,7 +99,11 @@ class Task:
     supports_streaming: ClassVar[bool] = False
     sample: ClassVar[Sample | None] = None
     demo_request: ClassVar[PredictRequest | None] = None  # what `nlpcli demo` asks the trained model
-    predicts_per_input: ClassVar[bool] = False  # `predict` returns one row per input text (--file works)
+    # JSON keys of a `predict --file` line whose input has several fields (qa: question, context);
+    # empty: one text per input (the line, or --text-column of a JSON line), in `PredictRequest.texts`
+    predict_fields: ClassVar[tuple[str, ...]] = ()
+    # shared config keys this task does not read: `nlpcli TASK --help` leaves their options out
+    unused_options: ClassVar[tuple[str, ...]] = ()
     # Feature columns the task's collator reads (and removes) itself: both loops keep them for it.
     collator_columns: ClassVar[tuple[str, ...]] = ()
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies
@@ -133,3 +169,11 @@ def build_pipeline(task: str, model_dir: str, **kwargs: Any) -> Any:
 
     device = 0 if torch.cuda.is_available() else -1
     return pipeline(task, model=model_dir, device=device, **kwargs)
+
+
+def pipeline_outputs(pipe: Any, texts: list[str], **kwargs: Any) -> list[Any]:
+    """One pipeline output per text, the batch in one call (a pipeline unwraps a list of one input, so a
+    single text is passed on its own)."""
+    if len(texts) == 1:
+        return [pipe(texts[0], **kwargs)]
+    return list(pipe(texts, batch_size=len(texts), **kwargs))

@@ -158,7 +158,6 @@ class ClmTask(Task):
     token_accuracy = True
     supports_streaming = True
     # predict: one row per prompt, in input order (N rows, numbered by `sequence`, with --num-return-sequences N)
-    predicts_per_input = True
     sample = Sample(
         files={"train": "python_code.jsonl"},
         description="nlpcli's own Python source, one file per record in `content` (10% held out)",

@@ -25,7 +25,7 @@ from typing import Any
 from nlpcli.config import RunConfig, option
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, describe
-from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline
+from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline, pipeline_outputs
 
 IGNORE = -100
 NOT_A_WORD = -1  # word id of special tokens ([CLS], [SEP]) and padding
@@ -263,33 +263,36 @@ class MlmTask(Task):
         return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, epoch_seed=cfg.seed)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
+        from nlpcli.predict_io import in_batches
+
         if request.top_k < 1:
             raise UserError(f"--top-k must be at least 1, got {request.top_k}.")
         fill = build_pipeline(self.pipeline_task, model_dir)
         mask = fill.tokenizer.mask_token
         example = f'nlpcli predict mlm {model_dir} "This is a great {mask}."'
         if not request.texts:
-            raise UserError("Give a text with a masked word.", hint=f"For example: {example}")
-        for text in request.texts:
-            if mask not in text:
-                raise UserError(f"{text!r} has no {mask}: this model's mask token is {mask}.",
-                                hint=f"Put {mask} where the missing word goes, e.g. {example}")
-        rows = []
-        for text in request.texts:
-            found = fill(text, top_k=request.top_k)
-            per_mask = found if found and isinstance(found[0], list) else [found]
-            for position, candidates in enumerate(per_mask, start=1):
-                for candidate in candidates:
-                    rows.append({
-                        "text": text,
-                        "mask": position,
-                        "token": candidate["token_str"],
-                        "score": round(float(candidate["score"]), 4),
-                        "sequence": candidate["sequence"],
-                    })
+            raise UserError("Give a text with a masked word, or --file.", hint=f"For example: {example}")
+        texts = []
+        for index, text in enumerate(request.texts):
+            if mask in text:
+                texts.append(text)
+            else:
+                request.reject(index, f"{text!r} has no {mask}: this model's mask token is {mask}.",
+                               hint=f"Put {mask} where the missing word goes, e.g. {example}")
+        records, rows = [], []
+        for batch in in_batches(texts, request.batch_size):
+            for text, found in zip(batch, pipeline_outputs(fill, batch, top_k=request.top_k), strict=True):
+                per_mask = found if found and isinstance(found[0], list) else [found]
+                candidates = [
+                    {"mask": position, "token": candidate["token_str"], "score": round(float(candidate["score"]), 4),
+                     "sequence": candidate["sequence"]}
+                    for position, candidates in enumerate(per_mask, start=1) for candidate in candidates
+                ]
+                records.append({"text": text, "predictions": candidates})
+                rows += [{"text": text, **candidate} for candidate in candidates]
         columns = ["token", "score", "sequence"]
         if any(row["mask"] > 1 for row in rows):
             columns.insert(0, "mask")
-        if len(request.texts) > 1:
+        if len(texts) > 1:
             columns.insert(0, "text")
-        return PredictionTable(columns=columns, rows=rows, title=f"top {request.top_k} for {mask}")
+        return PredictionTable(columns=columns, rows=rows, title=f"top {request.top_k} for {mask}", records=records)

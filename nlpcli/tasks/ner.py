@@ -9,7 +9,7 @@ from typing import Any
 from nlpcli.config import RunConfig, option
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, describe
-from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline
+from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline, pipeline_outputs
 
 IGNORE = -100
 
@@ -189,19 +189,27 @@ class NerTask(Task):
         return seqeval_scores(references, predicted)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
+        from nlpcli.predict_io import in_batches
+
+        if not request.texts:
+            raise UserError("Give a text to tag, or --file.",
+                            hint=f'For example: nlpcli predict ner {model_dir} "My name is Sylvain."')
         tagger = build_pipeline(self.pipeline_task, model_dir, aggregation_strategy="simple")
-        rows = []
-        for text in request.texts:
-            for entity in tagger(text):
-                rows.append(
+        records, rows = [], []
+        for batch in in_batches(request.texts, request.batch_size):
+            for text, entities in zip(batch, pipeline_outputs(tagger, batch), strict=True):
+                found = [
                     {
-                        "text": text,
                         "entity": entity["entity_group"],
                         "word": entity["word"],
                         "score": round(float(entity["score"]), 4),
                         "start": int(entity["start"]),
                         "end": int(entity["end"]),
                     }
-                )
+                    for entity in entities
+                ]
+                records.append({"text": text, "entities": found})  # no entity: an empty list, still a line
+                rows += [{"text": text, **entity} for entity in found]
         columns = ["entity", "word", "score", "start", "end"]
-        return PredictionTable(columns=columns if len(request.texts) == 1 else ["text", *columns], rows=rows)
+        return PredictionTable(columns=columns if len(request.texts) == 1 else ["text", *columns], rows=rows,
+                               records=records)

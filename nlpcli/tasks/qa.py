@@ -284,6 +284,7 @@ class QaTask(Task):
         json_field="data",
         description="14 squad_v2 records, 6 unanswerable (train and validation are the same records)",
     )
+    predict_fields = ("question", "context")
     demo_request = PredictRequest(
         question="What branch of theoretical computer science deals with broadly classifying computational problems "
         "by difficulty and class of relationship?",
@@ -349,10 +350,26 @@ class QaTask(Task):
         return squad_scores(predicted, references, self.cfg.version_2_with_negative)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
-        if not request.question or not request.context:
-            raise UserError("qa needs a question and a context.", hint='Give --question "..." --context "...".')
-        answer = answer_question(model_dir, request.question, request.context)
-        return PredictionTable(columns=["answer", "score", "start", "end"], rows=[answer])
+        from nlpcli.predict_io import in_batches
+
+        pairs = [(r["question"], r["context"]) for r in request.records]
+        if not pairs and request.question and request.context:
+            pairs = [(request.question, request.context)]
+        if not pairs:
+            raise UserError("qa needs a question and a context.",
+                            hint='Give --question "..." --context "...", or --file with question and context per line.')
+        answerer = Answerer(model_dir)
+        kept = []
+        for index, (question, context) in enumerate(pairs):
+            problem = answerer.problem(question)
+            if problem:
+                request.reject(index, problem)
+            else:
+                kept.append((question, context))
+        rows = [{"question": question, **answerer.answer(question, context)}
+                for batch in in_batches(kept, request.batch_size) for question, context in batch]
+        columns = ["answer", "score", "start", "end"]
+        return PredictionTable(columns=columns if len(kept) == 1 else ["question", *columns], rows=rows)
 
 
 # ---------------------------------------------------------------- helpers for prepare and predict
@@ -378,40 +395,53 @@ def check_stride(tokenizer: Any, data: Any, cfg: QaConfig, max_length: int, spli
         )
 
 
-def answer_question(model_dir: str, question: str, context: str) -> dict[str, Any]:
-    """Answer one question with a saved model; long contexts are split into windows as in training.
+class Answerer:
+    """A saved qa model answering questions; long contexts are split into windows as in training, with the
+    run's saved settings (window, stride, v2 null answers).
 
     The score is the span's probability in its window (softmax over [CLS] and the context tokens).
     """
-    import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    cfg = saved_config(QaConfig, model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
-    max_length = model_window(tokenizer, cfg.max_length)
-    room = question_room(tokenizer, [question.lstrip()], max_length)[0]
-    if room < 2:
-        raise UserError(f"The question is too long for the model's window of {max_length} tokens.")
-    cfg.doc_stride = min(cfg.doc_stride, room - 1)
-    record = {cfg.id_column: ["question"], cfg.question_column: [question], cfg.context_column: [context],
-              cfg.answers_column: [{"text": [], "answer_start": []}]}
-    features = window_features(record, tokenizer, cfg, max_length, for_eval=True)
-    accepted = set(inspect.signature(model.forward).parameters)
-    inputs = tokenizer.pad({k: v for k, v in features.items() if k in accepted and k in tokenizer.model_input_names},
-                           return_tensors="pt")
-    with torch.no_grad():
-        output = model(**inputs)
-    start_logits, end_logits = output.start_logits.numpy(), output.end_logits.numpy()
-    offsets = features["offset_mapping"]
-    windows = [(w, start_logits[w], end_logits[w], offsets[w]) for w in range(len(offsets))]
-    best, null_score, null_window = best_span(windows, context, cfg.n_best, cfg.max_answer_length)
-    if answers_nothing(best, null_score, cfg.version_2_with_negative, cfg.null_score_diff_threshold):
-        probability = span_probability(start_logits[null_window], end_logits[null_window], offsets[null_window], 0, 0)
-        return {"answer": "", "score": round(probability, 4), "start": 0, "end": 0}
-    w = best.window
-    probability = span_probability(start_logits[w], end_logits[w], offsets[w], best.start_token, best.end_token)
-    return {"answer": best.text, "score": round(probability, 4), "start": best.start, "end": best.end}
+    def __init__(self, model_dir: str) -> None:
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        self.cfg = saved_config(QaConfig, model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+        self.max_length = model_window(self.tokenizer, self.cfg.max_length)
+        self.accepted = set(inspect.signature(self.model.forward).parameters) & set(self.tokenizer.model_input_names)
+
+    def problem(self, question: str) -> str | None:
+        """Why this question cannot be answered by the model, or None."""
+        if question_room(self.tokenizer, [question.lstrip()], self.max_length)[0] < 2:
+            return f"the question is too long for the model's window of {self.max_length} tokens."
+        return None
+
+    def answer(self, question: str, context: str) -> dict[str, Any]:
+        import dataclasses
+
+        import torch
+
+        tokenizer = self.tokenizer
+        room = question_room(tokenizer, [question.lstrip()], self.max_length)[0]
+        cfg = dataclasses.replace(self.cfg, doc_stride=min(self.cfg.doc_stride, room - 1))
+        record = {cfg.id_column: ["question"], cfg.question_column: [question], cfg.context_column: [context],
+                  cfg.answers_column: [{"text": [], "answer_start": []}]}
+        features = window_features(record, tokenizer, cfg, self.max_length, for_eval=True)
+        inputs = tokenizer.pad({k: v for k, v in features.items() if k in self.accepted}, return_tensors="pt")
+        with torch.no_grad():
+            output = self.model(**inputs)
+        start_logits, end_logits = output.start_logits.numpy(), output.end_logits.numpy()
+        offsets = features["offset_mapping"]
+        windows = [(w, start_logits[w], end_logits[w], offsets[w]) for w in range(len(offsets))]
+        best, null_score, null_window = best_span(windows, context, cfg.n_best, cfg.max_answer_length)
+        if answers_nothing(best, null_score, cfg.version_2_with_negative, cfg.null_score_diff_threshold):
+            probability = span_probability(start_logits[null_window], end_logits[null_window], offsets[null_window],
+                                           0, 0)
+            return {"answer": "", "score": round(probability, 4), "start": 0, "end": 0}
+        w = best.window
+        probability = span_probability(start_logits[w], end_logits[w], offsets[w], best.start_token, best.end_token)
+        return {"answer": best.text, "score": round(probability, 4), "start": best.start, "end": best.end}
 
 
 def span_probability(start_logits: np.ndarray, end_logits: np.ndarray, offsets: Offsets, start: int, end: int) -> float:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nlpcli.config import RunConfig, option, saved_config
-from nlpcli.console import err_console, warn
+from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import record_location
 from nlpcli.tasks.base import PredictionTable, PredictRequest, Task
@@ -63,7 +63,6 @@ class Seq2SeqTask(Task):
     pipeline_task = "text2text-generation"  # not in transformers 5: `predict` generates itself
     evaluation = "generation"
     evaluate_before_training = True
-    predicts_per_input = True
     output_name: ClassVar[str] = "output"
     side_names: ClassVar[tuple[str, str]] = ("source", "target")
     prefix_example: ClassVar[str] = ""
@@ -210,14 +209,8 @@ class Seq2SeqTask(Task):
 
 def generate_with_progress(model: Any, tokenizer: Any, features: list[dict], settings: dict, batch_size: int) -> list:
     """`generate_texts` with a progress bar on stderr when there is more than one batch."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from nlpcli.generation import generate_texts
+    from nlpcli.predict_io import progress_bar
 
-    if len(features) <= batch_size:
-        return generate_texts(model, tokenizer, features, settings, batch_size)
-    columns = (TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        bar = progress.add_task("generate", total=len(features))
-        return generate_texts(model, tokenizer, features, settings, batch_size,
-                              on_batch=lambda done: progress.advance(bar, done))
+    with progress_bar(len(features), "generating", shown=len(features) > batch_size) as advance:
+        return generate_texts(model, tokenizer, features, settings, batch_size, on_batch=advance)

@@ -1,0 +1,122 @@
+"""What a run folder says about itself: the task it was trained for and the settings it saved.
+
+A run saves its resolved configuration, with its task name, as `nlpcli_config.yaml`. That file is read
+back in three places:
+- `--eval-only --model RUN_DIR`: the saved settings become a config layer between the task defaults and
+  `--config` (task options, and the data unless a later layer names data), so a SQuAD v2 run is evaluated
+  as v2 on the data it used;
+- `--config RUN_DIR/nlpcli_config.yaml`: repeats the run, but not into the old folder;
+- `predict`: the folder must hold a model of the task asked for (its saved task, else its architecture).
+Keys that belong to the run that wrote the folder (its output folder, resume, overwrite) are not carried.
+This module imports nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from nlpcli.config import DATA_SOURCE_KEYS, read_yaml
+from nlpcli.errors import UserError
+
+RUN_CONFIG = "nlpcli_config.yaml"
+TASK_KEY = "task"
+RUN_ONLY_KEYS = ("output_dir", "resume", "overwrite")  # what the run that wrote the folder did with it
+NOT_EVALUATED_KEYS = (*RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model and folder
+
+
+def saved_task(folder: str | Path) -> str | None:
+    """The task a run folder was trained for, from its nlpcli_config.yaml (None: not recorded)."""
+    path = Path(folder) / RUN_CONFIG
+    if not path.is_file():
+        return None
+    task = read_yaml(path).get(TASK_KEY)
+    return str(task) if task else None
+
+
+def check_task_of_file(values: dict[str, Any], task_name: str, source: str) -> dict[str, Any]:
+    """The config keys of a YAML layer without its `task` key, which must name this task when present."""
+    values = dict(values)
+    task = values.pop(TASK_KEY, None)
+    if task is not None and str(task) != task_name:
+        raise UserError(f"{source} is a {task} configuration (task: {task}), not a {task_name} one.",
+                        hint=f"Run nlpcli {task} --config {source}.")
+    return values
+
+
+def config_file_layer(path: Path, task_name: str) -> dict[str, Any]:
+    """The keys of a `--config` file. A run's saved nlpcli_config.yaml repeats that run: its task must be
+    this one, and the new run does not write into (or resume, or clear) the old run's folder."""
+    values = read_yaml(path)
+    from_run = path.name == RUN_CONFIG or TASK_KEY in values
+    values = check_task_of_file(values, task_name, str(path))
+    if from_run:
+        values = {k: v for k, v in values.items() if k not in RUN_ONLY_KEYS}
+    return values
+
+
+def _latest(layers: list[dict[str, Any]], key: str) -> Any:
+    found = [layer[key] for layer in layers if layer.get(key) is not None]
+    return found[-1] if found else None
+
+
+def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """With `--eval-only` and `--model RUN_DIR`: the settings RUN_DIR saved, as a config layer below `later`
+    (the --config, --set and command-line layers, which still win). Its data is left out when a later
+    layer names data (`--dataset`, `--train-file`, `--validation-file`). ({}, "") otherwise."""
+    from nlpcli.config import coerce
+
+    model, eval_only = _latest(later, "model"), _latest(later, "eval_only")
+    if model is None or eval_only is None or not coerce(cls, "eval_only", eval_only, "--eval-only"):
+        return {}, ""
+    path = Path(str(model)) / RUN_CONFIG
+    if not path.is_file():
+        return {}, ""
+    values = check_task_of_file(read_yaml(path), task_name, str(path))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    layer = {k: v for k, v in values.items() if k in fields and k not in NOT_EVALUATED_KEYS}
+    if any(_latest(later, key) is not None for key in DATA_SOURCE_KEYS):
+        data_bound = {name for name, f in fields.items() if f.metadata.get("data_bound")}
+        layer = {k: v for k, v in layer.items() if k not in (*DATA_SOURCE_KEYS, *data_bound)}
+    return layer, str(path)
+
+
+def architectures(folder: str | Path) -> list[str]:
+    path = Path(folder) / "config.json"
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("architectures")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(a) for a in found] if isinstance(found, list) else []
+
+
+def auto_class_architectures(auto_class: str) -> set[str]:
+    """The model classes transformers' `auto_class` (e.g. AutoModelForTokenClassification) builds."""
+    import transformers
+
+    mapping = getattr(getattr(transformers, auto_class, None), "_model_mapping", None)
+    names = getattr(mapping, "_model_mapping", {})  # model type -> class name(s), transformers' own table
+    found: set[str] = set()
+    for value in names.values():
+        found.update(value if isinstance(value, list | tuple) else [value])
+    return found
+
+
+def check_model_task(folder: str | Path, task_name: str, model_classes: dict[str, str]) -> None:
+    """Refuse a model folder trained for another task: its saved task when it has one, else its architecture
+    (`model_classes`: task name -> auto class). A folder that says neither is let through."""
+    recorded = saved_task(folder)
+    if recorded is not None:
+        if recorded != task_name:
+            raise UserError(f"{folder} holds a model trained for {recorded} (its {RUN_CONFIG} says task: {recorded}), "
+                            f"not for {task_name}.", hint=f"Use nlpcli predict {recorded} {folder} ...")
+        return
+    found = architectures(folder)
+    if not found or set(found) & auto_class_architectures(model_classes[task_name]):
+        return
+    fits = [name for name, auto in model_classes.items() if set(found) & auto_class_architectures(auto)]
+    where = f"; it fits {', '.join(fits)}" if fits else ""
+    raise UserError(f"{folder} holds a {', '.join(found)}, which has no {task_name} head{where}.",
+                    hint=f"Use nlpcli predict {fits[0]} {folder} ..." if fits else None)
