@@ -2,7 +2,8 @@
 progress bar over batches, JSON lines out.
 
 Input: a `.jsonl` / `.json` file holds one JSON object per line (the text in `--text-column`, or the task's
-fields, e.g. qa's `question` and `context`); any other file, or `-` (stdin), one text per line. A blank line
+fields, e.g. qa's `question` and `context`); any other file one text per line. `-` (stdin) is read as JSON
+lines when the task's input has several fields or the first line is a JSON object, else as text lines. A blank line
 in the middle, a line that is not JSON, or an object without a field stops with exit 2, naming the line
 (outputs must line up with inputs one for one); with `--skip-bad-records` the line is skipped and counted.
 Output: one JSON object per input, in input order, to stdout or to a file written atomically.
@@ -65,6 +66,17 @@ def _record(line: str, as_json: bool, fields: dict[str, str]) -> dict[str, str]:
     return record
 
 
+def _json_stream(lines: list[str], fields: dict[str, str]) -> bool:
+    """Stdin holds JSON lines when the input has several fields, or when its first line is a JSON object."""
+    if len(fields) > 1:
+        return True
+    first = next((line for line in lines if line.strip()), "")
+    try:
+        return isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        return False
+
+
 def read_inputs(source: str, fields: dict[str, str], skip_bad: bool = False) -> Inputs:
     """The inputs of `source` (a path or '-'), one per line; trailing blank lines are ignored.
 
@@ -73,7 +85,7 @@ def read_inputs(source: str, fields: dict[str, str], skip_bad: bool = False) -> 
     name, lines = _lines(source)
     while lines and not lines[-1].strip():
         lines.pop()
-    as_json = source.lower().endswith((".jsonl", ".json"))
+    as_json = source.lower().endswith((".jsonl", ".json")) or (source == "-" and _json_stream(lines, fields))
     inputs = Inputs()
     for number, line in enumerate(lines, start=1):
         where = f"{name}, line {number}"

@@ -128,7 +128,8 @@ def test_train_save_reload_predict(tmp_path, loop, masking):
 
     predicted = run_cli("predict", "mlm", out, "Anarchism is a political [MASK].", "--top-k", "3", "--json")
     assert predicted.exit_code == 0, predicted.output
-    rows = json.loads(predicted.output)
+    (record,) = json.loads(predicted.output)  # one object per input text
+    rows = record["predictions"]
     assert len(rows) == 3
     assert all(row["sequence"].startswith("Anarchism is a political") for row in rows)
     assert [row["score"] for row in rows] == sorted((row["score"] for row in rows), reverse=True)

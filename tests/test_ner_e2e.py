@@ -30,7 +30,9 @@ def test_train_save_reload_predict(tmp_path, loop):
     sentence = "President Bill Clinton earlier this month invoked special powers to appoint Fowler ."
     predicted = run_cli("predict", "ner", out, sentence, "--json")
     assert predicted.exit_code == 0, predicted.output
-    rows = json.loads(predicted.output)
+    (record,) = json.loads(predicted.output)  # one object per input text
+    assert record["text"] == sentence
+    rows = record["entities"]
     labels = set(read_json(out / "config.json")["id2label"].values())
     assert rows, "the model reloads and finds entities in a sentence it was trained on"
     assert all(f"B-{row['entity']}" in labels for row in rows)

@@ -76,13 +76,3 @@ def test_a_run_refused_for_its_data_leaves_no_folder(tmp_path):
 def test_resume_and_overwrite_together_are_refused(tmp_path):
     result = run_cli(*SMOKE, "--resume", "--overwrite", "--output-dir", tmp_path / "run")
     assert result.exit_code == 2 and "choose one" in result.output
-
-
-def test_predict_file_is_refused_where_a_task_predicts_no_row_per_input(tmp_path):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    inputs = tmp_path / "in.txt"
-    inputs.write_text("EU rejects German call\n")
-    result = run_cli("predict", "ner", folder, "--file", inputs)
-    assert result.exit_code == 2 and "does not take --file" in result.output

@@ -252,7 +252,7 @@ def test_sample_v2_both_loops_then_predict(tmp_path, loop):
                         "--context", contexts, "--json")
     assert predicted.exit_code == 0, predicted.output
     (row,) = json.loads(predicted.output)
-    assert set(row) == {"answer", "score", "start", "end"}
+    assert set(row) == {"question", "answer", "score", "start", "end"}
     assert contexts[row["start"]:row["end"]] == row["answer"]
     assert row["answer"] or row["start"] == row["end"] == 0  # v2: "" is the null answer
 
