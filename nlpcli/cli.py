@@ -19,6 +19,7 @@ from rich.table import Table
 
 from nlpcli.config import (
     CONFIG_DIR,
+    RunConfig,
     base_type,
     field_type,
     parse_set_options,
@@ -28,6 +29,8 @@ from nlpcli.config import (
 )
 from nlpcli.console import console, err_console, is_main_process, say
 from nlpcli.errors import UserError
+from nlpcli.help_panels import ORDER as PANEL_ORDER
+from nlpcli.help_panels import panel_for, panel_title
 from nlpcli.tasks import TASK_MODULES, task_class
 
 app = typer.Typer(
@@ -38,6 +41,26 @@ app = typer.Typer(
 )
 DEMO_DIR = CONFIG_DIR / "demo"
 GROUPED_METRIC = re.compile(r"^eval_(?P<group>.+)_(?P<kind>precision|recall|f1|number|exact|exact_match|total)$")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("nlpcli")
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            from nlpcli import __version__ as version
+        print(f"nlpcli {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Show the version and exit."),
+) -> None:
+    """Train and fine-tune transformers for the classic NLP tasks. Run `nlpcli demo` for a tour."""
 
 
 def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,7 +109,13 @@ def _cell(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, Any]) -> inspect.Parameter:
+NEGATION = "__off"  # suffix of the hidden parameter that reads a boolean option's --no-FLAG
+
+
+def _options_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, Any], task: str,
+                 task_specific: bool) -> list[inspect.Parameter]:
+    """The option(s) of one config key, in its help panel; a boolean key gets --FLAG, and --no-FLAG as a
+    hidden second option (listed in the help text, so that the flag column stays narrow)."""
     name = config_field.name
     flag = "--" + name.replace("_", "-")
     base, _ = base_type(field_type(cls, name))
@@ -95,18 +124,45 @@ def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, 
     if choices:
         help_text += f" One of: {', '.join(choices)}."
     default = defaults.get(name, config_field.default)
+    if base is bool and default:
+        help_text += f" Off: --no-{flag[2:]}."
     if default is not None:
-        help_text += f" [default: {default}]"
+        joiner = " " if config_field.metadata.get("repeatable") else ","
+        shown = joiner.join(map(str, default)) if isinstance(default, list) else str(default)
+        if any(len(word) > LONGEST_DEFAULT for word in shown.split()):  # would be cut off at 80 columns
+            shown = f"see nlpcli config {task}"
+        help_text += f" [default: {shown}]"
     help_text = escape(help_text)
+    panel = panel_title(panel_for(name, task_specific), task)
+    common: dict[str, Any] = {"help": help_text, "rich_help_panel": panel, "show_default": False}
+    extra = []
     if base is bool:
-        annotation, info = bool | None, typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text)
+        annotation, info = bool | None, typer.Option(None, flag, metavar="", **common)
+        extra.append(inspect.Parameter(name + NEGATION, inspect.Parameter.KEYWORD_ONLY, annotation=bool | None,
+                                       default=typer.Option(None, f"--no-{flag[2:]}", hidden=True)))
     elif getattr(base, "__origin__", None) is list and config_field.metadata.get("repeatable"):
-        annotation, info = list[str] | None, typer.Option(None, flag, help=help_text)
+        annotation, info = list[str] | None, typer.Option(None, flag, metavar="TEXT", **common)
     elif getattr(base, "__origin__", None) is list:
-        annotation, info = str | None, typer.Option(None, flag, help=help_text)
+        annotation, info = str | None, typer.Option(None, flag, metavar="A,B", **common)
     else:
-        annotation, info = base | None, typer.Option(None, flag, help=help_text, show_default=False)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+        annotation, info = base | None, typer.Option(None, flag, metavar=METAVARS.get(base, "TEXT"), **common)
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation), *extra]
+
+
+METAVARS = {int: "N", float: "X", str: "TEXT"}
+LONGEST_DEFAULT = 30  # characters of one word of a default shown in help
+
+
+def _with_negations(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Fold each hidden --no-FLAG into its key: False when given (refused together with --FLAG)."""
+    for hidden in [key for key in kwargs if key.endswith(NEGATION)]:
+        name, off = hidden[: -len(NEGATION)], kwargs.pop(hidden)
+        if off and kwargs.get(name):
+            flag = name.replace("_", "-")
+            raise UserError(f"--{flag} and --no-{flag} contradict each other: give one.")
+        if off:
+            kwargs[name] = False
+    return kwargs
 
 
 def _register_task_command(name: str) -> None:
@@ -114,24 +170,35 @@ def _register_task_command(name: str) -> None:
     cls = task.config_class
     defaults_file = CONFIG_DIR / f"{name}.yaml"
     defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
-    params = [_option_for(cls, f, defaults) for f in dataclasses.fields(cls)]
+    shared = {f.name for f in dataclasses.fields(RunConfig)}
+    unused = set(task.unused_options) | (set() if task.supports_streaming else {"streaming"})
+    params = [
+        param
+        for f in dataclasses.fields(cls) if f.name not in unused
+        for param in _options_for(cls, f, defaults, name, f.name not in shared)
+    ]
     params.append(
         inspect.Parameter(
             "config_file", inspect.Parameter.KEYWORD_ONLY, annotation=Path | None,
-            default=typer.Option(None, "--config", help="YAML file of config keys (overrides the task defaults)."),
+            default=typer.Option(None, "--config", metavar="FILE", rich_help_panel=panel_for("config_file"),
+                                 help="YAML file of config keys (overrides the task defaults)."),
         )
     )
     params.append(
         inspect.Parameter(
             "set_values", inspect.Parameter.KEYWORD_ONLY, annotation=list[str] | None,
-            default=typer.Option(None, "--set", help="Override any config key: --set key=value (repeatable)."),
+            default=typer.Option(None, "--set", metavar="KEY=VALUE", rich_help_panel=panel_for("set_values"),
+                                 help="Override any config key: --set key=value (repeatable)."),
         )
     )
+    params.sort(key=lambda p: PANEL_ORDER.index(panel_for(p.name.removesuffix(NEGATION), p.name.removesuffix(
+        NEGATION) not in shared and p.name not in ("config_file", "set_values"))))
 
     @reports_user_errors
     def command(**kwargs: Any) -> None:
         config_file = kwargs.pop("config_file")
         set_values = parse_set_options(kwargs.pop("set_values") or [])
+        kwargs = _with_negations(kwargs)
         cfg = resolve_config(cls, name, config_file, kwargs, set_values)
         show_result(run(name, cfg))
 
@@ -276,6 +343,23 @@ def demo(
     say(summary)
 
 
+@app.command("config")
+@reports_user_errors
+def show_config(
+    task: str = typer.Argument(..., help=f"Task: {', '.join(TASK_MODULES)}."),
+    config_file: Path | None = typer.Option(None, "--config", help="A YAML file of config keys to apply first."),
+    set_values: list[str] | None = typer.Option(None, "--set", help="Override a config key: key=value (repeatable)."),
+) -> None:
+    """Print the task's resolved configuration as YAML: copy it, edit it, pass it back with --config."""
+    from nlpcli.config import config_yaml
+
+    if task not in TASK_MODULES:
+        raise UserError(f"Unknown task '{task}'. Known: {', '.join(TASK_MODULES)}.")
+    cfg = resolve_config(task_class(task).config_class, task, config_file, {}, parse_set_options(set_values or []))
+    print(f"# nlpcli {task}: resolved configuration (use it with: nlpcli {task} --config FILE)")
+    print(config_yaml(cfg, task), end="")
+
+
 @app.command()
 @reports_user_errors
 def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
@@ -288,7 +372,7 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
         return
     table = Table("", "", show_header=False)
     for key, value in facts.items():
-        table.add_row(key, str(value))
+        table.add_row(key.replace("_", " "), str(value))
     console.print(table)
 
 

@@ -11,6 +11,7 @@ from nlpcli.sources import hub, presets
 
 
 def describe_environment() -> dict[str, Any]:
+    """The facts, keyed in snake_case (`nlpcli env --json` prints them as they are)."""
     import torch
 
     from nlpcli.runner.devices import device_name
@@ -22,16 +23,16 @@ def describe_environment() -> dict[str, Any]:
     else:
         hub_state = "reachable" if hub.hub_reachable() else "unreachable: cached models and data sets only"
     return {
-        **{f"version {name}": version for name, version in library_versions().items()},
+        **{f"version_{name}": version for name, version in library_versions().items()},
         "device": device_name(),
         "gpus": torch.cuda.device_count() if cuda else 0,
-        "default precision": "fp16" if cuda else "fp32",
-        "bf16 available": bool(cuda and torch.cuda.is_bf16_supported()),
-        "hugging face hub": hub_state,
-        "hf cache": os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")),
+        "default_precision": "fp16" if cuda else "fp32",
+        "bf16_available": bool(cuda and torch.cuda.is_bf16_supported()),
+        "hugging_face_hub": hub_state,
+        "hf_cache": os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")),
         "presets": ", ".join(
             name for name in presets.PRESETS
             if name != "minilm" or importlib.util.find_spec(presets.MINILM_PACKAGE) is not None
         ),
-        "task defaults": str(CONFIG_DIR),
+        "task_defaults": str(CONFIG_DIR),
     }

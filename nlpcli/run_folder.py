@@ -50,7 +50,9 @@ def config_file_layer(path: Path, task_name: str) -> dict[str, Any]:
     """The keys of a `--config` file. A run's saved nlpcli_config.yaml repeats that run: its task must be
     this one, and the new run does not write into (or resume, or clear) the old run's folder."""
     values = read_yaml(path)
-    from_run = path.name == RUN_CONFIG or TASK_KEY in values
+    output_dir = values.get("output_dir")
+    from_run = path.name == RUN_CONFIG or (
+        output_dir is not None and Path(str(output_dir)).expanduser().resolve() == path.parent.resolve())
     values = check_task_of_file(values, task_name, str(path))
     if from_run:
         values = {k: v for k, v in values.items() if k not in RUN_ONLY_KEYS}

@@ -36,6 +36,6 @@ def test_env_reports_versions_device_and_offline_hub():
     result = run_cli("env", "--json")
     assert result.exit_code == 0, result.output
     facts = json.loads(result.output)
-    assert facts["device"] == "cpu" and facts["default precision"] == "fp32"
-    assert facts["version torch"].startswith("2.") and "tiny" in facts["presets"]
-    assert facts["hugging face hub"].startswith("offline")  # conftest sets HF_HUB_OFFLINE=1
+    assert facts["device"] == "cpu" and facts["default_precision"] == "fp32"
+    assert facts["version_torch"].startswith("2.") and "tiny" in facts["presets"]
+    assert facts["hugging_face_hub"].startswith("offline")  # conftest sets HF_HUB_OFFLINE=1

@@ -152,6 +152,7 @@ class ClmTask(Task):
     config_class = ClmConfig
     model_class = "AutoModelForCausalLM"
     pipeline_task = "text-generation"
+    unused_options = ("label_column", "max_length")  # windows are --context-length tokens; no labels
     evaluation = "loss"
     evaluate_before_training = True
     shifts_labels = True

@@ -39,6 +39,10 @@ class MlmConfig(RunConfig):
     )
     whole_word_masking: bool = option(False, "Mask all sub-tokens of a chosen word together (else single tokens).")
     mlm_probability: float = option(0.15, "Probability that a token (or word) is masked.", above=0, at_most=1)
+    max_train_samples: int | None = option(
+        None, "Train on a seeded random sample of N chunks (of --chunk-size tokens), not N texts.", at_least=1)
+    max_eval_samples: int | None = option(
+        None, "Evaluate on a seeded random sample of N chunks (of --chunk-size tokens), not N texts.", at_least=1)
 
 
 def usable_texts(values: Iterable[Any]) -> Iterator[str]:
@@ -190,6 +194,7 @@ class MlmTask(Task):
     evaluate_before_training = True
     collator_columns = ("word_ids",)
     limits_count_features = True
+    unused_options = ("label_column", "max_length")  # chunks are --chunk-size tokens; no labels
     sample = Sample(
         files={"train": "wiki_00.txt"},
         description="two English Wikipedia articles, one text per line (10% of the lines held out)",

@@ -34,6 +34,9 @@ NO_ANSWER_HINT = "unanswerable questions need --version-2-with-negative"
 
 @dataclass
 class QaConfig(RunConfig):
+    max_length: int | None = option(
+        None, "Tokens per window (question, context and special tokens); longer contexts are split into "
+        "overlapping windows.", at_least=1)
     doc_stride: int = option(128, "Tokens shared by consecutive windows when a context is split.", at_least=0)
     n_best: int = option(20, "Start and end candidates per window considered by post-processing.", at_least=1)
     max_answer_length: int = option(30, "Longest answer considered, in tokens.", at_least=1)
@@ -285,6 +288,7 @@ class QaTask(Task):
         description="14 squad_v2 records, 6 unanswerable (train and validation are the same records)",
     )
     predict_fields = ("question", "context")
+    unused_options = ("text_column", "label_column")  # its columns: --question-column, --context-column, ...
     demo_request = PredictRequest(
         question="What branch of theoretical computer science deals with broadly classifying computational problems "
         "by difficulty and class of relationship?",

@@ -31,6 +31,7 @@ class SummarizeTask(Seq2SeqTask):
     help = "Summarization: fine-tune a seq2seq model on document/summary pairs, ROUGE and lead-3 before/after."
     config_class = SummarizeConfig
     output_name = "summary"
+    unused_options = ("label_column",)  # the reference is --summary-column
     side_names = ("document", "summary")
     prefix_example = "summarize: "
     sample = Sample(

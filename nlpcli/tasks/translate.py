@@ -35,6 +35,7 @@ class TranslateTask(Seq2SeqTask):
     help = "Translation: fine-tune a seq2seq model on sentence pairs, BLEU/chrF from generated text before/after."
     config_class = TranslateConfig
     output_name = "translation"
+    unused_options = ("text_column", "label_column")  # --translation-column, or --source/--target-column
     prefix_example = "translate English to French: "
     sample = Sample(
         files={"train": "wmt16_en_ro_sample.jsonl", "validation": "wmt16_en_ro_sample.jsonl"},

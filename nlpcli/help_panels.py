@@ -1,0 +1,42 @@
+"""Which panel of `nlpcli TASK --help` each option is listed in: one table for the shared config keys, a
+rule for keys it does not name (so a new key lands somewhere sensible without editing this file), and the
+task panel for the keys a task adds. Nothing here changes what an option does."""
+
+from __future__ import annotations
+
+DATA, MODEL, TRAINING, EVALUATION, OUTPUT, TASK, CONFIG = (
+    "Data", "Model", "Training", "Evaluation", "Output", "Task", "Config files")
+ORDER = (TASK, DATA, MODEL, TRAINING, EVALUATION, OUTPUT, CONFIG)  # the order panels are shown in
+
+PANELS = {
+    **dict.fromkeys(("dataset", "dataset_config", "dataset_revision", "data_dir", "validation_dataset",
+                     "train_file", "validation_file", "streaming", "field", "text_column", "label_column",
+                     "filter", "split_seed", "max_train_samples", "max_eval_samples"), DATA),
+    **dict.fromkeys(("model", "max_length", "preset_vocab_size"), MODEL),
+    **dict.fromkeys(("loop", "epochs", "max_steps", "learning_rate", "weight_decay", "warmup_ratio",
+                     "warmup_steps", "lr_scheduler", "batch_size", "gradient_accumulation_steps", "max_grad_norm",
+                     "seed", "precision", "logging_steps"), TRAINING),
+    **dict.fromkeys(("eval_only", "eval_steps", "eval_batch_size"), EVALUATION),
+    **dict.fromkeys(("output_dir", "resume", "overwrite", "save_total_limit", "save_steps"), OUTPUT),
+    **dict.fromkeys(("config_file", "set_values"), CONFIG),
+}
+# keys not in PANELS: the first rule whose word is in the name decides; else TRAINING
+RULES = (
+    (("hub", "push", "save", "output", "card"), OUTPUT),
+    (("eval", "test", "predict", "metric"), EVALUATION),
+    (("dataset", "data", "file", "column", "split", "sample"), DATA),
+    (("model", "tokenizer", "preset"), MODEL),
+)
+
+
+def panel_for(name: str, task_specific: bool = False) -> str:
+    """The panel of config key `name`; keys a task adds to the shared ones go to the task panel."""
+    if task_specific:
+        return TASK
+    if name in PANELS:
+        return PANELS[name]
+    return next((panel for words, panel in RULES if any(word in name for word in words)), TRAINING)
+
+
+def panel_title(panel: str, task: str) -> str:
+    return f"{task} options" if panel == TASK else panel
