@@ -113,9 +113,10 @@ NEGATION = "__off"  # suffix of the hidden parameter that reads a boolean option
 
 
 def _options_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, Any], task: str,
-                 task_specific: bool) -> list[inspect.Parameter]:
+                 task_specific: bool, hidden: bool = False) -> list[inspect.Parameter]:
     """The option(s) of one config key, in its help panel; a boolean key gets --FLAG, and --no-FLAG as a
-    hidden second option (listed in the help text, so that the flag column stays narrow)."""
+    hidden second option (listed in the help text, so that the flag column stays narrow). `hidden`: parsed
+    but not listed (an option the task does not use, refused when given)."""
     name = config_field.name
     flag = "--" + name.replace("_", "-")
     base, _ = base_type(field_type(cls, name))
@@ -134,7 +135,7 @@ def _options_for(cls: type, config_field: dataclasses.Field, defaults: dict[str,
         help_text += f" [default: {shown}]"
     help_text = escape(help_text)
     panel = panel_title(panel_for(name, task_specific), task)
-    common: dict[str, Any] = {"help": help_text, "rich_help_panel": panel, "show_default": False}
+    common: dict[str, Any] = {"help": help_text, "rich_help_panel": panel, "show_default": False, "hidden": hidden}
     extra = []
     if base is bool:
         annotation, info = bool | None, typer.Option(None, flag, metavar="", **common)
@@ -174,8 +175,8 @@ def _register_task_command(name: str) -> None:
     unused = set(task.unused_options) | (set() if task.supports_streaming else {"streaming"})
     params = [
         param
-        for f in dataclasses.fields(cls) if f.name not in unused
-        for param in _options_for(cls, f, defaults, name, f.name not in shared)
+        for f in dataclasses.fields(cls)
+        for param in _options_for(cls, f, defaults, name, f.name not in shared, hidden=f.name in unused)
     ]
     params.append(
         inspect.Parameter(
@@ -199,6 +200,10 @@ def _register_task_command(name: str) -> None:
         config_file = kwargs.pop("config_file")
         set_values = parse_set_options(kwargs.pop("set_values") or [])
         kwargs = _with_negations(kwargs)
+        for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
+            if kwargs.get(key) is not None:
+                raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
+                                hint=f"See nlpcli {name} --help for the options it reads.")
         cfg = resolve_config(cls, name, config_file, kwargs, set_values)
         show_result(run(name, cfg))
 
