@@ -273,6 +273,9 @@ def predict(
     chosen = get_task(task)
     if input_file and (texts or question or context):
         raise UserError("Give the input as arguments (or --question/--context) or as --file, not both.")
+    if chosen.predict_fields and texts:
+        raise UserError(f"predict {task} reads {', '.join(chosen.predict_fields)}, not text arguments.",
+                        hint=" ".join(f'--{name} "..."' for name in chosen.predict_fields) + ", or --file.")
     check_model_task(folder, task, {name: task_class(name).model_class for name in TASK_MODULES})
     fields = {name: name for name in chosen.predict_fields} or {"text": text_column}
     if input_file:

@@ -127,6 +127,8 @@ def test_qa_file_and_stdin(runs, tmp_path):
     assert piped.exit_code == 0, piped.output
     assert json_lines(piped.stdout) == written
 
+    loose = predict("qa", runs["qa"], questions[0])
+    assert loose.exit_code == 2 and "not text arguments" in loose.output
     no_context = predict("qa", runs["qa"], "--file", "-", stdin=json.dumps({"question": "Who?"}) + "\n")
     assert no_context.exit_code == 2 and "stdin, line 1: no text in 'context'" in no_context.output
     as_text = tmp_path / "questions.txt"
