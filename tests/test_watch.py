@@ -248,3 +248,14 @@ def test_strategy_options_are_checked_before_running(tmp_path):
     for extra, message in cases:
         result = run_cli(*SMOKE, "--max-steps", "2", *extra, "--output-dir", tmp_path / "x")
         assert result.exit_code == 2 and message in result.output, (extra, result.output)
+
+
+def test_torch_compile_reaches_both_loops(tmp_path):
+    from nlpcli.config import resolve_config
+    from nlpcli.runner import settings
+    from nlpcli.tasks import get_task
+
+    cfg = resolve_config(get_task("ner").config_class, "ner", None, {"torch_compile": True, "loop": "accelerate"})
+    assert settings.training_arguments(cfg, str(tmp_path), "no").torch_compile is True  # the Trainer compiles
+    assert settings.accelerator_options(cfg)["dynamo_backend"] == "inductor"  # and so does the Accelerate loop
+    assert settings.accelerator_options(resolve_config(type(cfg), "ner"))["dynamo_backend"] is None

@@ -76,7 +76,7 @@ class AccelerateLoop:
             cpu=not torch.cuda.is_available(),
             # seeded per-epoch shuffles: a run resumed mid-epoch sees the batches it had not seen yet
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-            dynamo_backend="inductor" if cfg.torch_compile else None,
+            **settings.accelerator_options(cfg),
             log_with="tensorboard" if tensorboard else None,
             project_dir=str(ctx.output_dir) if tensorboard else None,
         )

@@ -135,3 +135,8 @@ def optimizer(args: Any, model: Any) -> Any:
 
     optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     return optimizer_cls(optimization.parameter_groups(model, args.weight_decay), **kwargs)
+
+
+def accelerator_options(cfg: RunConfig) -> dict[str, Any]:
+    """The Accelerate loop's Accelerator settings that follow nlpcli options (--torch-compile)."""
+    return {"dynamo_backend": "inductor" if cfg.torch_compile else None}
