@@ -118,14 +118,14 @@ def _options_for(cls: type, config_field: dataclasses.Field, defaults: dict[str,
     hidden second option (listed in the help text, so that the flag column stays narrow). `hidden`: parsed
     but not listed (an option the task does not use, refused when given)."""
     name = config_field.name
-    flag = "--" + name.replace("_", "-")
+    flag = config_field.metadata.get("cli_flag") or "--" + name.replace("_", "-")
     base, _ = base_type(field_type(cls, name))
     help_text = config_field.metadata.get("help", "")
     choices = config_field.metadata.get("choices")
     if choices:
         help_text += f" One of: {', '.join(choices)}."
     default = defaults.get(name, config_field.default)
-    if base is bool and default:
+    if base is bool and default is not False:  # on, or undecided (None): say how to turn it off
         help_text += f" Off: --no-{flag[2:]}."
     if default is not None:
         joiner = " " if config_field.metadata.get("repeatable") else ","
@@ -141,7 +141,7 @@ def _options_for(cls: type, config_field: dataclasses.Field, defaults: dict[str,
         annotation, info = bool | None, typer.Option(None, flag, metavar="", **common)
         extra.append(inspect.Parameter(name + NEGATION, inspect.Parameter.KEYWORD_ONLY, annotation=bool | None,
                                        default=typer.Option(None, f"--no-{flag[2:]}", hidden=True)))
-    elif getattr(base, "__origin__", None) is list and config_field.metadata.get("repeatable"):
+    elif getattr(base, "__origin__", None) in (list, dict) and config_field.metadata.get("repeatable"):
         annotation, info = list[str] | None, typer.Option(None, flag, metavar="TEXT", **common)
     elif getattr(base, "__origin__", None) is list:
         annotation, info = str | None, typer.Option(None, flag, metavar="A,B", **common)
@@ -164,6 +164,11 @@ def _with_negations(kwargs: dict[str, Any]) -> dict[str, Any]:
         if off:
             kwargs[name] = False
     return kwargs
+
+
+def _panel_of(param_name: str, shared: set[str]) -> str:
+    key = param_name.removesuffix(NEGATION)
+    return panel_for(key, task_specific=key not in shared and key not in ("config_file", "set_values"))
 
 
 def _register_task_command(name: str) -> None:
@@ -192,8 +197,7 @@ def _register_task_command(name: str) -> None:
                                  help="Override any config key: --set key=value (repeatable)."),
         )
     )
-    params.sort(key=lambda p: PANEL_ORDER.index(panel_for(p.name.removesuffix(NEGATION), p.name.removesuffix(
-        NEGATION) not in shared and p.name not in ("config_file", "set_values"))))
+    params.sort(key=lambda param: PANEL_ORDER.index(_panel_of(param.name, shared)))  # panels in a fixed order
 
     @reports_user_errors
     def command(**kwargs: Any) -> None:

@@ -15,9 +15,12 @@ PANELS = {
     **dict.fromkeys(("model", "max_length", "preset_vocab_size"), MODEL),
     **dict.fromkeys(("loop", "epochs", "max_steps", "learning_rate", "weight_decay", "warmup_ratio",
                      "warmup_steps", "lr_scheduler", "batch_size", "gradient_accumulation_steps", "max_grad_norm",
-                     "seed", "precision", "logging_steps"), TRAINING),
-    **dict.fromkeys(("eval_only", "eval_steps", "eval_batch_size"), EVALUATION),
-    **dict.fromkeys(("output_dir", "resume", "overwrite", "save_total_limit", "save_steps"), OUTPUT),
+                     "seed", "precision", "logging_steps", "optim", "gradient_checkpointing", "torch_compile",
+                     "group_by_length", "trainer_args"), TRAINING),
+    **dict.fromkeys(("eval_only", "eval_strategy", "eval_steps", "eval_batch_size", "load_best_model_at_end",
+                     "metric_for_best_model", "greater_is_better", "early_stopping_patience"), EVALUATION),
+    **dict.fromkeys(("output_dir", "resume", "overwrite", "save_strategy", "save_total_limit", "save_steps",
+                     "report_to"), OUTPUT),
     **dict.fromkeys(("config_file", "set_values"), CONFIG),
 }
 # keys not in PANELS: the first rule whose word is in the name decides; else TRAINING

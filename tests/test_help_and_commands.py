@@ -52,7 +52,7 @@ def test_help_groups_the_options_a_task_reads_and_keeps_flags_whole(task):
     by_panel = panels(page)
     assert {"Data", "Model", "Training", "Evaluation", "Output"} <= set(by_panel)
     for field in dataclasses.fields(cls):
-        flag = "--" + field.name.replace("_", "-")
+        flag = field.metadata.get("cli_flag") or "--" + field.name.replace("_", "-")
         if field.name in hidden:
             assert flag not in flags, f"{task} does not read {field.name}"
             continue
