@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nlpcli.config import RunConfig
+from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample
 
 
@@ -49,8 +50,6 @@ class PredictRequest:
         """Input `index` cannot be predicted: stop naming it, or with --skip-bad-records count it and go on
         (the task then leaves it out of its output)."""
         if not self.skip_bad_records:
-            from nlpcli.errors import UserError
-
             raise UserError(f"{self.place(index)}: {problem}", hint=hint)
         self.skipped.append(self.place(index))
 
