@@ -106,23 +106,26 @@ def read_inputs(source: str, fields: dict[str, str], skip_bad: bool = False) -> 
 
 
 @contextmanager
-def progress_bar(total: int, label: str, shown: bool = True) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr (gone when done); yields `advance(n)`. `shown=False`: no bar."""
-    if not shown:
+def progress_bar(total: int, label: str, shown: bool = True, console: Any = None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (gone when done), on a terminal only; yields `advance(n)`. `shown=False`:
+    no bar."""
+    console = console or err_console
+    if not shown or not console.is_terminal:  # piped or logged: the output lines are the progress
         yield lambda done: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
+    with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task(label, total=total)
         yield lambda done: progress.advance(bar, done)
 
 
-def in_batches(items: Sequence[Item], batch_size: int, label: str = "predicting") -> Iterator[list[Item]]:
+def in_batches(items: Sequence[Item], batch_size: int, label: str = "predicting",
+               console: Any = None) -> Iterator[list[Item]]:
     """`items` in batches of `batch_size`, with a progress bar on stderr when there is more than one."""
     size = max(1, batch_size)
-    with progress_bar(len(items), label, shown=len(items) > size) as advance:
+    with progress_bar(len(items), label, shown=len(items) > size, console=console) as advance:
         for start in range(0, len(items), size):
             batch = list(items[start:start + size])
             yield batch

@@ -139,6 +139,21 @@ def test_qa_file_and_stdin(runs, tmp_path):
     assert refused.exit_code == 2 and "stdin, line 1: not valid JSON" in refused.output
 
 
+def test_batches_keep_order_and_show_a_progress_bar_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from nlpcli.predict_io import in_batches
+
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=80)
+    assert list(in_batches(list(range(5)), 2, console=terminal)) == [[0, 1], [2, 3], [4]]
+    assert "predicting" in terminal.file.getvalue()
+    piped = Console(file=io.StringIO(), force_terminal=False)
+    assert list(in_batches(list(range(5)), 2, console=piped)) == [[0, 1], [2, 3], [4]]
+    assert piped.file.getvalue() == ""  # off a terminal, no bar and no stray line
+
+
 # ---------------------------------------------------------------- the model must be of the task asked for
 
 
