@@ -235,31 +235,44 @@ for _task_name in TASK_MODULES:
     _register_task_command(_task_name)
 
 
+INPUT, SETTINGS, OUTPUT = "Input", "Prediction", "Output"  # the panels of `nlpcli predict --help`
+
+
 @app.command()
 @reports_user_errors
 def predict(
     task: str = typer.Argument(..., help=f"Task of the saved model: {', '.join(TASK_MODULES)}."),
     model_dir: str = typer.Argument(..., help="Output folder of a training run (or any model folder)."),
     texts: list[str] | None = typer.Argument(None, help="Input text(s)."),
-    question: str | None = typer.Option(None, help="Question (qa)."),
-    context: str | None = typer.Option(None, help="Context passage (qa)."),
-    top_k: int = typer.Option(5, help="Number of candidates (mlm)."),
-    max_new_tokens: int = typer.Option(50, help="Tokens to generate (clm)."),
-    temperature: float = typer.Option(0.0, help="Sampling temperature; 0: greedy (clm)."),
-    top_p: float = typer.Option(1.0, help="Nucleus sampling: smallest token set of this probability (clm)."),
-    num_return_sequences: int = typer.Option(1, help="Completions per prompt; needs --temperature > 0 (clm)."),
-    seed: int | None = typer.Option(None, help="Seed for sampling, for reproducible completions (clm)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table: one object per input."),
+    question: str | None = typer.Option(None, help="Question (qa).", rich_help_panel=INPUT),
+    context: str | None = typer.Option(None, help="Context passage (qa).", rich_help_panel=INPUT),
     input_file: str | None = typer.Option(
-        None, "--file", help="Inputs, one per line: a text file, a .jsonl file (see --text-column; qa: question "
-        "and context), or - for stdin."
+        None, "--file", rich_help_panel=INPUT,
+        help="Inputs, one per line: a text file, a .jsonl file (see --text-column; qa: question and context), "
+        "or - for stdin.",
     ),
-    text_column: str = typer.Option("text", help="Key of the input text in a .jsonl --file."),
-    output: Path | None = typer.Option(None, help="Write JSON lines here instead of stdout."),
+    text_column: str = typer.Option("text", help="Key of the input text in a .jsonl --file.", rich_help_panel=INPUT),
     skip_bad_records: bool = typer.Option(
-        False, "--skip-bad-records", help="Skip (and count, on stderr) bad input lines instead of stopping."
+        False, "--skip-bad-records", rich_help_panel=INPUT,
+        help="Skip (and count, on stderr) bad input lines instead of stopping.",
     ),
-    batch_size: int = typer.Option(16, min=1, help="Inputs per forward pass (ner, mlm, qa)."),
+    top_k: int = typer.Option(5, help="Number of candidates (mlm).", rich_help_panel=SETTINGS),
+    max_new_tokens: int = typer.Option(50, help="Tokens to generate (clm).", rich_help_panel=SETTINGS),
+    temperature: float = typer.Option(0.0, help="Sampling temperature; 0: greedy (clm).", rich_help_panel=SETTINGS),
+    top_p: float = typer.Option(
+        1.0, help="Nucleus sampling: smallest token set of this probability (clm).", rich_help_panel=SETTINGS
+    ),
+    num_return_sequences: int = typer.Option(
+        1, help="Completions per prompt; needs --temperature > 0 (clm).", rich_help_panel=SETTINGS
+    ),
+    seed: int | None = typer.Option(
+        None, help="Seed for sampling, for reproducible completions (clm).", rich_help_panel=SETTINGS
+    ),
+    batch_size: int = typer.Option(16, help="Inputs per forward pass (ner, mlm, qa).", rich_help_panel=SETTINGS),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON instead of a table: one object per input.", rich_help_panel=OUTPUT
+    ),
+    output: Path | None = typer.Option(None, help="Write JSON lines here instead of stdout.", rich_help_panel=OUTPUT),
 ) -> None:
     """Run a saved model on new input (the task's pipeline, or generation for seq2seq tasks).
 
@@ -271,6 +284,8 @@ def predict(
 
     if task not in TASK_MODULES:
         raise UserError(f"Unknown task '{task}'. Known: {', '.join(TASK_MODULES)}.")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
         raise UserError(f"{model_dir}: not a saved model folder (no config.json).")
