@@ -181,6 +181,7 @@ def test_report_reads_a_real_run(tmp_path, monkeypatch):
     assert (out / CURVES_FILE).exists() == (out / "log_history.jsonl").exists()
     result = run_cli("report", out, "--json")
     assert result.exit_code == 0, result.output
-    (run,) = json.loads(result.output)["runs"]
+    printed = result.output[result.output.index("{"):]  # after the notes on stderr (here: no history yet)
+    (run,) = json.loads(printed)["runs"]
     assert run["metrics"] == read_json(out / "metrics.json")
     assert run["run"]["task"] == "ner" and run["run"]["loop"] == "trainer"
