@@ -26,6 +26,7 @@ class RunContext:
     filter_counts: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
     generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
+    train_loss: float | None = None  # mean training loss over the whole run (resumed runs included)
 
     def model_inputs(self, features: Any) -> Any:
         """`features` without the columns the model's forward() does not take (QA offsets, example ids),

@@ -22,7 +22,7 @@ from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.reporting.plot import write_curves
-from nlpcli.runner import checkpoints
+from nlpcli.runner import checkpoints, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
@@ -124,6 +124,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
+    settings.check_training_settings(cfg)
     if cfg.eval_only and cfg.model == "tiny":
         raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the tiny "
                         "preset has random weights.")
@@ -216,6 +217,8 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     loop = accelerate_loop if cfg.loop == "accelerate" else trainer_loop
     metrics = loop.run(ctx, resume=resuming(cfg), before=before)
 
+    if ctx.train_loss is not None:
+        metrics["train_loss"] = ctx.train_loss
     metrics = final_metrics(metrics)
     if state.is_main_process:
         write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
