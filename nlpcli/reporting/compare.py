@@ -17,7 +17,7 @@ from nlpcli.reporting.plot import INSTALL_HINT, draw_curves, load_matplotlib, no
 
 # run.json facts shown above the metrics, when a run has them
 DEFAULT_CHART = "comparison.png"
-INFO_KEYS = ("task", "model", "loop", "train_samples_per_second", "train_runtime_s", "wall_time_s")
+INFO_KEYS = ("task", "model", "loop", "train_samples_per_second", "train_runtime_s", "peak_memory_mb", "wall_time_s")
 
 
 def labels(runs: list[RunRecord]) -> list[str]:
@@ -34,10 +34,15 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _as_recorded(value: Any) -> Any:
+    """A run fact as run.json has it (already rounded): 8.23 s/s, not 8.2300."""
+    return str(value) if value is not None else None
+
+
 def rows(runs: list[RunRecord]) -> list[tuple[str, list[Any]]]:
     """(key, one value per run) for the run facts in INFO_KEYS, then every metric in first-seen order."""
     keys = [k for k in INFO_KEYS if any(k in run.info for run in runs)]
-    found = [(k, [run.info.get(k) for run in runs]) for k in keys]
+    found = [(k, [_as_recorded(run.info.get(k)) for run in runs]) for k in keys]
     metric_keys: list[str] = []
     for run in runs:
         metric_keys += [k for k in (run.metrics or {}) if k not in metric_keys]

@@ -90,7 +90,7 @@ def read_history(run_dir: Path) -> Curves | None:
     return parse_history(text.split("\n"), path)
 
 
-def _read_json_object(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
@@ -107,9 +107,9 @@ def read_run(folder: Path) -> RunRecord:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such run folder.")
-    metrics = _read_json_object(folder / METRICS_FILE)
+    metrics = read_json_object(folder / METRICS_FILE)
     curves = read_history(folder)
     if metrics is None and curves is None:
         raise UserError(f"{folder}: not an nlpcli run folder (no {METRICS_FILE} and no {HISTORY_FILE}).",
                         hint="Give the --output-dir of a training run.")
-    return RunRecord(folder=folder, metrics=metrics, info=_read_json_object(folder / RUN_FILE) or {}, curves=curves)
+    return RunRecord(folder=folder, metrics=metrics, info=read_json_object(folder / RUN_FILE) or {}, curves=curves)

@@ -13,7 +13,7 @@ from rich.markup import escape
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_bytes_atomic
-from nlpcli.reporting.history import EVAL_PREFIX, TRAIN_LOSS, Curves, read_history
+from nlpcli.reporting.history import EVAL_PREFIX, RUN_FILE, TRAIN_LOSS, Curves, read_history, read_json_object
 
 CURVES_FILE = "curves.png"
 EVAL_LOSS = "eval_loss"
@@ -102,12 +102,17 @@ def write_curves(run_dir: Path) -> Path | None:
         return None
     try:
         curves = read_history(run_dir)
+        info = read_json_object(run_dir / RUN_FILE) or {}
     except UserError as err:  # the run itself went well: say why there is no chart, do not fail it
         warn(f"{CURVES_FILE} not drawn: {err.message}")
         return None
     if not curves:
         return None
-    drawn = draw_curves([(run_dir.name, curves)], run_dir / CURVES_FILE, title=run_dir.name)
+    facts = [str(info[key]) for key in ("task", "model") if key in info]
+    if "loop" in info:
+        facts.append(f"{info['loop']} loop")
+    title = f"{run_dir.name} ({', '.join(facts)})" if facts else run_dir.name
+    drawn = draw_curves([(run_dir.name, curves)], run_dir / CURVES_FILE, title=title)
     if drawn is None:
         say(escape(not_installed(run_dir / CURVES_FILE)))
     return drawn
