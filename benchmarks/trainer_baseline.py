@@ -68,7 +68,10 @@ def nlpcli_seconds(loop: str, train: Path, valid: Path, out: Path, quiet: list[s
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=ENV)
     if done.returncode != 0:
         sys.exit(f"nlpcli --loop {loop} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return json.loads((out / "run.json").read_text())["train_runtime_s"]
+    info = json.loads((out / "run.json").read_text())
+    if info.get("train_samples_seen", STEPS * BATCH) != STEPS * BATCH:
+        sys.exit(f"nlpcli --loop {loop} trained on {info['train_samples_seen']} samples, not {STEPS * BATCH}.")
+    return info["train_runtime_s"]
 
 
 def baseline_seconds(train: Path, valid: Path, out: Path, strategy: str) -> float:
