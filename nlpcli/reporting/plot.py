@@ -19,6 +19,7 @@ CURVES_FILE = "curves.png"
 EVAL_LOSS = "eval_loss"
 INSTALL_HINT = "pip install 'nlpcli[plot]'"
 COLUMNS = 3
+PANEL_WIDTH, PANEL_HEIGHT, TITLE_HEIGHT = 5.0, 3.4, 0.7  # inches
 
 
 def load_matplotlib() -> tuple[Any, Any] | None:
@@ -55,7 +56,8 @@ def _draw_panel(axes: Any, name: str, runs: list[tuple[str, Curves]], colors: li
         if name == TRAIN_LOSS:
             if TRAIN_LOSS in curves:
                 steps, values = zip(*curves[TRAIN_LOSS], strict=True)
-                axes.plot(steps, values, color=color, linewidth=1.5, label=f"{prefix}train")
+                axes.plot(steps, values, color=color, linewidth=1.5, label=f"{prefix}train",
+                          marker="o" if len(steps) == 1 else None)  # a single logged loss shows as a dot
             if EVAL_LOSS in curves:
                 steps, values = zip(*curves[EVAL_LOSS], strict=True)
                 axes.plot(steps, values, color=color, linestyle="--", marker="o", markersize=4,
@@ -81,12 +83,16 @@ def draw_curves(runs: list[tuple[str, Curves]], path: Path, title: str) -> Path 
     names = panels(runs)
     columns = min(COLUMNS, len(names))
     rows = math.ceil(len(names) / columns)
-    figure = figure_class(figsize=(5 * columns, 3.6 * rows + 0.6), dpi=100, layout="constrained")
+    width, height = PANEL_WIDTH * columns, PANEL_HEIGHT * rows + TITLE_HEIGHT
+    figure = figure_class(figsize=(width, height), dpi=100)
     canvas_class(figure)
+    # fixed margins in inches (a constrained layout would cost as much as the drawing itself)
+    figure.subplots_adjust(left=0.7 / width, right=1 - 0.2 / width, bottom=0.55 / height,
+                           top=1 - TITLE_HEIGHT / height, wspace=0.2, hspace=0.35)
     colors = [f"C{i % 10}" for i in range(len(runs))]
     for index, name in enumerate(names):
         _draw_panel(figure.add_subplot(rows, columns, index + 1), name, runs, colors)
-    figure.suptitle(title)
+    figure.suptitle(title, y=1 - 0.12 / height, verticalalignment="top")
     image = io.BytesIO()
     figure.savefig(image, format="png")
     write_bytes_atomic(Path(path), image.getvalue())
