@@ -149,11 +149,13 @@ def test_report_of_a_run_without_history_is_a_table_with_a_note(tmp_path, monkey
     assert not (tmp_path / "comparison.png").exists()
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "bad-metrics"])
+@pytest.mark.parametrize("case", ["missing", "empty", "bad-metrics", "file"])
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, case):
     good = make_run(tmp_path / "good", {"eval_loss": 0.5}, history_lines())
     bad = tmp_path / case
-    if case != "missing":
+    if case == "file":
+        bad.write_text("{}")
+    elif case != "missing":
         bad.mkdir()
     if case == "bad-metrics":
         (bad / "metrics.json").write_text("{not json")
@@ -186,3 +188,13 @@ def test_report_reads_a_real_run(tmp_path, monkeypatch):
     (run,) = json.loads(result.output)["runs"]
     assert run["metrics"] == read_json(out / "metrics.json")
     assert run["run"]["task"] == "ner" and run["run"]["loop"] == "trainer" and run["history"] is True
+
+
+@pytest.mark.parametrize("output", ["chart.jpg", "folder"])
+def test_report_refuses_an_output_that_is_not_a_png_path(tmp_path, output):
+    first, second = two_runs(tmp_path)
+    (tmp_path / "folder").mkdir()
+    result = run_cli("report", first, second, "--output", tmp_path / output)
+    assert result.exit_code == 2
+    assert f"--output {tmp_path / output}: expected the path of a .png file" in result.output
+    assert not (tmp_path / "chart.jpg").exists()

@@ -85,6 +85,8 @@ def report(folders: list[Path], output: Path | None, json_output: bool) -> None:
 
     A folder that is not a run is refused; a run without a history is in the table only, one without
     metrics (still running) in the chart only. Without matplotlib an explicit --output is refused."""
+    if output is not None and (output.is_dir() or output.suffix.lower() != ".png"):
+        raise UserError(f"--output {output}: expected the path of a .png file to draw the curves into.")
     runs = [read_run(folder) for folder in folders]
     for run in runs:
         if run.curves is None:
@@ -100,8 +102,11 @@ def report(folders: list[Path], output: Path | None, json_output: bool) -> None:
                 raise UserError(not_installed(target), hint=f"Install it with: {INSTALL_HINT}")
             note(not_installed(target))
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            chart = draw_curves(drawable, target, title="comparison: " + ", ".join(label for label, _ in drawable))
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                chart = draw_curves(drawable, target, title="comparison: " + ", ".join(lbl for lbl, _ in drawable))
+            except OSError as err:
+                raise UserError(f"--output {target}: cannot write it ({err.strerror or err}).") from None
     if json_output:
         print(json.dumps(as_json(runs, chart), indent=2, allow_nan=False))
         return

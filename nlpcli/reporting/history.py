@@ -105,8 +105,10 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
 def read_run(folder: Path) -> RunRecord:
     """A run folder's metrics, facts and curves; refuses a folder that holds neither metrics nor a history."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if not folder.exists():
         raise UserError(f"{folder}: no such run folder.")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: a file, not a run folder.", hint="Give the --output-dir of a training run.")
     metrics = read_json_object(folder / METRICS_FILE)
     curves = read_history(folder)
     if metrics is None and curves is None:

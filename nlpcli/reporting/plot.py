@@ -118,7 +118,11 @@ def write_curves(run_dir: Path) -> Path | None:
     if "loop" in info:
         facts.append(f"{info['loop']} loop")
     title = f"{run_dir.name} ({', '.join(facts)})" if facts else run_dir.name
-    drawn = draw_curves([(run_dir.name, curves)], run_dir / CURVES_FILE, title=title)
+    try:
+        drawn = draw_curves([(run_dir.name, curves)], run_dir / CURVES_FILE, title=title)
+    except OSError as err:  # e.g. a full disk: the model and metrics are saved, the chart is not
+        warn(f"{run_dir / CURVES_FILE} not written: {err.strerror or err}")
+        return None
     if drawn is None:
         say(escape(not_installed(run_dir / CURVES_FILE)))
     return drawn
