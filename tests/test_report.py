@@ -198,3 +198,15 @@ def test_report_refuses_an_output_that_is_not_a_png_path(tmp_path, output):
     assert result.exit_code == 2
     assert f"--output {tmp_path / output}: expected the path of a .png file" in result.output
     assert not (tmp_path / "chart.jpg").exists()
+
+
+def test_report_of_a_run_still_going_draws_its_curves_with_an_empty_column(tmp_path):
+    done = make_run(tmp_path / "done", {"eval_loss": 0.5}, history_lines())
+    going = make_run(tmp_path / "going", None, history_lines(steps=10))
+    with (going / "log_history.jsonl").open("a") as history:
+        history.write('{"step": 12, "epoch": 1.2, "lo')  # the line the run is writing right now
+    result = run_cli("report", done, going, "--output", tmp_path / "now.png")
+    assert result.exit_code == 0, result.output
+    assert "going: no metrics.json (still running?)" in result.output
+    assert re.search(r"^eval_loss\s+0\.5000$", result.output, re.MULTILINE)  # nothing under the running one
+    assert_png(tmp_path / "now.png")
