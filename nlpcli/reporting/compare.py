@@ -108,7 +108,7 @@ def report(folders: list[Path], output: Path | None, json_output: bool) -> None:
             except OSError as err:
                 raise UserError(f"--output {target}: cannot write it ({err.strerror or err}).") from None
     if json_output:
-        print(json.dumps(as_json(runs, chart), indent=2, allow_nan=False))
+        print(json.dumps(as_json(runs, chart), indent=2))
         return
     if console.is_terminal:
         console.print(rich_table(runs))
