@@ -12,8 +12,8 @@ from rich.table import Table
 
 from nlpcli.console import console, err_console
 from nlpcli.errors import UserError
-from nlpcli.reporting.history import HISTORY_FILE, METRICS_FILE, RunRecord, read_run
 from nlpcli.reporting.plot import INSTALL_HINT, draw_curves, load_matplotlib, not_installed
+from nlpcli.reporting.runs import HISTORY_FILE, METRICS_FILE, RunRecord, read_run
 
 # run.json facts shown above the metrics, when a run has them
 DEFAULT_CHART = "comparison.png"

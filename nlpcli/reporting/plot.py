@@ -13,7 +13,7 @@ from rich.markup import escape
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_bytes_atomic
-from nlpcli.reporting.history import EVAL_PREFIX, RUN_FILE, TRAIN_LOSS, Curves, read_history, read_json_object
+from nlpcli.reporting.runs import EVAL_PREFIX, RUN_FILE, TRAIN_LOSS, Curves, read_history, read_json_object
 
 CURVES_FILE = "curves.png"
 EVAL_LOSS = "eval_loss"

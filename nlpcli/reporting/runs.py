@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli.errors import UserError
+from nlpcli.runner.evaluation import TIMING_KEYS
+from nlpcli.runner.history import HISTORY_FILE
 
-HISTORY_FILE = "log_history.jsonl"
 METRICS_FILE = "metrics.json"
 RUN_FILE = "run.json"
 TRAIN_LOSS = "loss"
 EVAL_PREFIX = "eval_"
-# evaluation keys that are not metrics: how long it took, and how many examples each figure counts
-NOT_PLOTTED = re.compile(r"^eval_(runtime|samples_per_second|steps_per_second)$|_(number|total|samples)$")
+# evaluation keys that count the examples behind a figure (per entity, HasAns/NoAns): not metrics
+COUNTS = re.compile(r"_(number|total|samples)$")
 # a per-group breakdown (per entity type, HasAns/NoAns): the table shows it, the curves keep to the overall figures
 PER_GROUP = re.compile(r"^eval_(?!overall_)[^_]+_(precision|recall|f1|accuracy|exact|exact_match)$")
 
@@ -41,7 +42,8 @@ class RunRecord:
 
 def plotted(key: str) -> bool:
     """Whether an evaluation key gets its own curve: a metric, not a timing, a count or a per-group breakdown."""
-    return key.startswith(EVAL_PREFIX) and not NOT_PLOTTED.search(key) and not PER_GROUP.match(key)
+    return (key.startswith(EVAL_PREFIX) and not key.endswith(TIMING_KEYS) and not COUNTS.search(key)
+            and not PER_GROUP.match(key))
 
 
 def _number(value: Any) -> float | None:
