@@ -403,6 +403,19 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
     console.print(table)
 
 
+@app.command()
+@reports_user_errors
+def report(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR", help="Output folders of training runs."),
+    output: Path | None = typer.Option(None, help="PNG to draw the runs' curves into (default: comparison.png)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Compare runs: their final metrics side by side, and their curves (loss, eval metrics) in one PNG."""
+    from nlpcli.reporting.compare import report as compare_runs
+
+    compare_runs(run_dirs, output, as_json)
+
+
 def main() -> None:
     import sys
 

@@ -275,7 +275,8 @@ def test_train_report_reload_and_predict(tmp_path, loop):
     # before training, at steps 2 and 4 (no epoch ends before)
     assert len(re.findall(r"eval_loss(?:_before)?=", result.output)) == 3
     metrics = read_json(out / "metrics.json")
-    assert set(metrics) == {f"eval_{m}{when}" for m in ("loss", "perplexity", "accuracy") for when in ("", "_before")}
+    assert set(metrics) == {f"eval_{m}{when}" for m in ("loss", "perplexity", "accuracy")
+                            for when in ("", "_before")} | {"train_loss"}
     for when in ("", "_before"):
         assert metrics[f"eval_perplexity{when}"] == pytest.approx(math.exp(metrics[f"eval_loss{when}"]))
         assert 0 <= metrics[f"eval_accuracy{when}"] <= 1

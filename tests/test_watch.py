@@ -52,6 +52,7 @@ def test_piped_output_and_history_have_one_record_per_logging_interval(tmp_path,
     assert info["train_samples_per_second"] > 0 and info["peak_memory_mb"] > 50 and info["train_runtime_s"] > 0
     # train_loss is the mean step loss over the run: the four logged intervals cover all 12 steps
     assert metrics["train_loss"] == pytest.approx(sum(r["loss"] for r in train) / 4, rel=1e-5)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # drawn at the end of every run
 
 
 @pytest.mark.parametrize("loop", LOOPS)

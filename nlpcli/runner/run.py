@@ -21,6 +21,7 @@ from nlpcli.config import RunConfig, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
+from nlpcli.reporting.plot import write_curves
 from nlpcli.runner import checkpoints, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
@@ -222,5 +223,6 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     if state.is_main_process:
         write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
         write_text_atomic(output_dir / "run.json", json.dumps(run_info(ctx, state.num_processes, started), indent=2))
+        write_curves(output_dir)
     state.wait_for_everyone()
     return {"output_dir": str(output_dir), "metrics": metrics}
