@@ -133,3 +133,5 @@ def test_demo_shows_the_predict_input_as_a_command_line():
     qa = predict_command("qa", Path("runs/demo/qa"), get_task("qa").demo_request)
     assert qa.startswith("nlpcli predict qa runs/demo/qa --question 'What branch of") and "--context '" in qa
     assert "[" not in ner and "[" not in qa
+    clm = predict_command("clm", Path("runs/demo/clm"), get_task("clm").demo_request)
+    assert clm.startswith("nlpcli predict clm runs/demo/clm 'def prepare(self, raw' --max-new-tokens ")

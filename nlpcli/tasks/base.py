@@ -56,9 +56,11 @@ class PredictRequest:
     def command_line(self) -> list[str]:
         """The `nlpcli predict TASK DIR` arguments that ask this (for the demo to show)."""
         args = list(self.texts)
-        for name in ("question", "context"):
-            if getattr(self, name):
-                args += [f"--{name}", getattr(self, name)]
+        for name in ("question", "context", "top_k", "max_new_tokens", "temperature", "top_p",
+                     "num_return_sequences", "seed"):
+            value, default = getattr(self, name), PredictRequest.__dataclass_fields__[name].default
+            if value is not None and value != default:
+                args += ["--" + name.replace("_", "-"), str(value)]
         return args
 
 
