@@ -26,6 +26,7 @@ class RunContext:
     filter_counts: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
     generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
+    predictions_file: str = "eval_predictions.jsonl"  # where an evaluation writes its rows (test: test_predictions)
 
     def model_inputs(self, features: Any) -> Any:
         """`features` without the columns the model's forward() does not take (QA offsets, example ids),
