@@ -226,6 +226,9 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     metrics = final_metrics(metrics)
     if state.is_main_process:
         write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
-        write_text_atomic(output_dir / "run.json", json.dumps(run_info(ctx, state.num_processes, started), indent=2))
+        info = run_info(ctx, state.num_processes, started)
+        if test is not None:
+            info["test_samples"], info["test_labelled"] = len(test), test_labelled
+        write_text_atomic(output_dir / "run.json", json.dumps(info, indent=2))
     state.wait_for_everyone()
     return {"output_dir": str(output_dir), "metrics": metrics}
