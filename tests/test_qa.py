@@ -192,6 +192,14 @@ def test_unanswerable_needs_version_2(tmp_path):
     assert "'r4'" in result.output and "--version-2-with-negative" in result.output
 
 
+def test_test_file_without_answers_is_refused(tmp_path):
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(json.dumps({"id": "q1", "question": "Who?", "context": "Bill sang."}) + "\n")
+    result = run_cli("qa", "--model", "tiny", "--dataset", "sample", "--max-steps", "1", "--version-2-with-negative",
+                     "--test-file", test_file, "--output-dir", tmp_path / "run")
+    assert result.exit_code == 2 and f"{test_file}: no column 'answers'" in result.output
+
+
 def test_stride_too_large_for_window(tmp_path):
     result = run_files(tmp_path, records(), "--max-length", "16", "--doc-stride", "8")
     assert result.exit_code == 2, result.output
