@@ -27,6 +27,7 @@ class RunContext:
     generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
     train_loss: float | None = None  # mean training loss over the whole run (resumed runs included)
+    predictions_file: str = "eval_predictions.jsonl"  # where an evaluation writes its rows (test: test_predictions)
 
     def model_inputs(self, features: Any) -> Any:
         """`features` without the columns the model's forward() does not take (QA offsets, example ids),
