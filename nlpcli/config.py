@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ from nlpcli.errors import UserError
 
 
 def _config_dir() -> Path:
-    """configs/ beside the package (source checkout, editable install), else where a wheel put it."""
-    beside = Path(__file__).resolve().parent.parent / "configs"
-    return beside if beside.is_dir() else Path(sys.prefix) / "share" / "nlpcli" / "configs"
+    """The task defaults, shipped as package data (`nlpcli/configs`, a link to the repository's top-level
+    `configs/` in a checkout), so every install finds them: editable, wheel, `pip install --target`, `--user`."""
+    return Path(str(resources.files("nlpcli").joinpath("configs")))
 
 
 CONFIG_DIR = _config_dir()
