@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ class RunContext:
     filter_counts: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
     generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
+    # called by the main process with each checkpoint folder once it is complete and in place (e.g. --push-to-hub)
+    checkpoint_hooks: list[Callable[[Path], None]] = field(default_factory=list)
+
+    def checkpoint_saved(self, path: Path) -> None:
+        for hook in self.checkpoint_hooks:
+            hook(path)
 
     def model_inputs(self, features: Any) -> Any:
         """`features` without the columns the model's forward() does not take (QA offsets, example ids),

@@ -91,6 +91,7 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None) -> type:
                 (checkpoints.staging_folder(final) / final.name).rename(final)
                 shutil.rmtree(checkpoints.staging_folder(final), ignore_errors=True)
                 checkpoints.keep_newest(ctx.output_dir, self.args.save_total_limit)
+                ctx.checkpoint_saved(final)
             self.accelerator.wait_for_everyone()
 
         def get_decay_parameter_names(self, model):
