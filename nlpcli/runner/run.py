@@ -215,7 +215,8 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "
         f"-> {output_dir}"
     )
-    say("\n".join(f"  [dim]{escape(line)}[/dim]" for line in origin_lines(cfg)))
+    for line in origin_lines(cfg):  # where each value that differs from the built-in defaults came from
+        say(f"  [dim]{escape(line)}[/dim]")
     pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
     if pusher is not None:
         ctx.checkpoint_hooks.append(pusher.checkpoint_saved)
