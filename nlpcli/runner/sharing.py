@@ -98,7 +98,7 @@ def build_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: d
         eval_results=[
             EvalResult(task_type=pipeline_tag, dataset_type=hub_data or "local", dataset_name=data_name,
                        dataset_split="validation", metric_type=key, metric_value=value)
-            for key, value in figures.items()
+            for key, value in figures.items() if isinstance(value, float)  # counts (support, totals) are no scores
         ] or None,
         hyperparameters=params,
         nlpcli_command=command,
