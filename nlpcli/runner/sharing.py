@@ -215,8 +215,9 @@ class HubPush:
                 self.problem = _reason(err)
         target = self.repo_id or repo_name(self.cfg, self.output_dir)
         raise UserError(f"--push-to-hub: not pushed: {self.problem}. The run is saved in {self.output_dir}.",
-                        hint=f"Push it later with: hf upload {target} {self.output_dir} . --exclude "
-                             + " --exclude ".join(shlex.quote(p) for p in NOT_PUSHED))
+                        hint=f"Push it later with: hf upload {target} {self.output_dir} ."
+                             + "".join(f" --exclude {shlex.quote(p)}" for p in NOT_PUSHED)
+                             + (" --private" if self.cfg.hub_private else ""))
 
 
 def _reason(err: Exception) -> str:
