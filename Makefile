@@ -26,6 +26,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/seq2seq_throughput.py
+	$(BIN)/python benchmarks/trainer_baseline.py
 
 lint: setup
 	$(BIN)/ruff check nlpcli tests benchmarks

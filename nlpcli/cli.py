@@ -88,7 +88,7 @@ def _cell(value: Any) -> str:
 
 def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, Any]) -> inspect.Parameter:
     name = config_field.name
-    flag = "--" + name.replace("_", "-")
+    flag = config_field.metadata.get("cli_flag") or "--" + name.replace("_", "-")
     base, _ = base_type(field_type(cls, name))
     help_text = config_field.metadata.get("help", "")
     choices = config_field.metadata.get("choices")
@@ -100,7 +100,7 @@ def _option_for(cls: type, config_field: dataclasses.Field, defaults: dict[str, 
     help_text = escape(help_text)
     if base is bool:
         annotation, info = bool | None, typer.Option(None, f"{flag}/--no-{flag[2:]}", help=help_text)
-    elif getattr(base, "__origin__", None) is list and config_field.metadata.get("repeatable"):
+    elif getattr(base, "__origin__", None) in (list, dict) and config_field.metadata.get("repeatable"):
         annotation, info = list[str] | None, typer.Option(None, flag, help=help_text)
     elif getattr(base, "__origin__", None) is list:
         annotation, info = str | None, typer.Option(None, flag, help=help_text)
@@ -266,6 +266,19 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
     for key, value in facts.items():
         table.add_row(key, str(value))
     console.print(table)
+
+
+@app.command()
+@reports_user_errors
+def report(
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR", help="Output folders of training runs."),
+    output: Path | None = typer.Option(None, help="PNG to draw the runs' curves into (default: comparison.png)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Compare runs: their final metrics side by side, and their curves (loss, eval metrics) in one PNG."""
+    from nlpcli.reporting.compare import report as compare_runs
+
+    compare_runs(run_dirs, output, as_json)
 
 
 def main() -> None:

@@ -37,6 +37,22 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
                  "inverse_sqrt")
 
 
+STRATEGIES = ("epoch", "steps", "no")  # when to evaluate or save
+DEFAULT_SAVE_STEPS = 500  # the Trainer's
+# TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` sets the option (both loops honour it)
+TRAINER_ARG_OPTIONS = {
+    "learning_rate": "learning_rate", "weight_decay": "weight_decay", "num_train_epochs": "epochs",
+    "max_steps": "max_steps", "warmup_steps": "warmup_steps", "warmup_ratio": "warmup_ratio",
+    "lr_scheduler_type": "lr_scheduler", "per_device_train_batch_size": "batch_size",
+    "per_device_eval_batch_size": "eval_batch_size", "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "max_grad_norm": "max_grad_norm", "seed": "seed", "logging_steps": "logging_steps",
+    "eval_strategy": "eval_strategy", "eval_steps": "eval_steps", "save_strategy": "save_strategy",
+    "save_steps": "save_steps", "save_total_limit": "save_total_limit", "output_dir": "output_dir",
+    "load_best_model_at_end": "load_best_model_at_end", "metric_for_best_model": "metric_for_best_model",
+    "greater_is_better": "greater_is_better", "optim": "optim", "gradient_checkpointing": "gradient_checkpointing",
+    "torch_compile": "torch_compile", "group_by_length": "group_by_length", "report_to": "report_to",
+}
+
 RESUME_CHOICES = ("no", "yes", "auto")
 HUB_STRATEGIES = ("end", "every_save")
 YES_NO = {"true": "yes", "1": "yes", "on": "yes", "yes": "yes", "false": "no", "0": "no", "off": "no", "no": "no"}
@@ -52,6 +68,7 @@ def option(
     below: float | None = None,
     repeatable: bool = False,
     data_bound: bool = False,
+    cli_flag: str | None = None,
 ) -> Any:
     """A config field with its help text (shown by `--help`) and, optionally, its allowed values or range
     (checked whatever layer the value comes from, before anything runs).
@@ -60,10 +77,11 @@ def option(
     one item, commas included (`--filter col=a,b --filter other=c`), instead of a comma-separated list.
     `data_bound`: the value describes the task's default data set (its configurations, columns, filters);
     a value from configs/<task>.yaml is dropped when another layer picks other data (see `resolve_config`).
+    `cli_flag`: the command-line flag when it is not the key's (`--trainer-arg` for `trainer_args`).
     """
     bounds = {"at_least": at_least, "above": above, "at_most": at_most, "below": below}
     metadata = {"help": help, "choices": choices, "repeatable": repeatable, "data_bound": data_bound,
-                "bounds": {k: v for k, v in bounds.items() if v is not None}}
+                "cli_flag": cli_flag, "bounds": {k: v for k, v in bounds.items() if v is not None}}
     return field(default=default, metadata=metadata)
 
 
@@ -135,7 +153,12 @@ class RunConfig:
     warmup_steps: int = option(0, "Warm-up steps (overrides --warmup-ratio when > 0).", at_least=0)
     lr_scheduler: str = option("linear", "Learning-rate schedule after warm-up (transformers' get_scheduler names).",
                                choices=LR_SCHEDULERS)
-    eval_steps: int | None = option(None, "Evaluate every N optimizer steps [at each epoch's end].", at_least=1)
+    eval_strategy: str | None = option(
+        None, "When to evaluate while training [steps with --eval-steps, else epoch].", choices=STRATEGIES
+    )
+    eval_steps: int | None = option(
+        None, "With --eval-strategy steps: evaluate every N optimizer steps [--logging-steps].", at_least=1
+    )
     batch_size: int = option(8, "Training batch size per device.", at_least=1)
     eval_batch_size: int | None = option(None, "Evaluation batch size per device [batch_size].", at_least=1)
     gradient_accumulation_steps: int = option(1, "Accumulate gradients over this many batches.", at_least=1)
@@ -159,8 +182,33 @@ class RunConfig:
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
     logging_steps: int = option(50, "Log the training loss every N steps.", at_least=1)
     save_total_limit: int | None = option(2, "Keep at most N checkpoints.", at_least=1)
+    save_strategy: str | None = option(
+        None, "When to write a checkpoint [steps with --save-steps, else epoch]; the final model is saved anyway.",
+        choices=STRATEGIES,
+    )
     save_steps: int | None = option(
-        None, "Also checkpoint every N optimizer steps [only at each epoch's end].", at_least=1
+        None, "With --save-strategy steps: checkpoint every N optimizer steps [500].", at_least=1
+    )
+    load_best_model_at_end: bool = option(
+        False, "Keep the best evaluated checkpoint (by --metric-for-best-model) as the output model."
+    )
+    metric_for_best_model: str = option("eval_loss", "Metric that picks the best model and drives early stopping.")
+    greater_is_better: bool | None = option(None, "Whether a higher --metric-for-best-model is better [no for losses "
+                                                  "and perplexity, else yes].")
+    early_stopping_patience: int | None = option(
+        None, "Stop after N evaluations in a row without improvement of --metric-for-best-model.", at_least=1
+    )
+    report_to: str = option("none", "Also log to TensorBoard (<output>/tensorboard; pip install "
+                                    "'nlpcli[tensorboard]').", choices=("none", "tensorboard"))
+    optim: str = option("adamw_torch_fused", "Optimizer, by transformers' OptimizerNames (adamw_torch, "
+                                             "adamw_torch_fused, adafactor, ...).")
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, "
+                                                 "more compute.")
+    torch_compile: bool = option(False, "Compile the model with torch.compile before training.")
+    group_by_length: bool = option(False, "Batch training inputs of similar length together (less padding).")
+    trainer_args: dict[str, Any] | None = option(
+        None, "Set a transformers TrainingArguments field: KEY=VALUE (repeatable; a trainer_args: mapping in YAML). "
+              "Fields nlpcli has an option for set that option.", repeatable=True, cli_flag="--trainer-arg",
     )
     preset_vocab_size: int = option(2000, "Vocabulary size of the tokenizer the tiny preset trains.", at_least=8)
     push_to_hub: bool = option(False, "Upload the output folder to the Hugging Face Hub when training ends (needs "
@@ -173,6 +221,38 @@ class RunConfig:
     @property
     def per_device_eval_batch_size(self) -> int:
         return self.eval_batch_size or self.batch_size
+
+    @property
+    def evaluation_strategy(self) -> str:
+        if self.eval_only:
+            return "no"
+        return self.eval_strategy or ("steps" if self.eval_steps else "epoch")
+
+    @property
+    def evaluation_interval(self) -> int:
+        """Optimizer steps between evaluations under the steps strategy (the Trainer's default: logging steps)."""
+        return self.eval_steps or self.logging_steps
+
+    @property
+    def saving_strategy(self) -> str:
+        if self.eval_only:
+            return "no"
+        return self.save_strategy or ("steps" if self.save_steps else "epoch")
+
+    @property
+    def saving_interval(self) -> int:
+        return self.save_steps or DEFAULT_SAVE_STEPS
+
+    @property
+    def best_metric_key(self) -> str:
+        return self.metric_for_best_model if self.metric_for_best_model.startswith("eval_") else (
+            "eval_" + self.metric_for_best_model)
+
+    @property
+    def higher_is_better(self) -> bool:
+        if self.greater_is_better is not None:
+            return self.greater_is_better
+        return not self.best_metric_key.endswith(("loss", "perplexity"))
 
 
 def config_fields(cls: type[RunConfig]) -> list[dataclasses.Field]:
@@ -209,6 +289,8 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
                     raise ValueError(value)
                 return lowered in ("true", "1", "yes", "on")
             return bool(value)
+        if typing.get_origin(hint) is dict:
+            return _key_values(value, key, source)
         if typing.get_origin(hint) is list:
             if isinstance(value, str):
                 items = [value] if _is_repeatable(cls, key) else value.split(",")
@@ -226,6 +308,22 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
         raise UserError(f"{source}: '{key}' must be one of {', '.join(choices)}; got {converted!r}.")
     check_bounds(cls, key, converted, source)
     return converted
+
+
+def _key_values(value: Any, key: str, source: str) -> dict[str, Any]:
+    """A mapping from YAML, or KEY=VALUE strings from the command line (values read as YAML scalars)."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    parsed: dict[str, Any] = {}
+    for item in [value] if isinstance(value, str) else list(value):
+        name, sep, text = str(item).partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"{source}: {flag(key)} expects KEY=VALUE, got {item!r}.")
+        try:
+            parsed[name.strip().replace("-", "_")] = yaml.safe_load(text) if text.strip() else text
+        except yaml.YAMLError:
+            parsed[name.strip().replace("-", "_")] = text
+    return parsed
 
 
 def _is_repeatable(cls: type[RunConfig], key: str) -> bool:
@@ -257,14 +355,37 @@ def parse_set_options(pairs: list[str]) -> dict[str, str]:
     return parsed
 
 
+def _trainer_args_as_options(cls: type[RunConfig], layer: dict[str, Any], source: str) -> dict[str, Any]:
+    """The layer with its `trainer_args` that name an nlpcli option moved onto that option (so both loops honour
+    them); a field given both ways in one layer is refused."""
+    if layer.get("trainer_args") is None:
+        return layer
+    out = {k: v for k, v in layer.items() if k != "trainer_args"}
+    passed = {}
+    for name, value in coerce(cls, "trainer_args", layer["trainer_args"], source).items():
+        option_key = TRAINER_ARG_OPTIONS.get(name)
+        if option_key is None:
+            passed[name] = value
+        elif out.get(option_key) is not None:
+            raise UserError(f"{source}: {flag(option_key)} is given twice (also as --trainer-arg {name}); give one.")
+        else:
+            out[option_key] = value
+    if passed:
+        out["trainer_args"] = passed
+    return out
+
+
 def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
-    for key, value in layer.items():
+    for key, value in _trainer_args_as_options(cls, layer, source).items():
         if key not in known:
             raise UserError(
                 f"{source}: unknown config key '{key}'.", hint=f"Known keys: {', '.join(sorted(known))}."
             )
-        values[key] = coerce(cls, key, value, source)
+        coerced = coerce(cls, key, value, source)
+        if isinstance(coerced, dict) and isinstance(values.get(key), dict):
+            coerced = {**values[key], **coerced}  # mappings (trainer_args) merge across layers
+        values[key] = coerced
 
 
 def resolve_config(
@@ -308,6 +429,7 @@ def resolve_config(
     cfg.__dict__[ORIGINS] = origins
     if cfg.epochs == 0 and cfg.max_steps <= 0:
         raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")
+    check_model_selection(cfg)
     return cfg
 
 
@@ -356,6 +478,25 @@ def origin_lines(cfg: RunConfig) -> list[str]:
 
 def _shown(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def check_model_selection(cfg: RunConfig) -> None:
+    """Best-model selection needs a checkpoint at every evaluation; early stopping needs evaluations."""
+    if cfg.eval_only:
+        return
+    evaluation, saving = cfg.evaluation_strategy, cfg.saving_strategy
+    if cfg.early_stopping_patience and evaluation == "no":
+        raise UserError("--early-stopping-patience counts evaluations: drop --eval-strategy no.")
+    if not cfg.load_best_model_at_end:
+        return
+    if evaluation == "no":
+        raise UserError("--load-best-model-at-end picks among evaluations: drop --eval-strategy no.")
+    if saving != evaluation:
+        raise UserError(f"--load-best-model-at-end needs a checkpoint at each evaluation: --save-strategy must be "
+                        f"the --eval-strategy ({evaluation}), got {saving}.")
+    if evaluation == "steps" and cfg.saving_interval % cfg.evaluation_interval:
+        raise UserError(f"--load-best-model-at-end needs a checkpoint at each evaluation: --save-steps "
+                        f"({cfg.saving_interval}) must be a multiple of --eval-steps ({cfg.evaluation_interval}).")
 
 
 def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:

@@ -18,6 +18,7 @@ def is_main_process() -> bool:
 
 def say(*objects: Any, **kwargs: Any) -> None:
     if is_main_process():
+        kwargs.setdefault("soft_wrap", not console.is_terminal)  # a log file gets whole lines, not 80 columns
         console.print(*objects, **kwargs)
 
 

@@ -165,7 +165,7 @@ def test_no_decay_groups_hold_exactly_the_biases_and_layernorm_weights_in_both_l
     from torch import nn
     from transformers import TrainingArguments
 
-    from nlpcli.runner.accelerate import optimizer_for
+    from nlpcli.runner import settings
     from nlpcli.runner.context import RunContext
     from nlpcli.runner.trainer import trainer_class
 
@@ -176,10 +176,10 @@ def test_no_decay_groups_hold_exactly_the_biases_and_layernorm_weights_in_both_l
         expected = {n for n in names.values() if n.endswith(".bias")} | norm_params
         assert any("ln_" in n or "LayerNorm" in n for n in expected)  # GPT-2's ln_1/ln_2/ln_f are caught too
 
-        accelerate_groups = optimizer_for(model, 1e-3, 0.1).param_groups
+        args = TrainingArguments(output_dir=str(tmp_path), weight_decay=0.1, use_cpu=True, report_to="none")
+        accelerate_groups = settings.optimizer(args, model).param_groups
         ctx = RunContext(task=ClmTask(), cfg=ClmConfig(), model=model, tokenizer=None, train_features=None,
                          eval_features=None, raw_eval=None, output_dir=tmp_path, mixed_precision="no")
-        args = TrainingArguments(output_dir=str(tmp_path), weight_decay=0.1, use_cpu=True, report_to="none")
         trainer = trainer_class(ctx)(model=model, args=args)
         trainer.create_optimizer()
         for groups in (accelerate_groups, trainer.optimizer.param_groups):
@@ -275,7 +275,8 @@ def test_train_report_reload_and_predict(tmp_path, loop):
     # before training, at steps 2 and 4 (no epoch ends before)
     assert len(re.findall(r"eval_loss(?:_before)?=", result.output)) == 3
     metrics = read_json(out / "metrics.json")
-    assert set(metrics) == {f"eval_{m}{when}" for m in ("loss", "perplexity", "accuracy") for when in ("", "_before")}
+    assert set(metrics) == {f"eval_{m}{when}" for m in ("loss", "perplexity", "accuracy")
+                            for when in ("", "_before")} | {"train_loss"}
     for when in ("", "_before"):
         assert metrics[f"eval_perplexity{when}"] == pytest.approx(math.exp(metrics[f"eval_loss{when}"]))
         assert 0 <= metrics[f"eval_accuracy{when}"] <= 1

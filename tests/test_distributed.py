@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import read_json, run_cli, torchrun
+from conftest import read_json, read_jsonl, run_cli, torchrun
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,13 @@ def test_eval_only_gives_identical_metrics_with_1_and_2_processes(trained, tmp_p
 def test_ddp_training_on_cpu(tmp_path, loop):
     out = tmp_path / loop
     result = torchrun(2, "ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "2", "--batch-size", "2",
-                      "--loop", loop, "--output-dir", out)
+                      "--loop", loop, "--logging-steps", "1", "--eval-steps", "1", "--output-dir", out)
     assert result.returncode == 0, result.stderr[-3000:]
     assert read_json(out / "run.json")["world_size"] == 2
+    history = read_jsonl(out / "log_history.jsonl")  # written once, by the main process
+    assert [(r["step"], "loss" in r) for r in history] == [(1, True), (1, False), (2, True), (2, False)]
+    assert read_json(out / "run.json")["train_samples_seen"] == 2 * 2 * 2  # 2 steps x 2 processes x batch 2
+    assert "find_unused_parameters" not in result.stderr  # DDP told every parameter gets a gradient
     assert "eval_overall_f1" in read_json(out / "metrics.json")
     assert (out / "config.json").is_file()
     assert result.stdout.count("saved to") == 1  # only the main process prints

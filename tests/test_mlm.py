@@ -118,7 +118,7 @@ def test_train_save_reload_predict(tmp_path, loop, masking):
     out = tmp_path / loop
     _train(out, loop, masking)
     metrics = read_json(out / "metrics.json")
-    assert set(metrics) == {"eval_loss", "eval_perplexity", "eval_loss_before", "eval_perplexity_before"}
+    assert set(metrics) == {"eval_loss", "eval_perplexity", "eval_loss_before", "eval_perplexity_before", "train_loss"}
     for when in ("", "_before"):
         assert metrics[f"eval_perplexity{when}"] == pytest.approx(2.718281828 ** metrics[f"eval_loss{when}"])
     info = read_json(out / "run.json")

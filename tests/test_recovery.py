@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import read_json, run_cli
+from conftest import read_json, read_jsonl, run_cli
 
 NER = ("ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate", "5e-3")
 MLM = ("mlm", "--model", "tiny", "--dataset", "sample", "--chunk-size", "32", "--batch-size", "8",
@@ -57,6 +57,7 @@ def test_resuming_a_finished_run_trains_no_further_step(tmp_path, loop):
     assert read_json(out / "metrics.json") == finished  # the same weights, evaluated again
 
 
+HISTORY = "log_history.jsonl"
 KILLED = {
     "ner": ["ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "2", "--learning-rate", "5e-3",
             "--epochs", "3"],
@@ -78,8 +79,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
 
     from conftest import REPO
 
-    args = [sys.executable, "-m", "nlpcli", *KILLED[task], "--save-steps", "2", "--save-total-limit", "10",
-            "--loop", loop]
+    args = [sys.executable, "-m", "nlpcli", *KILLED[task], "--save-steps", "2", "--logging-steps", "2",
+            "--save-total-limit", "10", "--loop", loop]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     subprocess.run([*args, "--output-dir", str(tmp_path / "full")], env=env, cwd=REPO, check=True,
                    capture_output=True, timeout=300)
@@ -97,7 +98,11 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
     resumed = subprocess.run([*args, "--output-dir", str(cut), "--resume"], env=env, cwd=REPO,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")
+    assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")  # train_loss too
+    # the history keeps what came before the checkpoint and ends as the uninterrupted run's does
+    timeless = [{k: v for k, v in r.items() if k != "samples_per_second"} for r in read_jsonl(cut / HISTORY)]
+    assert timeless == [{k: v for k, v in r.items() if k != "samples_per_second"}
+                        for r in read_jsonl(tmp_path / "full" / HISTORY)]
 
 
 def test_resume_auto_starts_a_job_and_restarts_it_with_one_command_line(tmp_path):
@@ -134,6 +139,6 @@ def test_checkpoints_are_staged_then_renamed_and_a_crashed_staging_folder_never_
     assert result.exit_code == 0, result.output
     assert not list(out.glob(".checkpoint-*")), "staging folders are renamed away or removed"
     names = {p.name for p in out.glob("checkpoint-*")}
-    assert names == {"checkpoint-3", "checkpoint-4"}  # epoch end (3 steps) and the last; --save-total-limit 2
+    assert names == {"checkpoint-2", "checkpoint-4"}  # every 2 steps (no epoch-end one); --save-total-limit 2
     done = ("trainer_state.json", "nlpcli_state.json")
     assert all(any((out / name / f).is_file() for f in done) for name in names)

@@ -1,9 +1,11 @@
 """The `--loop accelerate` path: a plain training loop on Accelerate, same Task, same outputs.
 
-AdamW with weight decay (not on biases and LayerNorm weights), the configured warm-up and schedule,
-the task's training loss when it has one, evaluation each epoch (or every --eval-steps) with
-`pad_across_processes` + `gather_for_metrics` (no sample counted twice when the eval set does not
-divide evenly), a checkpoint each epoch, and the final model saved once from the main process.
+The Trainer's optimizer for `--optim` (fused AdamW by default) with weight decay (not on biases and
+LayerNorm weights), the configured warm-up and schedule, the task's training loss when it has one,
+evaluations and checkpoints when `--eval-strategy` / `--save-strategy` say (as the Trainer places them:
+each epoch's end, or every N steps and the last step), the shared evaluation (`gather_for_metrics`: no
+sample counted twice), best-model selection and early stopping, and the final model saved once from the
+main process.
 """
 
 from __future__ import annotations
@@ -18,17 +20,15 @@ from typing import Any
 
 from nlpcli.console import say
 from nlpcli.errors import UserError
-from nlpcli.runner import checkpoints, optimization
+from nlpcli.runner import checkpoints, optimization, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
+from nlpcli.runner.history import RunLog
 from nlpcli.runner.progress import TrainingProgress
-
-
-def optimizer_for(model: Any, learning_rate: float, weight_decay: float) -> Any:
-    import torch
-
-    return torch.optim.AdamW(optimization.parameter_groups(model, weight_decay), lr=learning_rate)
+from nlpcli.runner.record import LossTotal, RunRecord
+from nlpcli.runner.sampling import length_grouped_sampler
+from nlpcli.runner.trainer import TENSORBOARD_DIR, best_checkpoint, finish
 
 
 def loader_generator(seed: int) -> Any:
@@ -47,6 +47,18 @@ def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
     return (path, json.loads(state.read_text())) if state is not None and state.is_file() else None
 
 
+class LogInterval:
+    """The step losses summed since the last training log, and when it started."""
+
+    def __init__(self, samples: int) -> None:
+        self.loss: Any = 0.0
+        self.steps = 0
+        self.started, self.samples = time.perf_counter(), samples
+
+    def add(self, step_loss: Any) -> None:
+        self.loss, self.steps = step_loss.double() + self.loss, self.steps + 1
+
+
 class AccelerateLoop:
     def __init__(self, ctx: RunContext) -> None:
         import torch
@@ -55,12 +67,18 @@ class AccelerateLoop:
 
         self.ctx = ctx
         cfg = ctx.cfg
+        tensorboard = cfg.report_to == "tensorboard" and not cfg.eval_only
+        # first: building TrainingArguments resets accelerate's shared state, which an Accelerator then sets up
+        self.args = settings.training_arguments(cfg, str(ctx.output_dir), ctx.mixed_precision)
         self.accelerator = Accelerator(
             mixed_precision=ctx.mixed_precision,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             cpu=not torch.cuda.is_available(),
             # seeded per-epoch shuffles: a run resumed mid-epoch sees the batches it had not seen yet
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+            **settings.accelerator_options(cfg),
+            log_with="tensorboard" if tensorboard else None,
+            project_dir=str(ctx.output_dir) if tensorboard else None,
         )
         self.collator = ctx.task.collator(ctx.tokenizer, ctx.model, cfg)
         self.eval_loader = DataLoader(
@@ -69,40 +87,70 @@ class AccelerateLoop:
             collate_fn=self.collator,
             generator=loader_generator(cfg.seed),
         )
-        self.progress = TrainingProgress()
+        self.run_log = RunLog(ctx.output_dir, TrainingProgress(), self._track if tensorboard else None)
         self.loss_fn = ctx.task.training_loss(cfg)
         self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (step, metrics) of the latest one
-        self.tokens = 0  # training tokens of this process, this session
+        self.record = RunRecord()
+        self.losses = LossTotal(self.record)
+        self.tokens: Any = 0  # training tokens of this process, this session (a tensor once counting)
+        self.samples = 0  # training samples of this process, this session
+        self.epoch_length = 1  # batches in a training epoch (for the fractional epoch in logs)
+        self.interval = LogInterval(0)  # the logging interval under way (it may span epochs)
+
+    def _track(self, scalars: dict[str, float], step: int) -> None:
+        from transformers.integrations.integration_utils import rewrite_logs
+
+        self.accelerator.log(rewrite_logs(scalars), step=step)  # train/loss, eval/loss: the Trainer's names
 
     def evaluate(self, model: Any, eval_loader: Any) -> dict[str, Any]:
         return evaluate_batches(self.accelerator, model, eval_loader, self.ctx)
+
+    def _prepare_model(self) -> Any:
+        model = self.ctx.model
+        if self.ctx.cfg.gradient_checkpointing:
+            if not getattr(model, "supports_gradient_checkpointing", False):
+                raise UserError(f"--gradient-checkpointing: {type(model).__name__} does not support it.")
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=settings.GRADIENT_CHECKPOINTING)
+        return model
+
+    def _train_loader(self, streamed: bool) -> Any:
+        from torch.utils.data import DataLoader
+
+        ctx, cfg = self.ctx, self.ctx.cfg
+        features = ctx.model_inputs(ctx.train_features)
+        sampler = None
+        if cfg.group_by_length and not streamed:
+            sampler = length_grouped_sampler(features, cfg.batch_size * cfg.gradient_accumulation_steps, cfg.seed)
+        return DataLoader(
+            features,
+            shuffle=not streamed and sampler is None,
+            sampler=sampler,
+            batch_size=cfg.batch_size,
+            collate_fn=self.collator,
+            generator=loader_generator(cfg.seed),
+        )
 
     def run(self, resume: bool, before: bool) -> dict[str, Any]:
         ctx, cfg, accelerator = self.ctx, self.ctx.cfg, self.accelerator
         metrics: dict[str, Any] = {}
         if cfg.eval_only:
+            self.run_log.start(None)
             model, eval_loader = accelerator.prepare(ctx.model, self.eval_loader)
             metrics.update(self.evaluate(model, eval_loader))
-            self.progress.log_evaluation("evaluation", metrics)
+            self.run_log.evaluation(0, None, metrics, training=False)
             return metrics
-        from torch.utils.data import DataLoader
-
         streamed = not hasattr(ctx.train_features, "__len__")  # --streaming: an IterableDataset, shuffled already
-        train_loader = DataLoader(
-            ctx.model_inputs(ctx.train_features),
-            shuffle=not streamed,
-            batch_size=cfg.batch_size,
-            collate_fn=self.collator,
-            generator=loader_generator(cfg.seed),
-        )
-        optimizer = optimizer_for(ctx.model, cfg.learning_rate, cfg.weight_decay)
+        train_loader = self._train_loader(streamed)
+        model = self._prepare_model()
+        optimizer = settings.optimizer(self.args, model)
         model, optimizer, train_loader, eval_loader = accelerator.prepare(
-            ctx.model, optimizer, train_loader, self.eval_loader
+            model, optimizer, train_loader, self.eval_loader
         )
         self.eval_loader = eval_loader
         if streamed:  # the run needs --max-steps; each pass over the stream is an epoch
             total_steps, num_epochs = cfg.max_steps, sys.maxsize
         else:
+            self.epoch_length = len(train_loader)
             steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.gradient_accumulation_steps))
             total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
             num_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -110,20 +158,25 @@ class AccelerateLoop:
         accelerator.register_for_checkpointing(scheduler)
 
         start_epoch, step, skip = 0, 0, 0
-        if resume:
-            found = latest_checkpoint(ctx.output_dir)
-            if found is not None:
-                accelerator.load_state(str(found[0]))
-                start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
+        found = latest_checkpoint(ctx.output_dir) if resume else None
+        if found is not None:
+            accelerator.load_state(str(found[0]))
+            start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
+            self.record = self.losses.record = RunRecord.load(found[0])
+        self.run_log.start(step if found is not None else None)
+        if self.run_log.tracker is not None:
+            accelerator.init_trackers(TENSORBOARD_DIR)
         if before:
             metrics.update(before_training(ctx.output_dir, resume, lambda: self.evaluate(model, eval_loader)))
-            self.progress.log_evaluation("before training", metrics)
+            if not (resume and found is not None):
+                self.run_log.evaluation(0, 0.0, {k.removesuffix("_before"): v for k, v in metrics.items()}, False)
 
-        if step >= total_steps:  # a resumed run that had already finished: no step beyond its end
+        if step >= total_steps or self.record.should_stop:  # a resumed run that had already finished
             say(f"training is already complete ({step} of {total_steps} steps); evaluating and saving the model.")
             start_epoch = num_epochs
-        self.progress.start(total_steps, step)
+        self.run_log.progress.start(total_steps, step)
         started = time.perf_counter()
+        self.interval = LogInterval(self.samples)
         try:
             for epoch in range(start_epoch, num_epochs):
                 train_loader.set_epoch(epoch)
@@ -134,20 +187,35 @@ class AccelerateLoop:
                 skip = 0
                 if streamed and batches == 0:
                     raise UserError("The training stream yields no batches.")
-                if not cfg.eval_steps:
-                    self._evaluate_at(step, model, f"epoch {epoch + 1}")
+                if self.record.should_stop:
+                    break
                 # not finished: max_steps ended the run inside this epoch
                 finished = step < total_steps if streamed else batches >= len(train_loader)
-                position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
-                self._save_checkpoint(model, {**position, "step": step})
-                if step >= total_steps:
+                if cfg.evaluation_strategy == "epoch":
+                    self._evaluate_at(step, model, epoch + batches / self.epoch_length)
+                if cfg.saving_strategy == "epoch":
+                    position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
+                    self._save_checkpoint(model, {**position, "step": step})
+                if step >= total_steps or self.record.should_stop:
                     break
         finally:
-            self.progress.stop()
+            self.run_log.progress.stop()
         self._record_throughput(time.perf_counter() - started)
+        best = best_checkpoint(ctx, self.record)
+        if best is not None:
+            accelerator.load_state(str(best))
+        final_step = self.record.best_step if best is not None else step
         last = self.last_evaluation
-        metrics.update(last[1] if last is not None and last[0] == step else self.evaluate(model, eval_loader))
+        if last is not None and last[0] == final_step:
+            metrics.update(last[1])
+        else:
+            metrics.update(self.evaluate(model, eval_loader))
+            self.run_log.evaluation(step, None, metrics, training=False)
         self._save_model(model, step)
+        self.losses.settle(accelerator)
+        finish(ctx, self.record, self.losses, step, best is not None)
+        if self.run_log.tracker is not None:
+            accelerator.end_training()
         return metrics
 
     def _train_epoch(
@@ -160,9 +228,10 @@ class AccelerateLoop:
 
         accelerator, cfg = self.accelerator, self.ctx.cfg
         model.train()
-        running, count, batches_done = 0.0, 0, skipped
+        step_loss, grad_norm, step_lr, batches_done = None, None, 0.0, skipped
         for batches_done, batch in enumerate(loader, start=skipped + 1):
             self.tokens += optimization.batch_tokens(batch)
+            self.samples += optimization.batch_samples(batch)
             with accelerator.accumulate(model):
                 if self.loss_fn is None:
                     loss = model(**batch).loss
@@ -172,44 +241,67 @@ class AccelerateLoop:
                     raise non_finite_loss(step + 1, self.ctx.output_dir)  # before backward: weights untouched
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 if accelerator.sync_gradients:
+                    step_lr = scheduler.get_last_lr()[0]  # the rate this step used, as the Trainer logs it
                     scheduler.step()
                 optimizer.zero_grad()
-            running, count = running + float(loss.detach()), count + 1
-            if accelerator.sync_gradients:
-                step += 1
-                shown = running / count if step % cfg.logging_steps == 0 or step == 1 else None
-                self.progress.update(step, shown)
-                if shown is not None:
-                    running, count = 0.0, 0
-                if cfg.eval_steps and step % cfg.eval_steps == 0:
-                    self._evaluate_at(step, model, f"step {step}")
-                    model.train()
-                if cfg.save_steps and step % cfg.save_steps == 0 and step < total:
-                    self._save_checkpoint(model, {"epoch": epoch, "step": step, "batches": batches_done})
-                    model.train()
-                if step >= total:
-                    break
+            share = loss.detach() / cfg.gradient_accumulation_steps  # this micro-batch's part of the step loss
+            step_loss = share if step_loss is None else step_loss + share
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            self.losses.add(step_loss)
+            self.interval.add(step_loss)
+            step_loss = None
+            self.run_log.progress.update(step)
+            epoch_position = epoch + batches_done / self.epoch_length
+            if step % cfg.logging_steps == 0:
+                self._log_training(step, epoch_position, step_lr, grad_norm)
+            last = step >= total
+            if cfg.evaluation_strategy == "steps" and (step % cfg.evaluation_interval == 0 or last):
+                self._evaluate_at(step, model, epoch_position)
+                model.train()
+            if cfg.saving_strategy == "steps" and (step % cfg.saving_interval == 0 or last):
+                position = {"epoch": epoch, "step": step, "batches": batches_done}
+                if batches_done >= self.epoch_length:
+                    position = {"epoch": epoch + 1, "step": step, "batches": 0}
+                self._save_checkpoint(model, position)
+                model.train()
+            if last or self.record.should_stop:
+                break
         return step, batches_done
 
-    def _evaluate_at(self, step: int, model: Any, label: str) -> None:
+    def _log_training(self, step: int, epoch: float, learning_rate: float, grad_norm: Any) -> None:
+        """One logging interval: its mean step loss over processes, the learning rate, samples/s."""
+        accelerator, interval = self.accelerator, self.interval
+        mean_loss = float(accelerator.gather(interval.loss.reshape(1).double()).mean()) / interval.steps
+        seconds = time.perf_counter() - interval.started
+        rate = (self.samples - interval.samples) * accelerator.num_processes / seconds if seconds > 0 else None
+        norm = float(grad_norm) if grad_norm is not None else None
+        self.run_log.training(step, epoch, mean_loss, float(learning_rate), norm,
+                              round(rate, 2) if rate is not None else None)
+        self.interval = LogInterval(self.samples)
+
+    def _evaluate_at(self, step: int, model: Any, epoch: float) -> None:
         metrics = self.evaluate(model, self.eval_loader)
-        self.progress.log_evaluation(label, metrics)
+        self.run_log.evaluation(step, epoch, metrics, training=True)
+        self.record.observe(self.ctx.cfg, step, metrics)
         self.last_evaluation = (step, metrics)
 
     def _record_throughput(self, seconds: float) -> None:
-        import torch
-
-        tokens = self.accelerator.gather(torch.tensor([self.tokens], device=self.accelerator.device)).sum()
-        self.ctx.training.update(optimization.throughput(int(tokens), seconds))
+        tokens = optimization.gathered_count(self.accelerator, self.tokens)
+        samples = optimization.gathered_count(self.accelerator, self.samples)
+        self.ctx.training.update(optimization.throughput(tokens, seconds, samples))
 
     def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""
         accelerator, output_dir = self.accelerator, self.ctx.output_dir
         if not weights_finite(accelerator, model):
             raise non_finite_loss(position["step"], output_dir)
+        self.losses.settle(accelerator)
+        self.record.checkpoints += 1
         path = output_dir / f"{checkpoints.PREFIX}{position['step']}"
         staging = checkpoints.staging_folder(path)
         if accelerator.is_main_process:
@@ -218,10 +310,11 @@ class AccelerateLoop:
         accelerator.save_state(str(staging))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # complete, then in place in one rename: never half a checkpoint
+            self.record.save(staging)
             (staging / "nlpcli_state.json").write_text(json.dumps(position))
             shutil.rmtree(path, ignore_errors=True)
             staging.rename(path)
-            checkpoints.keep_newest(output_dir, self.ctx.cfg.save_total_limit)
+            checkpoints.keep_newest(output_dir, self.ctx.cfg.save_total_limit, keep=self.record.best_step)
             self.ctx.checkpoint_saved(path)
         accelerator.wait_for_everyone()
 

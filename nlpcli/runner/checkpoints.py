@@ -40,10 +40,18 @@ def latest_complete(output_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def keep_newest(output_dir: Path, limit: int | None) -> None:
-    """--save-total-limit: delete all but the newest `limit` complete checkpoints."""
-    if limit:
-        for stale in complete(output_dir)[:-limit]:
+def keep_newest(output_dir: Path, limit: int | None, keep: int | None = None) -> None:
+    """--save-total-limit: delete all but the newest `limit` complete checkpoints, sparing the one of step
+    `keep` (the best model so far: it counts towards the limit, as the Trainer counts it)."""
+    if not limit:
+        return
+    found = complete(output_dir)
+    spared = [p for p in found if keep is not None and p.name == f"{PREFIX}{keep}"]
+    newest = [p for p in found if p not in spared][-(limit - len(spared)):] if limit > len(spared) else []
+    if not newest and spared and found[-1] not in spared:
+        newest = [found[-1]]  # limit 1: the best and the newest (to resume from) both stay
+    for stale in found:
+        if stale not in spared and stale not in newest:
             shutil.rmtree(stale, ignore_errors=True)
 
 

@@ -27,11 +27,12 @@ def derived_metrics(task: Task, metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The keys metrics.json keeps: the same whichever loop ran (no timings, no epoch counter). A value that
+    """The keys metrics.json keeps: the same whichever loop ran (evaluation metrics and the mean training loss;
+    no timings, no epoch counter). A value that
     is not finite becomes null: bare NaN / Infinity are not JSON, and most readers reject them."""
     return {
         k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()
-        if k.startswith("eval_") and not k.removesuffix("_before").endswith(TIMING_KEYS)
+        if (k.startswith("eval_") and not k.removesuffix("_before").endswith(TIMING_KEYS)) or k == "train_loss"
     }
 
 

@@ -57,17 +57,48 @@ def without_labels(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if k != "labels"}
 
 
-def batch_tokens(batch: dict[str, Any]) -> int:
-    """Input tokens of a batch, padding excluded when there is an attention mask (as the Trainer counts
-    them with `include_num_input_tokens_seen="non_padding"`)."""
+def batch_tokens(batch: dict[str, Any]) -> Any:
+    """Input tokens of a batch as a tensor on the batch's device (no synchronisation per step), padding
+    excluded when there is an attention mask (as the Trainer counts them with
+    `include_num_input_tokens_seen="non_padding"`)."""
     mask = batch.get("attention_mask")
-    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+    return mask.sum() if mask is not None else batch["input_ids"].new_tensor(batch["input_ids"].numel())
 
 
-def throughput(tokens: int, seconds: float) -> dict[str, Any]:
-    """The training facts run.json keeps: tokens trained on (all processes), time, tokens per second."""
+def gathered_count(accelerator: Any, count: Any) -> int:
+    """A per-process count (int or tensor) summed over all processes."""
+    import torch
+
+    value = torch.as_tensor(count, device=accelerator.device).reshape(1).long()
+    return int(accelerator.gather(value).sum())
+
+
+def batch_samples(batch: dict[str, Any]) -> int:
+    """Samples (rows) in a batch."""
+    return int(next(iter(batch.values())).shape[0])
+
+
+def throughput(tokens: int, seconds: float, samples: int) -> dict[str, Any]:
+    """The training facts run.json keeps: samples and tokens trained on (all processes, this session), time,
+    samples and tokens per second, and the peak memory of this process."""
     return {
+        "train_samples_seen": int(samples),
         "train_tokens": int(tokens),
         "train_runtime_s": round(seconds, 3),
+        "train_samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
         "train_tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
+        "peak_memory_mb": peak_memory_mb(),
     }
+
+
+def peak_memory_mb() -> float:
+    """CUDA's peak allocated memory on a GPU; on a CPU the process's peak resident set size."""
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)

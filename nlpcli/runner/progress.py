@@ -1,7 +1,11 @@
-"""Rich progress for both loops: a step bar with the latest loss, and one line per evaluation."""
+"""Progress for both loops: on a terminal, a rich step bar with the latest loss; through a pipe or into a
+file, one plain line per logging interval (step/total, epoch, loss, learning rate, samples/s, ETA). Either way
+one line per evaluation, never wrapped, no escape codes off a terminal."""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 from rich.progress import (
@@ -26,16 +30,41 @@ def format_metrics(metrics: dict[str, Any], limit: int = 5) -> str:
     return "  ".join(f"{k}={v:.4g}" for k, v in shown[:limit])
 
 
+def evaluation_label(step: int, epoch: float | None, training: bool) -> str:
+    """The same words for an evaluation in both loops."""
+    if not training:
+        return "before training" if step == 0 else "evaluation"
+    return f"step {step} (epoch {epoch or 0:.2f})"
+
+
+def training_line(record: dict[str, Any], total: int, eta_s: float | None) -> str:
+    """One plain log line: `step 20/250 epoch 1.33 loss 2.3456 lr 1.2e-05 grad_norm 0.91 samples/s 45.1 eta 0:01:23`."""
+    parts = [f"step {record['step']}/{total}", f"epoch {record['epoch']:.2f}", f"loss {record['loss']:.4f}",
+             f"lr {record['learning_rate']:.3g}"]
+    if record.get("grad_norm") is not None:
+        parts.append(f"grad_norm {record['grad_norm']:.4g}")
+    if record.get("samples_per_second") is not None:
+        parts.append(f"samples/s {record['samples_per_second']:.1f}")
+    if eta_s is not None:
+        parts.append(f"eta {timedelta(seconds=round(eta_s))}")
+    return " ".join(parts)
+
+
 class TrainingProgress:
-    """A progress bar over optimizer steps; silent on every process but the main one."""
+    """Step progress; a bar on a terminal, plain lines elsewhere; silent on every process but the main one."""
 
     def __init__(self) -> None:
         self.enabled = is_main_process()
+        self.plain = not console.is_terminal
         self._progress: Progress | None = None
         self._task: Any = None
+        self._total = 0
+        self._start: tuple[float, int] | None = None  # (time, step) this session started at, for the ETA
+        self._step = 0
 
     def start(self, total_steps: int, done: int = 0) -> None:
-        if not self.enabled:
+        self._total, self._start, self._step = total_steps, (time.perf_counter(), done), done
+        if not self.enabled or self.plain:
             return
         self._progress = Progress(
             TextColumn("[bold]training"),
@@ -51,42 +80,39 @@ class TrainingProgress:
         self._progress.start()
 
     def update(self, step: int, loss: float | None = None) -> None:
+        self._step = step
         if self._progress is not None:
             fields = {"loss": f"loss {loss:.4f}"} if loss is not None else {}
             self._progress.update(self._task, completed=step, **fields)
 
+    def log_training(self, record: dict[str, Any]) -> None:
+        """A logging interval's record (see runner.history): a plain line, or the bar's loss."""
+        if not self.enabled:
+            return
+        if not self.plain:
+            self.update(record["step"], record["loss"])
+            return
+        eta = None
+        if self._start is not None and record["step"] > self._start[1]:
+            rate = (time.perf_counter() - self._start[0]) / (record["step"] - self._start[1])
+            eta = rate * max(0, self._total - record["step"])
+        console.print(training_line(record, self._total, eta), markup=False, soft_wrap=True)
+
     def log_evaluation(self, label: str, metrics: dict[str, Any]) -> None:
-        if self.enabled:
-            text = f"[cyan]{label}[/cyan] {format_metrics(metrics)}"
-            (self._progress.console if self._progress else console).print(text)
+        if not self.enabled:
+            return
+        if self.plain:
+            console.print(f"eval {label}: {format_metrics(metrics, limit=8)}", markup=False, soft_wrap=True)
+        else:
+            (self._progress.console if self._progress else console).print(
+                f"[cyan]{label}[/cyan] {format_metrics(metrics)}", soft_wrap=True)
 
     def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-
-
-def trainer_callback(progress: TrainingProgress) -> Any:
-    """A transformers TrainerCallback that drives `progress` (built lazily: transformers is heavy)."""
-    from transformers import TrainerCallback
-
-    class RichProgressCallback(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            progress.start(state.max_steps, state.global_step)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            progress.update(state.global_step)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                progress.update(state.global_step, float(logs["loss"]))
-
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            if metrics is not None:
-                label = f"epoch {state.epoch:.2f}" if state.global_step else "evaluation"
-                progress.log_evaluation(label, metrics)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            progress.stop()
-
-    return RichProgressCallback()
+        elif self.enabled and self.plain and self._start is not None:
+            seconds = round(time.perf_counter() - self._start[0])
+            console.print(f"training ended at step {self._step}/{self._total} after {timedelta(seconds=seconds)}",
+                          markup=False, soft_wrap=True)
+        self._start = None

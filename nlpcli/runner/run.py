@@ -23,7 +23,8 @@ from nlpcli.config import RunConfig, origin_lines, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints, sharing
+from nlpcli.reporting.plot import write_curves
+from nlpcli.runner import checkpoints, settings, sharing
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
@@ -125,6 +126,7 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
+    settings.check_training_settings(cfg)
     if cfg.eval_only and cfg.push_to_hub:
         raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
     if cfg.eval_only and cfg.model == "tiny":
@@ -224,6 +226,8 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     loop = accelerate_loop if cfg.loop == "accelerate" else trainer_loop
     metrics = loop.run(ctx, resume=resuming(cfg), before=before)
 
+    if ctx.train_loss is not None:
+        metrics["train_loss"] = ctx.train_loss
     metrics = final_metrics(metrics)
     if state.is_main_process:
         write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
@@ -231,6 +235,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         write_text_atomic(output_dir / "run.json", json.dumps(info, indent=2))
         if not cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
             sharing.write_model_card(task, cfg, metrics, info, output_dir)
+        write_curves(output_dir)
     state.wait_for_everyone()
     if pusher is not None:  # everything is saved locally: a failed push loses nothing
         say(f"pushed to {pusher.finish()}")

@@ -10,67 +10,51 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli.console import say
-from nlpcli.runner import checkpoints, optimization
+from nlpcli.runner import checkpoints, optimization, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
-from nlpcli.runner.progress import TrainingProgress, trainer_callback
+from nlpcli.runner.history import RunLog
+from nlpcli.runner.progress import TrainingProgress
+from nlpcli.runner.record import LossTotal, RunRecord
+from nlpcli.runner.sampling import length_grouped_sampler
 
 
 def training_arguments(ctx: RunContext) -> Any:
-    import torch
-    from transformers import TrainingArguments
-
-    cfg = ctx.cfg
-    return TrainingArguments(
-        output_dir=str(ctx.output_dir),
-        eval_strategy="no" if cfg.eval_only else "steps" if cfg.eval_steps else "epoch",
-        eval_steps=cfg.eval_steps,
-        save_strategy="no" if cfg.eval_only else "steps" if cfg.save_steps else "epoch",
-        save_steps=cfg.save_steps or 500,
-        save_total_limit=cfg.save_total_limit,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        warmup_steps=optimization.warmup(cfg),
-        lr_scheduler_type=cfg.lr_scheduler,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_grad_norm=cfg.max_grad_norm,
-        seed=cfg.seed,
-        fp16=ctx.mixed_precision == "fp16",
-        bf16=ctx.mixed_precision == "bf16",
-        use_cpu=not torch.cuda.is_available(),
-        logging_steps=cfg.logging_steps,
-        report_to="none",
-        remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
-        average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
-        disable_tqdm=True,
-        logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run), not be averaged away
-    )
+    return settings.training_arguments(ctx.cfg, str(ctx.output_dir), ctx.mixed_precision)
 
 
-def trainer_class(ctx: RunContext, guard: LossGuard | None = None) -> type:
-    """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP) and
-    whose training losses feed the non-finite loss guard."""
+def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossTotal | None = None) -> type:
+    """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP),
+    whose training losses feed the non-finite loss guard and the run's loss total, and whose checkpoints are
+    staged, carry the run record and spare the best one from rotation."""
     from transformers import Trainer
     from transformers.trainer_utils import EvalLoopOutput
 
     loss_fn = ctx.task.training_loss(ctx.cfg)
     guard = guard or LossGuard()
+    losses = losses or LossTotal(RunRecord())
 
     class NlpcliTrainer(Trainer):
         # the task's loss is a per-batch mean, which training_step divides by the accumulation steps
         loss_is_scaled_for_ga = False if loss_fn is not None else None
         tokens = 0  # training tokens of this process (for tokens/s), counted as the Accelerate loop counts them
+        samples = 0  # training samples of this process
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             self.tokens += optimization.batch_tokens(inputs)
-            loss = super().training_step(model, inputs, num_items_in_batch)
+            self.samples += optimization.batch_samples(inputs)
+            loss = super().training_step(model, inputs, num_items_in_batch)  # this micro-batch's share of the step
             guard.observe(loss)
+            losses.add(loss)
             return loss
+
+        def _get_train_sampler(self, train_dataset=None):
+            if ctx.cfg.group_by_length:
+                args = self.args
+                return length_grouped_sampler(train_dataset if train_dataset is not None else self.train_dataset,
+                                              args.train_batch_size * args.gradient_accumulation_steps, args.seed)
+            return super()._get_train_sampler(train_dataset)
 
         def _get_output_dir(self, trial):
             staging = getattr(self, "_staging_root", None)
@@ -80,6 +64,8 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None) -> type:
             """Write the checkpoint in a staging folder, then rename it into place: a crash mid-save leaves no
             half checkpoint under a checkpoint-N name."""
             final = ctx.output_dir / f"{checkpoints.PREFIX}{self.state.global_step}"
+            losses.settle(self.accelerator)
+            losses.record.checkpoints += 1
             self._staging_root = checkpoints.staging_folder(final)
             try:
                 super()._save_checkpoint(model, trial)
@@ -87,10 +73,12 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None) -> type:
                 self._staging_root = None
             self.accelerator.wait_for_everyone()  # every process has written its part (its RNG state)
             if self.args.should_save:
+                staged = checkpoints.staging_folder(final) / final.name
+                losses.record.save(staged)
                 shutil.rmtree(final, ignore_errors=True)
-                (checkpoints.staging_folder(final) / final.name).rename(final)
+                staged.rename(final)
                 shutil.rmtree(checkpoints.staging_folder(final), ignore_errors=True)
-                checkpoints.keep_newest(ctx.output_dir, self.args.save_total_limit)
+                checkpoints.keep_newest(ctx.output_dir, self.args.save_total_limit, keep=losses.record.best_step)
                 ctx.checkpoint_saved(final)
             self.accelerator.wait_for_everyone()
 
@@ -116,16 +104,58 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None) -> type:
     return NlpcliTrainer
 
 
-def save_at_epoch_end() -> Any:
-    """With --save-steps the Trainer saves on steps only; this keeps the end-of-epoch checkpoint too."""
+def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
+    """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
+    (best model, early stopping) from the evaluations made while training."""
     from transformers import TrainerCallback
 
-    class SaveAtEpochEnd(TrainerCallback):
-        def on_epoch_end(self, args, state, control, **kwargs):
-            control.should_save = True
-            return control
+    cfg = ctx.cfg
 
-    return SaveAtEpochEnd()
+    class MonitorCallback(TrainerCallback):
+        training = False
+        since: tuple[float, int] = (0.0, 0)  # (time, samples) at the previous log
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.training, self.since = True, (time.perf_counter(), trainer.samples)
+            run_log.progress.start(state.max_steps, state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            run_log.progress.update(state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            now, samples = time.perf_counter(), trainer.samples
+            rate = (samples - self.since[1]) * args.world_size / (now - self.since[0]) if now > self.since[0] else None
+            self.since = (now, samples)
+            run_log.training(state.global_step, state.epoch or 0.0, float(logs["loss"]), float(logs["learning_rate"]),
+                             logs.get("grad_norm"), round(rate, 2) if rate is not None else None)
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metrics is None:
+                return
+            run_log.evaluation(state.global_step, state.epoch, metrics, self.training)
+            if self.training:
+                record.observe(cfg, state.global_step, metrics)
+                if record.should_stop:
+                    control.should_training_stop = True
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.training = False
+            run_log.progress.stop()
+
+    return MonitorCallback()
+
+
+def tensorboard_callback(ctx: RunContext) -> Any:
+    """transformers' own TensorBoard callback, writing to <output>/tensorboard (main process only)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(SummaryWriter(log_dir=str(ctx.output_dir / TENSORBOARD_DIR)))
+
+
+TENSORBOARD_DIR = "tensorboard"
 
 
 def collator_epochs(collator: Any) -> Any:
@@ -139,13 +169,16 @@ def collator_epochs(collator: Any) -> Any:
     return CollatorEpoch()
 
 
-def build_trainer(ctx: RunContext, guard: LossGuard) -> tuple[Any, TrainingProgress]:
+def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple[Any, RunLog, LossTotal]:
     from transformers import PrinterCallback
 
+    from nlpcli.console import is_main_process
+
     task = ctx.task
-    progress = TrainingProgress()
+    run_log = RunLog(ctx.output_dir, TrainingProgress())
+    losses = LossTotal(record)
     collator = task.collator(ctx.tokenizer, ctx.model, ctx.cfg)
-    trainer = trainer_class(ctx, guard)(
+    trainer = trainer_class(ctx, guard, losses)(
         model=ctx.model,
         args=training_arguments(ctx),
         train_dataset=ctx.model_inputs(ctx.train_features) if ctx.train_features is not None else None,
@@ -156,12 +189,12 @@ def build_trainer(ctx: RunContext, guard: LossGuard) -> tuple[Any, TrainingProgr
     if hasattr(collator, "set_epoch"):
         trainer.add_callback(collator_epochs(collator))
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(trainer_callback(progress))
-    if ctx.cfg.save_steps:
-        trainer.add_callback(save_at_epoch_end())
+    trainer.add_callback(monitor_callback(run_log, record, ctx, trainer))
+    if ctx.cfg.report_to == "tensorboard" and is_main_process():
+        trainer.add_callback(tensorboard_callback(ctx))
     guard.accelerator = trainer.accelerator
     trainer.add_callback(trainer_guard_callback(guard))  # last: it overrides the others' save/evaluate
-    return trainer, progress
+    return trainer, run_log, losses
 
 
 def planned_steps(trainer: Any, cfg: Any) -> int:
@@ -172,19 +205,25 @@ def planned_steps(trainer: Any, cfg: Any) -> int:
     return math.ceil(cfg.epochs * max(1, math.ceil(batches / cfg.gradient_accumulation_steps)))
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    return json.loads((checkpoint / "trainer_state.json").read_text()).get("global_step", 0)
+
+
 def finished_in(checkpoint: Path, trainer: Any, cfg: Any) -> bool:
-    """True when `checkpoint` already holds all the training `cfg` asks for."""
-    done = json.loads((checkpoint / "trainer_state.json").read_text()).get("global_step", 0)
-    return done >= planned_steps(trainer, cfg)
+    """True when `checkpoint` already holds all the training `cfg` asks for (or early stopping ended it)."""
+    return checkpoint_step(checkpoint) >= planned_steps(trainer, cfg) or RunRecord.load(checkpoint).should_stop
 
 
 def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
-    """Train (unless eval-only), save the model, and return the final evaluation metrics."""
-    import torch
+    """Train (unless eval-only), save the model (the best one with --load-best-model-at-end), and return the
+    final evaluation metrics."""
     from transformers import TrainerState
 
     guard = LossGuard()
-    trainer, progress = build_trainer(ctx, guard)
+    latest = checkpoints.latest_complete(ctx.output_dir) if resume and not ctx.cfg.eval_only else None
+    record = RunRecord.load(latest)
+    trainer, run_log, losses = build_trainer(ctx, guard, record)
+    run_log.start(checkpoint_step(latest) if latest is not None else None)
     metrics: dict[str, Any] = {}
     if before:
         metrics.update(before_training(ctx.output_dir, resume, trainer.evaluate))
@@ -193,7 +232,6 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         return metrics
     started = time.perf_counter()
     try:
-        latest = checkpoints.latest_complete(ctx.output_dir) if resume else None
         if latest is not None and finished_in(latest, trainer, ctx.cfg):
             # the Trainer would take one step past the end; load the last weights and finish the run instead
             say(f"training is already complete ({latest.name}); evaluating and saving the model.")
@@ -202,17 +240,40 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         else:
             trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
     finally:
-        progress.stop()
+        run_log.progress.stop()
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
         raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,
                               ctx.output_dir)
-    tokens = trainer.accelerator.gather(torch.tensor([trainer.tokens], device=trainer.args.device)).sum()
-    ctx.training.update(optimization.throughput(int(tokens), time.perf_counter() - started))
+    losses.settle(trainer.accelerator)
+    tokens = optimization.gathered_count(trainer.accelerator, trainer.tokens)
+    samples = optimization.gathered_count(trainer.accelerator, trainer.samples)
+    ctx.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples))
+    step = trainer.state.global_step
+    best = best_checkpoint(ctx, record)
+    if best is not None:
+        trainer._load_from_checkpoint(str(best))
     trainer.save_model(str(ctx.output_dir))
     history = trainer.state.log_history
     last_eval = next((log for log in reversed(history) if any(k.startswith("eval_") for k in log)), None)
-    if last_eval is not None and last_eval.get("step") == trainer.state.global_step:
+    final_step = record.best_step if best is not None else step
+    if last_eval is not None and last_eval.get("step") == final_step:
         metrics.update(last_eval)
     else:
         metrics.update(trainer.evaluate())
+    finish(ctx, record, losses, step, best is not None)
     return metrics
+
+
+def best_checkpoint(ctx: RunContext, record: RunRecord) -> Path | None:
+    """The checkpoint to keep as the output model with --load-best-model-at-end, if it is not the last state."""
+    if not ctx.cfg.load_best_model_at_end or record.best_step is None:
+        return None
+    path = ctx.output_dir / f"{checkpoints.PREFIX}{record.best_step}"
+    return path if path.is_dir() else None
+
+
+def finish(ctx: RunContext, record: RunRecord, losses: LossTotal, step: int, best_loaded: bool) -> None:
+    """The run's training summary: train_loss for metrics.json, the record's counts for run.json."""
+    ctx.training.update(record.summary(ctx.cfg, step, best_loaded))
+    ctx.training["gradient_checkpointing"] = bool(getattr(ctx.model, "is_activation_checkpointing", False))
+    ctx.train_loss = losses.mean(step)

@@ -1,0 +1,119 @@
+"""Reading a run folder: `log_history.jsonl` into curves (one series of (step, value) per quantity),
+`metrics.json` and `run.json` into a `RunRecord`. Refuses (UserError) files it cannot read, naming them."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nlpcli.errors import UserError
+from nlpcli.runner.evaluation import TIMING_KEYS
+from nlpcli.runner.history import HISTORY_FILE
+
+METRICS_FILE = "metrics.json"
+RUN_FILE = "run.json"
+TRAIN_LOSS = "loss"
+EVAL_PREFIX = "eval_"
+# evaluation keys that count the examples behind a figure (per entity, HasAns/NoAns): not metrics
+COUNTS = re.compile(r"_(number|total|samples)$")
+# a per-group breakdown (per entity type, HasAns/NoAns): the table shows it, the curves keep to the overall figures
+PER_GROUP = re.compile(r"^eval_(?!overall_)[^_]+_(precision|recall|f1|accuracy|exact|exact_match)$")
+
+Curves = dict[str, list[tuple[int, float]]]
+
+
+@dataclass
+class RunRecord:
+    """What `nlpcli report` knows of one run folder."""
+
+    folder: Path
+    metrics: dict[str, Any] | None
+    info: dict[str, Any] = field(default_factory=dict)
+    curves: Curves | None = None
+
+    @property
+    def label(self) -> str:
+        return self.folder.name or str(self.folder)
+
+
+def plotted(key: str) -> bool:
+    """Whether an evaluation key gets its own curve: a metric, not a timing, a count or a per-group breakdown."""
+    return (key.startswith(EVAL_PREFIX) and not key.endswith(TIMING_KEYS) and not COUNTS.search(key)
+            and not PER_GROUP.match(key))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def parse_history(lines: list[str], source: Path) -> Curves:
+    """Curves from log_history.jsonl lines: the training loss, and each evaluation metric, against the step.
+
+    A step logged twice (a resumed run repeats the steps after its checkpoint) keeps its last value. A last
+    line cut short (the run is still writing) is skipped; any other line that is not a JSON object is refused."""
+    by_step: dict[str, dict[int, float]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break
+            raise UserError(f"{source}, line {number}: not JSON ({err.msg}).") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{source}, line {number}: expected a JSON object, got {type(record).__name__}.")
+        step = record.get("step")
+        if isinstance(step, bool) or not isinstance(step, int):
+            continue  # not a step record (e.g. a run summary)
+        keys = [TRAIN_LOSS] if TRAIN_LOSS in record else [k for k in record if plotted(k)]
+        for key in keys:
+            value = _number(record[key])
+            if value is not None:
+                by_step.setdefault(key, {})[step] = value
+    return {key: sorted(points.items()) for key, points in by_step.items()}
+
+
+def read_history(run_dir: Path) -> Curves | None:
+    """The run's curves, or None when it has no log_history.jsonl."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start}).") from None
+    return parse_history(text.split("\n"), path)
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a JSON file ({err}).") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(value).__name__}.")
+    return value
+
+
+def read_run(folder: Path) -> RunRecord:
+    """A run folder's metrics, facts and curves; refuses a folder that holds neither metrics nor a history."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise UserError(f"{folder}: no such run folder.")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: a file, not a run folder.", hint="Give the --output-dir of a training run.")
+    metrics = read_json_object(folder / METRICS_FILE)
+    curves = read_history(folder)
+    if metrics is None and curves is None:
+        raise UserError(f"{folder}: not an nlpcli run folder (no {METRICS_FILE} and no {HISTORY_FILE}).",
+                        hint="Give the --output-dir of a training run.")
+    return RunRecord(folder=folder, metrics=metrics, info=read_json_object(folder / RUN_FILE) or {}, curves=curves)

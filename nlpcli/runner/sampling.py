@@ -1,0 +1,28 @@
+"""`--group-by-length` for both loops: transformers' LengthGroupedSampler, drawn per (seed, epoch).
+
+Seeding each epoch's order from the run's seed and the epoch number (not from torch's global generator)
+gives every DDP process the same order to shard, and a resumed run the order its epoch started with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def length_grouped_sampler(features: Any, batch_size: int, seed: int) -> Any:
+    """A sampler over `features` (a datasets.Dataset with input_ids) that batches similar lengths together."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class EpochLengthGroupedSampler(LengthGroupedSampler):
+        epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __iter__(self):
+            self.generator = torch.Generator().manual_seed(seed + self.epoch)
+            return super().__iter__()
+
+    lengths = [len(ids) for ids in features["input_ids"]]
+    return EpochLengthGroupedSampler(batch_size, lengths=lengths)

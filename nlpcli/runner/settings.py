@@ -1,0 +1,142 @@
+"""The training settings both loops share, as transformers' `TrainingArguments`: built once from the run
+configuration (and `--trainer-arg` pass-through), checked before any data is read, and the source of the
+Accelerate loop's optimizer (the Trainer's own optimizer choice: `--optim`, fused AdamW by default)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+from typing import Any
+
+from nlpcli.config import RunConfig
+from nlpcli.errors import UserError
+from nlpcli.runner import optimization
+
+# TrainingArguments fields nlpcli sets itself from how it runs: a pass-through value would break a guarantee
+MANAGED = {
+    "remove_unused_columns": "the runner drops the columns the model does not take",
+    "disable_tqdm": "nlpcli shows its own progress",
+    "use_cpu": "nlpcli picks the device",
+    "logging_nan_inf_filter": "a non-finite loss must stop the run",
+    "average_tokens_across_devices": "both loops average the loss per process",
+    "fp16": "use --precision", "bf16": "use --precision",
+    "resume_from_checkpoint": "use --resume",
+    "logging_dir": "TensorBoard logs go to <output>/tensorboard",
+    "train_sampling_strategy": "use --group-by-length",
+}
+
+
+def training_argument_names() -> set[str]:
+    from transformers import TrainingArguments
+
+    return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A pass-through value read as YAML ('1e-3' stays a string there) converted to the field default's type."""
+    from transformers import TrainingArguments
+
+    default = next(f.default for f in dataclasses.fields(TrainingArguments) if f.name == name)
+    if isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
+        try:
+            return type(default)(float(value)) if isinstance(default, int) else float(value)
+        except ValueError:
+            raise UserError(f"--trainer-arg {name}: expected a number, got {value!r}.") from None
+    return value
+
+
+def check_training_settings(cfg: RunConfig) -> None:
+    """Refuse, before any data is read, what neither loop can run: unknown or managed `--trainer-arg` keys
+    (naming the closest fields), pass-through keys the Accelerate loop cannot honour, an unknown `--optim`,
+    and TensorBoard without its package."""
+    passed = cfg.trainer_args or {}
+    if passed:
+        known = training_argument_names()
+        for name in passed:
+            if name in MANAGED:
+                raise UserError(f"--trainer-arg {name}: nlpcli sets this itself ({MANAGED[name]}).")
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=3)
+                hint = f"Did you mean {', '.join(close)}?" if close else "See transformers' TrainingArguments."
+                raise UserError(f"--trainer-arg {name}: not a TrainingArguments field.", hint=hint)
+        if cfg.loop == "accelerate":
+            raise UserError(
+                f"--trainer-arg {', '.join(sorted(passed))}: the accelerate loop cannot honour Trainer-only "
+                "settings; use --loop trainer, or nlpcli's own options."
+            )
+    from transformers.training_args import OptimizerNames
+
+    names = [o.value for o in OptimizerNames]
+    if cfg.optim not in names:
+        close = difflib.get_close_matches(cfg.optim, names, n=3)
+        raise UserError(f"--optim {cfg.optim}: not a transformers optimizer name.",
+                        hint=f"Did you mean {', '.join(close)}?" if close else f"Known: {', '.join(names)}.")
+    if cfg.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+        raise UserError("--report-to tensorboard needs the tensorboard package.",
+                        hint="pip install 'nlpcli[tensorboard]'")
+
+
+def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str) -> Any:
+    """The TrainingArguments both loops train by: the Trainer runs on them, the Accelerate loop takes its
+    optimizer from them."""
+    import torch
+    from transformers import TrainingArguments
+
+    evaluation, saving = cfg.evaluation_strategy, cfg.saving_strategy
+    values = dict(
+        output_dir=output_dir,
+        eval_strategy=evaluation,
+        eval_steps=cfg.evaluation_interval if evaluation == "steps" else None,
+        save_strategy=saving,
+        save_steps=cfg.saving_interval,
+        save_total_limit=cfg.save_total_limit,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        warmup_steps=optimization.warmup(cfg),
+        lr_scheduler_type=cfg.lr_scheduler,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        optim=cfg.optim,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs=GRADIENT_CHECKPOINTING if cfg.gradient_checkpointing else None,
+        torch_compile=cfg.torch_compile,
+        fp16=mixed_precision == "fp16",
+        bf16=mixed_precision == "bf16",
+        use_cpu=not torch.cuda.is_available(),
+        logging_steps=cfg.logging_steps,
+        report_to="none",  # TensorBoard is added as the Trainer's own callback, writing to <output>/tensorboard
+        remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
+        average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
+        disable_tqdm=True,
+        logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run), not be averaged away
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient; spares DDP's warning on each rank
+    )
+    values.update({name: _typed(name, value) for name, value in (cfg.trainer_args or {}).items()})
+    try:
+        return TrainingArguments(**values)
+    except (ValueError, TypeError) as err:
+        keys = ", ".join(sorted(cfg.trainer_args or {})) or "the options"
+        raise UserError(f"Training settings refused by transformers ({keys}): {err}") from None
+
+
+GRADIENT_CHECKPOINTING = {"use_reentrant": False}  # the non-reentrant variant: works with frozen inputs, and DDP
+
+
+def optimizer(args: Any, model: Any) -> Any:
+    """The optimizer the Trainer would build from `args` (`--optim`: its class and settings, fused AdamW where
+    torch has it), over nlpcli's weight-decay groups."""
+    from transformers import Trainer
+
+    optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    return optimizer_cls(optimization.parameter_groups(model, args.weight_decay), **kwargs)
+
+
+def accelerator_options(cfg: RunConfig) -> dict[str, Any]:
+    """The Accelerate loop's Accelerator settings that follow nlpcli options (--torch-compile)."""
+    return {"dynamo_backend": "inductor" if cfg.torch_compile else None}

@@ -1,0 +1,212 @@
+"""curves.png and `nlpcli report`, on hand-written run folders in the format the runner writes
+(log_history.jsonl lines, metrics.json, run.json)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import read_json, run_cli
+from nlpcli.reporting.plot import CURVES_FILE, panels, write_curves
+from nlpcli.reporting.runs import parse_history, read_history
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def history_lines(steps: int = 20, eval_every: int = 5, start_loss: float = 2.0) -> list[dict]:
+    lines: list[dict] = []
+    for step in range(1, steps + 1):
+        if step % 2 == 0:
+            lines.append({"step": step, "epoch": step / 10, "loss": start_loss / step, "learning_rate": 1e-3,
+                          "grad_norm": None if step == 2 else 1.5, "samples_per_second": 40.0})
+        if step % eval_every == 0:
+            lines.append({"step": step, "epoch": step / 10, "eval_loss": start_loss / (step + 1),
+                          "eval_overall_f1": step / steps, "eval_overall_accuracy": 0.5 + step / (4 * steps),
+                          "eval_LOC_f1": 0.1, "eval_LOC_number": 15, "eval_runtime": 0.3,
+                          "eval_samples_per_second": 33.3, "eval_steps_per_second": 4.0})
+    lines.append({"train_loss": 0.4, "train_runtime": 5.0, "step": steps, "epoch": steps / 10})
+    return lines
+
+
+def make_run(folder: Path, metrics: dict | None, history: list[dict] | None, info: dict | None = None) -> Path:
+    folder.mkdir(parents=True)
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    if history is not None:
+        (folder / "log_history.jsonl").write_text("".join(json.dumps(line) + "\n" for line in history))
+    if info is not None:
+        (folder / "run.json").write_text(json.dumps(info))
+    return folder
+
+
+def assert_png(path: Path, min_bytes: int = 20_000) -> tuple[int, int]:
+    """A PNG matplotlib reads back: returns its (height, width) in pixels."""
+    from matplotlib.image import imread
+
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > min_bytes
+    pixels = imread(path)
+    assert pixels.ndim == 3 and pixels.std() > 0.05  # drawn lines and text, not a blank canvas
+    return pixels.shape[0], pixels.shape[1]
+
+
+def test_history_gives_the_training_loss_and_each_eval_metric_against_the_step(tmp_path):
+    run = make_run(tmp_path / "run", None, history_lines())
+    curves = read_history(run)
+    assert curves["loss"] == [(s, pytest.approx(2.0 / s)) for s in range(2, 21, 2)]
+    assert [s for s, _ in curves["eval_overall_f1"]] == [5, 10, 15, 20]
+    assert curves["eval_overall_f1"][-1] == (20, 1.0)
+    # timings, counts and per-group breakdowns are not curves; the run summary line is no training log
+    assert set(curves) == {"loss", "eval_loss", "eval_overall_f1", "eval_overall_accuracy"}
+    assert panels([("run", curves)]) == ["loss", "eval_overall_f1", "eval_overall_accuracy"]
+
+
+def test_history_keeps_the_last_value_of_a_step_logged_again_after_a_resume(tmp_path):
+    lines = [json.dumps({"step": s, "loss": 1.0}) for s in (2, 4, 6)] + [json.dumps({"step": 6, "loss": 0.5})]
+    curves = parse_history([*lines, '{"step": 8, "lo'], tmp_path / "log_history.jsonl")  # last line cut short
+    assert curves == {"loss": [(2, 1.0), (4, 1.0), (6, 0.5)]}
+
+
+def test_a_broken_history_line_is_refused_with_its_number(tmp_path):
+    run = make_run(tmp_path / "run", {"eval_loss": 1.0}, None)
+    (run / "log_history.jsonl").write_text('{"step": 1, "loss": 1.0}\nnot json\n{"step": 2, "loss": 0.9}\n')
+    result = run_cli("report", run)
+    assert result.exit_code == 2
+    assert "log_history.jsonl, line 2: not JSON" in result.output
+
+
+def test_write_curves_draws_a_png_matplotlib_reads_back(tmp_path):
+    run = make_run(tmp_path / "run", None, history_lines())
+    path = write_curves(run)
+    assert path == run / CURVES_FILE
+    height, width = assert_png(path)
+    assert width == 1500 and height > 300  # three subplots side by side, 5 inches each at 100 dpi
+    assert not list(run.glob(".curves.png.*"))  # written through a temporary file, none left behind
+
+
+def test_write_curves_without_matplotlib_skips_with_a_note(tmp_path, monkeypatch, capsys):
+    run = make_run(tmp_path / "run", None, history_lines())
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    assert write_curves(run) is None
+    assert not (run / CURVES_FILE).exists()
+    said = capsys.readouterr().out
+    assert "matplotlib is not installed" in said and "nlpcli[plot]" in said and len(said.strip().splitlines()) == 1
+
+
+def test_write_curves_without_a_history_draws_nothing(tmp_path):
+    run = make_run(tmp_path / "run", {"eval_loss": 1.0}, None)
+    assert write_curves(run) is None and not (run / CURVES_FILE).exists()
+
+
+def two_runs(tmp_path: Path) -> tuple[Path, Path]:
+    first = make_run(tmp_path / "lr-1e-3", {"eval_loss": 0.25, "eval_overall_f1": 0.8125, "train_loss": 0.5},
+                     history_lines(), {"task": "ner", "model": "tiny", "loop": "trainer", "wall_time_s": 12.5})
+    second = make_run(tmp_path / "lr-5e-3", {"eval_loss": 0.375, "eval_overall_f1": 0.6875},
+                      history_lines(start_loss=3.0), {"task": "ner", "model": "tiny", "loop": "accelerate"})
+    return first, second
+
+
+def test_report_shows_the_metrics_of_both_runs_side_by_side(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first, second = two_runs(tmp_path)
+    result = run_cli("report", first, second)
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" not in result.output  # not a terminal: plain text
+    lines = result.output.splitlines()
+    assert re.split(r"\s{2,}", lines[0].strip()) == ["lr-1e-3", "lr-5e-3"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:] if line.strip()}
+    assert rows["eval_overall_f1"] == ["0.8125", "0.6875"]
+    assert rows["eval_loss"] == ["0.2500", "0.3750"]
+    assert rows["loop"] == ["trainer", "accelerate"]
+    assert rows["train_loss"] == ["0.5000"]  # only the first run has it
+    assert_png(tmp_path / "comparison.png")  # the default chart, in the current folder
+    assert "curves: comparison.png" in result.output
+
+
+def test_report_output_draws_one_chart_and_json_lists_the_runs(tmp_path):
+    first, second = two_runs(tmp_path)
+    chart = tmp_path / "charts" / "lr.png"
+    result = run_cli("report", first, second, "--output", chart, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [r["label"] for r in report["runs"]] == ["lr-1e-3", "lr-5e-3"]
+    assert report["runs"][1]["metrics"] == read_json(second / "metrics.json")
+    assert report["chart"] == str(chart)
+    height, width = assert_png(chart)
+    assert width == 1500
+
+
+def test_report_of_a_run_without_history_is_a_table_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = make_run(tmp_path / "old", {"eval_loss": 0.5}, None)
+    result = run_cli("report", run)
+    assert result.exit_code == 0, result.output
+    assert "no log_history.jsonl" in result.output and "0.5000" in result.output
+    assert not (tmp_path / "comparison.png").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "bad-metrics", "file"])
+def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, case):
+    good = make_run(tmp_path / "good", {"eval_loss": 0.5}, history_lines())
+    bad = tmp_path / case
+    if case == "file":
+        bad.write_text("{}")
+    elif case != "missing":
+        bad.mkdir()
+    if case == "bad-metrics":
+        (bad / "metrics.json").write_text("{not json")
+    result = run_cli("report", good, bad, "--output", tmp_path / "chart.png")
+    assert result.exit_code == 2
+    assert str(bad) in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "chart.png").exists()
+
+
+def test_report_output_without_matplotlib_exits_2_with_the_pip_command(tmp_path, monkeypatch):
+    first, second = two_runs(tmp_path)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    result = run_cli("report", first, second, "--output", tmp_path / "chart.png")
+    assert result.exit_code == 2
+    assert "pip install 'nlpcli[plot]'" in result.output
+
+
+def test_report_reads_a_real_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    trained = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate",
+                      "5e-3", "--max-steps", "6", "--logging-steps", "2", "--output-dir", out)
+    assert trained.exit_code == 0, trained.output
+    curves = read_history(out)  # steps 2, 4, 6 logged; an evaluation at the end of each 3-step epoch
+    assert [step for step, _ in curves["loss"]] == [2, 4, 6]
+    assert [step for step, _ in curves["eval_overall_f1"]] == [3, 6]
+    assert_png(out / CURVES_FILE)  # drawn at the end of the run
+    result = run_cli("report", out, "--json")
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(result.output)["runs"]
+    assert run["metrics"] == read_json(out / "metrics.json")
+    assert run["run"]["task"] == "ner" and run["run"]["loop"] == "trainer" and run["history"] is True
+
+
+@pytest.mark.parametrize("output", ["chart.jpg", "folder"])
+def test_report_refuses_an_output_that_is_not_a_png_path(tmp_path, output):
+    first, second = two_runs(tmp_path)
+    (tmp_path / "folder").mkdir()
+    result = run_cli("report", first, second, "--output", tmp_path / output)
+    assert result.exit_code == 2
+    assert f"--output {tmp_path / output}: expected the path of a .png file" in result.output
+    assert not (tmp_path / "chart.jpg").exists()
+
+
+def test_report_of_a_run_still_going_draws_its_curves_with_an_empty_column(tmp_path):
+    done = make_run(tmp_path / "done", {"eval_loss": 0.5}, history_lines())
+    going = make_run(tmp_path / "going", None, history_lines(steps=10))
+    with (going / "log_history.jsonl").open("a") as history:
+        history.write('{"step": 12, "epoch": 1.2, "lo')  # the line the run is writing right now
+    result = run_cli("report", done, going, "--output", tmp_path / "now.png")
+    assert result.exit_code == 0, result.output
+    assert "going: no metrics.json (still running?)" in result.output
+    assert re.search(r"^eval_loss\s+0\.5000$", result.output, re.MULTILINE)  # nothing under the running one
+    assert_png(tmp_path / "now.png")
