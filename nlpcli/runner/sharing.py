@@ -28,9 +28,9 @@ LAST_CHECKPOINT = "last-checkpoint"
 # what stays local: checkpoints (pushed separately with every_save), the lock, staging and temporary files, the
 # preset's tokenizer (the final tokenizer is saved beside the model)
 NOT_PUSHED = ["checkpoint-*", ".*", "preset-tokenizer*"]
-TRAINING_KEYS = ("loop", "learning_rate", "weight_decay", "warmup_ratio", "warmup_steps", "lr_scheduler", "batch_size",
-                 "eval_batch_size", "gradient_accumulation_steps", "epochs", "max_steps", "max_grad_norm", "seed",
-                 "precision", "max_length", "max_train_samples", "max_eval_samples")
+TRAINING_KEYS = ("loop", "optim", "learning_rate", "weight_decay", "warmup_ratio", "warmup_steps", "lr_scheduler",
+                 "batch_size", "eval_batch_size", "gradient_accumulation_steps", "epochs", "max_steps", "max_grad_norm",
+                 "seed", "precision", "max_length", "max_train_samples", "max_eval_samples", "trainer_args")
 NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second", "epoch")
 
 
@@ -52,7 +52,7 @@ def hyperparameters(cfg: RunConfig, world_size: int) -> dict[str, Any]:
     """The training settings, then the task's own keys, leaving out those not set."""
     shared = {f.name for f in dataclasses.fields(RunConfig)}
     task_keys = [f.name for f in dataclasses.fields(cfg) if f.name not in shared]
-    chosen = {key: getattr(cfg, key) for key in (*TRAINING_KEYS, *task_keys) if getattr(cfg, key) is not None}
+    chosen = {key: getattr(cfg, key) for key in (*TRAINING_KEYS, *task_keys) if getattr(cfg, key, None) is not None}
     chosen["world_size"] = world_size
     chosen["total_train_batch_size"] = cfg.batch_size * cfg.gradient_accumulation_steps * world_size
     return chosen
