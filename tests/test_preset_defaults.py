@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from conftest import read_json, run_cli
 from nlpcli.config import PRESET_DIR, origin_lines, read_yaml, resolve_config, value_origins
+from nlpcli.tasks.clm import ClmConfig
 from nlpcli.tasks.mlm import MlmConfig
 from nlpcli.tasks.ner import NerConfig
 
@@ -17,6 +18,8 @@ def test_the_tiny_preset_brings_a_learning_rate_for_random_weights():
     assert course.learning_rate == 2e-5  # configs/mlm.yaml: fine-tuning a pretrained model
     assert tiny.learning_rate == TINY["learning_rate"] >= 1e-3  # a random-init model needs far more
     assert (tiny.weight_decay, tiny.warmup_ratio) == (TINY["weight_decay"], TINY["warmup_ratio"])
+    assert resolve_config(ClmConfig, "clm").warmup_steps > 0  # the course's fixed warm-up...
+    assert resolve_config(ClmConfig, "clm", cli_values={"model": "tiny"}).warmup_steps == 0  # ...gives way
     assert tiny.batch_size == course.batch_size  # what the preset leaves alone still comes from the task
     assert value_origins(tiny)["learning_rate"] == "preset tiny"
     assert value_origins(tiny)["batch_size"] == "task defaults"
