@@ -134,6 +134,12 @@ class RunConfig:
     streaming: bool = option(False, "Read the training split while training instead of loading it first (needs "
                                     "--max-steps; tasks that support it).")
     validation_file: str | None = option(None, "Local validation file (same formats).")
+    test_file: str | None = option(
+        None, "After training, run the final model on this file (same formats): test_predictions.jsonl, and test_* "
+        "metrics when it has labels."
+    )
+    do_predict: bool = option(False, "After training, run the final model on the data set's test split, as "
+                                     "--test-file does.")
     field: str | None = option(
         None, "JSON key holding the records (e.g. 'data' for nested files).", data_bound=True
     )

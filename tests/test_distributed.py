@@ -17,26 +17,40 @@ def trained(tmp_path_factory):
 
 
 def test_eval_only_gives_identical_metrics_with_1_and_2_processes(trained, tmp_path):
-    metrics = {}
+    from nlpcli.sources.data import SAMPLES_DIR
+
+    test_file = tmp_path / "test.jsonl"  # the sample's sentences under the columns the run reads
+    test_file.write_text((SAMPLES_DIR / "conll2003_sample.jsonl").read_text().replace('"words"', '"tokens"')
+                         .replace('"ner"', '"ner_tags"'))
+    metrics, files = {}, {}
     for nproc in (1, 2):
         out = tmp_path / f"eval{nproc}"
         # 7 examples, 2 per device: the last step of 2 processes is uneven and gets a duplicated sample
         result = torchrun(nproc, "ner", "--model", trained, "--eval-only", "--dataset", "sample",
-                          "--max-eval-samples", "7", "--eval-batch-size", "2", "--output-dir", out)
+                          "--max-eval-samples", "7", "--eval-batch-size", "2", "--output-dir", out,
+                          "--test-file", test_file)
         assert result.returncode == 0, result.stderr[-3000:]
         metrics[nproc] = read_json(out / "metrics.json")
+        files[nproc] = [(out / name).read_text() for name in ("eval_predictions.jsonl", "test_predictions.jsonl")]
         info = read_json(out / "run.json")
-        assert info["world_size"] == nproc and info["eval_samples"] == 7
+        assert info["world_size"] == nproc and info["eval_samples"] == 7 and info["test_samples"] == 10
     assert metrics[1] == metrics[2]
+    assert files[1] == files[2]  # the same rows, in data order, written once
+    assert files[1][0].count("\n") == 7 and files[1][1].count("\n") == 10
     assert metrics[1]["eval_LOC_number"] + metrics[1]["eval_PER_number"] + metrics[1]["eval_ORG_number"] > 0
 
 
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_ddp_training_on_cpu(tmp_path, loop):
     out = tmp_path / loop
+    test_file = tmp_path / "test.jsonl"  # no labels: predictions only
+    test_file.write_text('{"tokens": ["Bill", "met", "Paris"]}\n{"tokens": ["CHICAGO", "AT", "ATLANTA"]}\n')
     result = torchrun(2, "ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "2", "--batch-size", "2",
-                      "--loop", loop, "--logging-steps", "1", "--eval-steps", "1", "--output-dir", out)
+                      "--loop", loop, "--logging-steps", "1", "--eval-steps", "1", "--output-dir", out,
+                      "--test-file", test_file)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert [row["tokens"] for row in read_jsonl(out / "test_predictions.jsonl")] == [["Bill", "met", "Paris"],
+                                                                                     ["CHICAGO", "AT", "ATLANTA"]]
     assert read_json(out / "run.json")["world_size"] == 2
     history = read_jsonl(out / "log_history.jsonl")  # written once, by the main process
     assert [(r["step"], "loss" in r) for r in history] == [(1, True), (1, False), (2, True), (2, False)]

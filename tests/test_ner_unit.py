@@ -88,12 +88,42 @@ def test_class_ids_without_names_need_labels_option():
     assert task.labels == LABELS
 
 
-def test_compute_metrics_ignores_special_positions():
+def test_evaluation_is_word_level_from_first_sub_tokens():
     task = NerTask()
-    task.labels = LABELS
-    features = datasets.Dataset.from_dict({"labels": [[IGNORE, 1, 2, 0, IGNORE]]})
-    logits = np.full((1, 6, len(LABELS)), -1.0)  # one extra padded position, as gathered logits have
-    for position, label in enumerate([0, 1, 2, 0, 4, 4]):
-        logits[0, position, label] = 1.0
-    scores = task.compute_metrics(logits, features, None)
-    assert scores["overall_f1"] == 1.0 and scores["PER_number"] == 1
+    task.cfg, task.labels = NerConfig(), LABELS
+    # [CLS] Syl ##vain works in Brook ##lyn [SEP]; the second sentence lost its last word to truncation
+    word_ids = [[-1, 0, 0, 1, 2, 3, 3, -1], [-1, 0, 1, -1]]
+    features = datasets.Dataset.from_dict({"word_ids": word_ids})
+    raw = {"tokens": [["Sylvain", "works", "in", "Brooklyn"], "Bill met Paris"],  # a list, or a string (CSV)
+           "ner_tags": [["B-PER", "O", "O", "B-LOC"], [1, 0, 3]]}  # label names, or class ids
+    predicted = [[0, 1, 0, 0, 0, 3, 0, 0], [0, 1, 4, 0]]  # ##vain and ##lyn are ignored: only first sub-tokens
+    logits = np.full((2, 9, len(LABELS)), -1.0)  # one extra padded position, as gathered logits have
+    for row, labels in enumerate(predicted):
+        for position, label in enumerate(labels):
+            logits[row, position, label] = 1.0
+    rows = task.prediction_rows(logits, features, raw)
+    assert rows == [
+        {"tokens": ["Sylvain", "works", "in", "Brooklyn"], "prediction": ["B-PER", "O", "O", "B-LOC"],
+         "reference": ["B-PER", "O", "O", "B-LOC"]},
+        {"tokens": ["Bill", "met"], "prediction": ["B-PER", "I-LOC"], "reference": ["B-PER", "O"]},
+    ]
+    scores = task.score_rows(rows)
+    assert scores["overall_precision"] == pytest.approx(3 / 4) and scores["overall_recall"] == 1.0
+    assert scores == task.compute_metrics(logits, features, raw)
+
+
+def test_label_list_is_the_union_of_train_and_validation(capsys):
+    train = {"tokens": [["Bill", "met", "Paris"]], "ner_tags": [["B-PER", "O", "B-LOC"]]}
+    validation = {"tokens": [["Nobel", "Prize", "in", "Oslo", "and", "Turing", "Award"]],
+                  "ner_tags": [["B-OTH", "I-OTH", "O", "B-LOC", "O", "B-OTH", "I-OTH"]]}
+    raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict(train),
+                                "validation": datasets.Dataset.from_dict(validation)})
+    task = NerTask()
+    task.setup(raw, NerConfig(dataset="x"), None)
+    assert task.labels == ["O", "B-LOC", "B-OTH", "I-OTH", "B-PER"]
+    warning = capsys.readouterr().err
+    assert "B-OTH (2), I-OTH (2)" in warning and "B-LOC" not in warning and warning.count("warning") == 1
+    again = NerTask()
+    again.setup(datasets.DatasetDict({"train": raw["validation"], "validation": raw["train"]}), NerConfig(dataset="x"),
+                None)
+    assert again.labels == task.labels  # the same order whichever split a label comes from

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import REPO, read_json, run_cli
+from conftest import REPO, read_json, read_jsonl, run_cli
 from nlpcli.metrics.squad import squad_scores
 from nlpcli.sources.presets import train_wordpiece_tokenizer
 from nlpcli.tasks.qa import QaConfig, postprocess, window_features
@@ -192,6 +192,14 @@ def test_unanswerable_needs_version_2(tmp_path):
     assert "'r4'" in result.output and "--version-2-with-negative" in result.output
 
 
+def test_test_file_without_answers_is_refused(tmp_path):
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(json.dumps({"id": "q1", "question": "Who?", "context": "Bill sang."}) + "\n")
+    result = run_cli("qa", "--model", "tiny", "--dataset", "sample", "--max-steps", "1", "--version-2-with-negative",
+                     "--test-file", test_file, "--output-dir", tmp_path / "run")
+    assert result.exit_code == 2 and f"{test_file}: no column 'answers'" in result.output
+
+
 def test_stride_too_large_for_window(tmp_path):
     result = run_files(tmp_path, records(), "--max-length", "16", "--doc-stride", "8")
     assert result.exit_code == 2, result.output
@@ -235,11 +243,25 @@ def test_predict_needs_question_and_context(tmp_path):
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_sample_v2_both_loops_then_predict(tmp_path, loop):
     out = tmp_path / loop
+    test_file = tmp_path / "test.jsonl"  # five of the sample's questions, flat records
+    test_file.write_text("".join(json.dumps(record) + "\n" for record in squad_sample()[4:9]))
     result = run_cli("qa", "--model", "tiny", "--dataset", "sample", "--version-2-with-negative",
                      "--max-length", "96", "--doc-stride", "32", "--max-steps", "4", "--batch-size", "8",
-                     "--learning-rate", "5e-3", "--loop", loop, "--output-dir", out)
+                     "--learning-rate", "5e-3", "--loop", loop, "--test-file", test_file, "--output-dir", out)
     assert result.exit_code == 0, result.output
     metrics = read_json(out / "metrics.json")
+    rows = read_jsonl(out / "eval_predictions.jsonl")
+    assert [r["id"] for r in rows] == [r["id"] for r in squad_sample()]  # every question, in data order
+    assert [r["references"] for r in rows] == [r["answers"]["text"] for r in squad_sample()]
+    assert recomputed(rows, "eval") == {k: v for k, v in metrics.items() if k.startswith("eval_") and k != "eval_loss"}
+    assert all((r["prediction"] == "") == (r["null_score_diff"] is None or r["null_score_diff"] > 0.0) for r in rows)
+    tested = read_jsonl(out / "test_predictions.jsonl")
+    # the same questions, the same final model (batched with other padding: scores equal to float precision)
+    assert [(r["id"], r["prediction"], r["references"]) for r in tested] == [
+        (r["id"], r["prediction"], r["references"]) for r in rows[4:9]]
+    assert [r["null_score_diff"] for r in tested] == pytest.approx([r["null_score_diff"] for r in rows[4:9]])
+    test_metrics = {k: v for k, v in metrics.items() if k.startswith("test_") and k != "test_loss"}
+    assert recomputed(tested, "test") == test_metrics
     for key in ("eval_exact_match", "eval_f1", "eval_HasAns_exact_match", "eval_HasAns_f1",
                 "eval_NoAns_exact_match", "eval_NoAns_f1"):
         assert 0.0 <= metrics[key] <= 100.0, key
@@ -255,6 +277,12 @@ def test_sample_v2_both_loops_then_predict(tmp_path, loop):
     assert set(row) == {"answer", "score", "start", "end"}
     assert contexts[row["start"]:row["end"]] == row["answer"]
     assert row["answer"] or row["start"] == row["end"] == 0  # v2: "" is the null answer
+
+
+def recomputed(rows: list[dict], prefix: str) -> dict:
+    """The SQuAD v2 scores of eval_predictions.jsonl rows, as metrics.json names them."""
+    scores = squad_scores({r["id"]: r["prediction"] for r in rows}, {r["id"]: r["references"] for r in rows}, True)
+    return {f"{prefix}_{k}": v for k, v in scores.items()}
 
 
 def squad_sample() -> list[dict]:
@@ -278,4 +306,9 @@ def test_two_processes_score_like_one(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = read_json(tmp_path / "one" / "metrics.json"), read_json(tmp_path / "two" / "metrics.json")
     assert one == two and one["eval_HasAns_f1"] > 0
+    rows = read_jsonl(tmp_path / "one" / "eval_predictions.jsonl")
+    assert (tmp_path / "two" / "eval_predictions.jsonl").read_text() == (
+        tmp_path / "one" / "eval_predictions.jsonl").read_text()
+    assert recomputed(rows, "eval") == {k: v for k, v in one.items() if k != "eval_loss"}
+    assert any(r["prediction"] for r in rows) and any(not r["prediction"] for r in rows)
     assert read_json(tmp_path / "two" / "run.json")["world_size"] == 2

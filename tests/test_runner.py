@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import read_json, run_cli
+from conftest import read_json, read_jsonl, run_cli
 
 SMOKE = ["--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate", "5e-3"]
 
@@ -88,8 +88,15 @@ def test_conll_text_files(tmp_path):
     out = tmp_path / "germeval"
     files = ["--train-file", SAMPLES_DIR / "germeval_train.conll", "--validation-file",
              SAMPLES_DIR / "germeval_dev.conll", "--max-steps", "1"]
-    refused = run_cli("ner", "--model", "tiny", *files, "--output-dir", out)
-    assert refused.exit_code == 2 and "'B-OTH' is not in the label list" in refused.output  # dev-only label
+    # B-OTH and I-OTH are only in dev: the label list is the union of both files, with one warning
+    union = run_cli("ner", "--model", "tiny", *files, "--output-dir", tmp_path / "union")
+    assert union.exit_code == 0, union.output
+    assert union.output.count("warning:") == 1
+    assert "has labels the training data never has: B-OTH (6), I-OTH (4)" in " ".join(union.output.split())
+    labels = list(read_json(tmp_path / "union" / "config.json")["id2label"].values())
+    assert labels == ["O", "B-LOC", "B-LOCderiv", "B-ORG", "I-ORG", "B-ORGpart", "B-OTH", "I-OTH", "B-PER", "I-PER"]
+    rows = read_jsonl(tmp_path / "union" / "eval_predictions.jsonl")
+    assert sum(r["reference"].count("B-OTH") for r in rows) == 6  # scored like any other label
     result = run_cli("ner", "--model", "tiny", *files, "--labels", SAMPLES_DIR / "germeval_labels.txt",
                      "--output-dir", out)
     assert result.exit_code == 0, result.output

@@ -52,13 +52,15 @@ def test_a_hub_base_model_and_data_set_are_named(tmp_path):
 
     cfg = resolve_config(TranslateConfig, "translate")
     info = {"world_size": 2, "versions": {}}
-    metrics = {"eval_bleu": 21.5, "eval_runtime": 3.0, "eval_bleu_before": 0.1, "eval_total": 10}
+    metrics = {"eval_bleu": 21.5, "eval_runtime": 3.0, "eval_bleu_before": 0.1, "eval_total": 10, "test_bleu": 19.0,
+               "train_loss": 2.5}
     card = sharing.build_model_card(get_task("translate"), cfg, metrics, info, "me/m")
     meta = card.data.to_dict()
     assert (meta["pipeline_tag"], meta["base_model"], meta["datasets"]) == ("translation", cfg.model, [cfg.dataset])
     assert meta["hyperparameters"]["total_train_batch_size"] == cfg.batch_size * 2
-    assert [r.metric_type for r in card.data.eval_results] == ["bleu"]  # no timings, counts or before-values
-    assert "| total | 10 |" in card.text and "runtime" not in card.text
+    results = [(r.dataset_split, r.metric_type, r.metric_value) for r in card.data.eval_results]
+    assert results == [("validation", "bleu", 21.5), ("test", "bleu", 19.0)]  # no timings, counts or before-values
+    assert "| validation | total | 10 |" in card.text and "runtime" not in card.text
 
 
 def test_push_offline_fails_after_the_local_save(tmp_path):

@@ -28,6 +28,7 @@ class RunContext:
     generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
     train_loss: float | None = None  # mean training loss over the whole run (resumed runs included)
+    predictions_file: str = "eval_predictions.jsonl"  # where an evaluation writes its rows (test: test_predictions)
     # called by the main process with each checkpoint folder once it is complete and in place (e.g. --push-to-hub)
     checkpoint_hooks: list[Callable[[Path], None]] = field(default_factory=list)
 

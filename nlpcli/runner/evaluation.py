@@ -12,7 +12,7 @@ import numpy as np
 
 from nlpcli.console import is_main_process
 from nlpcli.files import write_text_atomic
-from nlpcli.runner.generation import PREDICTIONS_FILE, evaluate_generation
+from nlpcli.runner.generation import PREDICTIONS_FILE, evaluate_generation, write_predictions
 from nlpcli.tasks.base import Task
 
 TIMING_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second", "_preparation_time")
@@ -32,7 +32,8 @@ def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     is not finite becomes null: bare NaN / Infinity are not JSON, and most readers reject them."""
     return {
         k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()
-        if (k.startswith("eval_") and not k.removesuffix("_before").endswith(TIMING_KEYS)) or k == "train_loss"
+        if (k.startswith(("eval_", "test_")) and not k.removesuffix("_before").endswith(TIMING_KEYS))
+        or k == "train_loss"
     }
 
 
@@ -95,7 +96,7 @@ def per_sample_correct(logits: Any, labels: Any, shift: bool) -> Any:
     return ((logits.argmax(dim=-1) == labels) & (labels != -100)).sum(dim=1)
 
 
-def write_loss_predictions(output_dir: Path, rows: list[list[float]], with_correct: bool) -> None:
+def write_loss_predictions(path: Path, rows: list[list[float]], with_correct: bool) -> None:
     """eval_predictions.jsonl of a loss-based evaluation, one object per eval example in data order: the
     summed cross-entropy of its labelled tokens, their number (and how many were predicted right), from
     which eval_loss (sum / tokens), eval_perplexity and eval_accuracy recompute."""
@@ -107,8 +108,8 @@ def write_loss_predictions(output_dir: Path, rows: list[list[float]], with_corre
         if with_correct:
             entry["correct"] = int(row[2])
         lines.append(json.dumps(entry))
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(output_dir / PREDICTIONS_FILE, "".join(line + "\n" for line in lines))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dict:
@@ -146,14 +147,18 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
         per_sample = torch.cat(sample_losses)
         totals = per_sample.sum(dim=0)  # summed in data set order: same for any process count
         if task.evaluation == "loss":
-            write_loss_predictions(ctx.output_dir, per_sample.tolist(), task.token_accuracy)
+            write_loss_predictions(ctx.output_dir / ctx.predictions_file, per_sample.tolist(), task.token_accuracy)
         metrics["eval_loss"] = float(totals[0] / totals[1]) if totals[1] else float("nan")
         if task.token_accuracy:
             metrics["eval_accuracy"] = float(totals[2] / totals[1]) if totals[1] else float("nan")
     if outputs:
         per_output = [concat_padded([batch[i] for batch in outputs]) for i in range(len(outputs[0]))]
         predictions = per_output[0] if len(per_output) == 1 else tuple(per_output)
-        metrics.update(prefixed(task.compute_metrics(predictions, ctx.eval_features, ctx.raw_eval)))
+        rows = task.prediction_rows(predictions, ctx.eval_features, ctx.raw_eval)
+        if accelerator.is_main_process:  # one row per eval example, in data order; the metrics recompute from it
+            ctx.output_dir.mkdir(parents=True, exist_ok=True)
+            write_predictions(ctx.output_dir / ctx.predictions_file, rows)
+        metrics.update(prefixed(task.score_rows(rows)))
     if task.evaluation == "generation":
         metrics.update(prefixed(evaluate_generation(accelerator, model, ctx)))
     metrics.update(derived_metrics(task, metrics))

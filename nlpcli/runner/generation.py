@@ -88,5 +88,5 @@ def evaluate_generation(accelerator: Any, model: Any, ctx: Any) -> dict[str, flo
         rows = [{"source": s, "prediction": p, "reference": r}
                 for s, p, r in zip(sources, predictions, references, strict=True)]
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
-        write_predictions(ctx.output_dir / PREDICTIONS_FILE, rows)
+        write_predictions(ctx.output_dir / ctx.predictions_file, rows)
     return metrics

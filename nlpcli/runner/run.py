@@ -24,7 +24,7 @@ from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.reporting.plot import write_curves
-from nlpcli.runner import checkpoints, settings, sharing
+from nlpcli.runner import checkpoints, settings, sharing, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
@@ -159,28 +159,33 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     from nlpcli.runner.devices import resolve_precision
 
     cfg_text, cfg_label = cfg.text_column or "text", cfg.label_column or "label"
+    test, test_labelled = None, True  # the test split of --test-file / --do-predict
     if cfg.streaming:
         check_streaming(task, cfg)
+        testset.refuse_streaming(cfg)
         raw, filter_counts = task.normalize(data.load_streamed(cfg, task.sample, cfg_text, cfg_label), cfg), []
     else:
-        raw = data.load_raw(cfg, task.sample, cfg_text, cfg_label)
+        raw, test_labelled = testset.add_test_split(data.load_raw(cfg, task.sample, cfg_text, cfg_label), cfg,
+                                                    task, cfg_text, cfg_label)
         if cfg.eval_only and "train" in raw and ("validation" in raw or "test" in raw):
             del raw["train"]  # not needed: the evaluation data is there
         raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
         # records are checked (and bad ones named or skipped) before a validation part is held out of train
         split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-        raw = data.ensure_splits(task.normalize(raw, cfg), cfg, split_seed)
+        raw, test = testset.take_test_split(task.normalize(raw, cfg), cfg)
+        raw = data.ensure_splits(raw, cfg, split_seed)
     if cfg.eval_only and "train" in raw:
         del raw["train"]
     if not task.limits_count_features:
         raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
-    data.check_columns(raw, task.required_columns(cfg), cfg)
+    data.check_columns(testset.with_test(raw, test), task.required_columns(cfg), cfg)
     if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
         import datasets
 
         datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
 
-    model_kwargs = task.setup(raw, cfg, models.pretrained_config(cfg.model))
+    # the task checks the test records too (they must fit the label list it builds)
+    model_kwargs = task.setup(testset.with_test(raw, test), cfg, models.pretrained_config(cfg.model))
     if state.is_main_process and not resuming(cfg):  # a new run trains its own preset tokenizer
         shutil.rmtree(output_dir / PRESET_TOKENIZER_DIR, ignore_errors=True)
     # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
@@ -191,6 +196,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
             cfg.model, task.model_class, model_kwargs, texts, cfg.preset_vocab_size, tokenizer_dir
         )
         train_features, eval_features = task.prepare(raw, tokenizer, cfg)
+        test_features = testset.test_features(task, test, tokenizer, cfg) if test is not None else None
     if train_features is not None and data.is_streamed(train_features):  # no sampler shuffles a stream
         train_features = train_features.shuffle(seed=cfg.seed, buffer_size=STREAM_SHUFFLE_BUFFER)
     if count(train_features) == 0 and train_features is not None:
@@ -225,6 +231,8 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     before = task.evaluate_before_training and not cfg.eval_only
     loop = accelerate_loop if cfg.loop == "accelerate" else trainer_loop
     metrics = loop.run(ctx, resume=resuming(cfg), before=before)
+    if test_features is not None:
+        metrics.update(testset.evaluate_test(ctx, test_features, test, test_labelled))
 
     if ctx.train_loss is not None:
         metrics["train_loss"] = ctx.train_loss
@@ -232,6 +240,8 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     if state.is_main_process:
         write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
         info = run_info(ctx, state.num_processes, started)
+        if test is not None:
+            info["test_samples"], info["test_labelled"] = len(test), test_labelled
         write_text_atomic(output_dir / "run.json", json.dumps(info, indent=2))
         if not cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
             sharing.write_model_card(task, cfg, metrics, info, output_dir)

@@ -69,13 +69,17 @@ def base_model(spec: str) -> str | None:
     return spec if where == spec and not Path(spec).exists() else None
 
 
-def card_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The final evaluation's figures (no timings, no before-training values)."""
-    return {
-        key.removeprefix("eval_"): value for key, value in metrics.items()
-        if key.startswith("eval_") and isinstance(value, int | float) and not isinstance(value, bool)
-        and not key.endswith("_before") and key.removeprefix("eval_") not in NOT_METRICS
-    }
+def card_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The final figures per split ('validation' from eval_*, 'test' from test_*), without timings and
+    before-training values."""
+    splits: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        prefix, _, name = key.partition("_")
+        split = {"eval": "validation", "test": "test"}.get(prefix)
+        if split and isinstance(value, int | float) and not isinstance(value, bool) and not name.endswith("_before") \
+                and name not in NOT_METRICS:
+            splits.setdefault(split, {})[name] = value
+    return splits
 
 
 def build_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: dict[str, Any], name: str) -> Any:
@@ -97,15 +101,16 @@ def build_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: d
         model_name=name,
         eval_results=[
             EvalResult(task_type=pipeline_tag, dataset_type=hub_data or "local", dataset_name=data_name,
-                       dataset_split="validation", metric_type=key, metric_value=value)
-            for key, value in figures.items() if isinstance(value, float)  # counts (support, totals) are no scores
+                       dataset_split=split, metric_type=key, metric_value=value)
+            for split, values in figures.items()
+            for key, value in values.items() if isinstance(value, float)  # counts (support, totals) are no scores
         ] or None,
         hyperparameters=params,
         nlpcli_command=command,
     )
     started_from = f"`{cfg.model}`" + (" (random initial weights)" if cfg.model == "tiny" else "")
-    rows = "\n".join(f"| {key} | {value:.4f} |" if isinstance(value, float) else f"| {key} | {value} |"
-                     for key, value in figures.items())
+    rows = "\n".join(f"| {split} | {key} | {_figure(value)} |" for split, values in figures.items()
+                     for key, value in values.items())
     settings = "\n".join(f"- {key}: {value}" for key, value in params.items())
     local = name.replace("/", "-")
     versions = "\n".join(f"- {lib} {version}" for lib, version in info.get("versions", {}).items())
@@ -124,8 +129,8 @@ features, {info.get("eval_samples")} evaluation examples), {info.get("world_size
 
 ## Evaluation
 
-| metric | value |
-|---|---|
+| split | metric | value |
+|---|---|---|
 {rows}
 
 ## Training hyperparameters
@@ -218,6 +223,10 @@ class HubPush:
                         hint=f"Push it later with: hf upload {target} {self.output_dir} ."
                              + "".join(f" --exclude {shlex.quote(p)}" for p in NOT_PUSHED)
                              + (" --private" if self.cfg.hub_private else ""))
+
+
+def _figure(value: float) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _reason(err: Exception) -> str:

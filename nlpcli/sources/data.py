@@ -286,6 +286,12 @@ def load_raw(cfg: Any, sample: Sample | None, text_column: str, label_column: st
     return raw
 
 
+def load_split_file(cfg: Any, sample: Sample | None, split: str, text_column: str, label_column: str) -> Any:
+    """One split read from its own local file (e.g. --test-file), in the task's text format."""
+    return _load_file(Path(split_file(cfg, split)), sample.text_format if sample else "text", cfg.field,
+                      text_column, label_column)
+
+
 def ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
     """Exactly `train` and `validation`: `test` stands in for a missing validation split, else 10% of train
     is held out; other splits (imdb's `unsupervised`, a `test` beside `validation`) are left out."""
@@ -311,9 +317,9 @@ def ensure_splits(raw: Any, cfg: Any, seed: int) -> Any:
 
 def describe(cfg: Any, split: str) -> str:
     """Where a split came from, for error messages."""
-    if cfg.dataset == "sample":
+    if cfg.dataset == "sample" and split != "test":
         return f"the bundled sample ({split})"
-    name = cfg.train_file if split == "train" else cfg.validation_file
+    name = split_file(cfg, split)
     if name:
         return name
     if split == "validation" and cfg.train_file:
@@ -323,10 +329,15 @@ def describe(cfg: Any, split: str) -> str:
 
 def _own_file(cfg: Any, split: str) -> Path | None:
     """The local file a split was read from, record for record (not a bundled sample or a hub data set)."""
-    if cfg.dataset == "sample":
+    if cfg.dataset == "sample" and split != "test":
         return None
-    name = cfg.train_file if split == "train" else cfg.validation_file
+    name = split_file(cfg, split)
     return Path(name) if name else None
+
+
+def split_file(cfg: Any, split: str) -> str | None:
+    """The local file a split is read from (--train-file, --validation-file, --test-file), if any."""
+    return {"train": cfg.train_file, "validation": cfg.validation_file}.get(split, getattr(cfg, "test_file", None))
 
 
 def _is_json_lines(path: Path) -> bool:

@@ -6,7 +6,8 @@ gathering across processes and the files a run writes.
 
 Evaluation comes in three kinds, chosen by the task and executed by the runner for both loops:
 - "loss": perplexity from the mean eval loss (mlm, clm);
-- "logits": gathered logits -> `compute_metrics(predictions, eval_features, raw_eval)` (ner, qa);
+- "logits": gathered logits -> `prediction_rows(predictions, eval_features, raw_eval)` (one row per eval
+  example, written as eval_predictions.jsonl) -> `score_rows(rows)`, the metrics (ner, qa);
 - "generation": generated ids -> decoded text -> metric (translate, summarize).
 """
 
@@ -74,6 +75,8 @@ class Task:
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies
     # them; the runner then leaves the raw data whole.
     limits_count_features: ClassVar[bool] = False
+    # keys of an evaluation row that hold the reference: an unlabelled test set's rows are written without them
+    reference_keys: ClassVar[tuple[str, ...]] = ("reference",)
 
     def __init__(self) -> None:
         self.data_report: dict[str, Any] = {}  # what reading the data kept and dropped, per split (run.json)
@@ -84,6 +87,11 @@ class Task:
     def normalize(self, raw: Any, cfg: RunConfig) -> Any:
         """Reshape or clean the raw splits before the column check (e.g. flatten a nested layout)."""
         return raw
+
+    def without_labels(self, test: Any, cfg: RunConfig) -> Any | None:
+        """A test split without the task's label column(s), made ready to predict on with placeholder labels
+        (its metrics and references are then dropped). None: the task predicts only on labelled test data."""
+        return None
 
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         """Text to train the tiny preset's tokenizer on."""
@@ -116,8 +124,17 @@ class Task:
         None: the model's own loss. Evaluation always uses the plain loss."""
         return None
 
+    def prediction_rows(self, predictions: Any, eval_features: Any, raw_eval: Any) -> list[dict[str, Any]]:
+        """Logits evaluation: the gathered model outputs -> one JSON-ready row per example of `raw_eval`, in data
+        order, holding the prediction and its reference (the runner writes them as eval_predictions.jsonl)."""
+        raise NotImplementedError
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> dict[str, float]:
+        """Logits evaluation: the metrics, computed from exactly the rows `prediction_rows` gave."""
+        raise NotImplementedError
+
     def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
-        return {}
+        return self.score_rows(self.prediction_rows(predictions, eval_features, raw_eval))
 
     def run_details(self, cfg: RunConfig) -> dict[str, Any]:
         """Facts only the task knows about this run (e.g. which sentence splitter scored it), for run.json."""

@@ -1,12 +1,20 @@
-"""Token classification (NER): label list, word -> sub-token label alignment, seqeval metric, pipeline."""
+"""Token classification (NER): label list, word -> sub-token label alignment, seqeval metric, pipeline.
+
+Without --labels the label list is every label of train and validation together, in `label_sort_key`
+order; labels only validation has are named (with their counts) in a warning. Evaluation is word-level:
+each word's prediction is the label at its first sub-token, scored with seqeval against the word's gold
+label, and eval_predictions.jsonl holds those lists (`tokens`, `prediction`, `reference`) per sentence.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nlpcli.config import RunConfig, option
+from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, describe
 from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline
@@ -90,8 +98,10 @@ class NerTask(Task):
     demo_request = PredictRequest(texts=["My name is Sylvain and I work at Hugging Face in Brooklyn."])
 
     labels: list[str]
+    cfg: NerConfig
 
     def setup(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> dict[str, Any]:
+        self.cfg = cfg
         self.labels = self._label_names(raw, cfg, pretrained_config)
         known = set(self.labels)
         for split, data in raw.items():
@@ -130,16 +140,36 @@ class NerTask(Task):
         saved = dict(getattr(pretrained_config, "id2label", None) or {})
         if cfg.eval_only and saved and not all(str(v).startswith("LABEL_") for v in saved.values()):
             return [saved[i] for i in sorted(saved)]
-        values = {tag for tags in first[cfg.label_column] for tag in as_list(tags)}
-        if len({isinstance(v, str) for v in values}) > 1:
-            raise UserError(f"{describe(cfg, 'train')}, record {mixed_record(first[cfg.label_column]) + 1}: labels mix "
-                            "names and class ids; use one kind throughout.")
+        scanned = {split: raw[split] for split in ("train", "validation") if split in raw}
+        counts = {split: Counter(tag for tags in data[cfg.label_column] for tag in as_list(tags))
+                  for split, data in scanned.items()}
+        for split, data in scanned.items():
+            if len({isinstance(v, str) for v in counts[split]}) > 1:
+                raise UserError(f"{describe(cfg, split)}, record {mixed_record(data[cfg.label_column]) + 1}: labels "
+                                "mix names and class ids; use one kind throughout.")
+        values = set().union(*counts.values())
         if values and not all(isinstance(v, str) for v in values):
+            split = next(split for split, seen in counts.items() if any(not isinstance(v, str) for v in seen))
             raise UserError(
-                f"{describe(cfg, 'train')}: labels are class ids and the data set has no names for them.",
+                f"{describe(cfg, split)}: labels are class ids and the data set has no names for them.",
                 hint="Give the names in id order with --labels O,B-PER,I-PER,...",
             )
+        if "train" in counts and "validation" in counts:
+            only_eval = sorted(set(counts["validation"]) - set(counts["train"]), key=label_sort_key)
+            if only_eval:
+                named = ", ".join(f"{label} ({counts['validation'][label]})" for label in only_eval)
+                warn(f"{describe(cfg, 'validation')} has labels the training data never has: {named}; they are in "
+                     "the label list, but the model cannot learn them.")
         return sorted(values, key=label_sort_key)
+
+    def without_labels(self, test: Any, cfg: NerConfig) -> Any | None:
+        """Placeholder label ids (0) for every word of a test split that has words but no labels."""
+        if cfg.text_column not in test.column_names or cfg.label_column in test.column_names:
+            return None
+        def placeholders(batch: dict[str, list]) -> dict[str, list]:
+            return {cfg.label_column: [[0] * len(as_list(words)) for words in batch[cfg.text_column]]}
+
+        return test.map(placeholders, batched=True)
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -149,7 +179,7 @@ class NerTask(Task):
         continuation = continuation_ids(self.labels)
         label2id = self.label2id
 
-        def tokenize_and_align(batch: dict[str, list]) -> dict[str, list]:
+        def tokenize_and_align(batch: dict[str, list], for_eval: bool) -> dict[str, list]:
             words = [as_list(value) for value in batch[cfg.text_column]]
             encoded = tokenizer(words, truncation=True, is_split_into_words=True, max_length=cfg.max_length)
             encoded["labels"] = [
@@ -161,11 +191,14 @@ class NerTask(Task):
                 )
                 for i, tags in enumerate(batch[cfg.label_column])
             ]
+            if for_eval:  # which word each token belongs to (-1: special token), for word-level evaluation
+                encoded["word_ids"] = [[-1 if w is None else w for w in encoded.word_ids(i)]
+                                       for i in range(len(words))]
             return encoded
 
         features = {
             split: data.map(tokenize_and_align, batched=True, remove_columns=data.column_names,
-                            desc=f"Tokenizing {split}")
+                            fn_kwargs={"for_eval": split != "train"}, desc=f"Tokenizing {split}")
             for split, data in raw.items()
         }
         return features.get("train"), features["validation"]
@@ -175,18 +208,35 @@ class NerTask(Task):
 
         return DataCollatorForTokenClassification(tokenizer)
 
-    def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
+    def prediction_rows(self, predictions: Any, eval_features: Any, raw_eval: Any) -> list[dict[str, Any]]:
+        """Per sentence: the words the model saw (truncation may cut the last ones), the label predicted at
+        each word's first sub-token and the word's gold label."""
         import numpy as np
 
+        predicted_ids = np.argmax(predictions, axis=-1)
+        rows = []
+        sentences = zip(eval_features["word_ids"], raw_eval[self.cfg.text_column], raw_eval[self.cfg.label_column],
+                        strict=True)
+        for row, (word_ids, words, tags) in enumerate(sentences):
+            first: dict[int, int] = {}  # word -> position of its first sub-token
+            for position, word in enumerate(word_ids):
+                if word >= 0:
+                    first.setdefault(word, position)
+            words, tags = as_list(words), as_list(tags)
+            rows.append({
+                "tokens": [words[w] for w in first],
+                "prediction": [self.labels[int(predicted_ids[row][p])] for p in first.values()],
+                "reference": [self._label_name(tags[w]) for w in first],
+            })
+        return rows
+
+    def _label_name(self, tag: Any) -> str:
+        return tag if isinstance(tag, str) else self.labels[int(tag)]
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> dict[str, float]:
         from nlpcli.metrics.seqeval_scores import seqeval_scores
 
-        predicted_ids = np.argmax(predictions, axis=-1)
-        references, predicted = [], []
-        for row, labels in enumerate(eval_features["labels"]):
-            keep = [j for j, label in enumerate(labels) if label != IGNORE]
-            references.append([self.labels[labels[j]] for j in keep])
-            predicted.append([self.labels[int(predicted_ids[row][j])] for j in keep])
-        return seqeval_scores(references, predicted)
+        return seqeval_scores([row["reference"] for row in rows], [row["prediction"] for row in rows])
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         tagger = build_pipeline(self.pipeline_task, model_dir, aggregation_strategy="simple")

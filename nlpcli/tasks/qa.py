@@ -256,6 +256,15 @@ def postprocess(
     start_logits: np.ndarray, end_logits: np.ndarray, eval_features: Any, raw_eval: Any, cfg: QaConfig
 ) -> dict[str, str]:
     """Example id -> predicted answer text ("" for no answer), from the logits of every window."""
+    return {example_id: text for example_id, (text, _) in answers(start_logits, end_logits, eval_features, raw_eval,
+                                                                 cfg).items()}
+
+
+def answers(
+    start_logits: np.ndarray, end_logits: np.ndarray, eval_features: Any, raw_eval: Any, cfg: QaConfig
+) -> dict[str, tuple[str, float | None]]:
+    """Example id -> (predicted answer text, "" for no answer; null score minus the best span's score, None
+    when no span was found), in data order, from the logits of every window."""
     windows_of: dict[str, list[int]] = defaultdict(list)
     for window, example_id in enumerate(eval_features["example_id"]):
         windows_of[example_id].append(window)
@@ -265,7 +274,7 @@ def postprocess(
         windows = ((w, start_logits[w], end_logits[w], offsets[w]) for w in windows_of[example_id])
         best, null_score, _ = best_span(windows, context, cfg.n_best, cfg.max_answer_length)
         nothing = answers_nothing(best, null_score, cfg.version_2_with_negative, cfg.null_score_diff_threshold)
-        predictions[example_id] = "" if nothing else best.text
+        predictions[example_id] = ("" if nothing else best.text, None if best is None else null_score - best.score)
     return predictions
 
 
@@ -292,6 +301,7 @@ class QaTask(Task):
         "relating those classes to each other.",
     )
 
+    reference_keys = ("references",)
     cfg: QaConfig
 
     def required_columns(self, cfg: QaConfig) -> list[str]:
@@ -337,16 +347,26 @@ class QaTask(Task):
 
         return DataCollatorWithPadding(tokenizer)
 
-    def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
+    def prediction_rows(self, predictions: Any, eval_features: Any, raw_eval: Any) -> list[dict[str, Any]]:
+        """Per question: its id, the predicted text ("" for no answer), the gold answer texts (none: no answer)
+        and, under --version-2-with-negative, the null score minus the best span's score (the answer is ""
+        when it is above --null-score-diff-threshold)."""
+        start_logits, end_logits = predictions[:2]
+        predicted = answers(start_logits, end_logits, eval_features, raw_eval, self.cfg)
+        rows = []
+        for example_id, gold in zip(raw_eval[self.cfg.id_column], raw_eval[self.cfg.answers_column], strict=True):
+            text, null_score_diff = predicted[example_id]
+            row = {"id": example_id, "prediction": text, "references": list(gold["text"])}
+            if self.cfg.version_2_with_negative:
+                row["null_score_diff"] = null_score_diff
+            rows.append(row)
+        return rows
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> dict[str, float]:
         from nlpcli.metrics.squad import squad_scores
 
-        start_logits, end_logits = predictions[:2]
-        predicted = postprocess(start_logits, end_logits, eval_features, raw_eval, self.cfg)
-        references = {
-            example_id: list(answers["text"])
-            for example_id, answers in zip(raw_eval[self.cfg.id_column], raw_eval[self.cfg.answers_column], strict=True)
-        }
-        return squad_scores(predicted, references, self.cfg.version_2_with_negative)
+        return squad_scores({row["id"]: row["prediction"] for row in rows},
+                            {row["id"]: row["references"] for row in rows}, self.cfg.version_2_with_negative)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         if not request.question or not request.context:
