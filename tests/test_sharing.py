@@ -158,3 +158,15 @@ def test_push_uploads_each_checkpoint_then_the_saved_folder(tmp_path, fake_hub, 
 def test_push_is_refused_with_eval_only(tmp_path):
     result = run_cli("mlm", "--model", "tiny", "--eval-only", "--push-to-hub", "--output-dir", tmp_path / "x")
     assert result.exit_code == 2 and "--push-to-hub shares a trained model" in result.output
+
+
+def test_under_ddp_one_card_and_one_push_message(tmp_path):
+    from conftest import torchrun
+
+    out = tmp_path / "ddp"
+    result = torchrun(2, *TINY_MLM, "--output-dir", out, "--push-to-hub")
+    assert result.returncode != 0  # rank 0 ends with exit 2 after the save
+    assert "exitcode  : 2" in result.stderr
+    assert result.stderr.count("--push-to-hub: not pushed") == 1  # the main process speaks, once
+    assert front_matter(out / "README.md")["hyperparameters"]["world_size"] == 2
+    assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
