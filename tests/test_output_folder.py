@@ -86,3 +86,19 @@ def test_predict_file_is_refused_where_a_task_predicts_no_row_per_input(tmp_path
     inputs.write_text("EU rejects German call\n")
     result = run_cli("predict", "ner", folder, "--file", inputs)
     assert result.exit_code == 2 and "does not take --file" in result.output
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    import os
+    import stat
+
+    from nlpcli.files import write_text_atomic
+
+    previous = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "metrics.json", "{}")
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.json").stat().st_mode) == 0o644  # readable by the team
