@@ -1,4 +1,5 @@
-"""One typed run configuration: configs/<task>.yaml < --config FILE < CLI options / --set key=value.
+"""One typed run configuration: configs/<task>.yaml < configs/presets/<preset>.yaml < --config FILE < --set
+key=value < CLI options.
 
 Every field of `RunConfig` (and of a task's subclass of it) is a config key, a YAML key and a CLI
 option (`learning_rate` <-> `--learning-rate`). This module imports nothing heavy.
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,13 @@ from nlpcli.errors import UserError
 
 
 def _config_dir() -> Path:
-    """configs/ beside the package (source checkout, editable install), else where a wheel put it."""
-    beside = Path(__file__).resolve().parent.parent / "configs"
-    return beside if beside.is_dir() else Path(sys.prefix) / "share" / "nlpcli" / "configs"
+    """The task defaults, shipped as package data (`nlpcli/configs`, a link to the repository's top-level
+    `configs/` in a checkout), so every install finds them: editable, wheel, `pip install --target`, `--user`."""
+    return Path(str(resources.files("nlpcli").joinpath("configs")))
 
 
 CONFIG_DIR = _config_dir()
+PRESET_DIR = CONFIG_DIR / "presets"  # a model preset's own defaults (e.g. a random-init model's learning rate)
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 
 
@@ -52,6 +54,7 @@ TRAINER_ARG_OPTIONS = {
 }
 
 RESUME_CHOICES = ("no", "yes", "auto")
+HUB_STRATEGIES = ("end", "every_save")
 YES_NO = {"true": "yes", "1": "yes", "on": "yes", "yes": "yes", "false": "no", "0": "no", "off": "no", "no": "no"}
 
 
@@ -214,6 +217,12 @@ class RunConfig:
               "Fields nlpcli has an option for set that option.", repeatable=True, cli_flag="--trainer-arg",
     )
     preset_vocab_size: int = option(2000, "Vocabulary size of the tokenizer the tiny preset trains.", at_least=8)
+    push_to_hub: bool = option(False, "Upload the output folder to the Hugging Face Hub when training ends (needs "
+                                      "a token: `hf auth login` or HF_TOKEN).")
+    hub_model_id: str | None = option(None, "Hub repository to push to: NAME or OWNER/NAME [the output folder's name].")
+    hub_private: bool = option(False, "Create the hub repository private.")
+    hub_strategy: str = option("end", "With --push-to-hub: end (the final folder), or every_save (also each "
+                                      "checkpoint, to last-checkpoint/ in the repository).", choices=HUB_STRATEGIES)
 
     @property
     def per_device_eval_batch_size(self) -> int:
@@ -392,12 +401,16 @@ def resolve_config(
     cli_values: dict[str, Any] | None = None,
     set_values: dict[str, str] | None = None,
 ) -> RunConfig:
-    """Merge the layers in order of precedence: task defaults < --config < --set < CLI options (with
-    `--eval-only --model RUN_DIR`, the run's saved settings come right after the task defaults).
+    """Merge the layers in order of precedence: task defaults < preset < saved run < --config < --set < CLI
+    options. The saved-run layer is the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see
+    `nlpcli.run_folder.saved_run_layer`).
 
+    The preset layer is `configs/presets/<model>.yaml` when the model the other layers choose is a preset that
+    has one (the tiny preset's random weights need a larger learning rate than the course's fine-tuning).
     When a later layer picks other data than the task defaults (`dataset`, `train_file`, `validation_file`),
     the defaults' data-bound keys (configurations, columns, filters of the default data set) are dropped:
     `--dataset sample` must not inherit the course data set's `--filter`.
+    Where each value came from is kept for the run header (see `value_origins`).
     """
     values: dict[str, Any] = {}
     defaults_file = CONFIG_DIR / f"{task_name}.yaml"
@@ -405,22 +418,78 @@ def resolve_config(
     _apply(cls, values, defaults, str(defaults_file))
     from nlpcli.run_folder import config_file_layer, saved_run_layer
 
+    origins = dict.fromkeys(defaults, TASK_DEFAULTS)
     layers = [
         (config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
         (set_values or {}, "--set"),
         ({k: v for k, v in (cli_values or {}).items() if v is not None}, "command line"),
     ]
-    layers.insert(0, saved_run_layer(cls, task_name, [layer for layer, _ in layers]))  # --eval-only RUN_DIR
+    saved, saved_file = saved_run_layer(cls, task_name, [layer for layer, _ in layers])  # --eval-only RUN_DIR
+    layers.insert(0, (saved, saved_file))
     if any(layer.get(key) not in (None, defaults.get(key)) for layer, _ in layers for key in DATA_SOURCE_KEYS):
         for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):
             values.pop(bound, None)
-    for layer, source in layers:
+            origins.pop(bound, None)
+    model = next((layer["model"] for layer, _ in reversed(layers) if layer.get("model") is not None),
+                 values.get("model", cls.model))
+    preset, preset_file = preset_layer(str(model))
+    labels = [f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set", "command line"]
+    for (layer, source), label in zip([(preset, str(preset_file)), *layers], labels, strict=True):
         _apply(cls, values, layer, source)
+        origins.update(dict.fromkeys(layer, label))
     cfg = cls(**values)
+    cfg.__dict__[ORIGINS] = origins
     if cfg.epochs == 0 and cfg.max_steps <= 0:
         raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")
     check_model_selection(cfg)
     return cfg
+
+
+TASK_DEFAULTS = "task defaults"
+ORIGINS = "_nlpcli_origins"  # where `resolve_config` keeps each value's source (not a config key)
+SOURCE_ORDER = ("task defaults", "preset", "saved run", "--config", "--set", "command line")
+
+
+def preset_layer(model: str) -> tuple[dict[str, Any], Path]:
+    """The defaults of model preset `model` (configs/presets/<model>.yaml) and that file; empty for a model
+    that is no preset (a hub id, a folder), or a preset without defaults of its own."""
+    path = PRESET_DIR / f"{model}.yaml"
+    if not model.isidentifier() or not path.is_file():
+        return {}, path
+    return read_yaml(path), path
+
+
+def value_origins(cfg: RunConfig) -> dict[str, str]:
+    """Which layer set each key `resolve_config` took from a layer: 'task defaults', 'preset tiny',
+    '--config FILE', '--set' or 'command line'."""
+    return dict(cfg.__dict__.get(ORIGINS, {}))
+
+
+def non_default_values(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """The values that differ from the built-in defaults, grouped by where they came from (in order of
+    precedence; 'set by nlpcli' for a value the run changed itself)."""
+    origins = value_origins(cfg)
+    grouped: dict[str, dict[str, Any]] = {}
+    for item in dataclasses.fields(cfg):
+        value = getattr(cfg, item.name)
+        if value == item.default:
+            continue
+        grouped.setdefault(origins.get(item.name, "set by nlpcli"), {})[item.name] = value
+
+    def rank(source: str) -> int:
+        return next((i for i, known in enumerate(SOURCE_ORDER) if source.startswith(known)), len(SOURCE_ORDER))
+
+    return dict(sorted(grouped.items(), key=lambda item: rank(item[0])))
+
+
+def origin_lines(cfg: RunConfig) -> list[str]:
+    """One line per source for the run header: `preset tiny: learning_rate=0.001 weight_decay=0.01`."""
+    return [f"{source}: " + " ".join(f"{key}={_shown(value)}" for key, value in values.items())
+            for source, values in non_default_values(cfg).items()]
+
+
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def check_model_selection(cfg: RunConfig) -> None:

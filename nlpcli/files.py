@@ -7,11 +7,19 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` in one step: readers see the old file or the new one, never a torn one."""
+    """Replace `path` with `data` in one step: readers see the old file or the new one, never a torn one.
+    The file gets the permissions a plain `open` would give it (0666 less the umask), not mkstemp's 0600."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()

@@ -76,3 +76,19 @@ def test_a_run_refused_for_its_data_leaves_no_folder(tmp_path):
 def test_resume_and_overwrite_together_are_refused(tmp_path):
     result = run_cli(*SMOKE, "--resume", "--overwrite", "--output-dir", tmp_path / "run")
     assert result.exit_code == 2 and "choose one" in result.output
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    import os
+    import stat
+
+    from nlpcli.files import write_text_atomic
+
+    previous = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "metrics.json", "{}")
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(previous)
+    mode = stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.json").stat().st_mode) == 0o644  # readable by the team

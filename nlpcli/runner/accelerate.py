@@ -315,6 +315,7 @@ class AccelerateLoop:
             shutil.rmtree(path, ignore_errors=True)
             staging.rename(path)
             checkpoints.keep_newest(output_dir, self.ctx.cfg.save_total_limit, keep=self.record.best_step)
+            self.ctx.checkpoint_saved(path)
         accelerator.wait_for_everyone()
 
     def _save_model(self, model: Any, step: int) -> None:

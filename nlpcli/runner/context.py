@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,12 @@ class RunContext:
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
     train_loss: float | None = None  # mean training loss over the whole run (resumed runs included)
     predictions_file: str = "eval_predictions.jsonl"  # where an evaluation writes its rows (test: test_predictions)
+    # called by the main process with each checkpoint folder once it is complete and in place (e.g. --push-to-hub)
+    checkpoint_hooks: list[Callable[[Path], None]] = field(default_factory=list)
+
+    def checkpoint_saved(self, path: Path) -> None:
+        for hook in self.checkpoint_hooks:
+            hook(path)
 
     def model_inputs(self, features: Any) -> Any:
         """`features` without the columns the model's forward() does not take (QA offsets, example ids),

@@ -17,12 +17,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from nlpcli.config import RunConfig, resuming, save_config
+from rich.markup import escape
+
+from nlpcli.config import RunConfig, origin_lines, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.reporting.plot import write_curves
-from nlpcli.runner import checkpoints, settings, testset
+from nlpcli.runner import checkpoints, settings, sharing, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
@@ -125,6 +127,8 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     task = get_task(task_name)
     set_seed(cfg.seed)
     settings.check_training_settings(cfg)
+    if cfg.eval_only and cfg.push_to_hub:
+        raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
     if cfg.eval_only and cfg.model == "tiny":
         raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the tiny "
                         "preset has random weights.")
@@ -219,6 +223,11 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "
         f"-> {output_dir}"
     )
+    for line in origin_lines(cfg):  # where each value that differs from the built-in defaults came from
+        say(f"  [dim]{escape(line)}[/dim]")
+    pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
+    if pusher is not None:
+        ctx.checkpoint_hooks.append(pusher.checkpoint_saved)
     before = task.evaluate_before_training and not cfg.eval_only
     loop = accelerate_loop if cfg.loop == "accelerate" else trainer_loop
     metrics = loop.run(ctx, resume=resuming(cfg), before=before)
@@ -234,6 +243,10 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         if test is not None:
             info["test_samples"], info["test_labelled"] = len(test), test_labelled
         write_text_atomic(output_dir / "run.json", json.dumps(info, indent=2))
+        if not cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
+            sharing.write_model_card(task, cfg, metrics, info, output_dir)
         write_curves(output_dir)
     state.wait_for_everyone()
+    if pusher is not None:  # everything is saved locally: a failed push loses nothing
+        say(f"pushed to {pusher.finish()}")
     return {"output_dir": str(output_dir), "metrics": metrics}

@@ -79,6 +79,7 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
                 staged.rename(final)
                 shutil.rmtree(checkpoints.staging_folder(final), ignore_errors=True)
                 checkpoints.keep_newest(ctx.output_dir, self.args.save_total_limit, keep=losses.record.best_step)
+                ctx.checkpoint_saved(final)
             self.accelerator.wait_for_everyone()
 
         def get_decay_parameter_names(self, model):

@@ -93,6 +93,7 @@ class Task:
     config_class: ClassVar[type[RunConfig]] = RunConfig
     model_class: ClassVar[str]
     pipeline_task: ClassVar[str]
+    hub_task: ClassVar[str | None] = None  # the Hub's pipeline tag for the model card [pipeline_task]
     evaluation: ClassVar[str] = "logits"
     evaluate_before_training: ClassVar[bool] = False
     shifts_labels: ClassVar[bool] = False  # causal LM: logits at t are scored against labels at t + 1

@@ -28,6 +28,7 @@ class SummarizeConfig(Seq2SeqConfig):
 
 class SummarizeTask(Seq2SeqTask):
     name = "summarize"
+    hub_task = "summarization"
     help = "Summarization: fine-tune a seq2seq model on document/summary pairs, ROUGE and lead-3 before/after."
     config_class = SummarizeConfig
     output_name = "summary"

@@ -32,6 +32,7 @@ class TranslateConfig(Seq2SeqConfig):
 
 class TranslateTask(Seq2SeqTask):
     name = "translate"
+    hub_task = "translation"
     help = "Translation: fine-tune a seq2seq model on sentence pairs, BLEU/chrF from generated text before/after."
     config_class = TranslateConfig
     output_name = "translation"
