@@ -26,7 +26,7 @@ def training_lines(history: list[dict]) -> list[dict]:
 def test_piped_output_and_history_have_one_record_per_logging_interval(tmp_path, loop):
     out = tmp_path / "run"
     result = run_cli(*SMOKE, "--loop", loop, "--max-steps", "12", "--logging-steps", "3", "--eval-strategy", "steps",
-                     "--eval-steps", "4", "--save-strategy", "no", "--output-dir", out)
+                     "--eval-steps", "4", "--save-strategy", "no", "--warmup-ratio", "0", "--output-dir", out)
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output  # no escape codes off a terminal
     lines = [line for line in result.output.splitlines() if line.startswith("step ")]
