@@ -13,14 +13,14 @@ from rich.table import Table
 from nlpcli.console import console, err_console
 from nlpcli.errors import UserError
 from nlpcli.reporting.plot import INSTALL_HINT, draw_curves, load_matplotlib, not_installed
-from nlpcli.reporting.runs import HISTORY_FILE, METRICS_FILE, RunRecord, read_run
+from nlpcli.reporting.runs import HISTORY_FILE, METRICS_FILE, ReportedRun, read_run
 
 # run.json facts shown above the metrics, when a run has them
 DEFAULT_CHART = "comparison.png"
 INFO_KEYS = ("task", "model", "loop", "train_samples_per_second", "train_runtime_s", "peak_memory_mb", "wall_time_s")
 
 
-def labels(runs: list[RunRecord]) -> list[str]:
+def labels(runs: list[ReportedRun]) -> list[str]:
     """Column names: each folder's name, or its whole path when two runs share a name."""
     names = [run.label for run in runs]
     return [str(run.folder) if names.count(name) > 1 else name for run, name in zip(runs, names, strict=True)]
@@ -39,7 +39,7 @@ def _as_recorded(value: Any) -> Any:
     return str(value) if value is not None else None
 
 
-def rows(runs: list[RunRecord]) -> list[tuple[str, list[Any]]]:
+def rows(runs: list[ReportedRun]) -> list[tuple[str, list[Any]]]:
     """(key, one value per run) for the run facts in INFO_KEYS, then every metric in first-seen order."""
     keys = [k for k in INFO_KEYS if any(k in run.info for run in runs)]
     found = [(k, [_as_recorded(run.info.get(k)) for run in runs]) for k in keys]
@@ -49,14 +49,14 @@ def rows(runs: list[RunRecord]) -> list[tuple[str, list[Any]]]:
     return found + [(k, [(run.metrics or {}).get(k) for run in runs]) for k in metric_keys]
 
 
-def rich_table(runs: list[RunRecord]) -> Table:
+def rich_table(runs: list[ReportedRun]) -> Table:
     table = Table("", *labels(runs), title="runs", title_justify="left")
     for key, values in rows(runs):
         table.add_row(key, *(format_value(v) for v in values))
     return table
 
 
-def plain_table(runs: list[RunRecord]) -> str:
+def plain_table(runs: list[ReportedRun]) -> str:
     """The same table as aligned text: one line per key, columns separated by two spaces."""
     lines = [["", *labels(runs)]] + [[key, *(format_value(v) for v in values)] for key, values in rows(runs)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
@@ -64,7 +64,7 @@ def plain_table(runs: list[RunRecord]) -> str:
                      for line in lines)
 
 
-def as_json(runs: list[RunRecord], chart: Path | None) -> dict[str, Any]:
+def as_json(runs: list[ReportedRun], chart: Path | None) -> dict[str, Any]:
     return {
         "runs": [
             {"folder": str(run.folder), "label": label, "metrics": run.metrics,

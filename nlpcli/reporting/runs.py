@@ -1,5 +1,5 @@
 """Reading a run folder: `log_history.jsonl` into curves (one series of (step, value) per quantity),
-`metrics.json` and `run.json` into a `RunRecord`. Refuses (UserError) files it cannot read, naming them."""
+`metrics.json` and `run.json` into a `ReportedRun`. Refuses (UserError) files it cannot read, naming them."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ Curves = dict[str, list[tuple[int, float]]]
 
 
 @dataclass
-class RunRecord:
+class ReportedRun:
     """What `nlpcli report` knows of one run folder."""
 
     folder: Path
@@ -104,7 +104,7 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     return value
 
 
-def read_run(folder: Path) -> RunRecord:
+def read_run(folder: Path) -> ReportedRun:
     """A run folder's metrics, facts and curves; refuses a folder that holds neither metrics nor a history."""
     folder = Path(folder)
     if not folder.exists():
@@ -116,4 +116,4 @@ def read_run(folder: Path) -> RunRecord:
     if metrics is None and curves is None:
         raise UserError(f"{folder}: not an nlpcli run folder (no {METRICS_FILE} and no {HISTORY_FILE}).",
                         hint="Give the --output-dir of a training run.")
-    return RunRecord(folder=folder, metrics=metrics, info=read_json_object(folder / RUN_FILE) or {}, curves=curves)
+    return ReportedRun(folder=folder, metrics=metrics, info=read_json_object(folder / RUN_FILE) or {}, curves=curves)

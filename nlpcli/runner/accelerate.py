@@ -24,11 +24,10 @@ from nlpcli.runner import checkpoints, optimization, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
-from nlpcli.runner.history import RunLog
+from nlpcli.runner.history import TENSORBOARD_DIR, RunLog
 from nlpcli.runner.progress import TrainingProgress
-from nlpcli.runner.record import LossTotal, RunRecord
+from nlpcli.runner.record import LossTotal, RunRecord, finish_training
 from nlpcli.runner.sampling import length_grouped_sampler
-from nlpcli.runner.trainer import TENSORBOARD_DIR, best_checkpoint, finish
 
 
 def loader_generator(seed: int) -> Any:
@@ -90,12 +89,15 @@ class AccelerateLoop:
         self.run_log = RunLog(ctx.output_dir, TrainingProgress(), self._track if tensorboard else None)
         self.loss_fn = ctx.task.training_loss(cfg)
         self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (step, metrics) of the latest one
-        self.record = RunRecord()
-        self.losses = LossTotal(self.record)
+        self.losses = LossTotal(RunRecord())  # its record: train loss, evaluations, best model, early stop
         self.tokens: Any = 0  # training tokens of this process, this session (a tensor once counting)
         self.samples = 0  # training samples of this process, this session
         self.epoch_length = 1  # batches in a training epoch (for the fractional epoch in logs)
         self.interval = LogInterval(0)  # the logging interval under way (it may span epochs)
+
+    @property
+    def record(self) -> RunRecord:
+        return self.losses.record
 
     def _track(self, scalars: dict[str, float], step: int) -> None:
         from transformers.integrations.integration_utils import rewrite_logs
@@ -162,7 +164,7 @@ class AccelerateLoop:
         if found is not None:
             accelerator.load_state(str(found[0]))
             start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
-            self.record = self.losses.record = RunRecord.load(found[0])
+            self.losses.record = RunRecord.load(found[0])
         self.run_log.start(step if found is not None else None)
         if self.run_log.tracker is not None:
             accelerator.init_trackers(TENSORBOARD_DIR)
@@ -201,7 +203,7 @@ class AccelerateLoop:
         finally:
             self.run_log.progress.stop()
         self._record_throughput(time.perf_counter() - started)
-        best = best_checkpoint(ctx, self.record)
+        best = self.record.best_checkpoint(cfg, ctx.output_dir)
         if best is not None:
             accelerator.load_state(str(best))
         final_step = self.record.best_step if best is not None else step
@@ -213,7 +215,7 @@ class AccelerateLoop:
             self.run_log.evaluation(step, None, metrics, training=False)
         self._save_model(model, step)
         self.losses.settle(accelerator)
-        finish(ctx, self.record, self.losses, step, best is not None)
+        finish_training(ctx, self.losses, step, best is not None)
         if self.run_log.tracker is not None:
             accelerator.end_training()
         return metrics

@@ -20,6 +20,7 @@ from nlpcli.runner.evaluation import TIMING_KEYS
 from nlpcli.runner.progress import TrainingProgress, evaluation_label
 
 HISTORY_FILE = "log_history.jsonl"
+TENSORBOARD_DIR = "tensorboard"  # under the output folder, for both loops
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
+from nlpcli.runner import checkpoints
 
 RECORD_FILE = "nlpcli_record.json"
 
@@ -57,6 +58,13 @@ class RunRecord:
     @property
     def should_stop(self) -> bool:
         return self.stopped_early_at is not None
+
+    def best_checkpoint(self, cfg: RunConfig, output_dir: Path) -> Path | None:
+        """The checkpoint to keep as the output model with --load-best-model-at-end."""
+        if not cfg.load_best_model_at_end or self.best_step is None:
+            return None
+        path = output_dir / f"{checkpoints.PREFIX}{self.best_step}"
+        return path if path.is_dir() else None
 
     def save(self, checkpoint: Path) -> None:
         write_text_atomic(checkpoint / RECORD_FILE, json.dumps(asdict(self)))
@@ -101,3 +109,11 @@ class LossTotal:
 
     def mean(self, steps: int) -> float | None:
         return self.record.loss_total / steps if steps > 0 else None
+
+
+def finish_training(ctx: Any, losses: LossTotal, steps: int, best_loaded: bool) -> None:
+    """What either loop reports once training is over: train_loss for metrics.json, the record's counts and
+    the memory-saving setting for run.json (`ctx`: the RunContext)."""
+    ctx.training.update(losses.record.summary(ctx.cfg, steps, best_loaded))
+    ctx.training["gradient_checkpointing"] = bool(getattr(ctx.model, "is_activation_checkpointing", False))
+    ctx.train_loss = losses.mean(steps)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-import sys
 import time
 from datetime import datetime
 from importlib import metadata
@@ -81,7 +80,7 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         **ctx.task.run_details(ctx.cfg),
         "wall_time_s": round(time.time() - started, 2),
         "finished_at": datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": sharing.command_line(),  # quoted as a shell takes it back
         "versions": library_versions(),
     }
 

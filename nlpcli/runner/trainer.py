@@ -14,9 +14,9 @@ from nlpcli.runner import checkpoints, optimization, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
-from nlpcli.runner.history import RunLog
+from nlpcli.runner.history import TENSORBOARD_DIR, RunLog
 from nlpcli.runner.progress import TrainingProgress
-from nlpcli.runner.record import LossTotal, RunRecord
+from nlpcli.runner.record import LossTotal, RunRecord, finish_training
 from nlpcli.runner.sampling import length_grouped_sampler
 
 
@@ -155,9 +155,6 @@ def tensorboard_callback(ctx: RunContext) -> Any:
     return TensorBoardCallback(SummaryWriter(log_dir=str(ctx.output_dir / TENSORBOARD_DIR)))
 
 
-TENSORBOARD_DIR = "tensorboard"
-
-
 def collator_epochs(collator: Any) -> Any:
     """Tells a collator that has `set_epoch` (as the Accelerate loop does) which epoch starts."""
     from transformers import TrainerCallback
@@ -190,7 +187,7 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
         trainer.add_callback(collator_epochs(collator))
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(monitor_callback(run_log, record, ctx, trainer))
-    if ctx.cfg.report_to == "tensorboard" and is_main_process():
+    if ctx.cfg.report_to == "tensorboard" and not ctx.cfg.eval_only and is_main_process():  # as the other loop
         trainer.add_callback(tensorboard_callback(ctx))
     guard.accelerator = trainer.accelerator
     trainer.add_callback(trainer_guard_callback(guard))  # last: it overrides the others' save/evaluate
@@ -249,7 +246,7 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     samples = optimization.gathered_count(trainer.accelerator, trainer.samples)
     ctx.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples))
     step = trainer.state.global_step
-    best = best_checkpoint(ctx, record)
+    best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:
         trainer._load_from_checkpoint(str(best))
     trainer.save_model(str(ctx.output_dir))
@@ -260,20 +257,6 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         metrics.update(last_eval)
     else:
         metrics.update(trainer.evaluate())
-    finish(ctx, record, losses, step, best is not None)
+    finish_training(ctx, losses, step, best is not None)
     return metrics
 
-
-def best_checkpoint(ctx: RunContext, record: RunRecord) -> Path | None:
-    """The checkpoint to keep as the output model with --load-best-model-at-end, if it is not the last state."""
-    if not ctx.cfg.load_best_model_at_end or record.best_step is None:
-        return None
-    path = ctx.output_dir / f"{checkpoints.PREFIX}{record.best_step}"
-    return path if path.is_dir() else None
-
-
-def finish(ctx: RunContext, record: RunRecord, losses: LossTotal, step: int, best_loaded: bool) -> None:
-    """The run's training summary: train_loss for metrics.json, the record's counts for run.json."""
-    ctx.training.update(record.summary(ctx.cfg, step, best_loaded))
-    ctx.training["gradient_checkpointing"] = bool(getattr(ctx.model, "is_activation_checkpointing", False))
-    ctx.train_loss = losses.mean(step)
