@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -33,3 +34,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` (UTF-8) in one step, as `write_bytes_atomic` does."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    """Replace `path` with one JSON object per line (UTF-8, not ASCII-escaped), in one step."""
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

@@ -260,3 +260,26 @@ def test_torch_compile_reaches_both_loops(tmp_path):
     assert settings.training_arguments(cfg, str(tmp_path), "no").torch_compile is True  # the Trainer compiles
     assert settings.accelerator_options(cfg)["dynamo_backend"] == "inductor"  # and so does the Accelerate loop
     assert settings.accelerator_options(resolve_config(type(cfg), "ner"))["dynamo_backend"] is None
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_run_record_carries_over_a_resume(tmp_path, loop):
+    """Evaluations, checkpoints, the best model and train_loss continue from the checkpoint's record."""
+    out = tmp_path / "run"
+    steps = ["--eval-steps", "3", "--save-steps", "3", "--save-total-limit", "10", "--load-best-model-at-end"]
+    first = run_cli(*SMOKE, "--loop", loop, "--max-steps", "6", *steps, "--output-dir", out)
+    assert first.exit_code == 0, first.output
+    again = run_cli(*SMOKE, "--loop", loop, "--max-steps", "12", *steps, "--resume", "--output-dir", out)
+    assert again.exit_code == 0, again.output
+    info = read_json(out / "run.json")
+    assert info["evaluations"] == 4 and info["checkpoints_written"] == 4  # steps 3, 6 (first run), 9, 12
+    during = [r for r in evaluations(read_jsonl(out / "log_history.jsonl")) if r["step"] > 0]
+    assert [r["step"] for r in during] == [3, 6, 9, 12]
+    assert info["best_model"]["value"] == min(r["eval_loss"] for r in during)
+
+
+def test_an_unknown_metric_for_best_model_names_the_known_ones(tmp_path):
+    result = run_cli(*SMOKE, "--max-steps", "4", "--eval-steps", "2", "--save-steps", "2", "--load-best-model-at-end",
+                     "--metric-for-best-model", "bleu", "--output-dir", tmp_path / "x")
+    assert result.exit_code == 2 and "--metric-for-best-model bleu" in result.output
+    assert "eval_overall_f1" in result.output

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli.config import RunConfig
+from nlpcli.files import write_jsonl_atomic
 from nlpcli.tasks.base import Task
 
 
@@ -29,12 +30,20 @@ class RunContext:
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
     train_loss: float | None = None  # mean training loss over the whole run (resumed runs included)
     predictions_file: str = "eval_predictions.jsonl"  # where an evaluation writes its rows (test: test_predictions)
+    unlabelled: bool = False  # the evaluated data has placeholder labels: its rows leave the references out
     # called by the main process with each checkpoint folder once it is complete and in place (e.g. --push-to-hub)
     checkpoint_hooks: list[Callable[[Path], None]] = field(default_factory=list)
 
     def checkpoint_saved(self, path: Path) -> None:
         for hook in self.checkpoint_hooks:
             hook(path)
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """An evaluation's rows, one per example in data order, to its predictions file (main process only)."""
+        if self.unlabelled:
+            rows = [{k: v for k, v in row.items() if k not in self.task.reference_keys} for row in rows]
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_jsonl_atomic(self.output_dir / self.predictions_file, rows)
 
     def model_inputs(self, features: Any) -> Any:
         """`features` without the columns the model's forward() does not take (QA offsets, example ids),

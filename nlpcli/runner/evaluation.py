@@ -12,7 +12,7 @@ import numpy as np
 
 from nlpcli.console import is_main_process
 from nlpcli.files import write_text_atomic
-from nlpcli.runner.generation import PREDICTIONS_FILE, evaluate_generation, write_predictions
+from nlpcli.runner.generation import PREDICTIONS_FILE, evaluate_generation
 from nlpcli.tasks.base import Task
 
 TIMING_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second", "_preparation_time")
@@ -96,20 +96,17 @@ def per_sample_correct(logits: Any, labels: Any, shift: bool) -> Any:
     return ((logits.argmax(dim=-1) == labels) & (labels != -100)).sum(dim=1)
 
 
-def write_loss_predictions(path: Path, rows: list[list[float]], with_correct: bool) -> None:
-    """eval_predictions.jsonl of a loss-based evaluation, one object per eval example in data order: the
-    summed cross-entropy of its labelled tokens, their number (and how many were predicted right), from
-    which eval_loss (sum / tokens), eval_perplexity and eval_accuracy recompute."""
-    if not is_main_process():
-        return
-    lines = []
+def loss_rows(rows: list[list[float]], with_correct: bool) -> list[dict[str, Any]]:
+    """The rows of a loss-based evaluation, one per eval example in data order: the summed cross-entropy of
+    its labelled tokens, their number (and how many were predicted right), from which eval_loss
+    (sum / tokens), eval_perplexity and eval_accuracy recompute."""
+    out = []
     for index, row in enumerate(rows):
         entry = {"index": index, "loss_sum": row[0], "tokens": int(row[1])}
         if with_correct:
             entry["correct"] = int(row[2])
-        lines.append(json.dumps(entry))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, "".join(line + "\n" for line in lines))
+        out.append(entry)
+    return out
 
 
 def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dict:
@@ -146,8 +143,8 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
     if sample_losses:
         per_sample = torch.cat(sample_losses)
         totals = per_sample.sum(dim=0)  # summed in data set order: same for any process count
-        if task.evaluation == "loss":
-            write_loss_predictions(ctx.output_dir / ctx.predictions_file, per_sample.tolist(), task.token_accuracy)
+        if task.evaluation == "loss" and accelerator.is_main_process:
+            ctx.write_rows(loss_rows(per_sample.tolist(), task.token_accuracy))
         metrics["eval_loss"] = float(totals[0] / totals[1]) if totals[1] else float("nan")
         if task.token_accuracy:
             metrics["eval_accuracy"] = float(totals[2] / totals[1]) if totals[1] else float("nan")
@@ -156,8 +153,7 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
         predictions = per_output[0] if len(per_output) == 1 else tuple(per_output)
         rows = task.prediction_rows(predictions, ctx.eval_features, ctx.raw_eval)
         if accelerator.is_main_process:  # one row per eval example, in data order; the metrics recompute from it
-            ctx.output_dir.mkdir(parents=True, exist_ok=True)
-            write_predictions(ctx.output_dir / ctx.predictions_file, rows)
+            ctx.write_rows(rows)
         metrics.update(prefixed(task.score_rows(rows)))
     if task.evaluation == "generation":
         metrics.update(prefixed(evaluate_generation(accelerator, model, ctx)))

@@ -13,13 +13,10 @@ task's metric is computed from exactly those texts.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 from typing import Any
 
-from nlpcli.files import write_text_atomic
 from nlpcli.generation import generate_batch, generated_length, length_sorted_batches
 
 PREDICTIONS_FILE = "eval_predictions.jsonl"
@@ -64,10 +61,6 @@ def decode_labels(tokenizer: Any, labels: list[list[int]]) -> list[str]:
     return [text.strip() for text in tokenizer.batch_decode(cleaned, skip_special_tokens=True)]
 
 
-def write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
-    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-
 def evaluate_generation(accelerator: Any, model: Any, ctx: Any) -> dict[str, float]:
     """Generate for the eval set, score the decoded texts with the task's metric, write the predictions."""
     task, cfg, tokenizer = ctx.task, ctx.cfg, ctx.tokenizer
@@ -87,6 +80,5 @@ def evaluate_generation(accelerator: Any, model: Any, ctx: Any) -> dict[str, flo
     if accelerator.is_main_process:
         rows = [{"source": s, "prediction": p, "reference": r}
                 for s, p, r in zip(sources, predictions, references, strict=True)]
-        ctx.output_dir.mkdir(parents=True, exist_ok=True)
-        write_predictions(ctx.output_dir / ctx.predictions_file, rows)
+        ctx.write_rows(rows)
     return metrics

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from typing import Any
 
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.generation import write_predictions
 from nlpcli.sources import data
 
 TEST_PREDICTIONS_FILE = "test_predictions.jsonl"
@@ -100,13 +98,8 @@ def evaluate_test(ctx: RunContext, features: Any, raw_test: Any, labelled: bool)
     model = accelerator.prepare_model(ctx.model, evaluation_mode=True)
     loader = accelerator.prepare_data_loader(loader)
     test_ctx = dataclasses.replace(ctx, eval_features=features, raw_eval=raw_test,
-                                   predictions_file=TEST_PREDICTIONS_FILE)
+                                   predictions_file=TEST_PREDICTIONS_FILE, unlabelled=not labelled)
     metrics = evaluate_batches(accelerator, model, loader, test_ctx)
     if not labelled:
-        if accelerator.is_main_process:
-            path = ctx.output_dir / TEST_PREDICTIONS_FILE
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-            write_predictions(path, [{k: v for k, v in row.items() if k not in ctx.task.reference_keys}
-                                     for row in rows])
         return {}
     return {"test_" + key.removeprefix("eval_"): value for key, value in metrics.items()}
