@@ -249,6 +249,9 @@ def test_strategy_options_are_checked_before_running(tmp_path):
     for extra, message in cases:
         result = run_cli(*SMOKE, "--max-steps", "2", *extra, "--output-dir", tmp_path / "x")
         assert result.exit_code == 2 and message in result.output, (extra, result.output)
+    streamed = run_cli("clm", "--model", "tiny", "--dataset", "sample", "--streaming", "--max-steps", "2",
+                       "--group-by-length", "--output-dir", tmp_path / "s")
+    assert streamed.exit_code == 2 and "--group-by-length sorts a whole training set" in streamed.output
 
 
 def test_torch_compile_reaches_both_loops(tmp_path):

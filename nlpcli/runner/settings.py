@@ -49,7 +49,7 @@ def _typed(name: str, value: Any) -> Any:
 def check_training_settings(cfg: RunConfig) -> None:
     """Refuse, before any data is read, what neither loop can run: unknown or managed `--trainer-arg` keys
     (naming the closest fields), pass-through keys the Accelerate loop cannot honour, an unknown `--optim`,
-    and TensorBoard without its package."""
+    --group-by-length on a stream, and TensorBoard without its package."""
     passed = cfg.trainer_args or {}
     if passed:
         known = training_argument_names()
@@ -72,6 +72,9 @@ def check_training_settings(cfg: RunConfig) -> None:
         close = difflib.get_close_matches(cfg.optim, names, n=3)
         raise UserError(f"--optim {cfg.optim}: not a transformers optimizer name.",
                         hint=f"Did you mean {', '.join(close)}?" if close else f"Known: {', '.join(names)}.")
+    if cfg.group_by_length and cfg.streaming:
+        raise UserError("--group-by-length sorts a whole training set by length; a --streaming one is read as it "
+                        "comes: drop one of them.")
     if cfg.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
         raise UserError("--report-to tensorboard needs the tensorboard package.",
                         hint="pip install 'nlpcli[tensorboard]'")
