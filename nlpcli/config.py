@@ -39,6 +39,7 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
 
 STRATEGIES = ("epoch", "steps", "no")  # when to evaluate or save
 DEFAULT_SAVE_STEPS = 500  # the Trainer's
+MAX_SEED = 2**32 - 1  # NumPy's seeds (transformers.set_seed seeds NumPy too) are 0 .. 2**32 - 1
 # TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` sets the option (both loops honour it)
 TRAINER_ARG_OPTIONS = {
     "learning_rate": "learning_rate", "weight_decay": "weight_decay", "num_train_epochs": "epochs",
@@ -97,8 +98,12 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"  # 4294967295, not 4.29497e+09
+
+
 def allowed_range(bounds: dict[str, float]) -> str:
-    return " and ".join(f"{BOUND_CHECKS[kind][1]} {bound:g}" for kind, bound in bounds.items())
+    return " and ".join(f"{BOUND_CHECKS[kind][1]} {_number(bound)}" for kind, bound in bounds.items())
 
 
 def check_bounds(cls: type[RunConfig], key: str, value: Any, source: str) -> None:
@@ -111,7 +116,7 @@ def check_bounds(cls: type[RunConfig], key: str, value: Any, source: str) -> Non
     for kind, bound in bounds.items():
         test, _ = BOUND_CHECKS[kind]
         if not test(value, bound):
-            raise UserError(f"{source}: {flag(key)} must be {allowed_range(bounds)}, got {value:g}.")
+            raise UserError(f"{source}: {flag(key)} must be {allowed_range(bounds)}, got {_number(value)}.")
 
 
 @dataclass
@@ -172,9 +177,10 @@ class RunConfig:
     max_length: int | None = option(None, "Truncate inputs to this many tokens [model maximum].", at_least=1)
     max_train_samples: int | None = option(None, "Use only the first N training examples.", at_least=1)
     max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.", at_least=1)
-    seed: int = option(42, "Random seed.")
+    seed: int = option(42, "Random seed.", at_least=0, at_most=MAX_SEED)
     split_seed: int | None = option(
-        None, "Seed of the 90/10 split when the data has no validation split [seed].", data_bound=True
+        None, "Seed of the 90/10 split when the data has no validation split [seed].", data_bound=True, at_least=0,
+        at_most=MAX_SEED,
     )
     precision: str = option(
         "auto", "auto: fp16 on CUDA, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
