@@ -236,9 +236,7 @@ class RunConfig:
 
     @property
     def evaluation_strategy(self) -> str:
-        if self.eval_only:
-            return "no"
-        return self.eval_strategy or ("steps" if self.eval_steps else "epoch")
+        return self._strategy(self.eval_strategy, self.eval_steps)
 
     @property
     def evaluation_interval(self) -> int:
@@ -247,9 +245,14 @@ class RunConfig:
 
     @property
     def saving_strategy(self) -> str:
+        return self._strategy(self.save_strategy, self.save_steps)
+
+    def _strategy(self, chosen: str | None, steps: int | None) -> str:
+        """An --eval-strategy / --save-strategy: as given, else steps when its --*-steps is, else epoch; none with
+        --eval-only."""
         if self.eval_only:
             return "no"
-        return self.save_strategy or ("steps" if self.save_steps else "epoch")
+        return chosen or ("steps" if steps else "epoch")
 
     @property
     def saving_interval(self) -> int:
@@ -265,10 +268,6 @@ class RunConfig:
         if self.greater_is_better is not None:
             return self.greater_is_better
         return not self.best_metric_key.endswith(("loss", "perplexity"))
-
-
-def config_fields(cls: type[RunConfig]) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(cls))
 
 
 def field_type(cls: type[RunConfig], name: str) -> Any:
