@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from nlpcli.errors import UserError
+from nlpcli.files import write_text_atomic
 
 
 def _config_dir() -> Path:
@@ -544,8 +545,9 @@ def with_resume_values(args: list[str]) -> list[str]:
 
 
 def save_config(cfg: RunConfig, path: Path, task: str | None = None) -> None:
-    """The resolved configuration as YAML that `--config` reads back; `task` first when given."""
-    path.write_text(config_yaml(cfg, task))
+    """The resolved configuration as YAML that `--config` reads back; `task` first when given. Written
+    atomically: `predict` and `--eval-only` read it back."""
+    write_text_atomic(path, config_yaml(cfg, task))
 
 
 def config_yaml(cfg: RunConfig, task: str | None = None) -> str:
