@@ -107,13 +107,18 @@ def allowed_range(bounds: dict[str, float]) -> str:
     return " and ".join(f"{BOUND_CHECKS[kind][1]} {_number(bound)}" for kind, bound in bounds.items())
 
 
+def _metadata(cls: type[RunConfig], key: str) -> typing.Mapping[str, Any]:
+    """What `option` recorded for config key `key` (help, choices, bounds, ...)."""
+    return next(f.metadata for f in dataclasses.fields(cls) if f.name == key)
+
+
 def check_bounds(cls: type[RunConfig], key: str, value: Any, source: str) -> None:
     """A UserError naming the option and its allowed range when a number is outside it (or not finite)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{source}: {flag(key)} must be a finite number, got {value}.")
-    bounds = next(f.metadata.get("bounds") or {} for f in dataclasses.fields(cls) if f.name == key)
+    bounds = _metadata(cls, key).get("bounds") or {}
     for kind, bound in bounds.items():
         test, _ = BOUND_CHECKS[kind]
         if not test(value, bound):
@@ -315,7 +320,7 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError):
         type_name = getattr(hint, "__name__", str(hint))
         raise UserError(f"{source}: '{key}' must be {type_name}, got {value!r}.") from None
-    choices = next(f.metadata.get("choices") for f in dataclasses.fields(cls) if f.name == key)
+    choices = _metadata(cls, key).get("choices")
     if choices and converted not in choices:
         raise UserError(f"{source}: '{key}' must be one of {', '.join(choices)}; got {converted!r}.")
     check_bounds(cls, key, converted, source)
@@ -339,7 +344,7 @@ def _key_values(value: Any, key: str, source: str) -> dict[str, Any]:
 
 
 def _is_repeatable(cls: type[RunConfig], key: str) -> bool:
-    return any(f.metadata.get("repeatable") for f in dataclasses.fields(cls) if f.name == key)
+    return bool(_metadata(cls, key).get("repeatable"))
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
