@@ -135,3 +135,12 @@ def test_demo_shows_the_predict_input_as_a_command_line():
     assert "[" not in ner and "[" not in qa
     clm = predict_command("clm", Path("runs/demo/clm"), get_task("clm").demo_request)
     assert clm.startswith("nlpcli predict clm runs/demo/clm 'def prepare(self, raw' --max-new-tokens ")
+
+
+def test_every_option_in_help_is_in_a_readme_options_table():
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `")]
+    documented = set(re.findall(r"--[a-z0-9][a-z0-9-]*", "\n".join(rows)))
+    documented |= {"--help", "--config", "--set"}  # --config and --set: the Configuration section's layer list
+    for command in [*TASK_MODULES, "predict"]:
+        flags = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", help_page(command, columns=200)))
+        assert flags <= documented, f"nlpcli {command} --help: {sorted(flags - documented)} in no README table"
