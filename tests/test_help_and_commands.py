@@ -61,6 +61,12 @@ def test_help_groups_the_options_a_task_reads_and_keeps_flags_whole(task):
             assert re.search(rf"(?<![\w-]){flag}(?![\w-])", by_panel[f"{task} options"]), flag
 
 
+def test_every_shared_key_has_its_panel():
+    from nlpcli.help_panels import PANELS
+
+    assert {f.name for f in dataclasses.fields(RunConfig)} <= set(PANELS)  # a new key: name its panel
+
+
 def test_unused_options_are_refused_and_help_agrees_with_the_readme():
     assert "--label-column" not in help_page("qa") and "--max-length" not in help_page("mlm")
     result = run_cli("qa", "--label-column", "label")
