@@ -89,6 +89,9 @@ def test_negated_boolean_flags_still_work():
     assert _with_negations({"label_all_tokens": True, "label_all_tokens__off": None}) == {"label_all_tokens": True}
     with pytest.raises(UserError, match="contradict"):
         _with_negations({"label_all_tokens": True, "label_all_tokens__off": True})
+    # and through the command line: the hidden --no-FLAG is parsed and folded in before anything runs
+    both = run_cli("ner", "--label-all-tokens", "--no-label-all-tokens")
+    assert both.exit_code == 2 and "--label-all-tokens and --no-label-all-tokens contradict" in both.output
 
 
 def test_version():
