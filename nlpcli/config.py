@@ -332,14 +332,12 @@ def _key_values(value: Any, key: str, source: str) -> dict[str, Any]:
     if isinstance(value, dict):
         return {str(k): v for k, v in value.items()}
     parsed: dict[str, Any] = {}
-    for item in [value] if isinstance(value, str) else list(value):
-        name, sep, text = str(item).partition("=")
-        if not sep or not name.strip():
-            raise UserError(f"{source}: {flag(key)} expects KEY=VALUE, got {item!r}.")
+    for name, text in _key_value_pairs([value] if isinstance(value, str) else list(value),
+                                       f"{source}: {flag(key)}").items():
         try:
-            parsed[name.strip().replace("-", "_")] = yaml.safe_load(text) if text.strip() else text
+            parsed[name] = yaml.safe_load(text) if text.strip() else text
         except yaml.YAMLError:
-            parsed[name.strip().replace("-", "_")] = text
+            parsed[name] = text
     return parsed
 
 
@@ -361,15 +359,21 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def parse_set_options(pairs: list[str]) -> dict[str, str]:
-    """`--set key=value` pairs to a dict; values stay strings until coerced."""
+def _key_value_pairs(pairs: list[Any], option_name: str) -> dict[str, str]:
+    """KEY=VALUE strings to a dict (keys with `_` for `-`, values still strings), or a UserError naming the
+    option and the pair."""
     parsed = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
+        key, sep, value = str(pair).partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set expects key=value, got {pair!r}.")
+            raise UserError(f"{option_name} expects KEY=VALUE, got {pair!r}.")
         parsed[key.strip().replace("-", "_")] = value
     return parsed
+
+
+def parse_set_options(pairs: list[str]) -> dict[str, str]:
+    """`--set key=value` pairs to a dict; values stay strings until coerced."""
+    return _key_value_pairs(pairs, "--set")
 
 
 def _trainer_args_as_options(cls: type[RunConfig], layer: dict[str, Any], source: str) -> dict[str, Any]:
