@@ -307,7 +307,7 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
                 return lowered in ("true", "1", "yes", "on")
             return bool(value)
         if typing.get_origin(hint) is dict:
-            return _key_values(value, key, source)
+            return _key_values(value, _metadata(cls, key).get("cli_flag") or flag(key), source)
         if typing.get_origin(hint) is list:
             if isinstance(value, str):
                 items = [value] if _is_repeatable(cls, key) else value.split(",")
@@ -327,13 +327,13 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
     return converted
 
 
-def _key_values(value: Any, key: str, source: str) -> dict[str, Any]:
+def _key_values(value: Any, option_name: str, source: str) -> dict[str, Any]:
     """A mapping from YAML, or KEY=VALUE strings from the command line (values read as YAML scalars)."""
     if isinstance(value, dict):
         return {str(k): v for k, v in value.items()}
     parsed: dict[str, Any] = {}
     for name, text in _key_value_pairs([value] if isinstance(value, str) else list(value),
-                                       f"{source}: {flag(key)}").items():
+                                       f"{source}: {option_name}").items():
         try:
             parsed[name] = yaml.safe_load(text) if text.strip() else text
         except yaml.YAMLError:

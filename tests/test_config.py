@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nlpcli.config import resolve_config, save_config
+from nlpcli.config import parse_set_options, resolve_config, save_config
 from nlpcli.errors import UserError
 from nlpcli.tasks.ner import NerConfig
 
@@ -115,3 +115,10 @@ def test_predict_refuses_out_of_range_numbers_before_loading_anything(tmp_path):
     result = run_cli("predict", "clm", missing, "def f(", "--seed", "-1")
     assert result.exit_code == 2 and "--seed must be at least 0" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_bad_trainer_arg_names_the_flag_as_typed():
+    with pytest.raises(UserError, match="command line: --trainer-arg expects KEY=VALUE, got 'warmup'"):
+        resolve_config(NerConfig, "ner", cli_values={"trainer_args": ["warmup"]})
+    with pytest.raises(UserError, match="--set expects KEY=VALUE, got 'epochs'"):
+        resolve_config(NerConfig, "ner", set_values=parse_set_options(["epochs"]))
