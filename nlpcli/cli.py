@@ -19,6 +19,7 @@ from rich.table import Table
 
 from nlpcli.config import (
     CONFIG_DIR,
+    MAX_SEED,
     RunConfig,
     base_type,
     field_type,
@@ -286,6 +287,8 @@ def predict(
         raise UserError(f"Unknown task '{task}'. Known: {', '.join(TASK_MODULES)}.")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
+    if seed is not None and not 0 <= seed <= MAX_SEED:  # else a traceback from NumPy's seeding
+        raise UserError(f"--seed must be at least 0 and at most {MAX_SEED}, got {seed}.")
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
         raise UserError(f"{model_dir}: not a saved model folder (no config.json).")

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from nlpcli.errors import UserError
+from nlpcli.files import write_text_atomic
 
 
 def _config_dir() -> Path:
@@ -39,6 +40,7 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
 
 STRATEGIES = ("epoch", "steps", "no")  # when to evaluate or save
 DEFAULT_SAVE_STEPS = 500  # the Trainer's
+MAX_SEED = 2**32 - 1  # NumPy's seeds (transformers.set_seed seeds NumPy too) are 0 .. 2**32 - 1
 # TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` sets the option (both loops honour it)
 TRAINER_ARG_OPTIONS = {
     "learning_rate": "learning_rate", "weight_decay": "weight_decay", "num_train_epochs": "epochs",
@@ -97,8 +99,17 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"  # 4294967295, not 4.29497e+09
+
+
 def allowed_range(bounds: dict[str, float]) -> str:
-    return " and ".join(f"{BOUND_CHECKS[kind][1]} {bound:g}" for kind, bound in bounds.items())
+    return " and ".join(f"{BOUND_CHECKS[kind][1]} {_number(bound)}" for kind, bound in bounds.items())
+
+
+def _metadata(cls: type[RunConfig], key: str) -> typing.Mapping[str, Any]:
+    """What `option` recorded for config key `key` (help, choices, bounds, ...)."""
+    return next(f.metadata for f in dataclasses.fields(cls) if f.name == key)
 
 
 def check_bounds(cls: type[RunConfig], key: str, value: Any, source: str) -> None:
@@ -107,11 +118,11 @@ def check_bounds(cls: type[RunConfig], key: str, value: Any, source: str) -> Non
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{source}: {flag(key)} must be a finite number, got {value}.")
-    bounds = next(f.metadata.get("bounds") or {} for f in dataclasses.fields(cls) if f.name == key)
+    bounds = _metadata(cls, key).get("bounds") or {}
     for kind, bound in bounds.items():
         test, _ = BOUND_CHECKS[kind]
         if not test(value, bound):
-            raise UserError(f"{source}: {flag(key)} must be {allowed_range(bounds)}, got {value:g}.")
+            raise UserError(f"{source}: {flag(key)} must be {allowed_range(bounds)}, got {_number(value)}.")
 
 
 @dataclass
@@ -172,9 +183,10 @@ class RunConfig:
     max_length: int | None = option(None, "Truncate inputs to this many tokens [model maximum].", at_least=1)
     max_train_samples: int | None = option(None, "Use only the first N training examples.", at_least=1)
     max_eval_samples: int | None = option(None, "Use only the first N evaluation examples.", at_least=1)
-    seed: int = option(42, "Random seed.")
+    seed: int = option(42, "Random seed.", at_least=0, at_most=MAX_SEED)
     split_seed: int | None = option(
-        None, "Seed of the 90/10 split when the data has no validation split [seed].", data_bound=True
+        None, "Seed of the 90/10 split when the data has no validation split [seed].", data_bound=True, at_least=0,
+        at_most=MAX_SEED,
     )
     precision: str = option(
         "auto", "auto: fp16 on CUDA, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
@@ -230,9 +242,7 @@ class RunConfig:
 
     @property
     def evaluation_strategy(self) -> str:
-        if self.eval_only:
-            return "no"
-        return self.eval_strategy or ("steps" if self.eval_steps else "epoch")
+        return self._strategy(self.eval_strategy, self.eval_steps)
 
     @property
     def evaluation_interval(self) -> int:
@@ -241,9 +251,14 @@ class RunConfig:
 
     @property
     def saving_strategy(self) -> str:
+        return self._strategy(self.save_strategy, self.save_steps)
+
+    def _strategy(self, chosen: str | None, steps: int | None) -> str:
+        """An --eval-strategy / --save-strategy: as given, else steps when its --*-steps is, else epoch; none with
+        --eval-only."""
         if self.eval_only:
             return "no"
-        return self.save_strategy or ("steps" if self.save_steps else "epoch")
+        return chosen or ("steps" if steps else "epoch")
 
     @property
     def saving_interval(self) -> int:
@@ -259,10 +274,6 @@ class RunConfig:
         if self.greater_is_better is not None:
             return self.greater_is_better
         return not self.best_metric_key.endswith(("loss", "perplexity"))
-
-
-def config_fields(cls: type[RunConfig]) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(cls))
 
 
 def field_type(cls: type[RunConfig], name: str) -> Any:
@@ -296,7 +307,7 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
                 return lowered in ("true", "1", "yes", "on")
             return bool(value)
         if typing.get_origin(hint) is dict:
-            return _key_values(value, key, source)
+            return _key_values(value, _metadata(cls, key).get("cli_flag") or flag(key), source)
         if typing.get_origin(hint) is list:
             if isinstance(value, str):
                 items = [value] if _is_repeatable(cls, key) else value.split(",")
@@ -309,31 +320,29 @@ def coerce(cls: type[RunConfig], key: str, value: Any, source: str) -> Any:
     except (TypeError, ValueError):
         type_name = getattr(hint, "__name__", str(hint))
         raise UserError(f"{source}: '{key}' must be {type_name}, got {value!r}.") from None
-    choices = next(f.metadata.get("choices") for f in dataclasses.fields(cls) if f.name == key)
+    choices = _metadata(cls, key).get("choices")
     if choices and converted not in choices:
         raise UserError(f"{source}: '{key}' must be one of {', '.join(choices)}; got {converted!r}.")
     check_bounds(cls, key, converted, source)
     return converted
 
 
-def _key_values(value: Any, key: str, source: str) -> dict[str, Any]:
+def _key_values(value: Any, option_name: str, source: str) -> dict[str, Any]:
     """A mapping from YAML, or KEY=VALUE strings from the command line (values read as YAML scalars)."""
     if isinstance(value, dict):
         return {str(k): v for k, v in value.items()}
     parsed: dict[str, Any] = {}
-    for item in [value] if isinstance(value, str) else list(value):
-        name, sep, text = str(item).partition("=")
-        if not sep or not name.strip():
-            raise UserError(f"{source}: {flag(key)} expects KEY=VALUE, got {item!r}.")
+    for name, text in _key_value_pairs([value] if isinstance(value, str) else list(value),
+                                       f"{source}: {option_name}").items():
         try:
-            parsed[name.strip().replace("-", "_")] = yaml.safe_load(text) if text.strip() else text
+            parsed[name] = yaml.safe_load(text) if text.strip() else text
         except yaml.YAMLError:
-            parsed[name.strip().replace("-", "_")] = text
+            parsed[name] = text
     return parsed
 
 
 def _is_repeatable(cls: type[RunConfig], key: str) -> bool:
-    return any(f.metadata.get("repeatable") for f in dataclasses.fields(cls) if f.name == key)
+    return bool(_metadata(cls, key).get("repeatable"))
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -350,15 +359,21 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def parse_set_options(pairs: list[str]) -> dict[str, str]:
-    """`--set key=value` pairs to a dict; values stay strings until coerced."""
+def _key_value_pairs(pairs: list[Any], option_name: str) -> dict[str, str]:
+    """KEY=VALUE strings to a dict (keys with `_` for `-`, values still strings), or a UserError naming the
+    option and the pair."""
     parsed = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
+        key, sep, value = str(pair).partition("=")
         if not sep or not key.strip():
-            raise UserError(f"--set expects key=value, got {pair!r}.")
+            raise UserError(f"{option_name} expects KEY=VALUE, got {pair!r}.")
         parsed[key.strip().replace("-", "_")] = value
     return parsed
+
+
+def parse_set_options(pairs: list[str]) -> dict[str, str]:
+    """`--set key=value` pairs to a dict; values stay strings until coerced."""
+    return _key_value_pairs(pairs, "--set")
 
 
 def _trainer_args_as_options(cls: type[RunConfig], layer: dict[str, Any], source: str) -> dict[str, Any]:
@@ -539,8 +554,9 @@ def with_resume_values(args: list[str]) -> list[str]:
 
 
 def save_config(cfg: RunConfig, path: Path, task: str | None = None) -> None:
-    """The resolved configuration as YAML that `--config` reads back; `task` first when given."""
-    path.write_text(config_yaml(cfg, task))
+    """The resolved configuration as YAML that `--config` reads back; `task` first when given. Written
+    atomically: `predict` and `--eval-only` read it back."""
+    write_text_atomic(path, config_yaml(cfg, task))
 
 
 def config_yaml(cfg: RunConfig, task: str | None = None) -> str:

@@ -1,6 +1,6 @@
-"""Which panel of `nlpcli TASK --help` each option is listed in: one table for the shared config keys, a
-rule for keys it does not name (so a new key lands somewhere sensible without editing this file), and the
-task panel for the keys a task adds. Nothing here changes what an option does."""
+"""Which panel of `nlpcli TASK --help` each option is listed in: one table for the shared config keys (a test
+checks that it names every one), and the task panel for the keys a task adds. Nothing here changes what an
+option does."""
 
 from __future__ import annotations
 
@@ -18,27 +18,17 @@ PANELS = {
                      "seed", "precision", "logging_steps", "optim", "gradient_checkpointing", "torch_compile",
                      "group_by_length", "trainer_args"), TRAINING),
     **dict.fromkeys(("eval_only", "eval_strategy", "eval_steps", "eval_batch_size", "load_best_model_at_end",
-                     "metric_for_best_model", "greater_is_better", "early_stopping_patience"), EVALUATION),
+                     "metric_for_best_model", "greater_is_better", "early_stopping_patience", "test_file",
+                     "do_predict"), EVALUATION),
     **dict.fromkeys(("output_dir", "resume", "overwrite", "save_strategy", "save_total_limit", "save_steps",
-                     "report_to"), OUTPUT),
+                     "report_to", "push_to_hub", "hub_model_id", "hub_private", "hub_strategy"), OUTPUT),
     **dict.fromkeys(("config_file", "set_values"), CONFIG),
 }
-# keys not in PANELS: the first rule whose word is in the name decides; else TRAINING
-RULES = (
-    (("hub", "push", "save", "output", "card"), OUTPUT),
-    (("eval", "test", "predict", "metric"), EVALUATION),
-    (("dataset", "data", "file", "column", "split", "sample"), DATA),
-    (("model", "tokenizer", "preset"), MODEL),
-)
 
 
 def panel_for(name: str, task_specific: bool = False) -> str:
     """The panel of config key `name`; keys a task adds to the shared ones go to the task panel."""
-    if task_specific:
-        return TASK
-    if name in PANELS:
-        return PANELS[name]
-    return next((panel for words, panel in RULES if any(word in name for word in words)), TRAINING)
+    return TASK if task_specific else PANELS.get(name, TRAINING)
 
 
 def panel_title(panel: str, task: str) -> str:

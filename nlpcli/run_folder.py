@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nlpcli.config import DATA_SOURCE_KEYS, read_yaml
+from nlpcli.config import DATA_SOURCE_KEYS, coerce, read_yaml
 from nlpcli.errors import UserError
 
 RUN_CONFIG = "nlpcli_config.yaml"
@@ -68,8 +68,6 @@ def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> t
     """With `--eval-only` and `--model RUN_DIR`: the settings RUN_DIR saved, as a config layer below `later`
     (the --config, --set and command-line layers, which still win). Its data is left out when a later
     layer names data (`--dataset`, `--train-file`, `--validation-file`). ({}, "") otherwise."""
-    from nlpcli.config import coerce
-
     model, eval_only = _latest(later, "model"), _latest(later, "eval_only")
     if model is None or eval_only is None or not coerce(cls, "eval_only", eval_only, "--eval-only"):
         return {}, ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nlpcli.config import resolve_config, save_config
+from nlpcli.config import parse_set_options, resolve_config, save_config
 from nlpcli.errors import UserError
 from nlpcli.tasks.ner import NerConfig
 
@@ -94,3 +94,31 @@ def test_a_refused_option_writes_nothing(tmp_path):
     result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "0", "--output-dir", out)
     assert result.exit_code == 2 and "--batch-size must be at least 1" in result.output
     assert not out.exists()
+
+
+def test_seeds_must_be_ones_numpy_takes():
+    """transformers.set_seed seeds NumPy, which takes 0 .. 2**32 - 1: a traceback, not exit 2, before."""
+    for key in ("seed", "split_seed"):
+        with pytest.raises(UserError, match=f"--{key.replace('_', '-')} must be at least 0 and at most 4294967295"):
+            resolve_config(NerConfig, "ner", cli_values={key: "-1"})
+        with pytest.raises(UserError, match="got 4294967296"):
+            resolve_config(NerConfig, "ner", cli_values={key: str(2**32)})
+    assert resolve_config(NerConfig, "ner", cli_values={"seed": str(2**32 - 1)}).seed == 2**32 - 1
+
+
+def test_predict_refuses_out_of_range_numbers_before_loading_anything(tmp_path):
+    from conftest import run_cli
+
+    missing = tmp_path / "no-model"  # the checks come first: no model folder needed
+    result = run_cli("predict", "ner", missing, "text", "--batch-size", "0")
+    assert result.exit_code == 2 and "--batch-size must be at least 1, got 0" in result.output
+    result = run_cli("predict", "clm", missing, "def f(", "--seed", "-1")
+    assert result.exit_code == 2 and "--seed must be at least 0" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_trainer_arg_names_the_flag_as_typed():
+    with pytest.raises(UserError, match="command line: --trainer-arg expects KEY=VALUE, got 'warmup'"):
+        resolve_config(NerConfig, "ner", cli_values={"trainer_args": ["warmup"]})
+    with pytest.raises(UserError, match="--set expects KEY=VALUE, got 'epochs'"):
+        resolve_config(NerConfig, "ner", set_values=parse_set_options(["epochs"]))

@@ -61,6 +61,12 @@ def test_help_groups_the_options_a_task_reads_and_keeps_flags_whole(task):
             assert re.search(rf"(?<![\w-]){flag}(?![\w-])", by_panel[f"{task} options"]), flag
 
 
+def test_every_shared_key_has_its_panel():
+    from nlpcli.help_panels import PANELS
+
+    assert {f.name for f in dataclasses.fields(RunConfig)} <= set(PANELS)  # a new key: name its panel
+
+
 def test_unused_options_are_refused_and_help_agrees_with_the_readme():
     assert "--label-column" not in help_page("qa") and "--max-length" not in help_page("mlm")
     result = run_cli("qa", "--label-column", "label")
@@ -83,6 +89,9 @@ def test_negated_boolean_flags_still_work():
     assert _with_negations({"label_all_tokens": True, "label_all_tokens__off": None}) == {"label_all_tokens": True}
     with pytest.raises(UserError, match="contradict"):
         _with_negations({"label_all_tokens": True, "label_all_tokens__off": True})
+    # and through the command line: the hidden --no-FLAG is parsed and folded in before anything runs
+    both = run_cli("ner", "--label-all-tokens", "--no-label-all-tokens")
+    assert both.exit_code == 2 and "--label-all-tokens and --no-label-all-tokens contradict" in both.output
 
 
 def test_version():
@@ -135,3 +144,12 @@ def test_demo_shows_the_predict_input_as_a_command_line():
     assert "[" not in ner and "[" not in qa
     clm = predict_command("clm", Path("runs/demo/clm"), get_task("clm").demo_request)
     assert clm.startswith("nlpcli predict clm runs/demo/clm 'def prepare(self, raw' --max-new-tokens ")
+
+
+def test_every_option_in_help_is_in_a_readme_options_table():
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `")]
+    documented = set(re.findall(r"--[a-z0-9][a-z0-9-]*", "\n".join(rows)))
+    documented |= {"--help", "--config", "--set"}  # --config and --set: the Configuration section's layer list
+    for command in [*TASK_MODULES, "predict"]:
+        flags = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", help_page(command, columns=200)))
+        assert flags <= documented, f"nlpcli {command} --help: {sorted(flags - documented)} in no README table"

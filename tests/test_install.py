@@ -10,6 +10,7 @@ import zipfile
 from importlib import resources
 from pathlib import Path
 
+import nlpcli
 from conftest import REPO
 from nlpcli.config import CONFIG_DIR
 from nlpcli.tasks import TASK_MODULES
@@ -26,7 +27,7 @@ print(json.dumps({"package": nlpcli.__file__, "configs": str(CONFIG_DIR), "model
 
 def test_task_defaults_are_package_resources():
     shipped = resources.files("nlpcli").joinpath("configs")
-    assert Path(str(shipped)) == CONFIG_DIR
+    assert CONFIG_DIR.parent == Path(nlpcli.__file__).parent  # inside the package, not under sys.prefix
     for task in TASK_MODULES:
         assert shipped.joinpath(f"{task}.yaml").is_file() and shipped.joinpath("demo", f"{task}.yaml").is_file()
     # in the repository they are the top-level configs/ (one copy, edited in one place)
