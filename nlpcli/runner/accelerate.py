@@ -86,7 +86,7 @@ class AccelerateLoop:
             collate_fn=self.collator,
             generator=loader_generator(cfg.seed),
         )
-        self.run_log = RunLog(ctx.output_dir, TrainingProgress(), self._track if tensorboard else None)
+        self.run_log = RunLog(ctx.output_dir, TrainingProgress(), self._track if tensorboard else None, cfg.eval_only)
         self.loss_fn = ctx.task.training_loss(cfg)
         self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (step, metrics) of the latest one
         self.losses = LossTotal(RunRecord())  # its record: train loss, evaluations, best model, early stop

@@ -31,11 +31,12 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 class RunLog:
     def __init__(self, output_dir: Path, progress: TrainingProgress,
-                 tracker: Callable[[dict[str, float], int], None] | None = None) -> None:
+                 tracker: Callable[[dict[str, float], int], None] | None = None, eval_only: bool = False) -> None:
         self.path = output_dir / HISTORY_FILE
         self.progress = progress
         self.tracker = tracker  # (scalars, step) -> None, e.g. Accelerator.log
         self.main = is_main_process()
+        self.eval_only = eval_only  # its one evaluation is not "before training"
 
     def start(self, resumed_step: int | None) -> None:
         """A new history, or (resuming) the old one up to the checkpoint's step."""
@@ -63,6 +64,7 @@ class RunLog:
         shown = {k: v for k, v in metrics.items()
                  if k.startswith("eval_") and not k.endswith(TIMING_KEYS) and isinstance(v, int | float)}
         self._append({"step": step, "epoch": round(epoch or 0.0, 4), **shown})
-        self.progress.log_evaluation(evaluation_label(step, epoch, training), shown)
+        label = "evaluation" if self.eval_only else evaluation_label(step, epoch, training)
+        self.progress.log_evaluation(label, shown)
         if self.tracker is not None:
             self.tracker(shown, step)

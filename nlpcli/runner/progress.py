@@ -32,7 +32,7 @@ def format_metrics(metrics: dict[str, Any], limit: int = 5) -> str:
 
 def evaluation_label(step: int, epoch: float | None, training: bool) -> str:
     """The same words for an evaluation in both loops."""
-    if not training:
+    if not training:  # outside training: before it, or the final evaluation after it
         return "before training" if step == 0 else "evaluation"
     return f"step {step} (epoch {epoch or 0:.2f})"
 

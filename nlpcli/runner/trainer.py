@@ -172,7 +172,7 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
     from nlpcli.console import is_main_process
 
     task = ctx.task
-    run_log = RunLog(ctx.output_dir, TrainingProgress())
+    run_log = RunLog(ctx.output_dir, TrainingProgress(), eval_only=ctx.cfg.eval_only)
     losses = LossTotal(record)
     collator = task.collator(ctx.tokenizer, ctx.model, ctx.cfg)
     trainer = trainer_class(ctx, guard, losses)(
