@@ -114,10 +114,11 @@ class Seq2SeqTask(Task):
                 None,
             )
             if problem is not None:
-                where = f"{record_location(cfg, split, index)}: {problem}"
+                # record_location reads the file: only for the record that is named (the first bad one)
                 if not cfg.skip_bad_records:
-                    raise UserError(f"{where}.", hint="Fix the record, or skip such records: --skip-bad-records.")
-                bad, first_bad = bad + 1, first_bad or where
+                    raise UserError(f"{record_location(cfg, split, index)}: {problem}.",
+                                    hint="Fix the record, or skip such records: --skip-bad-records.")
+                bad, first_bad = bad + 1, first_bad or f"{record_location(cfg, split, index)}: {problem}"
                 continue
             if cfg.min_target_words and len(target.split()) < cfg.min_target_words:
                 short += 1
