@@ -80,6 +80,8 @@ def _check_architecture(spec: str, where: str, model_class: Any) -> None:
     needed = KINDS.get(model_class.__name__, f"a model {model_class.__name__} can load")
     raise UserError(f"--model {spec} is a {config.model_type} model; this task needs {needed}.",
                     hint="Offline, --model tiny builds a small random model of the right kind.")
+
+
 def load_tokenizer(spec: str) -> Any:
     """The tokenizer saved in a folder or on the Hub under `spec`."""
     from transformers import AutoTokenizer

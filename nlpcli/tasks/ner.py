@@ -166,6 +166,7 @@ class NerTask(Task):
         """Placeholder label ids (0) for every word of a test split that has words but no labels."""
         if cfg.text_column not in test.column_names or cfg.label_column in test.column_names:
             return None
+
         def placeholders(batch: dict[str, list]) -> dict[str, list]:
             return {cfg.label_column: [[0] * len(as_list(words)) for words in batch[cfg.text_column]]}
 
