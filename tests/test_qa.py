@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, read_json, read_jsonl, run_cli
 from nlpcli.metrics.squad import squad_scores
 from nlpcli.sources.presets import train_wordpiece_tokenizer
-from nlpcli.tasks.qa import QaConfig, postprocess, window_features
+from nlpcli.tasks.qa import QaConfig, answers, window_features
 
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november".split()
 CONTEXT = " ".join(WORDS)
@@ -74,7 +74,8 @@ def predict(starts: list[list[float]], ends: list[list[float]], **options) -> st
     raw = {"id": ["q"], "context": [PASSAGE]}
     start_logits = np.stack([logits(s) for s in starts])
     end_logits = np.stack([logits(e) for e in ends])
-    return postprocess(start_logits, end_logits, features, raw, cfg)["q"]
+    text, _ = answers(start_logits, end_logits, features, raw, cfg)["q"]
+    return text
 
 
 def test_best_span_ignores_question_special_and_padding_tokens():

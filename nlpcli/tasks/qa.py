@@ -255,14 +255,6 @@ def answers_nothing(best: Span | None, null_score: float, with_negative: bool, t
     return with_negative and null_score - best.score > threshold
 
 
-def postprocess(
-    start_logits: np.ndarray, end_logits: np.ndarray, eval_features: Any, raw_eval: Any, cfg: QaConfig
-) -> dict[str, str]:
-    """Example id -> predicted answer text ("" for no answer), from the logits of every window."""
-    return {example_id: text for example_id, (text, _) in answers(start_logits, end_logits, eval_features, raw_eval,
-                                                                 cfg).items()}
-
-
 def answers(
     start_logits: np.ndarray, end_logits: np.ndarray, eval_features: Any, raw_eval: Any, cfg: QaConfig
 ) -> dict[str, tuple[str, float | None]]:
