@@ -279,6 +279,23 @@ def test_sample_v2_both_loops_then_predict(tmp_path, loop):
     assert contexts[row["start"]:row["end"]] == row["answer"]
     assert row["answer"] or row["start"] == row["end"] == 0  # v2: "" is the null answer
 
+    if loop == "trainer":  # batched predict: the windows of several questions in one forward pass
+        questions = tmp_path / "questions.jsonl"
+        asked = [{"question": r["question"], "context": r["context"]} for r in squad_sample()[:3]]
+        asked.append({"question": "Who was the duke in the battle of Hastings?", "context": contexts})
+        questions.write_text("".join(json.dumps(r) + "\n" for r in asked))
+        batched = run_cli("predict", "qa", out, "--file", questions, "--batch-size", "4")
+        assert batched.exit_code == 0, batched.output
+        together = [json.loads(line) for line in batched.output.splitlines() if line.startswith("{")]
+        alone = []
+        for r in asked:
+            one = run_cli("predict", "qa", out, "--question", r["question"], "--context", r["context"], "--json")
+            assert one.exit_code == 0, one.output
+            alone += json.loads(one.output)
+        assert [(r["answer"], r["start"], r["end"]) for r in together] == [(r["answer"], r["start"], r["end"])
+                                                                          for r in alone]
+        assert [r["score"] for r in together] == pytest.approx([r["score"] for r in alone], abs=1e-3)
+
 
 def recomputed(rows: list[dict], prefix: str) -> dict:
     """The SQuAD v2 scores of eval_predictions.jsonl rows, as metrics.json names them."""
