@@ -170,9 +170,6 @@ class Task:
         """Logits evaluation: the metrics, computed from exactly the rows `prediction_rows` gave."""
         raise NotImplementedError
 
-    def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
-        return self.score_rows(self.prediction_rows(predictions, eval_features, raw_eval))
-
     def run_details(self, cfg: RunConfig) -> dict[str, Any]:
         """Facts only the task knows about this run (e.g. which sentence splitter scored it), for run.json."""
         return {}
