@@ -390,6 +390,8 @@ def test_streaming_refusals(tmp_path):
         (["clm", "--dataset", "sample", "--max-steps", "2"], "--streaming reads a hub data set"),
         (["clm", "--dataset", "none", "--train-file", data, "--max-steps", "2"], "no validation data"),
         (["ner", "--dataset", "sample", "--max-steps", "2"], "the ner task reads its data whole"),
+        (["clm", "--dataset", "none", "--train-file", data, "--validation-file", data, "--max-steps", "2",
+          "--filter", "repo_name=nlpcli"], "--filter reads the data whole"),
     ]
     for args, message in cases:
         result = run_cli(*args, "--model", "tiny", "--streaming", "--output-dir", tmp_path / "out")

@@ -475,6 +475,9 @@ def load_streamed(cfg: Any, sample: Sample | None, text_column: str, label_colum
     the first --max-eval-samples records are read)."""
     import datasets
 
+    if cfg.filter:  # apply_filters counts rows, which a stream has not
+        raise UserError("--filter reads the data whole; it does not go with --streaming.",
+                        hint="Drop one of them (clm's --filter-keywords filters a stream as it is read).")
     if cfg.dataset == "sample" or not (cfg.train_file or cfg.dataset):
         raise UserError("--streaming reads a hub data set (--dataset) or a --train-file.",
                         hint="The bundled sample is small: drop --streaming.")
