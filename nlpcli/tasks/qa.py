@@ -420,12 +420,14 @@ class Answerer:
     """
 
     def __init__(self, model_dir: str) -> None:
+        import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         self.cfg = saved_config(QaConfig, model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "right"  # a window's offsets index its logits from position 0
         self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+        self.model.to("cuda" if torch.cuda.is_available() else "cpu")  # as the other tasks' predict
         self.max_length = model_window(self.tokenizer, self.cfg.max_length)
         self.accepted = set(inspect.signature(self.model.forward).parameters) & set(self.tokenizer.model_input_names)
 
@@ -452,8 +454,8 @@ class Answerer:
         features = [self.windows(question, context) for question, context in pairs]
         windows = [{k: f[k][w] for k in self.accepted} for f in features for w in range(len(f["input_ids"]))]
         with torch.no_grad():
-            output = self.model(**self.tokenizer.pad(windows, return_tensors="pt"))
-        start_logits, end_logits = output.start_logits.numpy(), output.end_logits.numpy()
+            output = self.model(**self.tokenizer.pad(windows, return_tensors="pt").to(self.model.device))
+        start_logits, end_logits = output.start_logits.cpu().numpy(), output.end_logits.cpu().numpy()
         results, first = [], 0
         for (_, context), f in zip(pairs, features, strict=True):
             last = first + len(f["input_ids"])
