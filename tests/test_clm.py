@@ -390,6 +390,8 @@ def test_streaming_refusals(tmp_path):
         (["clm", "--dataset", "sample", "--max-steps", "2"], "--streaming reads a hub data set"),
         (["clm", "--dataset", "none", "--train-file", data, "--max-steps", "2"], "no validation data"),
         (["ner", "--dataset", "sample", "--max-steps", "2"], "the ner task reads its data whole"),
+        (["clm", "--dataset", "none", "--train-file", data, "--validation-file", data, "--max-steps", "2",
+          "--filter", "repo_name=nlpcli"], "--filter reads the data whole"),
     ]
     for args, message in cases:
         result = run_cli(*args, "--model", "tiny", "--streaming", "--output-dir", tmp_path / "out")
@@ -410,6 +412,17 @@ def test_predict_is_reproducible_with_a_seed(trained):
     assert generate() == generate()  # greedy: the same without a seed
     refused = run_cli("predict", "clm", trained, "def ", "--num-return-sequences", "2")
     assert refused.exit_code == 2 and "needs sampling" in refused.output
+
+
+def test_predict_file_gives_one_line_per_prompt_in_order_across_batches(trained, tmp_path):
+    prompts = [f"def f{n}(" for n in range(9)]  # more than one batch of PREDICT_BATCH
+    source = tmp_path / "prompts.txt"
+    source.write_text("\n".join(prompts) + "\n")
+    result = run_cli("predict", "clm", trained, "--file", source, "--max-new-tokens", "4")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [row["prompt"] for row in rows] == prompts
+    assert all(row["generated_text"].startswith(row["prompt"]) for row in rows)
 
 
 def test_perplexity_is_the_same_with_1_and_2_processes(trained, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, read_json, read_jsonl, run_cli
 from nlpcli.metrics.squad import squad_scores
 from nlpcli.sources.presets import train_wordpiece_tokenizer
-from nlpcli.tasks.qa import QaConfig, postprocess, window_features
+from nlpcli.tasks.qa import QaConfig, answers, window_features
 
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november".split()
 CONTEXT = " ".join(WORDS)
@@ -74,7 +74,8 @@ def predict(starts: list[list[float]], ends: list[list[float]], **options) -> st
     raw = {"id": ["q"], "context": [PASSAGE]}
     start_logits = np.stack([logits(s) for s in starts])
     end_logits = np.stack([logits(e) for e in ends])
-    return postprocess(start_logits, end_logits, features, raw, cfg)["q"]
+    text, _ = answers(start_logits, end_logits, features, raw, cfg)["q"]
+    return text
 
 
 def test_best_span_ignores_question_special_and_padding_tokens():
@@ -277,6 +278,23 @@ def test_sample_v2_both_loops_then_predict(tmp_path, loop):
     assert set(row) == {"question", "answer", "score", "start", "end"}
     assert contexts[row["start"]:row["end"]] == row["answer"]
     assert row["answer"] or row["start"] == row["end"] == 0  # v2: "" is the null answer
+
+    if loop == "trainer":  # batched predict: the windows of several questions in one forward pass
+        questions = tmp_path / "questions.jsonl"
+        asked = [{"question": r["question"], "context": r["context"]} for r in squad_sample()[:3]]
+        asked.append({"question": "Who was the duke in the battle of Hastings?", "context": contexts})
+        questions.write_text("".join(json.dumps(r) + "\n" for r in asked))
+        batched = run_cli("predict", "qa", out, "--file", questions, "--batch-size", "4")
+        assert batched.exit_code == 0, batched.output
+        together = [json.loads(line) for line in batched.output.splitlines() if line.startswith("{")]
+        alone = []
+        for r in asked:
+            one = run_cli("predict", "qa", out, "--question", r["question"], "--context", r["context"], "--json")
+            assert one.exit_code == 0, one.output
+            alone += json.loads(one.output)
+        assert [(r["answer"], r["start"], r["end"]) for r in together] == [(r["answer"], r["start"], r["end"])
+                                                                          for r in alone]
+        assert [r["score"] for r in together] == pytest.approx([r["score"] for r in alone], abs=1e-3)
 
 
 def recomputed(rows: list[dict], prefix: str) -> dict:

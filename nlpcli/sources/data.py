@@ -111,14 +111,16 @@ def _diagnose_json(path: Path, json_field: str | None) -> str:
     return "records have inconsistent fields or types"
 
 
-def _builder(kind: str, json_field: str | None) -> tuple[str, dict[str, Any]]:
-    """The `datasets` builder and its options for a file kind (not conll, which nlpcli reads itself)."""
-    return {
+def _builder(kind: str, json_field: str | None, has_bom: bool) -> tuple[str, dict[str, Any]]:
+    """The `datasets` builder and its options for a file kind (not conll, which nlpcli reads itself); a file
+    that starts with a byte-order mark is decoded as utf-8-sig (else the readers take the mark for data)."""
+    builder, options = {
         "json": ("json", {"field": json_field} if json_field else {}),
         "csv": ("csv", {}),
         "tsv": ("csv", {"delimiter": "\t"}),
         "text": ("text", {}),
     }[kind]
+    return builder, {**options, "encoding": "utf-8-sig"} if has_bom else options
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -150,35 +152,21 @@ def check_text_file(path: Path) -> bool:
     return has_bom
 
 
-def _without_bom(path: Path) -> Path:
-    """A copy of `path` without its byte-order mark (the json and csv readers would take it for data)."""
-    import tempfile
-
-    copy = Path(tempfile.mkdtemp(prefix="nlpcli-")) / path.name
-    with path.open("rb") as source, copy.open("wb") as target:
-        source.read(len(UTF8_BOM))
-        while block := source.read(1 << 20):
-            target.write(block)
-    return copy
-
-
 def _load_file(path: Path, text_format: str, json_field: str | None, text_column: str, label_column: str):
     import datasets
 
-    named = path
-    if check_text_file(path):
-        path = _without_bom(path)
+    has_bom = check_text_file(path)
     kind = _file_kind(path, text_format)
     if kind == "conll":
         return datasets.Dataset.from_list(read_conll(path, text_column, label_column))
-    builder, options = _builder(kind, json_field)
+    builder, options = _builder(kind, json_field, has_bom)
     previous = datasets.logging.get_verbosity()
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # we report parse errors ourselves
     try:
         loaded = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # datasets wraps parser errors in several exception types
         detail = _diagnose_json(path, json_field) if kind == "json" else str(err).splitlines()[0]
-        raise UserError(f"{named}: cannot read as {kind}: {detail}.") from None
+        raise UserError(f"{path}: cannot read as {kind}: {detail}.") from None
     finally:
         datasets.logging.set_verbosity(previous)
     if kind == "text":
@@ -466,7 +454,9 @@ def _stream_file(path: Path, text_format: str, json_field: str | None, text_colu
     kind = _file_kind(path, text_format)
     if kind == "conll":
         raise UserError(f"{path}: CoNLL files are read whole; drop --streaming.")
-    builder, options = _builder(kind, json_field)
+    with path.open("rb") as handle:
+        has_bom = handle.read(len(UTF8_BOM)) == UTF8_BOM
+    builder, options = _builder(kind, json_field, has_bom)
     loaded = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True, **options)
     return loaded.rename_column("text", text_column) if kind == "text" and text_column != "text" else loaded
 
@@ -485,6 +475,9 @@ def load_streamed(cfg: Any, sample: Sample | None, text_column: str, label_colum
     the first --max-eval-samples records are read)."""
     import datasets
 
+    if cfg.filter:  # apply_filters counts rows, which a stream has not
+        raise UserError("--filter reads the data whole; it does not go with --streaming.",
+                        hint="Drop one of them (clm's --filter-keywords filters a stream as it is read).")
     if cfg.dataset == "sample" or not (cfg.train_file or cfg.dataset):
         raise UserError("--streaming reads a hub data set (--dataset) or a --train-file.",
                         hint="The bundled sample is small: drop --streaming.")

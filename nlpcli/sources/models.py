@@ -71,15 +71,17 @@ KINDS = {
 }
 
 
-def _check_architecture(spec: str, where: str, model_class: Any) -> None:
+def _check_architecture(spec: str, model_class: Any) -> None:
     """Refuse a model the task's AutoModel class cannot build (e.g. a BERT encoder for translation)."""
-    config = pretrained_config(spec) if where else None
+    config = pretrained_config(spec)
     mapping = getattr(model_class, "_model_mapping", None)
     if config is None or mapping is None or type(config) in mapping:
         return
     needed = KINDS.get(model_class.__name__, f"a model {model_class.__name__} can load")
     raise UserError(f"--model {spec} is a {config.model_type} model; this task needs {needed}.",
                     hint="Offline, --model tiny builds a small random model of the right kind.")
+
+
 def load_tokenizer(spec: str) -> Any:
     """The tokenizer saved in a folder or on the Hub under `spec`."""
     from transformers import AutoTokenizer
@@ -106,7 +108,7 @@ def load_model_and_tokenizer(
     where = locate(spec)
     if not where:
         return presets.build_tiny(model_class, preset_texts(), preset_vocab_size, model_kwargs, preset_tokenizer_dir)
-    _check_architecture(spec, where, model_class)
+    _check_architecture(spec, model_class)
     tokenizer = _from_hub_or_folder(transformers.AutoTokenizer.from_pretrained, where, spec)
     if model_kwargs.get("num_labels") is not None:
         model_kwargs = {**model_kwargs, "ignore_mismatched_sizes": True}

@@ -156,6 +156,8 @@ def _tiny_config(model_class: Any, tokenizer: Any, model_kwargs: dict) -> Any:
             decoder_start_token_id=tokenizer.pad_token_id, **TINY_T5, **model_kwargs,
         )
     return BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **TINY_BERT, **model_kwargs)
+
+
 TINY_GPT2 = {"n_embd": 64, "n_layer": 2, "n_head": 2, "n_positions": 1024}
 END_OF_TEXT = "<|endoftext|>"
 

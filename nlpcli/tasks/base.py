@@ -13,7 +13,7 @@ Evaluation comes in three kinds, chosen by the task and executed by the runner f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -170,9 +170,6 @@ class Task:
         """Logits evaluation: the metrics, computed from exactly the rows `prediction_rows` gave."""
         raise NotImplementedError
 
-    def compute_metrics(self, predictions: Any, eval_features: Any, raw_eval: Any) -> dict[str, float]:
-        return self.score_rows(self.prediction_rows(predictions, eval_features, raw_eval))
-
     def run_details(self, cfg: RunConfig) -> dict[str, Any]:
         """Facts only the task knows about this run (e.g. which sentence splitter scored it), for run.json."""
         return {}
@@ -190,9 +187,11 @@ def build_pipeline(task: str, model_dir: str, **kwargs: Any) -> Any:
     return pipeline(task, model=model_dir, device=device, **kwargs)
 
 
-def pipeline_outputs(pipe: Any, texts: list[str], **kwargs: Any) -> list[Any]:
-    """One pipeline output per text, the batch in one call (a pipeline unwraps a list of one input, so a
-    single text is passed on its own)."""
-    if len(texts) == 1:
-        return [pipe(texts[0], **kwargs)]
-    return list(pipe(texts, batch_size=len(texts), **kwargs))
+def pipeline_outputs(pipe: Any, texts: list[str], batch_size: int, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+    """(text, its pipeline output) for every text, in order: `batch_size` texts per pipeline call, with a progress
+    bar on stderr (a pipeline unwraps a list of one input, so a single text is passed on its own)."""
+    from nlpcli.predict_io import in_batches
+
+    for batch in in_batches(texts, batch_size):
+        outputs = [pipe(batch[0], **kwargs)] if len(batch) == 1 else pipe(batch, batch_size=len(batch), **kwargs)
+        yield from zip(batch, outputs, strict=True)

@@ -25,7 +25,7 @@ from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.sources import models, presets
 from nlpcli.sources.data import Sample, check_columns, describe, is_streamed
-from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline
+from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline, pipeline_outputs
 
 DEFAULT_COLUMN = "content"  # codeparrot's column of file contents
 TOKENIZER_BATCH = 1000  # texts per batch when fitting a tokenizer
@@ -390,9 +390,8 @@ class ClmTask(Task):
             settings.update(temperature=request.temperature, top_p=request.top_p)
         if request.seed is not None:
             set_seed(request.seed)
-        outputs = generator(list(request.texts), batch_size=PREDICT_BATCH, **settings)
         rows = []
-        for prompt, candidates in zip(request.texts, outputs, strict=True):
+        for prompt, candidates in pipeline_outputs(generator, request.texts, PREDICT_BATCH, **settings):
             for number, candidate in enumerate(candidates, start=1):
                 rows.append({"prompt": prompt, "sequence": number, "generated_text": candidate["generated_text"]})
         columns = ["generated_text"]

@@ -268,8 +268,6 @@ class MlmTask(Task):
         return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, epoch_seed=cfg.seed)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
-        from nlpcli.predict_io import in_batches
-
         if request.top_k < 1:
             raise UserError(f"--top-k must be at least 1, got {request.top_k}.")
         fill = build_pipeline(self.pipeline_task, model_dir)
@@ -285,16 +283,15 @@ class MlmTask(Task):
                 request.reject(index, f"{text!r} has no {mask}: this model's mask token is {mask}.",
                                hint=f"Put {mask} where the missing word goes, e.g. {example}")
         records, rows = [], []
-        for batch in in_batches(texts, request.batch_size):
-            for text, found in zip(batch, pipeline_outputs(fill, batch, top_k=request.top_k), strict=True):
-                per_mask = found if found and isinstance(found[0], list) else [found]
-                candidates = [
-                    {"mask": position, "token": candidate["token_str"], "score": round(float(candidate["score"]), 4),
-                     "sequence": candidate["sequence"]}
-                    for position, candidates in enumerate(per_mask, start=1) for candidate in candidates
-                ]
-                records.append({"text": text, "predictions": candidates})
-                rows += [{"text": text, **candidate} for candidate in candidates]
+        for text, found in pipeline_outputs(fill, texts, request.batch_size, top_k=request.top_k):
+            per_mask = found if found and isinstance(found[0], list) else [found]
+            candidates = [
+                {"mask": position, "token": candidate["token_str"], "score": round(float(candidate["score"]), 4),
+                 "sequence": candidate["sequence"]}
+                for position, candidates in enumerate(per_mask, start=1) for candidate in candidates
+            ]
+            records.append({"text": text, "predictions": candidates})
+            rows += [{"text": text, **candidate} for candidate in candidates]
         columns = ["token", "score", "sequence"]
         if any(row["mask"] > 1 for row in rows):
             columns.insert(0, "mask")

@@ -166,6 +166,7 @@ class NerTask(Task):
         """Placeholder label ids (0) for every word of a test split that has words but no labels."""
         if cfg.text_column not in test.column_names or cfg.label_column in test.column_names:
             return None
+
         def placeholders(batch: dict[str, list]) -> dict[str, list]:
             return {cfg.label_column: [[0] * len(as_list(words)) for words in batch[cfg.text_column]]}
 
@@ -239,27 +240,24 @@ class NerTask(Task):
         return seqeval_scores([row["reference"] for row in rows], [row["prediction"] for row in rows])
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
-        from nlpcli.predict_io import in_batches
-
         if not request.texts:
             raise UserError("Give a text to tag, or --file.",
                             hint=f'For example: nlpcli predict ner {model_dir} "My name is Sylvain."')
         tagger = build_pipeline(self.pipeline_task, model_dir, aggregation_strategy="simple")
         records, rows = [], []
-        for batch in in_batches(request.texts, request.batch_size):
-            for text, entities in zip(batch, pipeline_outputs(tagger, batch), strict=True):
-                found = [
-                    {
-                        "entity": entity["entity_group"],
-                        "word": entity["word"],
-                        "score": round(float(entity["score"]), 4),
-                        "start": int(entity["start"]),
-                        "end": int(entity["end"]),
-                    }
-                    for entity in entities
-                ]
-                records.append({"text": text, "entities": found})  # no entity: an empty list, still a line
-                rows += [{"text": text, **entity} for entity in found]
+        for text, entities in pipeline_outputs(tagger, request.texts, request.batch_size):
+            found = [
+                {
+                    "entity": entity["entity_group"],
+                    "word": entity["word"],
+                    "score": round(float(entity["score"]), 4),
+                    "start": int(entity["start"]),
+                    "end": int(entity["end"]),
+                }
+                for entity in entities
+            ]
+            records.append({"text": text, "entities": found})  # no entity: an empty list, still a line
+            rows += [{"text": text, **entity} for entity in found]
         columns = ["entity", "word", "score", "start", "end"]
         return PredictionTable(columns=columns if len(request.texts) == 1 else ["text", *columns], rows=rows,
                                records=records)

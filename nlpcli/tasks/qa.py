@@ -255,14 +255,6 @@ def answers_nothing(best: Span | None, null_score: float, with_negative: bool, t
     return with_negative and null_score - best.score > threshold
 
 
-def postprocess(
-    start_logits: np.ndarray, end_logits: np.ndarray, eval_features: Any, raw_eval: Any, cfg: QaConfig
-) -> dict[str, str]:
-    """Example id -> predicted answer text ("" for no answer), from the logits of every window."""
-    return {example_id: text for example_id, (text, _) in answers(start_logits, end_logits, eval_features, raw_eval,
-                                                                 cfg).items()}
-
-
 def answers(
     start_logits: np.ndarray, end_logits: np.ndarray, eval_features: Any, raw_eval: Any, cfg: QaConfig
 ) -> dict[str, tuple[str, float | None]]:
@@ -390,8 +382,9 @@ class QaTask(Task):
                 request.reject(index, problem)
             else:
                 kept.append((question, context))
-        rows = [{"question": question, **answerer.answer(question, context)}
-                for batch in in_batches(kept, request.batch_size) for question, context in batch]
+        rows = [{"question": question, **answer}
+                for batch in in_batches(kept, request.batch_size)
+                for (question, _), answer in zip(batch, answerer.answer_batch(batch), strict=True)]
         columns = ["answer", "score", "start", "end"]
         return PredictionTable(columns=columns if len(kept) == 1 else ["question", *columns], rows=rows)
 
@@ -427,11 +420,14 @@ class Answerer:
     """
 
     def __init__(self, model_dir: str) -> None:
+        import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         self.cfg = saved_config(QaConfig, model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.padding_side = "right"  # a window's offsets index its logits from position 0
         self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()
+        self.model.to("cuda" if torch.cuda.is_available() else "cpu")  # as the other tasks' predict
         self.max_length = model_window(self.tokenizer, self.cfg.max_length)
         self.accepted = set(inspect.signature(self.model.forward).parameters) & set(self.tokenizer.model_input_names)
 
@@ -441,22 +437,35 @@ class Answerer:
             return f"the question is too long for the model's window of {self.max_length} tokens."
         return None
 
-    def answer(self, question: str, context: str) -> dict[str, Any]:
+    def windows(self, question: str, context: str) -> dict[str, list]:
+        """The windows of one question and its context, as in training (the stride shrinks for a long question)."""
         import dataclasses
 
-        import torch
-
-        tokenizer = self.tokenizer
-        room = question_room(tokenizer, [question.lstrip()], self.max_length)[0]
+        room = question_room(self.tokenizer, [question.lstrip()], self.max_length)[0]
         cfg = dataclasses.replace(self.cfg, doc_stride=min(self.cfg.doc_stride, room - 1))
         record = {cfg.id_column: ["question"], cfg.question_column: [question], cfg.context_column: [context],
                   cfg.answers_column: [{"text": [], "answer_start": []}]}
-        features = window_features(record, tokenizer, cfg, self.max_length, for_eval=True)
-        inputs = tokenizer.pad({k: v for k, v in features.items() if k in self.accepted}, return_tensors="pt")
+        return window_features(record, self.tokenizer, cfg, self.max_length, for_eval=True)
+
+    def answer_batch(self, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The answers to (question, context) pairs, the windows of them all in one forward pass."""
+        import torch
+
+        features = [self.windows(question, context) for question, context in pairs]
+        windows = [{k: f[k][w] for k in self.accepted} for f in features for w in range(len(f["input_ids"]))]
         with torch.no_grad():
-            output = self.model(**inputs)
-        start_logits, end_logits = output.start_logits.numpy(), output.end_logits.numpy()
-        offsets = features["offset_mapping"]
+            output = self.model(**self.tokenizer.pad(windows, return_tensors="pt").to(self.model.device))
+        start_logits, end_logits = output.start_logits.cpu().numpy(), output.end_logits.cpu().numpy()
+        results, first = [], 0
+        for (_, context), f in zip(pairs, features, strict=True):
+            last = first + len(f["input_ids"])
+            results.append(self.choose(start_logits[first:last], end_logits[first:last], f["offset_mapping"], context))
+            first = last
+        return results
+
+    def choose(self, start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, context: str) -> dict[str, Any]:
+        """The answer of one question from the logits of its windows: the best span, or "" (v2's null answer)."""
+        cfg = self.cfg
         windows = [(w, start_logits[w], end_logits[w], offsets[w]) for w in range(len(offsets))]
         best, null_score, null_window = best_span(windows, context, cfg.n_best, cfg.max_answer_length)
         if answers_nothing(best, null_score, cfg.version_2_with_negative, cfg.null_score_diff_threshold):

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from nlpcli.config import RunConfig, option, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
+from nlpcli.run_folder import RUN_CONFIG
 from nlpcli.sources.data import record_location
 from nlpcli.tasks.base import PredictionTable, PredictRequest, Task
 
@@ -114,10 +115,11 @@ class Seq2SeqTask(Task):
                 None,
             )
             if problem is not None:
-                where = f"{record_location(cfg, split, index)}: {problem}"
+                # record_location reads the file: only for the record that is named (the first bad one)
                 if not cfg.skip_bad_records:
-                    raise UserError(f"{where}.", hint="Fix the record, or skip such records: --skip-bad-records.")
-                bad, first_bad = bad + 1, first_bad or where
+                    raise UserError(f"{record_location(cfg, split, index)}: {problem}.",
+                                    hint="Fix the record, or skip such records: --skip-bad-records.")
+                bad, first_bad = bad + 1, first_bad or f"{record_location(cfg, split, index)}: {problem}"
                 continue
             if cfg.min_target_words and len(target.split()) < cfg.min_target_words:
                 short += 1
@@ -141,7 +143,7 @@ class Seq2SeqTask(Task):
 
     def setup(self, raw: Any, cfg: Any, pretrained_config: Any | None) -> dict[str, Any]:
         model_type = getattr(pretrained_config, "model_type", None)
-        our_run = (Path(cfg.model) / "nlpcli_config.yaml").is_file()  # it knows whether it was trained with one
+        our_run = (Path(cfg.model) / RUN_CONFIG).is_file()  # it knows whether it was trained with one
         declared = self.declared_prefix(pretrained_config)
         if (model_type in PREFIX_TRAINED or declared) and not cfg.source_prefix and not our_run:
             warn(f"{cfg.model} is a {model_type} model, which expects a task prefix on every source; none was "
