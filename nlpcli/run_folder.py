@@ -18,10 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nlpcli.config import DATA_SOURCE_KEYS, coerce, read_yaml
+from nlpcli.config import DATA_SOURCE_KEYS, RUN_CONFIG, coerce, read_yaml
 from nlpcli.errors import UserError
 
-RUN_CONFIG = "nlpcli_config.yaml"
 TASK_KEY = "task"
 RUN_ONLY_KEYS = ("output_dir", "resume", "overwrite")  # what the run that wrote the folder did with it
 NOT_EVALUATED_KEYS = (*RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model and folder

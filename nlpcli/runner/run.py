@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from nlpcli.config import RunConfig, origin_lines, resuming, save_config
+from nlpcli.config import RUN_CONFIG, RunConfig, origin_lines, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
@@ -216,7 +216,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     )
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, output_dir / "nlpcli_config.yaml", task_name)
+        save_config(cfg, output_dir / RUN_CONFIG, task_name)
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
         f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nlpcli.config import RunConfig, option, saved_config
+from nlpcli.config import RUN_CONFIG, RunConfig, option, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.run_folder import RUN_CONFIG
 from nlpcli.sources.data import record_location
 from nlpcli.tasks.base import PredictionTable, PredictRequest, Task
 
