@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from nlpcli.console import err_console
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.sources.data import check_text_file
+from nlpcli.sources.data import check_text_file, parses_as_object
 
 Item = TypeVar("Item")
 
@@ -70,11 +70,7 @@ def _json_stream(lines: list[str], fields: dict[str, str]) -> bool:
     """Stdin holds JSON lines when the input has several fields, or when its first line is a JSON object."""
     if len(fields) > 1:
         return True
-    first = next((line for line in lines if line.strip()), "")
-    try:
-        return isinstance(json.loads(first), dict)
-    except json.JSONDecodeError:
-        return False
+    return parses_as_object(next((line for line in lines if line.strip()), ""))
 
 
 def read_inputs(source: str, fields: dict[str, str], skip_bad: bool = False) -> Inputs:

@@ -67,7 +67,8 @@ def read_conll(path: Path, text_column: str, label_column: str) -> list[dict[str
     return records
 
 
-def _parses_as_object(line: str) -> bool:
+def parses_as_object(line: str) -> bool:
+    """Whether a line of text is one JSON object (a JSON-lines record)."""
     try:
         return isinstance(json.loads(line), dict)
     except json.JSONDecodeError:
@@ -82,7 +83,7 @@ def _diagnose_json(path: Path, json_field: str | None) -> str:
     except json.JSONDecodeError as err:
         whole = None
         first_line = next((line for line in text.splitlines() if line.strip()), "")
-        one_document = json_field is not None or not _parses_as_object(first_line)
+        one_document = json_field is not None or not parses_as_object(first_line)
         reached_end = err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
         if one_document and reached_end:
             return f"the file ends inside a JSON value, at line {err.lineno} (is it truncated?)"
@@ -331,7 +332,7 @@ def split_file(cfg: Any, split: str) -> str | None:
 def _is_json_lines(path: Path) -> bool:
     """True when the file's first non-blank line is a whole JSON object (one record per line)."""
     with path.open(encoding="utf-8-sig", errors="replace") as handle:
-        return _parses_as_object(next((line for line in handle if line.strip()), ""))
+        return parses_as_object(next((line for line in handle if line.strip()), ""))
 
 
 def _nth_record_line(path: Path, index: int) -> int | None:
