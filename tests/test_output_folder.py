@@ -7,6 +7,7 @@ import json
 import os
 import socket
 
+from before_the_loop import stop_before_the_loop
 from conftest import read_json, run_cli
 
 SMOKE = ("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "2", "--batch-size", "4")
@@ -19,14 +20,17 @@ def test_a_finished_run_is_refused_then_replaced_with_overwrite(tmp_path):
         (lone / name).write_text("{}")
         result = run_cli(*SMOKE, "--output-dir", lone)
         assert result.exit_code == 2 and f"holds a finished run ({name})" in result.output
-    out = tmp_path / "run"
-    assert run_cli(*SMOKE, "--output-dir", out).exit_code == 0
-    (out / "stale.txt").write_text("x")
+    out = tmp_path / "run"  # what a finished run leaves (made by hand: refusing it needs no earlier training)
+    out.mkdir()
+    for name in ("config.json", "model.safetensors", "metrics.json", "stale.txt"):
+        (out / name).write_text("{}")
     result = run_cli(*SMOKE, "--output-dir", out)
     assert result.exit_code == 2 and "--overwrite" in result.output
+    assert (out / "stale.txt").is_file()  # refused: nothing touched
     result = run_cli(*SMOKE, "--output-dir", out, "--overwrite")
     assert result.exit_code == 0, result.output
     assert not (out / "stale.txt").exists() and (out / "metrics.json").is_file()
+    assert read_json(out / "metrics.json")["eval_loss"] > 0  # the new run's, not the "{}" it replaced
     assert not (out / ".nlpcli.lock").exists()  # released at the end
 
 
@@ -41,13 +45,16 @@ def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(tmp_path)
     assert read_json(out / ".nlpcli.lock") == holder  # someone else's lock is left alone
 
 
-def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path, monkeypatch):
+    reached = stop_before_the_loop(monkeypatch)  # the lock is taken before the run reads any data
     out = tmp_path / "run"
     out.mkdir()
     (out / ".nlpcli.lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
     result = run_cli(*SMOKE, "--output-dir", out)
     assert result.exit_code == 0, result.output
     assert "no longer runs" in result.output and not (out / ".nlpcli.lock").exists()
+    (run,) = reached
+    assert run["lock"]["pid"] == os.getpid()  # held by this run while it ran
 
 
 def test_an_output_dir_that_is_a_file_or_unwritable_is_refused(tmp_path):
