@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from before_the_loop import stop_before_the_loop
 from conftest import read_json, read_jsonl, run_cli
 
 NER = ("ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate", "5e-3")
@@ -12,20 +13,24 @@ MLM = ("mlm", "--model", "tiny", "--dataset", "sample", "--chunk-size", "32", "-
        "--learning-rate", "5e-3", "--max-train-samples", "40", "--max-eval-samples", "16")
 
 
-@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
-def test_an_empty_checkpoint_folder_never_blocks_a_run(tmp_path, loop):
+def test_an_empty_checkpoint_folder_never_blocks_a_run(tmp_path, monkeypatch):
+    """The folder checks and the clean-up come before the data, the model and either loop: the probe stands in
+    for all three, so one run covers both loops."""
+    reached = stop_before_the_loop(monkeypatch)
     out = tmp_path / "run"
     (out / "checkpoint-5").mkdir(parents=True)  # what a kill -9 during the first save leaves
-    fresh = run_cli(*NER, "--loop", loop, "--max-steps", "3", "--output-dir", out)
+    fresh = run_cli(*NER, "--max-steps", "3", "--output-dir", out)
     assert fresh.exit_code == 0, fresh.output
     assert "checkpoint-5 is incomplete" in fresh.output and not (out / "checkpoint-5").exists()
+    assert reached[0]["entries"] == [".nlpcli.lock"]  # removed before the run began
     torn = tmp_path / "torn"
     (torn / "checkpoint-2").mkdir(parents=True)
     (torn / "checkpoint-2" / "model.safetensors").write_bytes(b"")  # cut short before its state file
-    resumed = run_cli(*NER, "--loop", loop, "--max-steps", "3", "--resume", "--output-dir", torn)
+    resumed = run_cli(*NER, "--max-steps", "3", "--resume", "--output-dir", torn)
     assert resumed.exit_code == 0, resumed.output
     assert "no complete checkpoint" in resumed.output and "starting from the beginning" in resumed.output
-    assert (torn / "metrics.json").is_file()
+    assert reached[1]["cfg"].resume == "no"  # the loop is told to start from step 0
+    assert reached[1]["entries"] == [".nlpcli.lock"]
 
 
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
