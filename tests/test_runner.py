@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from before_the_loop import stop_before_the_loop
 from conftest import read_json, read_jsonl, run_cli
 
 SMOKE = ["--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate", "5e-3"]
@@ -115,10 +116,18 @@ def test_minilm_preset_fine_tunes_real_weights(tmp_path):
 
 
 def test_default_output_folder_is_runs_task_timestamp(tmp_path, monkeypatch):
+    from datetime import datetime
+    from pathlib import Path
+
+    reached = stop_before_the_loop(monkeypatch)  # the folder is chosen before any data is read
     monkeypatch.chdir(tmp_path)
-    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "1", "--max-train-samples", "3",
-                     "--max-eval-samples", "3")
+    started = datetime.now().replace(microsecond=0)
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "1")
     assert result.exit_code == 0, result.output
-    (folder,) = (tmp_path / "runs").glob("ner-*")
-    assert folder.name[len("ner-"):].replace("-", "").isdigit()  # ner-YYYYmmdd-HHMMSS
-    assert read_json(folder / "run.json")["train_samples"] == 3
+    (run,) = reached
+    folder = run["output_dir"]
+    assert folder.parent == Path("runs") and folder.name.startswith("ner-")  # relative: under the working folder
+    stamp = datetime.strptime(folder.name[len("ner-"):], "%Y%m%d-%H%M%S")  # ner-YYYYmmdd-HHMMSS
+    assert started <= stamp <= datetime.now()
+    assert run["entries"] == [".nlpcli.lock"]  # the run's folder, made and locked in the working folder
+    assert f"saved to {folder}" in result.output
