@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from before_the_loop import stop_before_the_loop
 from conftest import read_json, read_jsonl, run_cli
 
 LOOPS = ["trainer", "accelerate"]
@@ -138,17 +139,23 @@ def test_tensorboard_missing_names_the_extra(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "pip install 'nlpcli[tensorboard]'" in result.output
 
 
-def test_trainer_arg_sets_the_field_and_unknown_keys_are_refused(tmp_path):
-    import torch
+def test_trainer_arg_sets_the_field_and_unknown_keys_are_refused(tmp_path, monkeypatch):
+    from types import SimpleNamespace
 
+    from nlpcli.config import config_yaml
+    from nlpcli.runner import trainer
+
+    reached = stop_before_the_loop(monkeypatch)  # the settings are final before any data is read
     out = tmp_path / "pass"
     without_rate = SMOKE[:-2]
     result = run_cli(*without_rate, "--max-steps", "2", "--trainer-arg", "adam_beta2=0.95", "--trainer-arg",
                      "learning_rate=1e-3", "--output-dir", out)
     assert result.exit_code == 0, result.output
-    args = torch.load(out / "training_args.bin", weights_only=False)
+    cfg = reached[0]["cfg"]
+    # the TrainingArguments the Trainer loop trains by (and saves as training_args.bin), from the run's settings
+    args = trainer.training_arguments(SimpleNamespace(cfg=cfg, output_dir=out, mixed_precision="no"))
     assert args.adam_beta2 == 0.95 and args.learning_rate == 1e-3  # a field nlpcli has an option for sets it
-    assert "learning_rate: 0.001" in (out / "nlpcli_config.yaml").read_text()
+    assert "learning_rate: 0.001" in config_yaml(cfg, "ner")  # as nlpcli_config.yaml saves it
 
     unknown = run_cli(*SMOKE, "--max-steps", "2", "--trainer-arg", "adam_beta=0.9", "--output-dir", tmp_path / "u")
     assert unknown.exit_code == 2 and "not a TrainingArguments field" in unknown.output
@@ -281,8 +288,22 @@ def test_the_run_record_carries_over_a_resume(tmp_path, loop):
     assert info["best_model"]["value"] == min(r["eval_loss"] for r in during)
 
 
-def test_an_unknown_metric_for_best_model_names_the_known_ones(tmp_path):
-    result = run_cli(*SMOKE, "--max-steps", "4", "--eval-steps", "2", "--save-steps", "2", "--load-best-model-at-end",
-                     "--metric-for-best-model", "bleu", "--output-dir", tmp_path / "x")
-    assert result.exit_code == 2 and "--metric-for-best-model bleu" in result.output
-    assert "eval_overall_f1" in result.output
+def test_an_unknown_metric_for_best_model_names_the_known_ones():
+    """The refusal comes at the first evaluation (only then are the task's metric names known): checked here on
+    the figures ner's evaluation reports, without training up to it."""
+    from nlpcli.config import resolve_config
+    from nlpcli.errors import UserError
+    from nlpcli.runner.evaluation import prefixed
+    from nlpcli.runner.record import RunRecord
+    from nlpcli.tasks import get_task
+
+    task = get_task("ner")
+    cfg = resolve_config(task.config_class, "ner", None, {
+        "max_steps": 4, "eval_steps": 2, "save_steps": 2, "load_best_model_at_end": True,
+        "metric_for_best_model": "bleu"})
+    rows = [{"reference": ["B-PER", "I-PER", "O"], "prediction": ["B-PER", "O", "O"]}]
+    metrics = {"eval_loss": 1.5, **prefixed(task.score_rows(rows)), "eval_runtime": 0.1, "epoch": 0.8}
+    with pytest.raises(UserError) as refused:
+        RunRecord().observe(cfg, 2, metrics)
+    assert "--metric-for-best-model bleu" in refused.value.message
+    assert "eval_overall_f1" in refused.value.message
