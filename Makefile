@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+# pytest workers: one per core, at most 4 (each runs torch on one thread; torchrun tests start 2 more processes)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -19,9 +23,13 @@ $(STAMP): pyproject.toml
 demo: setup
 	HF_HUB_DISABLE_TELEMETRY=1 $(BIN)/nlpcli demo
 
-test: setup
+test: setup  # the whole suite; the 15 slowest tests are listed at the end so that drift shows
 	$(BIN)/ruff check nlpcli tests benchmarks
-	$(BIN)/pytest -q
+	$(PYTEST) --durations=15
+
+test-fast: setup  # the edit-test loop: no training, no evaluation loop, no launched processes (< 60 s)
+	$(BIN)/ruff check nlpcli tests benchmarks
+	$(PYTEST) -m "not e2e and not slow" --durations=5
 
 bench: setup
 	$(BIN)/python benchmarks/cli_latency.py

@@ -1,23 +1,54 @@
-"""Shared test helpers: run the CLI in-process, offline, on tiny settings."""
+"""Shared test helpers: run the CLI in-process, offline, on tiny settings, on one CPU thread.
+
+The suite sets its own environment before anything imports the Hugging Face libraries (they read it once,
+at import): whatever the shell exports, the hub is offline, no token is known, the cache is a fresh folder
+and torch uses one thread. Tests that need another hub state ask for the `online_hub` fixture.
+
+Tiers (registered in pyproject.toml): `e2e` tests run a training or evaluation loop or launch processes,
+`slow` ones take more than a few seconds without doing so; `make test-fast` runs the rest. A test that runs
+a loop or torchrun without the `e2e` mark fails, so the fast tier stays fast.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# What the shell may export and the suite decides for itself: hub state, token, caches, endpoints, proxies.
+HUB_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN",
+                 "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_OIDC_RESOURCE", "HF_HOME", "HF_HUB_CACHE",
+                 "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "HF_XET_CACHE", "TRANSFORMERS_CACHE", "HF_ENDPOINT",
+                 "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+for _name in HUB_VARIABLES:
+    os.environ.pop(_name, None)
+os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="nlpcli-test-hf-home-")  # empty cache, no stored token
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# One thread everywhere (this process and every process it starts): float sums then do not depend on
+# the machine's core count or load, and two pytest workers share a 2-core machine without contention.
+os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402  (after the environment above)
+from typer.testing import CliRunner  # noqa: E402
+
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
+FLOAT_TOLERANCE = 1e-6  # what 1 vs N processes and the two loops promise for float figures (README)
+_current: dict[str, pytest.Item] = {}
 
 
 class CliResult:
@@ -26,12 +57,42 @@ class CliResult:
         self.output = output
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _current["item"] = item
+
+
+def require_e2e(what: str) -> None:
+    """Fail the running test when it is not marked e2e: `make test-fast` leaves those out."""
+    item = _current.get("item")
+    if item is not None and item.get_closest_marker("e2e") is None:
+        pytest.fail(f"{item.nodeid} {what}: mark it @pytest.mark.e2e", pytrace=False)
+
+
+@contextmanager
+def loops_guarded() -> Iterator[None]:
+    """While a test that is not marked e2e invokes the CLI, the training/evaluation loops refuse to start."""
+    item = _current.get("item")
+    if item is None or item.get_closest_marker("e2e") is not None:
+        yield
+        return
+    from nlpcli.runner import accelerate, trainer
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        require_e2e("runs a training or evaluation loop")
+
+    with pytest.MonkeyPatch.context() as patch:
+        for loop in (accelerate, trainer):
+            patch.setattr(loop, "run", refuse)
+        yield
+
+
 def run_cli(*args: str) -> CliResult:
     """Invoke `nlpcli ARGS` in this process, as `main` reads a command line; output holds stdout and stderr."""
     from nlpcli.cli import app
     from nlpcli.config import with_resume_values
 
-    result = CliRunner().invoke(app, with_resume_values([str(a) for a in args]), catch_exceptions=False)
+    with loops_guarded():
+        result = CliRunner().invoke(app, with_resume_values([str(a) for a in args]), catch_exceptions=False)
     return CliResult(result.exit_code, result.output)
 
 
@@ -43,6 +104,25 @@ def read_jsonl(path: Path) -> list[Any]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def assert_agree(first: Any, second: Any, rel: float = FLOAT_TOLERANCE, where: str = "") -> None:
+    """`first` equals `second` in structure, keys, order, strings, integers and booleans; floats agree within
+    `rel` (relative). What runs of different batch shapes, world sizes or loops promise each other."""
+    if isinstance(first, float) or isinstance(second, float):
+        assert isinstance(first, int | float) and isinstance(second, int | float), f"{where}: {first!r} vs {second!r}"
+        assert math.isclose(first, second, rel_tol=rel, abs_tol=1e-12) or first == second, (
+            f"{where}: {first!r} vs {second!r} differ by more than a relative {rel}")
+    elif isinstance(first, dict) and isinstance(second, dict):
+        assert list(first) == list(second), f"{where}: keys {list(first)} vs {list(second)}"
+        for key in first:
+            assert_agree(first[key], second[key], rel, f"{where}.{key}")
+    elif isinstance(first, list | tuple) and isinstance(second, list | tuple):
+        assert len(first) == len(second), f"{where}: {len(first)} vs {len(second)} items"
+        for index, (a, b) in enumerate(zip(first, second, strict=True)):
+            assert_agree(a, b, rel, f"{where}[{index}]")
+    else:
+        assert first == second, f"{where}: {first!r} vs {second!r}"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -50,13 +130,47 @@ def free_port() -> int:
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
-    """`torchrun --nproc_per_node NPROC -m nlpcli ARGS`: DDP over gloo on this CPU box."""
+    """`torchrun --nproc_per_node NPROC -m nlpcli ARGS`: DDP over gloo on this CPU box (one thread each)."""
+    require_e2e("launches torchrun")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
                "--master_port", str(free_port()), "-m", "nlpcli", *map(str, args)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def run_processes(nproc: int, *args: str) -> str:
+    """`nlpcli ARGS` with NPROC processes: 1 is this process (one thread, as each torchrun process has),
+    more go through torchrun. Asserts success; returns what the run printed."""
+    if nproc == 1:
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.output
+        return result.output
+    done = torchrun(nproc, *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
 
 
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def online_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """The hub state of a machine with network and no stored token, as huggingface_hub and datasets see it
+    (they read the offline variables once, at import, so the variables alone would change nothing).
+    Returns the token file's path."""
+    import datasets.config
+    import huggingface_hub.constants as hub_constants
+
+    from nlpcli.sources import hub
+
+    for name in OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    token_file = tmp_path / "hf-home" / "token"
+    monkeypatch.setattr(hub_constants, "HF_TOKEN_PATH", str(token_file))
+    probe = hub.hub_reachable  # a test may replace it; its cache is what must not leak
+    probe.cache_clear()
+    yield token_file
+    probe.cache_clear()

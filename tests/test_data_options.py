@@ -91,6 +91,7 @@ def test_filter_is_repeatable_on_the_command_line_and_a_list_in_yaml(tmp_path):
     assert cfg.filter == ["category=book,digital_ebook_purchase"] and cfg.dataset_config == ["en", "es"]
 
 
+@pytest.mark.e2e
 def test_filter_counts_reach_run_json_and_the_run_trains_on_the_kept_rows(tmp_path):
     train = _write_jsonl(tmp_path / "train.jsonl", _rows(repeat=4))
     dev = _write_jsonl(tmp_path / "dev.jsonl", _rows(repeat=2))

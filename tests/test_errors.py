@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import OFFLINE_VARIABLES, REPO, run_cli
 
 GOOD = [
     {"tokens": ["Bill", "Clinton", "visited", "Paris", "."], "ner_tags": ["B-PER", "I-PER", "O", "B-LOC", "O"]},
@@ -98,8 +98,9 @@ def test_checkpoints_are_not_overwritten_without_resume(tmp_path):
     expect_error(ner("--dataset", "sample", "--output-dir", tmp_path), "--resume")
 
 
+@pytest.mark.e2e
 def test_unreachable_hub_fails_fast_with_one_paragraph(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_VARIABLES}
     env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens there: as good as no network
     env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache
     started = time.time()

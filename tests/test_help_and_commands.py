@@ -40,6 +40,7 @@ def panels(page: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", list(TASK_MODULES))
 def test_help_groups_the_options_a_task_reads_and_keeps_flags_whole(task):
     page = help_page(task)
@@ -67,6 +68,7 @@ def test_every_shared_key_has_its_panel():
     assert {f.name for f in dataclasses.fields(RunConfig)} <= set(PANELS)  # a new key: name its panel
 
 
+@pytest.mark.slow
 def test_unused_options_are_refused_and_help_agrees_with_the_readme():
     assert "--label-column" not in help_page("qa") and "--max-length" not in help_page("mlm")
     result = run_cli("qa", "--label-column", "label")
@@ -99,6 +101,7 @@ def test_version():
     assert result.exit_code == 0 and result.output.strip() == f"nlpcli {metadata.version('nlpcli')}"
 
 
+@pytest.mark.e2e
 def test_config_command_prints_yaml_that_config_reads_back(tmp_path):
     from nlpcli.tasks.ner import NerConfig
 
@@ -146,6 +149,7 @@ def test_demo_shows_the_predict_input_as_a_command_line():
     assert clm.startswith("nlpcli predict clm runs/demo/clm 'def prepare(self, raw' --max-new-tokens ")
 
 
+@pytest.mark.slow
 def test_every_option_in_help_is_in_a_readme_options_table():
     rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `")]
     documented = set(re.findall(r"--[a-z0-9][a-z0-9-]*", "\n".join(rows)))

@@ -26,6 +26,7 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.e2e
 def test_a_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
     for name, content in (("bom.jsonl", jsonl(GOOD)),
                           ("bom.conll", b"EU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n\n" * 3)):
@@ -92,6 +93,7 @@ def test_labels_that_mix_names_and_ids_name_the_record(tmp_path):
     assert result.exit_code == 2 and "record 3: labels mix names and class ids" in result.output
 
 
+@pytest.mark.e2e
 def test_a_bad_record_of_a_single_train_file_is_named_by_that_file(tmp_path):
     good = {"question": "Where?", "context": "In Paris.", "answers": {"text": ["Paris"], "answer_start": [3]}}
     rows = [dict(good, id=f"q{i}") for i in range(12)]

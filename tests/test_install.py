@@ -10,6 +10,8 @@ import zipfile
 from importlib import resources
 from pathlib import Path
 
+import pytest
+
 import nlpcli
 from conftest import REPO
 from nlpcli.config import CONFIG_DIR
@@ -34,6 +36,7 @@ def test_task_defaults_are_package_resources():
     assert (REPO / "nlpcli" / "configs").resolve() == (REPO / "configs").resolve()
 
 
+@pytest.mark.slow
 def test_a_wheel_installed_with_target_finds_the_task_defaults(tmp_path):
     wheels, target = tmp_path / "wheels", tmp_path / "target"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]

@@ -111,6 +111,7 @@ def _train(out, loop: str, *extra: str):
     return result
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "loop, masking", [("trainer", "--whole-word-masking"), ("accelerate", "--no-whole-word-masking")]
 )
@@ -139,6 +140,7 @@ def test_train_save_reload_predict(tmp_path, loop, masking):
     assert "[MASK]" in refused.output
 
 
+@pytest.mark.e2e
 def test_evaluation_is_repeatable(tmp_path):
     trained = tmp_path / "trained"
     _train(trained, "trainer")

@@ -45,6 +45,7 @@ def recomputed(rows: list[dict], prefix: str) -> dict:
     return {f"{prefix}_{k}": v for k, v in seqeval_scores(references, predictions).items()}
 
 
+@pytest.mark.e2e
 def test_train_save_reload_predict(trained):
     out = trained
     metrics = read_json(out / "metrics.json")
@@ -72,6 +73,7 @@ def test_train_save_reload_predict(trained):
     assert "PER" in {row["entity"] for row in rows}
 
 
+@pytest.mark.e2e
 def test_metrics_recompute_from_eval_predictions(trained):
     rows = read_jsonl(trained / "eval_predictions.jsonl")
     sentences = sample_sentences()
@@ -87,6 +89,7 @@ def test_metrics_recompute_from_eval_predictions(trained):
     assert {k: v for k, v in metrics.items() if k.startswith("eval_") and k != "eval_loss"} == recomputed(rows, "eval")
 
 
+@pytest.mark.e2e
 def test_test_file_gives_test_predictions_and_metrics(trained):
     rows = read_jsonl(trained / "test_predictions.jsonl")
     assert [r["tokens"] for r in rows] == [s["words"] for s in sample_sentences()[2:6]]
@@ -100,6 +103,7 @@ def test_test_file_gives_test_predictions_and_metrics(trained):
     assert all(evaluated[tuple(r["tokens"])] == r["prediction"] for r in rows)
 
 
+@pytest.mark.e2e
 def test_unlabelled_test_file_gives_predictions_only(trained, tmp_path):
     test_file = write_test_file(tmp_path / "unlabelled.jsonl", sample_sentences()[:3], labelled=False)
     out = tmp_path / "eval"
@@ -114,6 +118,7 @@ def test_unlabelled_test_file_gives_predictions_only(trained, tmp_path):
     assert read_json(out / "run.json")["test_labelled"] is False
 
 
+@pytest.mark.e2e
 def test_do_predict_reads_the_test_split(tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()

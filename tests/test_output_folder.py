@@ -7,12 +7,15 @@ import json
 import os
 import socket
 
+import pytest
+
 from before_the_loop import stop_before_the_loop
 from conftest import read_json, run_cli
 
 SMOKE = ("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "2", "--batch-size", "4")
 
 
+@pytest.mark.e2e
 def test_a_finished_run_is_refused_then_replaced_with_overwrite(tmp_path):
     for name in ("metrics.json", "model.safetensors"):  # only its metrics, or only a model: a finished run
         lone = tmp_path / name

@@ -3,6 +3,8 @@ header naming where each value came from, and that the tiny preset learns at the
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import read_json, run_cli
 from nlpcli.config import PRESET_DIR, origin_lines, read_yaml, resolve_config, value_origins
 from nlpcli.tasks.clm import ClmConfig
@@ -51,6 +53,7 @@ def test_origin_lines_group_the_non_default_values_by_source():
     assert "max_steps=80" in lines[2] and "seed" not in lines[2]  # 42 is the built-in default: not listed
 
 
+@pytest.mark.e2e
 def test_tiny_mlm_halves_its_perplexity_in_80_steps_at_the_preset_defaults(tmp_path):
     """The issue's figure: at the course's 2e-5 the tiny preset moved perplexity 2102 -> 1935 in 80 steps. With
     these settings: 2031.5 -> 1946.9 at 2e-5 (this test fails there), 173.1 at the preset's defaults."""

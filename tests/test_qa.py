@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import REPO, read_json, read_jsonl, run_cli
+from conftest import REPO, assert_agree, read_json, read_jsonl, run_cli, torchrun
 from nlpcli.metrics.squad import squad_scores
 from nlpcli.sources.presets import train_wordpiece_tokenizer
 from nlpcli.tasks.qa import QaConfig, answers, window_features
@@ -201,12 +201,14 @@ def test_test_file_without_answers_is_refused(tmp_path):
     assert result.exit_code == 2 and f"{test_file}: no column 'answers'" in result.output
 
 
+@pytest.mark.slow
 def test_stride_too_large_for_window(tmp_path):
     result = run_files(tmp_path, records(), "--max-length", "16", "--doc-stride", "8")
     assert result.exit_code == 2, result.output
     assert "--doc-stride 8" in result.output
 
 
+@pytest.mark.e2e
 def test_skip_bad_records_nested_squad_layout_then_predict(tmp_path):
     """Official nested layout (data -> paragraphs -> qas), one bad answer skipped and counted."""
     rows = records()
@@ -241,6 +243,7 @@ def test_predict_needs_question_and_context(tmp_path):
 # ---------------------------------------------------------------- end to end on the bundled sample
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_sample_v2_both_loops_then_predict(tmp_path, loop):
     out = tmp_path / loop
@@ -309,9 +312,9 @@ def squad_sample() -> list[dict]:
     return json.loads((SAMPLES_DIR / "squad_v2_sample.json").read_text(encoding="utf-8"))["data"]
 
 
+@pytest.mark.e2e
 def test_two_processes_score_like_one(tmp_path):
     """Accelerate loop under torchrun: start/end logits padded and gathered across processes, then post-processed."""
-    from test_distributed import torchrun
 
     model = tmp_path / "model"
     trained = run_cli("qa", "--config", REPO / "configs" / "demo" / "qa.yaml", "--output-dir", model)
@@ -323,10 +326,11 @@ def test_two_processes_score_like_one(tmp_path):
     result = torchrun(2, *common, "--output-dir", tmp_path / "two")  # uneven last batch: one duplicate dropped
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = read_json(tmp_path / "one" / "metrics.json"), read_json(tmp_path / "two" / "metrics.json")
-    assert one == two and one["eval_HasAns_f1"] > 0
+    assert_agree(one, two)
+    assert one["eval_HasAns_f1"] > 0
     rows = read_jsonl(tmp_path / "one" / "eval_predictions.jsonl")
-    assert (tmp_path / "two" / "eval_predictions.jsonl").read_text() == (
-        tmp_path / "one" / "eval_predictions.jsonl").read_text()
+    # the same answers in the same order; each answer's score (a logit sum) within a relative 1e-6
+    assert_agree(read_jsonl(tmp_path / "two" / "eval_predictions.jsonl"), rows)
     assert recomputed(rows, "eval") == {k: v for k, v in one.items() if k != "eval_loss"}
     assert any(r["prediction"] for r in rows) and any(not r["prediction"] for r in rows)
     assert read_json(tmp_path / "two" / "run.json")["world_size"] == 2

@@ -33,6 +33,7 @@ def test_an_empty_checkpoint_folder_never_blocks_a_run(tmp_path, monkeypatch):
     assert reached[1]["entries"] == [".nlpcli.lock"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_resume_keeps_the_figures_measured_before_training(tmp_path, loop):
     out = tmp_path / "run"
@@ -47,6 +48,7 @@ def test_resume_keeps_the_figures_measured_before_training(tmp_path, loop):
     assert resumed["eval_perplexity"] < before["eval_perplexity_before"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_resuming_a_finished_run_trains_no_further_step(tmp_path, loop):
     out = tmp_path / "run"
@@ -71,12 +73,13 @@ KILLED = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 @pytest.mark.parametrize("task", ["ner", "mlm"])
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, task, loop):
     """SIGKILL once checkpoint-4 (inside the first or second epoch) is complete, then --resume: metrics.json
-    equals an uninterrupted run's, to the last digit (dropout and mlm's masks included)."""
-    import os
+    equals an uninterrupted run's, to the last digit (dropout and mlm's masks included). The killed run is a
+    process of its own; the uninterrupted and the resumed ones run here, on the same one thread."""
     import signal
     import subprocess
     import sys
@@ -84,13 +87,11 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
 
     from conftest import REPO
 
-    args = [sys.executable, "-m", "nlpcli", *KILLED[task], "--save-steps", "2", "--logging-steps", "2",
-            "--save-total-limit", "10", "--loop", loop]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    subprocess.run([*args, "--output-dir", str(tmp_path / "full")], env=env, cwd=REPO, check=True,
-                   capture_output=True, timeout=300)
+    args = [*KILLED[task], "--save-steps", "2", "--logging-steps", "2", "--save-total-limit", "10", "--loop", loop]
+    full = run_cli(*args, "--output-dir", tmp_path / "full")
+    assert full.exit_code == 0, full.output
     cut = tmp_path / "cut"
-    running = subprocess.Popen([*args, "--output-dir", str(cut)], env=env, cwd=REPO,
+    running = subprocess.Popen([sys.executable, "-m", "nlpcli", *args, "--output-dir", str(cut)], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = ("trainer_state.json", "nlpcli_state.json")
     deadline = time.time() + 300
@@ -100,9 +101,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
     running.send_signal(signal.SIGKILL)
     running.wait()
     assert not (cut / "metrics.json").exists()
-    resumed = subprocess.run([*args, "--output-dir", str(cut), "--resume"], env=env, cwd=REPO,
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    resumed = run_cli(*args, "--output-dir", cut, "--resume")
+    assert resumed.exit_code == 0, resumed.output
     assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")  # train_loss too
     # the history keeps what came before the checkpoint and ends as the uninterrupted run's does
     timeless = [{k: v for k, v in r.items() if k != "samples_per_second"} for r in read_jsonl(cut / HISTORY)]
@@ -110,6 +110,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
                         for r in read_jsonl(tmp_path / "full" / HISTORY)]
 
 
+@pytest.mark.e2e
 def test_resume_auto_starts_a_job_and_restarts_it_with_one_command_line(tmp_path):
     out = tmp_path / "run"
     args = (*NER, "--max-steps", "3", "--save-steps", "2", "--resume", "auto", "--output-dir", out)
@@ -135,6 +136,7 @@ def test_resume_values_on_the_command_line_and_in_yaml(tmp_path):
     assert resolve_config(NerConfig, "ner", set_values={"resume": "false"}).resume == "no"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_checkpoints_are_staged_then_renamed_and_a_crashed_staging_folder_never_counts(tmp_path, loop):
     out = tmp_path / "run"

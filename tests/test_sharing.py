@@ -23,6 +23,7 @@ def front_matter(card: Path) -> dict:
     return yaml.safe_load(text.split("---\n")[1])
 
 
+@pytest.mark.e2e
 def test_a_run_writes_a_model_card_with_metrics_hyperparameters_and_command(tmp_path, monkeypatch):
     from huggingface_hub import ModelCard
 
@@ -63,6 +64,7 @@ def test_a_hub_base_model_and_data_set_are_named(tmp_path):
     assert "| validation | total | 10 |" in card.text and "runtime" not in card.text
 
 
+@pytest.mark.e2e
 def test_push_offline_fails_after_the_local_save(tmp_path):
     out = tmp_path / "run"
     result = run_cli(*TINY_MLM, "--output-dir", out, "--push-to-hub", "--hub-model-id", "me/tiny-mlm")
@@ -77,15 +79,18 @@ def test_push_offline_fails_after_the_local_save(tmp_path):
     assert "sequence" in predicted.output
 
 
-def test_push_problems_are_found_without_waiting(tmp_path, monkeypatch):
+def test_push_problems_are_found_without_waiting(online_hub, monkeypatch):
     import time
 
     from conftest import free_port
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored token
     assert "no Hugging Face token" in sharing.access_problem()
+    online_hub.parent.mkdir(parents=True)
+    online_hub.write_text("hf_stored_token")  # `hf auth login` stores the token there
+    with pytest.MonkeyPatch.context() as reachable:
+        reachable.setattr(hub, "hub_reachable", lambda: True)
+        assert sharing.access_problem() is None
+    online_hub.unlink()
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     hub.hub_reachable.cache_clear()
@@ -120,11 +125,10 @@ class FakeHub:
 
 
 @pytest.fixture
-def fake_hub(monkeypatch):
+def fake_hub(online_hub, monkeypatch):
     from huggingface_hub import HfApi
 
     fake = FakeHub()
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     monkeypatch.setattr(hub, "hub_reachable", lambda: True)
     monkeypatch.setattr(HfApi, "create_repo", lambda api, repo_id, **kw: fake.create_repo(api, repo_id, **kw))
@@ -132,6 +136,7 @@ def fake_hub(monkeypatch):
     return fake
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("loop", "strategy"), [("trainer", "every_save"), ("accelerate", "every_save"),
                                                  ("accelerate", "end")])
 def test_push_uploads_each_checkpoint_then_the_saved_folder(tmp_path, fake_hub, loop, strategy):
@@ -160,6 +165,7 @@ def test_push_is_refused_with_eval_only(tmp_path):
     assert result.exit_code == 2 and "--push-to-hub shares a trained model" in result.output
 
 
+@pytest.mark.e2e
 def test_under_ddp_one_card_and_one_push_message(tmp_path):
     from conftest import torchrun
 

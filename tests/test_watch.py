@@ -23,6 +23,7 @@ def training_lines(history: list[dict]) -> list[dict]:
     return [r for r in history if "loss" in r]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", LOOPS)
 def test_piped_output_and_history_have_one_record_per_logging_interval(tmp_path, loop):
     out = tmp_path / "run"
@@ -56,6 +57,7 @@ def test_piped_output_and_history_have_one_record_per_logging_interval(tmp_path,
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # drawn at the end of every run
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", LOOPS)
 def test_eval_and_save_strategies(tmp_path, loop):
     out = tmp_path / "steps"
@@ -77,6 +79,7 @@ def test_eval_and_save_strategies(tmp_path, loop):
     assert read_json(out / "run.json")["evaluations"] == 0
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", LOOPS)
 def test_load_best_model_at_end_keeps_the_best_evaluation(tmp_path, loop):
     """Rank by the highest eval_loss (so the best is an early evaluation, not the last): the output model is
@@ -101,6 +104,7 @@ def test_load_best_model_at_end_keeps_the_best_evaluation(tmp_path, loop):
     assert read_json(tmp_path / "ev" / "metrics.json")["eval_loss"] == pytest.approx(best["eval_loss"], rel=1e-5)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", LOOPS)
 def test_early_stopping_stops(tmp_path, loop):
     out = tmp_path / "early"
@@ -114,6 +118,7 @@ def test_early_stopping_stops(tmp_path, loop):
     assert info["early_stopping"] == {"patience": 2, "stopped": True, "stopped_at_step": 9, "steps_trained": 9}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", LOOPS)
 def test_tensorboard_event_file_holds_the_loss(tmp_path, loop):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -227,6 +232,7 @@ def test_length_grouped_batches_are_shorter_and_fixed_per_epoch():
     assert padded_width(first) < 1.1 < padded_width(list(range(400)))  # grouped: hardly any padding
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", LOOPS)
 def test_group_by_length_and_gradient_checkpointing_train(tmp_path, loop):
     plain = tmp_path / "plain"
@@ -272,6 +278,7 @@ def test_torch_compile_reaches_both_loops(tmp_path):
     assert settings.accelerator_options(resolve_config(type(cfg), "ner"))["dynamo_backend"] is None
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("loop", LOOPS)
 def test_the_run_record_carries_over_a_resume(tmp_path, loop):
     """Evaluations, checkpoints, the best model and train_loss continue from the checkpoint's record."""
