@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from nlpcli import layout
 from nlpcli.config import (
     CONFIG_DIR,
     MAX_SEED,
@@ -290,8 +291,8 @@ def predict(
     if seed is not None and not 0 <= seed <= MAX_SEED:  # else a traceback from NumPy's seeding
         raise UserError(f"--seed must be at least 0 and at most {MAX_SEED}, got {seed}.")
     folder = Path(model_dir)
-    if not (folder / "config.json").is_file():
-        raise UserError(f"{model_dir}: not a saved model folder (no config.json).")
+    if not (folder / layout.MODEL_CONFIG).is_file():
+        raise UserError(f"{model_dir}: not a saved model folder (no {layout.MODEL_CONFIG}).")
     chosen = get_task(task)
     if input_file and (texts or question or context):
         raise UserError("Give the input as arguments (or --question/--context) or as --file, not both.")

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from nlpcli import layout
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 
@@ -55,7 +56,6 @@ TRAINER_ARG_OPTIONS = {
     "torch_compile": "torch_compile", "group_by_length": "group_by_length", "report_to": "report_to",
 }
 
-RUN_CONFIG = "nlpcli_config.yaml"  # the resolved configuration a run saves beside its model
 RESUME_CHOICES = ("no", "yes", "auto")
 HUB_STRATEGIES = ("end", "every_save")
 YES_NO = {"true": "yes", "1": "yes", "on": "yes", "yes": "yes", "false": "no", "0": "no", "off": "no", "no": "no"}
@@ -530,7 +530,7 @@ def check_model_selection(cfg: RunConfig) -> None:
 def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:
     """The settings a run saved beside its model (nlpcli_config.yaml), or the defaults; keys `cls` does not
     know are left out."""
-    path = Path(folder) / RUN_CONFIG
+    path = Path(folder) / layout.RUN_CONFIG
     saved = read_yaml(path) if path.is_file() else {}
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: coerce(cls, k, v, str(path)) for k, v in saved.items() if k in known})

@@ -18,7 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nlpcli.config import DATA_SOURCE_KEYS, RUN_CONFIG, coerce, read_yaml
+from nlpcli import layout
+from nlpcli.config import DATA_SOURCE_KEYS, coerce, read_yaml
 from nlpcli.errors import UserError
 
 TASK_KEY = "task"
@@ -28,7 +29,7 @@ NOT_EVALUATED_KEYS = (*RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation na
 
 def saved_task(folder: str | Path) -> str | None:
     """The task a run folder was trained for, from its nlpcli_config.yaml (None: not recorded)."""
-    path = Path(folder) / RUN_CONFIG
+    path = Path(folder) / layout.RUN_CONFIG
     if not path.is_file():
         return None
     task = read_yaml(path).get(TASK_KEY)
@@ -50,7 +51,7 @@ def config_file_layer(path: Path, task_name: str) -> dict[str, Any]:
     this one, and the new run does not write into (or resume, or clear) the old run's folder."""
     values = read_yaml(path)
     output_dir = values.get("output_dir")
-    from_run = path.name == RUN_CONFIG or (
+    from_run = path.name == layout.RUN_CONFIG or (
         output_dir is not None and Path(str(output_dir)).expanduser().resolve() == path.parent.resolve())
     values = check_task_of_file(values, task_name, str(path))
     if from_run:
@@ -70,7 +71,7 @@ def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> t
     model, eval_only = _latest(later, "model"), _latest(later, "eval_only")
     if model is None or eval_only is None or not coerce(cls, "eval_only", eval_only, "--eval-only"):
         return {}, ""
-    path = Path(str(model)) / RUN_CONFIG
+    path = Path(str(model)) / layout.RUN_CONFIG
     if not path.is_file():
         return {}, ""
     values = check_task_of_file(read_yaml(path), task_name, str(path))
@@ -83,7 +84,7 @@ def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> t
 
 
 def architectures(folder: str | Path) -> list[str]:
-    path = Path(folder) / "config.json"
+    path = Path(folder) / layout.MODEL_CONFIG
     try:
         found = json.loads(path.read_text(encoding="utf-8")).get("architectures")
     except (OSError, ValueError, AttributeError):
@@ -109,8 +110,8 @@ def check_model_task(folder: str | Path, task_name: str, model_classes: dict[str
     recorded = saved_task(folder)
     if recorded is not None:
         if recorded != task_name:
-            raise UserError(f"{folder} holds a model trained for {recorded} (its {RUN_CONFIG} says task: {recorded}), "
-                            f"not for {task_name}.", hint=f"Use nlpcli predict {recorded} {folder} ...")
+            raise UserError(f"{folder} holds a model trained for {recorded} (its {layout.RUN_CONFIG} says task: "
+                            f"{recorded}), not for {task_name}.", hint=f"Use nlpcli predict {recorded} {folder} ...")
         return
     found = architectures(folder)
     if not found or set(found) & auto_class_architectures(model_classes[task_name]):

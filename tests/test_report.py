@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import read_json, run_cli
-from nlpcli.reporting.plot import CURVES_FILE, panels, write_curves
+from nlpcli.layout import CURVES as CURVES_FILE
+from nlpcli.reporting.plot import panels, write_curves
 from nlpcli.reporting.runs import parse_history, read_history
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.errors import UserError
 from nlpcli.runner.evaluation import TIMING_KEYS
-from nlpcli.runner.history import HISTORY_FILE
 
-METRICS_FILE = "metrics.json"
-RUN_FILE = "run.json"
 TRAIN_LOSS = "loss"
 EVAL_PREFIX = "eval_"
 # evaluation keys that count the examples behind a figure (per entity, HasAns/NoAns): not metrics
@@ -82,7 +80,7 @@ def parse_history(lines: list[str], source: Path) -> Curves:
 
 def read_history(run_dir: Path) -> Curves | None:
     """The run's curves, or None when it has no log_history.jsonl."""
-    path = Path(run_dir) / HISTORY_FILE
+    path = Path(run_dir) / layout.HISTORY
     if not path.is_file():
         return None
     try:
@@ -111,9 +109,10 @@ def read_run(folder: Path) -> ReportedRun:
         raise UserError(f"{folder}: no such run folder.")
     if not folder.is_dir():
         raise UserError(f"{folder}: a file, not a run folder.", hint="Give the --output-dir of a training run.")
-    metrics = read_json_object(folder / METRICS_FILE)
+    metrics = read_json_object(folder / layout.METRICS)
     curves = read_history(folder)
     if metrics is None and curves is None:
-        raise UserError(f"{folder}: not an nlpcli run folder (no {METRICS_FILE} and no {HISTORY_FILE}).",
+        raise UserError(f"{folder}: not an nlpcli run folder (no {layout.METRICS} and no {layout.HISTORY}).",
                         hint="Give the --output-dir of a training run.")
-    return ReportedRun(folder=folder, metrics=metrics, info=read_json_object(folder / RUN_FILE) or {}, curves=curves)
+    info = read_json_object(folder / layout.RUN_INFO) or {}
+    return ReportedRun(folder=folder, metrics=metrics, info=info, curves=curves)

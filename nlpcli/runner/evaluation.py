@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from nlpcli import layout
 from nlpcli.console import is_main_process
 from nlpcli.files import write_text_atomic
-from nlpcli.runner.generation import PREDICTIONS_FILE, evaluate_generation
+from nlpcli.runner.generation import evaluate_generation
 from nlpcli.tasks.base import Task
 
 TIMING_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second", "_preparation_time")
@@ -37,23 +38,20 @@ def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-BEFORE_FILE = "metrics_before.json"
-
-
 def before_training(output_dir: Path, resume: bool, evaluate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The evaluation before training, as `*_before` keys: computed by `evaluate` and kept in
     metrics_before.json (its predictions as eval_predictions_before.jsonl); a resumed run reads them back
     instead of evaluating the checkpoint it resumes from."""
-    kept = output_dir / BEFORE_FILE
+    kept = output_dir / layout.METRICS_BEFORE
     if resume and kept.is_file():
         return json.loads(kept.read_text())
     metrics = {f"{k}_before": v for k, v in evaluate().items()}
     if is_main_process():
         output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(kept, json.dumps(final_metrics(metrics), indent=2, allow_nan=False))
-        written = output_dir / PREDICTIONS_FILE
-        if written.is_file():
-            written.replace(output_dir / PREDICTIONS_FILE.replace(".jsonl", "_before.jsonl"))
+        for name, before in layout.BEFORE_TRAINING.items():
+            if (output_dir / name).is_file():
+                (output_dir / name).replace(output_dir / before)
     return metrics
 
 

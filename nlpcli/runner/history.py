@@ -14,13 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.console import is_main_process
 from nlpcli.files import write_text_atomic
 from nlpcli.runner.evaluation import TIMING_KEYS
 from nlpcli.runner.progress import TrainingProgress, evaluation_label
-
-HISTORY_FILE = "log_history.jsonl"
-TENSORBOARD_DIR = "tensorboard"  # under the output folder, for both loops
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
@@ -32,7 +30,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 class RunLog:
     def __init__(self, output_dir: Path, progress: TrainingProgress,
                  tracker: Callable[[dict[str, float], int], None] | None = None, eval_only: bool = False) -> None:
-        self.path = output_dir / HISTORY_FILE
+        self.path = output_dir / layout.HISTORY
         self.progress = progress
         self.tracker = tracker  # (scalars, step) -> None, e.g. Accelerator.log
         self.main = is_main_process()

@@ -18,7 +18,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from nlpcli.config import RUN_CONFIG, RunConfig, origin_lines, resuming, save_config
+from nlpcli import layout
+from nlpcli.config import RunConfig, origin_lines, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
@@ -30,7 +31,6 @@ from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
 from nlpcli.sources import data, models
 from nlpcli.tasks import get_task
 
-PRESET_TOKENIZER_DIR = "preset-tokenizer"
 LARGE_DATA = 5000  # records; above this, tokenization shows a progress bar
 STREAM_SHUFFLE_BUFFER = 10_000  # features a streamed training set is shuffled within
 VERSIONED = ("nlpcli", "torch", "transformers", "datasets", "accelerate", "tokenizers")
@@ -44,7 +44,7 @@ def _output_dir(cfg: RunConfig, task_name: str) -> Path:
 
     stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
     broadcast_object_list(stamp)
-    return Path("runs") / f"{task_name}-{stamp[0]}"
+    return layout.default_output_dir(task_name, stamp[0])
 
 
 def library_versions() -> dict[str, str]:
@@ -186,11 +186,11 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     # the task checks the test records too (they must fit the label list it builds)
     model_kwargs = task.setup(testset.with_test(raw, test), cfg, models.pretrained_config(cfg.model))
     if state.is_main_process and not resuming(cfg):  # a new run trains its own preset tokenizer
-        shutil.rmtree(output_dir / PRESET_TOKENIZER_DIR, ignore_errors=True)
+        shutil.rmtree(output_dir / layout.PRESET_TOKENIZER, ignore_errors=True)
     # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
     # datasets cache the others then read.
     with state.main_process_first():
-        texts, tokenizer_dir = lambda: task.preset_texts(raw, cfg), output_dir / PRESET_TOKENIZER_DIR
+        texts, tokenizer_dir = lambda: task.preset_texts(raw, cfg), output_dir / layout.PRESET_TOKENIZER
         model, tokenizer = task.load_model(cfg, model_kwargs, texts, tokenizer_dir) or models.load_model_and_tokenizer(
             cfg.model, task.model_class, model_kwargs, texts, cfg.preset_vocab_size, tokenizer_dir
         )
@@ -216,7 +216,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     )
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, output_dir / RUN_CONFIG, task_name)
+        save_config(cfg, output_dir / layout.RUN_CONFIG, task_name)
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
         f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "
@@ -237,11 +237,11 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         metrics["train_loss"] = ctx.train_loss
     metrics = final_metrics(metrics)
     if state.is_main_process:
-        write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
+        write_text_atomic(output_dir / layout.METRICS, json.dumps(metrics, indent=2, allow_nan=False))
         info = run_info(ctx, state.num_processes, started)
         if test is not None:
             info["test_samples"], info["test_labelled"] = len(test), test_labelled
-        write_text_atomic(output_dir / "run.json", json.dumps(info, indent=2))
+        write_text_atomic(output_dir / layout.RUN_INFO, json.dumps(info, indent=2))
         if not cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
             sharing.write_model_card(task, cfg, metrics, info, output_dir)
         write_curves(output_dir)

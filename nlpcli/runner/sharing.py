@@ -18,16 +18,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.config import RunConfig
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 
-CARD_FILE = "README.md"
-LAST_CHECKPOINT = "last-checkpoint"
-# what stays local: checkpoints (pushed separately with every_save), the lock, staging and temporary files, the
-# preset's tokenizer (the final tokenizer is saved beside the model)
-NOT_PUSHED = ["checkpoint-*", ".*", "preset-tokenizer*"]
+LAST_CHECKPOINT = "last-checkpoint"  # in the hub repository, as the Trainer names it
+NOT_PUSHED = list(layout.NOT_PUSHED)
 TRAINING_KEYS = ("loop", "optim", "learning_rate", "weight_decay", "warmup_ratio", "warmup_steps", "lr_scheduler",
                  "batch_size", "eval_batch_size", "gradient_accumulation_steps", "epochs", "max_steps", "max_grad_norm",
                  "seed", "precision", "max_length", "max_train_samples", "max_eval_samples", "trainer_args")
@@ -154,7 +152,7 @@ nlpcli predict {task.name} {local} ...
 def write_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: dict[str, Any],
                      output_dir: Path) -> Path:
     """README.md in the output folder, replaced in one step (main process only)."""
-    path = Path(output_dir) / CARD_FILE
+    path = Path(output_dir) / layout.CARD
     write_text_atomic(path, str(build_model_card(task, cfg, metrics, info, repo_name(cfg, output_dir))))
     return path
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.errors import UserError
 
 PRESETS = ("tiny", "minilm")
@@ -199,7 +200,7 @@ def _kept_or_fitted(tokenizer_dir: Path, fit: Any) -> Any:
     """The tokenizer kept in `tokenizer_dir`, else `fit()`'s, which is then kept there."""
     from transformers import AutoTokenizer
 
-    if (tokenizer_dir / "tokenizer.json").is_file():
+    if (tokenizer_dir / layout.TOKENIZER_FILE).is_file():
         return AutoTokenizer.from_pretrained(str(tokenizer_dir))
     tokenizer = fit()
     tokenizer.save_pretrained(str(tokenizer_dir))

@@ -20,6 +20,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.config import RunConfig, option
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
@@ -263,7 +264,7 @@ class ClmTask(Task):
         source = cfg.tokenizer or cfg.model
         if not cfg.train_tokenizer:
             return models.load_tokenizer(source)
-        if (tokenizer_dir / "tokenizer.json").is_file():
+        if (tokenizer_dir / layout.TOKENIZER_FILE).is_file():
             return AutoTokenizer.from_pretrained(str(tokenizer_dir))
         from nlpcli.sources import hub
 
