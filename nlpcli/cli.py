@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import re
 import shutil
 from collections.abc import Callable
 from functools import wraps
@@ -33,6 +32,7 @@ from nlpcli.console import console, err_console, is_main_process, say
 from nlpcli.errors import UserError
 from nlpcli.help_panels import ORDER as PANEL_ORDER
 from nlpcli.help_panels import panel_for, panel_title
+from nlpcli.metrics.kinds import metric_kind
 from nlpcli.tasks import TASK_MODULES, task_class
 
 app = typer.Typer(
@@ -42,7 +42,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 DEMO_DIR = CONFIG_DIR / "demo"
-GROUPED_METRIC = re.compile(r"^eval_(?P<group>.+)_(?P<kind>precision|recall|f1|number|exact|exact_match|total)$")
 
 
 def _print_version(value: bool) -> None:
@@ -90,9 +89,9 @@ def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
     overall = Table("metric", "value", title="metrics", title_justify="left")
     groups: dict[str, dict[str, Any]] = {}
     for key, value in metrics.items():
-        match = GROUPED_METRIC.match(key)
-        if match and match["group"] not in ("overall",):
-            groups.setdefault(match["group"], {})[match["kind"]] = value
+        kind = metric_kind(key)
+        if kind.per_group and kind.split == "eval" and not kind.before:
+            groups.setdefault(str(kind.group), {})[str(kind.measure)] = value
         else:
             overall.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     tables = [overall]

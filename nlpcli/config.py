@@ -21,6 +21,7 @@ import yaml
 from nlpcli import layout
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
+from nlpcli.metrics.kinds import EVAL_PREFIX, higher_is_better
 
 
 def _config_dir() -> Path:
@@ -267,14 +268,14 @@ class RunConfig:
 
     @property
     def best_metric_key(self) -> str:
-        return self.metric_for_best_model if self.metric_for_best_model.startswith("eval_") else (
-            "eval_" + self.metric_for_best_model)
+        return self.metric_for_best_model if self.metric_for_best_model.startswith(EVAL_PREFIX) else (
+            EVAL_PREFIX + self.metric_for_best_model)
 
     @property
     def higher_is_better(self) -> bool:
         if self.greater_is_better is not None:
             return self.greater_is_better
-        return not self.best_metric_key.endswith(("loss", "perplexity"))
+        return higher_is_better(self.best_metric_key)
 
 
 def field_type(cls: type[RunConfig], name: str) -> Any:

@@ -14,7 +14,8 @@ from nlpcli import layout
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_bytes_atomic
-from nlpcli.reporting.runs import EVAL_PREFIX, TRAIN_LOSS, Curves, read_history, read_json_object
+from nlpcli.metrics.kinds import EVAL_PREFIX
+from nlpcli.reporting.runs import TRAIN_LOSS, Curves, read_history, read_json_object
 
 EVAL_LOSS = "eval_loss"
 INSTALL_HINT = "pip install 'nlpcli[plot]'"

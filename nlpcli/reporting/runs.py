@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nlpcli import layout
 from nlpcli.errors import UserError
-from nlpcli.runner.evaluation import TIMING_KEYS
+from nlpcli.metrics.kinds import metric_kind
 
 TRAIN_LOSS = "loss"
-EVAL_PREFIX = "eval_"
-# evaluation keys that count the examples behind a figure (per entity, HasAns/NoAns): not metrics
-COUNTS = re.compile(r"_(number|total|samples)$")
-# a per-group breakdown (per entity type, HasAns/NoAns): the table shows it, the curves keep to the overall figures
-PER_GROUP = re.compile(r"^eval_(?!overall_)[^_]+_(precision|recall|f1|accuracy|exact|exact_match)$")
 
 Curves = dict[str, list[tuple[int, float]]]
 
@@ -39,9 +33,10 @@ class ReportedRun:
 
 
 def plotted(key: str) -> bool:
-    """Whether an evaluation key gets its own curve: a metric, not a timing, a count or a per-group breakdown."""
-    return (key.startswith(EVAL_PREFIX) and not key.endswith(TIMING_KEYS) and not COUNTS.search(key)
-            and not PER_GROUP.match(key))
+    """Whether an evaluation key gets its own curve: a metric, not a timing, a count or a per-group breakdown
+    (the table shows those; the curves keep to the overall figures)."""
+    kind = metric_kind(key)
+    return kind.split == "eval" and not kind.timing and not kind.count and not kind.per_group
 
 
 def _number(value: Any) -> float | None:

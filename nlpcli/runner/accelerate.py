@@ -21,6 +21,7 @@ from typing import Any
 from nlpcli import layout
 from nlpcli.console import say
 from nlpcli.errors import UserError
+from nlpcli.metrics.kinds import BEFORE_SUFFIX
 from nlpcli.runner import checkpoints, optimization, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
@@ -172,7 +173,7 @@ class AccelerateLoop:
         if before:
             metrics.update(before_training(ctx.output_dir, resume, lambda: self.evaluate(model, eval_loader)))
             if not (resume and found is not None):
-                self.run_log.evaluation(0, 0.0, {k.removesuffix("_before"): v for k, v in metrics.items()}, False)
+                self.run_log.evaluation(0, 0.0, {k.removesuffix(BEFORE_SUFFIX): v for k, v in metrics.items()}, False)
 
         if step >= total_steps or self.record.should_stop:  # a resumed run that had already finished
             say(f"training is already complete ({step} of {total_steps} steps); evaluating and saving the model.")

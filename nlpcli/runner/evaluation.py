@@ -13,10 +13,9 @@ import numpy as np
 from nlpcli import layout
 from nlpcli.console import is_main_process
 from nlpcli.files import write_text_atomic
+from nlpcli.metrics.kinds import BEFORE_SUFFIX, metric_kind
 from nlpcli.runner.generation import evaluate_generation
 from nlpcli.tasks.base import Task
-
-TIMING_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second", "_preparation_time")
 
 
 def derived_metrics(task: Task, metrics: dict[str, Any]) -> dict[str, float]:
@@ -31,10 +30,10 @@ def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """The keys metrics.json keeps: the same whichever loop ran (evaluation metrics and the mean training loss;
     no timings, no epoch counter). A value that
     is not finite becomes null: bare NaN / Infinity are not JSON, and most readers reject them."""
+    kinds = {k: metric_kind(k) for k in metrics}
     return {
         k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()
-        if (k.startswith(("eval_", "test_")) and not k.removesuffix("_before").endswith(TIMING_KEYS))
-        or k == "train_loss"
+        if (kinds[k].split is not None and not kinds[k].timing) or k == "train_loss"
     }
 
 
@@ -45,7 +44,7 @@ def before_training(output_dir: Path, resume: bool, evaluate: Callable[[], dict[
     kept = output_dir / layout.METRICS_BEFORE
     if resume and kept.is_file():
         return json.loads(kept.read_text())
-    metrics = {f"{k}_before": v for k, v in evaluate().items()}
+    metrics = {f"{k}{BEFORE_SUFFIX}": v for k, v in evaluate().items()}
     if is_main_process():
         output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(kept, json.dumps(final_metrics(metrics), indent=2, allow_nan=False))

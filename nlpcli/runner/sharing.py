@@ -23,13 +23,13 @@ from nlpcli.config import RunConfig
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
+from nlpcli.metrics.kinds import metric_kind
 
 LAST_CHECKPOINT = "last-checkpoint"  # in the hub repository, as the Trainer names it
 NOT_PUSHED = list(layout.NOT_PUSHED)
 TRAINING_KEYS = ("loop", "optim", "learning_rate", "weight_decay", "warmup_ratio", "warmup_steps", "lr_scheduler",
                  "batch_size", "eval_batch_size", "gradient_accumulation_steps", "epochs", "max_steps", "max_grad_norm",
                  "seed", "precision", "max_length", "max_train_samples", "max_eval_samples", "trainer_args")
-NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second", "epoch")
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -72,11 +72,11 @@ def card_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
     before-training values."""
     splits: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
-        prefix, _, name = key.partition("_")
-        split = {"eval": "validation", "test": "test"}.get(prefix)
-        if split and isinstance(value, int | float) and not isinstance(value, bool) and not name.endswith("_before") \
-                and name not in NOT_METRICS:
-            splits.setdefault(split, {})[name] = value
+        kind = metric_kind(key)
+        split = {"eval": "validation", "test": "test"}.get(kind.split or "")
+        if split and isinstance(value, int | float) and not isinstance(value, bool) and not kind.before \
+                and not kind.timing:
+            splits.setdefault(split, {})[kind.name] = value
     return splits
 
 
