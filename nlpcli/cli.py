@@ -219,9 +219,11 @@ def _register_task_command(name: str) -> None:
 
 
 def run(name: str, cfg: Any) -> dict[str, Any]:
+    """Run a task; once its files are saved, draw its curves.png."""
+    from nlpcli.reporting.plot import write_curves
     from nlpcli.runner.run import run_task
 
-    return run_task(name, cfg)
+    return run_task(name, cfg, on_saved=write_curves)
 
 
 def show_result(result: dict[str, Any]) -> None:

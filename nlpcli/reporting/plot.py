@@ -1,5 +1,6 @@
 """Drawing curves with matplotlib (the optional `plot` extra), headless: a Figure on the Agg canvas, never
-pyplot, so no display and no global state. `write_curves` is what the runner calls at the end of a run."""
+pyplot, so no display and no global state. `write_curves` is what a training command has the runner call
+once a run's files are saved."""
 
 from __future__ import annotations
 

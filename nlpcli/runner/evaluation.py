@@ -14,6 +14,7 @@ from nlpcli import layout
 from nlpcli.console import is_main_process
 from nlpcli.files import write_text_atomic
 from nlpcli.metrics.kinds import BEFORE_SUFFIX, metric_kind
+from nlpcli.metrics.losses import per_sample_correct, per_sample_loss
 from nlpcli.runner.generation import evaluate_generation
 from nlpcli.tasks.base import Task
 
@@ -69,28 +70,6 @@ def concat_padded(batches: list[np.ndarray], pad_value: float = -100) -> np.ndar
         pad[1] = (0, width - b.shape[1])
         padded.append(np.pad(b, pad, constant_values=pad_value))
     return np.concatenate(padded)
-
-
-def per_sample_loss(logits: Any, labels: Any, shift: bool) -> tuple[Any, Any]:
-    """(summed cross-entropy, labelled-token count) per sample, so the eval loss is the same whatever the
-    batch size or number of processes (a batch mean would mix in the samples DDP duplicates)."""
-    import torch.nn.functional as F
-
-    if labels.ndim == 1:  # one label per sample (sequence classification)
-        losses = F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="none")
-        return losses, (labels != -100).long()
-    if shift:  # causal LM: token t predicts token t + 1
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    losses = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="none")
-    mask = labels != -100
-    return (losses * mask).sum(dim=1), mask.sum(dim=1)
-
-
-def per_sample_correct(logits: Any, labels: Any, shift: bool) -> Any:
-    """Labelled tokens whose arg-max prediction is the label, per sample (next-token accuracy when shifted)."""
-    if shift:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    return ((logits.argmax(dim=-1) == labels) & (labels != -100)).sum(dim=1)
 
 
 def loss_rows(rows: list[list[float]], with_correct: bool) -> list[dict[str, Any]]:

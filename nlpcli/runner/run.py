@@ -11,6 +11,7 @@ import json
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -23,7 +24,6 @@ from nlpcli.config import RunConfig, origin_lines, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.reporting.plot import write_curves
 from nlpcli.runner import checkpoints, settings, sharing, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
@@ -113,8 +113,13 @@ def check_streaming(task: Any, cfg: RunConfig) -> None:
         raise UserError("--streaming needs --max-steps: a stream has no length to count epochs in.")
 
 
-def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
-    """Run one task end to end and return the final metrics (also written to metrics.json)."""
+RunHook = Callable[[Path], object]  # called with the output folder
+
+
+def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) -> dict[str, Any]:
+    """Run one task end to end and return the final metrics (also written to metrics.json). `on_saved` is
+    called by the main process once the run's files are written, before --push-to-hub uploads them (the
+    training command draws the curves there)."""
     started = time.time()
     import torch
     from accelerate import PartialState
@@ -145,14 +150,15 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
         if state.is_main_process:
             checkpoints.remove_incomplete(output_dir)
         state.wait_for_everyone()
-        return _run_locked(task, task_name, cfg, state, output_dir, started)
+        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved)
     finally:
         lock.release()
         if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
             output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
 
 
-def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float) -> dict:
+def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
+                on_saved: RunHook | None) -> dict:
     from nlpcli.runner import accelerate as accelerate_loop
     from nlpcli.runner import trainer as trainer_loop
     from nlpcli.runner.devices import resolve_precision
@@ -244,7 +250,8 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         write_text_atomic(output_dir / layout.RUN_INFO, json.dumps(info, indent=2))
         if not cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
             sharing.write_model_card(task, cfg, metrics, info, output_dir)
-        write_curves(output_dir)
+        if on_saved is not None:
+            on_saved(output_dir)
     state.wait_for_everyone()
     if pusher is not None:  # everything is saved locally: a failed push loses nothing
         say(f"pushed to {pusher.finish()}")

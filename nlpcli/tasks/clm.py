@@ -113,7 +113,7 @@ def keytoken_weighted_loss(logits: Any, labels: Any, input_ids: Any, keytokens: 
     """
     import torch
 
-    from nlpcli.runner.evaluation import per_sample_loss
+    from nlpcli.metrics.losses import per_sample_loss
 
     sums, counts = per_sample_loss(logits, labels, shift=True)
     per_sample = sums / counts.clamp(min=1)
