@@ -28,7 +28,7 @@ from nlpcli.runner import checkpoints, settings, sharing, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
-from nlpcli.sources import data, models
+from nlpcli.sources import data, models, presets
 from nlpcli.tasks import get_task
 
 LARGE_DATA = 5000  # records; above this, tokenization shows a progress bar
@@ -133,9 +133,10 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
     settings.check_training_settings(cfg)
     if cfg.eval_only and cfg.push_to_hub:
         raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
-    if cfg.eval_only and cfg.model == "tiny":
-        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the tiny "
-                        "preset has random weights.")
+    preset = presets.find(cfg.model)
+    if cfg.eval_only and preset is not None and preset.random_weights:
+        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
+                        f"{preset.name} preset has random weights.")
     output_dir = _output_dir(cfg, task_name)
     check_output_dir(output_dir, cfg)
     created = not output_dir.exists()

@@ -24,6 +24,7 @@ from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.metrics.kinds import metric_kind
+from nlpcli.sources import presets
 
 LAST_CHECKPOINT = "last-checkpoint"  # in the hub repository, as the Trainer names it
 NOT_PUSHED = list(layout.NOT_PUSHED)
@@ -106,7 +107,8 @@ def build_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: d
         hyperparameters=params,
         nlpcli_command=command,
     )
-    started_from = f"`{cfg.model}`" + (" (random initial weights)" if cfg.model == "tiny" else "")
+    preset = presets.find(cfg.model)
+    started_from = f"`{cfg.model}`" + (" (random initial weights)" if preset and preset.random_weights else "")
     rows = "\n".join(f"| {split} | {key} | {_figure(value)} |" for split, values in figures.items()
                      for key, value in values.items())
     settings = "\n".join(f"- {key}: {value}" for key, value in params.items())

@@ -22,11 +22,11 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def locate(spec: str) -> str:
-    """The folder or hub id that `from_pretrained` should receive for `spec`; '' for the tiny preset."""
-    if spec == "tiny":
-        return ""
-    if spec == "minilm":
-        return str(presets.minilm_folder())
+    """The folder or hub id that `from_pretrained` should receive for `spec`; '' for a preset that is built
+    (the tiny one)."""
+    preset = presets.find(spec)
+    if preset is not None:
+        return str(preset.folder()) if preset.folder is not None else ""
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / layout.MODEL_CONFIG).is_file():
