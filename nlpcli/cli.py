@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import re
 import shutil
 from collections.abc import Callable
 from functools import wraps
@@ -17,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from nlpcli import layout
 from nlpcli.config import (
     CONFIG_DIR,
     MAX_SEED,
@@ -32,6 +32,7 @@ from nlpcli.console import console, err_console, is_main_process, say
 from nlpcli.errors import UserError
 from nlpcli.help_panels import ORDER as PANEL_ORDER
 from nlpcli.help_panels import panel_for, panel_title
+from nlpcli.metrics.kinds import metric_kind
 from nlpcli.tasks import TASK_MODULES, task_class
 
 app = typer.Typer(
@@ -41,7 +42,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 DEMO_DIR = CONFIG_DIR / "demo"
-GROUPED_METRIC = re.compile(r"^eval_(?P<group>.+)_(?P<kind>precision|recall|f1|number|exact|exact_match|total)$")
 
 
 def _print_version(value: bool) -> None:
@@ -89,9 +89,9 @@ def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
     overall = Table("metric", "value", title="metrics", title_justify="left")
     groups: dict[str, dict[str, Any]] = {}
     for key, value in metrics.items():
-        match = GROUPED_METRIC.match(key)
-        if match and match["group"] not in ("overall",):
-            groups.setdefault(match["group"], {})[match["kind"]] = value
+        kind = metric_kind(key)
+        if kind.per_group and kind.split == "eval" and not kind.before:
+            groups.setdefault(str(kind.group), {})[str(kind.measure)] = value
         else:
             overall.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     tables = [overall]
@@ -219,9 +219,11 @@ def _register_task_command(name: str) -> None:
 
 
 def run(name: str, cfg: Any) -> dict[str, Any]:
+    """Run a task; once its files are saved, draw its curves.png."""
+    from nlpcli.reporting.plot import write_curves
     from nlpcli.runner.run import run_task
 
-    return run_task(name, cfg)
+    return run_task(name, cfg, on_saved=write_curves)
 
 
 def show_result(result: dict[str, Any]) -> None:
@@ -290,8 +292,8 @@ def predict(
     if seed is not None and not 0 <= seed <= MAX_SEED:  # else a traceback from NumPy's seeding
         raise UserError(f"--seed must be at least 0 and at most {MAX_SEED}, got {seed}.")
     folder = Path(model_dir)
-    if not (folder / "config.json").is_file():
-        raise UserError(f"{model_dir}: not a saved model folder (no config.json).")
+    if not (folder / layout.MODEL_CONFIG).is_file():
+        raise UserError(f"{model_dir}: not a saved model folder (no {layout.MODEL_CONFIG}).")
     chosen = get_task(task)
     if input_file and (texts or question or context):
         raise UserError("Give the input as arguments (or --question/--context) or as --file, not both.")

@@ -18,8 +18,11 @@ from typing import Any
 
 import yaml
 
+from nlpcli import layout, run_folder
+from nlpcli.config_files import read_yaml
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
+from nlpcli.metrics.kinds import EVAL_PREFIX, higher_is_better
 
 
 def _config_dir() -> Path:
@@ -55,7 +58,6 @@ TRAINER_ARG_OPTIONS = {
     "torch_compile": "torch_compile", "group_by_length": "group_by_length", "report_to": "report_to",
 }
 
-RUN_CONFIG = "nlpcli_config.yaml"  # the resolved configuration a run saves beside its model
 RESUME_CHOICES = ("no", "yes", "auto")
 HUB_STRATEGIES = ("end", "every_save")
 YES_NO = {"true": "yes", "1": "yes", "on": "yes", "yes": "yes", "false": "no", "0": "no", "off": "no", "no": "no"}
@@ -267,14 +269,14 @@ class RunConfig:
 
     @property
     def best_metric_key(self) -> str:
-        return self.metric_for_best_model if self.metric_for_best_model.startswith("eval_") else (
-            "eval_" + self.metric_for_best_model)
+        return self.metric_for_best_model if self.metric_for_best_model.startswith(EVAL_PREFIX) else (
+            EVAL_PREFIX + self.metric_for_best_model)
 
     @property
     def higher_is_better(self) -> bool:
         if self.greater_is_better is not None:
             return self.greater_is_better
-        return not self.best_metric_key.endswith(("loss", "perplexity"))
+        return higher_is_better(self.best_metric_key)
 
 
 def field_type(cls: type[RunConfig], name: str) -> Any:
@@ -346,20 +348,6 @@ def _is_repeatable(cls: type[RunConfig], key: str) -> bool:
     return bool(_metadata(cls, key).get("repeatable"))
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"Config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)}).") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of config keys, got {type(data).__name__}.")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
 def _key_value_pairs(pairs: list[Any], option_name: str) -> dict[str, str]:
     """KEY=VALUE strings to a dict (keys with `_` for `-`, values still strings), or a UserError naming the
     option and the pair."""
@@ -410,6 +398,34 @@ def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], 
         values[key] = coerced
 
 
+NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model
+
+
+def _latest(layers: list[dict[str, Any]], key: str) -> Any:
+    found = [layer[key] for layer in layers if layer.get(key) is not None]
+    return found[-1] if found else None
+
+
+def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """With `--eval-only` and `--model RUN_DIR`: the settings RUN_DIR saved, as a config layer below `later`
+    (the --config, --set and command-line layers, which still win). Its data is left out when a later
+    layer names data (`--dataset`, `--train-file`, `--validation-file`). ({}, "") otherwise."""
+    model, eval_only = _latest(later, "model"), _latest(later, "eval_only")
+    if model is None or eval_only is None or not coerce(cls, "eval_only", eval_only, "--eval-only"):
+        return {}, ""
+    saved = run_folder.saved_settings(str(model))
+    if saved is None:
+        return {}, ""
+    path = Path(str(model)) / layout.RUN_CONFIG
+    values = run_folder.check_task_of_file(saved, task_name, str(path))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    layer = {k: v for k, v in values.items() if k in fields and k not in NOT_EVALUATED_KEYS}
+    if any(_latest(later, key) is not None for key in DATA_SOURCE_KEYS):
+        data_bound = {name for name, f in fields.items() if f.metadata.get("data_bound")}
+        layer = {k: v for k, v in layer.items() if k not in (*DATA_SOURCE_KEYS, *data_bound)}
+    return layer, str(path)
+
+
 def resolve_config(
     cls: type[RunConfig],
     task_name: str,
@@ -419,7 +435,7 @@ def resolve_config(
 ) -> RunConfig:
     """Merge the layers in order of precedence: task defaults < preset < saved run < --config < --set < CLI
     options. The saved-run layer is the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see
-    `nlpcli.run_folder.saved_run_layer`).
+    `saved_run_layer`).
 
     The preset layer is `configs/presets/<model>.yaml` when the model the other layers choose is a preset that
     has one (the tiny preset's random weights need a larger learning rate than the course's fine-tuning).
@@ -432,11 +448,9 @@ def resolve_config(
     defaults_file = CONFIG_DIR / f"{task_name}.yaml"
     defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
     _apply(cls, values, defaults, str(defaults_file))
-    from nlpcli.run_folder import config_file_layer, saved_run_layer
-
     origins = dict.fromkeys(defaults, TASK_DEFAULTS)
     layers = [
-        (config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
+        (run_folder.config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
         (set_values or {}, "--set"),
         ({k: v for k, v in (cli_values or {}).items() if v is not None}, "command line"),
     ]
@@ -530,8 +544,8 @@ def check_model_selection(cfg: RunConfig) -> None:
 def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:
     """The settings a run saved beside its model (nlpcli_config.yaml), or the defaults; keys `cls` does not
     know are left out."""
-    path = Path(folder) / RUN_CONFIG
-    saved = read_yaml(path) if path.is_file() else {}
+    path = Path(folder) / layout.RUN_CONFIG
+    saved = run_folder.saved_settings(folder) or {}
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: coerce(cls, k, v, str(path)) for k, v in saved.items() if k in known})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from typing import Any
 
@@ -30,9 +29,6 @@ def describe_environment() -> dict[str, Any]:
         "bf16_available": bool(cuda and torch.cuda.is_bf16_supported()),
         "hugging_face_hub": hub_state,
         "hf_cache": os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")),
-        "presets": ", ".join(
-            name for name in presets.PRESETS
-            if name != "minilm" or importlib.util.find_spec(presets.MINILM_PACKAGE) is not None
-        ),
+        "presets": ", ".join(preset.name for preset in presets.BY_NAME.values() if preset.installed),
         "task_defaults": str(CONFIG_DIR),
     }

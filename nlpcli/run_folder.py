@@ -1,37 +1,41 @@
 """What a run folder says about itself: the task it was trained for and the settings it saved.
 
-A run saves its resolved configuration, with its task name, as `nlpcli_config.yaml`. That file is read
-back in three places:
+A run saves its resolved configuration, with its task name, as `nlpcli_config.yaml`; `saved_settings` is
+the one reader of that file. It is read back in three places:
 - `--eval-only --model RUN_DIR`: the saved settings become a config layer between the task defaults and
   `--config` (task options, and the data unless a later layer names data), so a SQuAD v2 run is evaluated
-  as v2 on the data it used;
+  as v2 on the data it used (`config.saved_run_layer`);
 - `--config RUN_DIR/nlpcli_config.yaml`: repeats the run, but not into the old folder;
 - `predict`: the folder must hold a model of the task asked for (its saved task, else its architecture).
 Keys that belong to the run that wrote the folder (its output folder, resume, overwrite) are not carried.
-This module imports nothing heavy at module level.
+This module imports nothing heavy at module level, and nothing from `config`, which reads run folders
+through it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from nlpcli.config import DATA_SOURCE_KEYS, RUN_CONFIG, coerce, read_yaml
+from nlpcli import layout
+from nlpcli.config_files import read_yaml
 from nlpcli.errors import UserError
 
 TASK_KEY = "task"
 RUN_ONLY_KEYS = ("output_dir", "resume", "overwrite")  # what the run that wrote the folder did with it
-NOT_EVALUATED_KEYS = (*RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model and folder
+
+
+def saved_settings(folder: str | Path) -> dict[str, Any] | None:
+    """The keys a run folder's nlpcli_config.yaml holds (its task included); None when it has none. The one
+    reader of that file."""
+    path = Path(folder) / layout.RUN_CONFIG
+    return read_yaml(path) if path.is_file() else None
 
 
 def saved_task(folder: str | Path) -> str | None:
     """The task a run folder was trained for, from its nlpcli_config.yaml (None: not recorded)."""
-    path = Path(folder) / RUN_CONFIG
-    if not path.is_file():
-        return None
-    task = read_yaml(path).get(TASK_KEY)
+    task = (saved_settings(folder) or {}).get(TASK_KEY)
     return str(task) if task else None
 
 
@@ -50,7 +54,7 @@ def config_file_layer(path: Path, task_name: str) -> dict[str, Any]:
     this one, and the new run does not write into (or resume, or clear) the old run's folder."""
     values = read_yaml(path)
     output_dir = values.get("output_dir")
-    from_run = path.name == RUN_CONFIG or (
+    from_run = path.name == layout.RUN_CONFIG or (
         output_dir is not None and Path(str(output_dir)).expanduser().resolve() == path.parent.resolve())
     values = check_task_of_file(values, task_name, str(path))
     if from_run:
@@ -58,32 +62,8 @@ def config_file_layer(path: Path, task_name: str) -> dict[str, Any]:
     return values
 
 
-def _latest(layers: list[dict[str, Any]], key: str) -> Any:
-    found = [layer[key] for layer in layers if layer.get(key) is not None]
-    return found[-1] if found else None
-
-
-def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
-    """With `--eval-only` and `--model RUN_DIR`: the settings RUN_DIR saved, as a config layer below `later`
-    (the --config, --set and command-line layers, which still win). Its data is left out when a later
-    layer names data (`--dataset`, `--train-file`, `--validation-file`). ({}, "") otherwise."""
-    model, eval_only = _latest(later, "model"), _latest(later, "eval_only")
-    if model is None or eval_only is None or not coerce(cls, "eval_only", eval_only, "--eval-only"):
-        return {}, ""
-    path = Path(str(model)) / RUN_CONFIG
-    if not path.is_file():
-        return {}, ""
-    values = check_task_of_file(read_yaml(path), task_name, str(path))
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    layer = {k: v for k, v in values.items() if k in fields and k not in NOT_EVALUATED_KEYS}
-    if any(_latest(later, key) is not None for key in DATA_SOURCE_KEYS):
-        data_bound = {name for name, f in fields.items() if f.metadata.get("data_bound")}
-        layer = {k: v for k, v in layer.items() if k not in (*DATA_SOURCE_KEYS, *data_bound)}
-    return layer, str(path)
-
-
 def architectures(folder: str | Path) -> list[str]:
-    path = Path(folder) / "config.json"
+    path = Path(folder) / layout.MODEL_CONFIG
     try:
         found = json.loads(path.read_text(encoding="utf-8")).get("architectures")
     except (OSError, ValueError, AttributeError):
@@ -109,8 +89,8 @@ def check_model_task(folder: str | Path, task_name: str, model_classes: dict[str
     recorded = saved_task(folder)
     if recorded is not None:
         if recorded != task_name:
-            raise UserError(f"{folder} holds a model trained for {recorded} (its {RUN_CONFIG} says task: {recorded}), "
-                            f"not for {task_name}.", hint=f"Use nlpcli predict {recorded} {folder} ...")
+            raise UserError(f"{folder} holds a model trained for {recorded} (its {layout.RUN_CONFIG} says task: "
+                            f"{recorded}), not for {task_name}.", hint=f"Use nlpcli predict {recorded} {folder} ...")
         return
     found = architectures(folder)
     if not found or set(found) & auto_class_architectures(model_classes[task_name]):

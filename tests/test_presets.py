@@ -31,3 +31,22 @@ def test_tokenizer_fitting_is_deterministic_and_covers_every_character():
     encoded = first(texts[5])
     assert first.unk_token_id not in encoded.input_ids  # unseen words split into characters, never [UNK]
     assert "the" in first.get_vocab()  # the most frequent words are whole tokens
+
+
+def test_presets_say_what_they_are_instead_of_being_asked_by_name():
+    from nlpcli.sources import presets
+
+    tiny, minilm = presets.find("tiny"), presets.find("minilm")
+    assert tiny.random_weights and tiny.fits_tokenizer and tiny.folder is None
+    assert tiny.causal_lm_positions == presets.TINY_GPT2["n_positions"]
+    assert not minilm.random_weights and not minilm.fits_tokenizer and minilm.folder is presets.minilm_folder
+    assert presets.find("bert-base-cased") is None and presets.PRESETS == ("tiny", "minilm")
+
+
+def test_eval_only_refuses_a_preset_with_random_weights(tmp_path):
+    from conftest import run_cli
+
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--eval-only", "--output-dir", tmp_path / "x")
+    said = result.output.replace("\n", " ")
+    assert result.exit_code == 2
+    assert "--eval-only evaluates a trained model" in said and "tiny preset has random weights" in said

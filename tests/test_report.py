@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import read_json, run_cli
-from nlpcli.reporting.plot import CURVES_FILE, panels, write_curves
+from nlpcli.layout import CURVES as CURVES_FILE
+from nlpcli.reporting.plot import panels, write_curves
 from nlpcli.reporting.runs import parse_history, read_history
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -211,3 +212,24 @@ def test_report_of_a_run_still_going_draws_its_curves_with_an_empty_column(tmp_p
     assert "going: no metrics.json (still running?)" in result.output
     assert re.search(r"^eval_loss\s+0\.5000$", result.output, re.MULTILINE)  # nothing under the running one
     assert_png(tmp_path / "now.png")
+
+
+def test_the_cli_table_and_the_report_agree_on_per_group_metrics(tmp_path):
+    """A key is a per-group row in the CLI's table exactly when `nlpcli report` draws no curve of its own for
+    it (entity types may hold underscores: WORK_OF_ART)."""
+    from nlpcli.cli import metrics_tables
+    from nlpcli.reporting.runs import plotted
+
+    keys = ["eval_loss", "eval_overall_f1", "eval_overall_accuracy", "eval_PER_f1", "eval_PER_number",
+            "eval_WORK_OF_ART_f1", "eval_WORK_OF_ART_precision", "eval_exact_match", "eval_f1",
+            "eval_HasAns_exact_match", "eval_HasAns_f1", "eval_rougeL", "eval_lead3_rouge1", "eval_perplexity"]
+    overall, grouped = metrics_tables(dict.fromkeys(keys, 0.5))
+    in_overall = set(overall.columns[0]._cells)
+    assert set(grouped.columns[0]._cells) == {"PER", "WORK_OF_ART", "HasAns"}
+    per_group = set(keys) - in_overall
+    assert per_group == {"eval_PER_f1", "eval_PER_number", "eval_WORK_OF_ART_f1", "eval_WORK_OF_ART_precision",
+                         "eval_HasAns_exact_match", "eval_HasAns_f1"}
+    assert {key for key in keys if not plotted(key)} == per_group
+    history = [{"step": 1, **dict.fromkeys(keys, 0.5)}]
+    curves = parse_history([json.dumps(line) for line in history], tmp_path / "log_history.jsonl")
+    assert set(curves) == in_overall

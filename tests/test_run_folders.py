@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import read_json, read_jsonl, run_cli
 from nlpcli.config import resolve_config
-from nlpcli.run_folder import RUN_CONFIG
+from nlpcli.layout import RUN_CONFIG
 from nlpcli.tasks.mlm import MlmConfig
 
 NER = ["--model", "tiny", "--dataset", "sample", "--max-steps", "20", "--learning-rate", "5e-3", "--batch-size", "4"]

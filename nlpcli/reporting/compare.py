@@ -10,10 +10,11 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from nlpcli import layout
 from nlpcli.console import console, err_console
 from nlpcli.errors import UserError
 from nlpcli.reporting.plot import INSTALL_HINT, draw_curves, load_matplotlib, not_installed
-from nlpcli.reporting.runs import HISTORY_FILE, METRICS_FILE, ReportedRun, read_run
+from nlpcli.reporting.runs import ReportedRun, read_run
 
 # run.json facts shown above the metrics, when a run has them
 DEFAULT_CHART = "comparison.png"
@@ -90,9 +91,9 @@ def report(folders: list[Path], output: Path | None, json_output: bool) -> None:
     runs = [read_run(folder) for folder in folders]
     for run in runs:
         if run.curves is None:
-            note(f"{run.folder}: no {HISTORY_FILE}; its metrics are in the table, it has no curves.")
+            note(f"{run.folder}: no {layout.HISTORY}; its metrics are in the table, it has no curves.")
         if run.metrics is None:
-            note(f"{run.folder}: no {METRICS_FILE} (still running?); it has curves but no final metrics.")
+            note(f"{run.folder}: no {layout.METRICS} (still running?); it has curves but no final metrics.")
     drawable = [(label, run.curves) for run, label in zip(runs, labels(runs), strict=True) if run.curves]
     chart = None
     if drawable:

@@ -1,5 +1,6 @@
 """Drawing curves with matplotlib (the optional `plot` extra), headless: a Figure on the Agg canvas, never
-pyplot, so no display and no global state. `write_curves` is what the runner calls at the end of a run."""
+pyplot, so no display and no global state. `write_curves` is what a training command has the runner call
+once a run's files are saved."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from typing import Any
 
 from rich.markup import escape
 
+from nlpcli import layout
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_bytes_atomic
-from nlpcli.reporting.runs import EVAL_PREFIX, RUN_FILE, TRAIN_LOSS, Curves, read_history, read_json_object
+from nlpcli.metrics.kinds import EVAL_PREFIX
+from nlpcli.reporting.runs import TRAIN_LOSS, Curves, read_history, read_json_object
 
-CURVES_FILE = "curves.png"
 EVAL_LOSS = "eval_loss"
 INSTALL_HINT = "pip install 'nlpcli[plot]'"
 COLUMNS = 3
@@ -108,9 +110,9 @@ def write_curves(run_dir: Path) -> Path | None:
         return None
     try:
         curves = read_history(run_dir)
-        info = read_json_object(run_dir / RUN_FILE) or {}
+        info = read_json_object(run_dir / layout.RUN_INFO) or {}
     except UserError as err:  # the run itself went well: say why there is no chart, do not fail it
-        warn(f"{CURVES_FILE} not drawn: {err.message}")
+        warn(f"{layout.CURVES} not drawn: {err.message}")
         return None
     if not curves:
         return None
@@ -119,10 +121,10 @@ def write_curves(run_dir: Path) -> Path | None:
         facts.append(f"{info['loop']} loop")
     title = f"{run_dir.name} ({', '.join(facts)})" if facts else run_dir.name
     try:
-        drawn = draw_curves([(run_dir.name, curves)], run_dir / CURVES_FILE, title=title)
+        drawn = draw_curves([(run_dir.name, curves)], run_dir / layout.CURVES, title=title)
     except OSError as err:  # e.g. a full disk: the model and metrics are saved, the chart is not
-        warn(f"{run_dir / CURVES_FILE} not written: {err.strerror or err}")
+        warn(f"{run_dir / layout.CURVES} not written: {err.strerror or err}")
         return None
     if drawn is None:
-        say(escape(not_installed(run_dir / CURVES_FILE)))
+        say(escape(not_installed(run_dir / layout.CURVES)))
     return drawn

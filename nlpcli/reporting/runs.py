@@ -5,23 +5,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.errors import UserError
-from nlpcli.runner.evaluation import TIMING_KEYS
-from nlpcli.runner.history import HISTORY_FILE
+from nlpcli.metrics.kinds import metric_kind
 
-METRICS_FILE = "metrics.json"
-RUN_FILE = "run.json"
 TRAIN_LOSS = "loss"
-EVAL_PREFIX = "eval_"
-# evaluation keys that count the examples behind a figure (per entity, HasAns/NoAns): not metrics
-COUNTS = re.compile(r"_(number|total|samples)$")
-# a per-group breakdown (per entity type, HasAns/NoAns): the table shows it, the curves keep to the overall figures
-PER_GROUP = re.compile(r"^eval_(?!overall_)[^_]+_(precision|recall|f1|accuracy|exact|exact_match)$")
 
 Curves = dict[str, list[tuple[int, float]]]
 
@@ -41,9 +33,10 @@ class ReportedRun:
 
 
 def plotted(key: str) -> bool:
-    """Whether an evaluation key gets its own curve: a metric, not a timing, a count or a per-group breakdown."""
-    return (key.startswith(EVAL_PREFIX) and not key.endswith(TIMING_KEYS) and not COUNTS.search(key)
-            and not PER_GROUP.match(key))
+    """Whether an evaluation key gets its own curve: a metric, not a timing, a count or a per-group breakdown
+    (the table shows those; the curves keep to the overall figures)."""
+    kind = metric_kind(key)
+    return kind.split == "eval" and not kind.timing and not kind.count and not kind.per_group
 
 
 def _number(value: Any) -> float | None:
@@ -82,7 +75,7 @@ def parse_history(lines: list[str], source: Path) -> Curves:
 
 def read_history(run_dir: Path) -> Curves | None:
     """The run's curves, or None when it has no log_history.jsonl."""
-    path = Path(run_dir) / HISTORY_FILE
+    path = Path(run_dir) / layout.HISTORY
     if not path.is_file():
         return None
     try:
@@ -111,9 +104,10 @@ def read_run(folder: Path) -> ReportedRun:
         raise UserError(f"{folder}: no such run folder.")
     if not folder.is_dir():
         raise UserError(f"{folder}: a file, not a run folder.", hint="Give the --output-dir of a training run.")
-    metrics = read_json_object(folder / METRICS_FILE)
+    metrics = read_json_object(folder / layout.METRICS)
     curves = read_history(folder)
     if metrics is None and curves is None:
-        raise UserError(f"{folder}: not an nlpcli run folder (no {METRICS_FILE} and no {HISTORY_FILE}).",
+        raise UserError(f"{folder}: not an nlpcli run folder (no {layout.METRICS} and no {layout.HISTORY}).",
                         hint="Give the --output-dir of a training run.")
-    return ReportedRun(folder=folder, metrics=metrics, info=read_json_object(folder / RUN_FILE) or {}, curves=curves)
+    info = read_json_object(folder / layout.RUN_INFO) or {}
+    return ReportedRun(folder=folder, metrics=metrics, info=info, curves=curves)

@@ -18,13 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.console import say
 from nlpcli.errors import UserError
+from nlpcli.metrics.kinds import BEFORE_SUFFIX
 from nlpcli.runner import checkpoints, optimization, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
-from nlpcli.runner.history import TENSORBOARD_DIR, RunLog
+from nlpcli.runner.history import RunLog
 from nlpcli.runner.progress import TrainingProgress
 from nlpcli.runner.record import LossTotal, RunRecord, finish_training
 from nlpcli.runner.sampling import length_grouped_sampler
@@ -42,7 +44,7 @@ def loader_generator(seed: int) -> Any:
 def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
     """The newest complete checkpoint and where in training it stands."""
     path = checkpoints.latest_complete(output_dir)
-    state = path / "nlpcli_state.json" if path is not None else None
+    state = path / layout.LOOP_STATE if path is not None else None
     return (path, json.loads(state.read_text())) if state is not None and state.is_file() else None
 
 
@@ -167,11 +169,11 @@ class AccelerateLoop:
             self.losses.record = RunRecord.load(found[0])
         self.run_log.start(step if found is not None else None)
         if self.run_log.tracker is not None:
-            accelerator.init_trackers(TENSORBOARD_DIR)
+            accelerator.init_trackers(layout.TENSORBOARD)
         if before:
             metrics.update(before_training(ctx.output_dir, resume, lambda: self.evaluate(model, eval_loader)))
             if not (resume and found is not None):
-                self.run_log.evaluation(0, 0.0, {k.removesuffix("_before"): v for k, v in metrics.items()}, False)
+                self.run_log.evaluation(0, 0.0, {k.removesuffix(BEFORE_SUFFIX): v for k, v in metrics.items()}, False)
 
         if step >= total_steps or self.record.should_stop:  # a resumed run that had already finished
             say(f"training is already complete ({step} of {total_steps} steps); evaluating and saving the model.")
@@ -304,7 +306,7 @@ class AccelerateLoop:
             raise non_finite_loss(position["step"], output_dir)
         self.losses.settle(accelerator)
         self.record.checkpoints += 1
-        path = output_dir / f"{checkpoints.PREFIX}{position['step']}"
+        path = output_dir / layout.checkpoint_name(position["step"])
         staging = checkpoints.staging_folder(path)
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
@@ -313,7 +315,7 @@ class AccelerateLoop:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # complete, then in place in one rename: never half a checkpoint
             self.record.save(staging)
-            (staging / "nlpcli_state.json").write_text(json.dumps(position))
+            (staging / layout.LOOP_STATE).write_text(json.dumps(position))
             shutil.rmtree(path, ignore_errors=True)
             staging.rename(path)
             checkpoints.keep_newest(output_dir, self.ctx.cfg.save_total_limit, keep=self.record.best_step)

@@ -13,18 +13,19 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from nlpcli import layout
 from nlpcli.console import warn
 
-PREFIX = "checkpoint-"
-COMPLETION_FILES = ("trainer_state.json", "nlpcli_state.json")
+COMPLETION_FILES = (layout.TRAINER_STATE, layout.LOOP_STATE)
 
 
 def by_step(output_dir: Path) -> list[Path]:
     """Every `checkpoint-<step>` folder, oldest first."""
     if not output_dir.is_dir():
         return []
-    found = [p for p in output_dir.glob(f"{PREFIX}*") if p.is_dir() and p.name[len(PREFIX):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+    found = [p for p in output_dir.glob(f"{layout.CHECKPOINT_PREFIX}*")
+             if p.is_dir() and layout.checkpoint_step(p.name) is not None]
+    return sorted(found, key=lambda p: layout.checkpoint_step(p.name) or 0)
 
 
 def is_complete(path: Path) -> bool:
@@ -46,7 +47,7 @@ def keep_newest(output_dir: Path, limit: int | None, keep: int | None = None) ->
     if not limit:
         return
     found = complete(output_dir)
-    spared = [p for p in found if keep is not None and p.name == f"{PREFIX}{keep}"]
+    spared = [p for p in found if keep is not None and p.name == layout.checkpoint_name(keep)]
     newest = [p for p in found if p not in spared][-(limit - len(spared)):] if limit > len(spared) else []
     if not newest and spared and found[-1] not in spared:
         newest = [found[-1]]  # limit 1: the best and the newest (to resume from) both stay
@@ -57,7 +58,7 @@ def keep_newest(output_dir: Path, limit: int | None, keep: int | None = None) ->
 
 def staging_folder(path: Path) -> Path:
     """Where the Accelerate loop writes a checkpoint before renaming it into place."""
-    return path.parent / f".{path.name}.partial"
+    return path.parent / layout.staging_name(path.name)
 
 
 def remove_incomplete(output_dir: Path) -> None:
@@ -66,5 +67,5 @@ def remove_incomplete(output_dir: Path) -> None:
         if not is_complete(path):
             warn(f"{path} is incomplete (its save was interrupted); removing it.")
             shutil.rmtree(path, ignore_errors=True)
-    for staging in output_dir.glob(f".{PREFIX}*.partial") if output_dir.is_dir() else []:
+    for staging in output_dir.glob(layout.STAGING_PATTERN) if output_dir.is_dir() else []:
         shutil.rmtree(staging, ignore_errors=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.config import RunConfig
 from nlpcli.files import write_jsonl_atomic
 from nlpcli.tasks.base import Task
@@ -29,7 +30,7 @@ class RunContext:
     generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
     train_loss: float | None = None  # mean training loss over the whole run (resumed runs included)
-    predictions_file: str = "eval_predictions.jsonl"  # where an evaluation writes its rows (test: test_predictions)
+    predictions_file: str = layout.EVAL_PREDICTIONS  # where an evaluation writes its rows (test: test_predictions)
     unlabelled: bool = False  # the evaluated data has placeholder labels: its rows leave the references out
     # called by the main process with each checkpoint folder once it is complete and in place (e.g. --push-to-hub)
     checkpoint_hooks: list[Callable[[Path], None]] = field(default_factory=list)

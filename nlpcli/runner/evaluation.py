@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from nlpcli import layout
 from nlpcli.console import is_main_process
 from nlpcli.files import write_text_atomic
-from nlpcli.runner.generation import PREDICTIONS_FILE, evaluate_generation
+from nlpcli.metrics.kinds import BEFORE_SUFFIX, metric_kind
+from nlpcli.metrics.losses import per_sample_correct, per_sample_loss
+from nlpcli.runner.generation import evaluate_generation
 from nlpcli.tasks.base import Task
-
-TIMING_KEYS = ("_runtime", "_samples_per_second", "_steps_per_second", "_preparation_time")
 
 
 def derived_metrics(task: Task, metrics: dict[str, Any]) -> dict[str, float]:
@@ -30,30 +31,27 @@ def final_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     """The keys metrics.json keeps: the same whichever loop ran (evaluation metrics and the mean training loss;
     no timings, no epoch counter). A value that
     is not finite becomes null: bare NaN / Infinity are not JSON, and most readers reject them."""
+    kinds = {k: metric_kind(k) for k in metrics}
     return {
         k: v if not isinstance(v, float) or math.isfinite(v) else None for k, v in metrics.items()
-        if (k.startswith(("eval_", "test_")) and not k.removesuffix("_before").endswith(TIMING_KEYS))
-        or k == "train_loss"
+        if (kinds[k].split is not None and not kinds[k].timing) or k == "train_loss"
     }
-
-
-BEFORE_FILE = "metrics_before.json"
 
 
 def before_training(output_dir: Path, resume: bool, evaluate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """The evaluation before training, as `*_before` keys: computed by `evaluate` and kept in
     metrics_before.json (its predictions as eval_predictions_before.jsonl); a resumed run reads them back
     instead of evaluating the checkpoint it resumes from."""
-    kept = output_dir / BEFORE_FILE
+    kept = output_dir / layout.METRICS_BEFORE
     if resume and kept.is_file():
         return json.loads(kept.read_text())
-    metrics = {f"{k}_before": v for k, v in evaluate().items()}
+    metrics = {f"{k}{BEFORE_SUFFIX}": v for k, v in evaluate().items()}
     if is_main_process():
         output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(kept, json.dumps(final_metrics(metrics), indent=2, allow_nan=False))
-        written = output_dir / PREDICTIONS_FILE
-        if written.is_file():
-            written.replace(output_dir / PREDICTIONS_FILE.replace(".jsonl", "_before.jsonl"))
+        for name, before in layout.BEFORE_TRAINING.items():
+            if (output_dir / name).is_file():
+                (output_dir / name).replace(output_dir / before)
     return metrics
 
 
@@ -72,28 +70,6 @@ def concat_padded(batches: list[np.ndarray], pad_value: float = -100) -> np.ndar
         pad[1] = (0, width - b.shape[1])
         padded.append(np.pad(b, pad, constant_values=pad_value))
     return np.concatenate(padded)
-
-
-def per_sample_loss(logits: Any, labels: Any, shift: bool) -> tuple[Any, Any]:
-    """(summed cross-entropy, labelled-token count) per sample, so the eval loss is the same whatever the
-    batch size or number of processes (a batch mean would mix in the samples DDP duplicates)."""
-    import torch.nn.functional as F
-
-    if labels.ndim == 1:  # one label per sample (sequence classification)
-        losses = F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="none")
-        return losses, (labels != -100).long()
-    if shift:  # causal LM: token t predicts token t + 1
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    losses = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="none")
-    mask = labels != -100
-    return (losses * mask).sum(dim=1), mask.sum(dim=1)
-
-
-def per_sample_correct(logits: Any, labels: Any, shift: bool) -> Any:
-    """Labelled tokens whose arg-max prediction is the label, per sample (next-token accuracy when shifted)."""
-    if shift:
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    return ((logits.argmax(dim=-1) == labels) & (labels != -100)).sum(dim=1)
 
 
 def loss_rows(rows: list[list[float]], with_correct: bool) -> list[dict[str, Any]]:

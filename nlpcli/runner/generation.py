@@ -19,8 +19,6 @@ from typing import Any
 
 from nlpcli.generation import generate_batch, generated_length, length_sorted_batches
 
-PREDICTIONS_FILE = "eval_predictions.jsonl"
-
 
 def _my_batches(batches: list[list[int]], rank: int, world: int) -> tuple[list[list[int]], int]:
     """This process's batches, padded with repeats to the common number of rounds; and how many are real."""

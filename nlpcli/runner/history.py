@@ -14,13 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.console import is_main_process
 from nlpcli.files import write_text_atomic
-from nlpcli.runner.evaluation import TIMING_KEYS
+from nlpcli.metrics.kinds import metric_kind
 from nlpcli.runner.progress import TrainingProgress, evaluation_label
-
-HISTORY_FILE = "log_history.jsonl"
-TENSORBOARD_DIR = "tensorboard"  # under the output folder, for both loops
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
@@ -32,7 +30,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 class RunLog:
     def __init__(self, output_dir: Path, progress: TrainingProgress,
                  tracker: Callable[[dict[str, float], int], None] | None = None, eval_only: bool = False) -> None:
-        self.path = output_dir / HISTORY_FILE
+        self.path = output_dir / layout.HISTORY
         self.progress = progress
         self.tracker = tracker  # (scalars, step) -> None, e.g. Accelerator.log
         self.main = is_main_process()
@@ -62,7 +60,7 @@ class RunLog:
 
     def evaluation(self, step: int, epoch: float | None, metrics: dict[str, Any], training: bool) -> None:
         shown = {k: v for k, v in metrics.items()
-                 if k.startswith("eval_") and not k.endswith(TIMING_KEYS) and isinstance(v, int | float)}
+                 if metric_kind(k).split == "eval" and not metric_kind(k).timing and isinstance(v, int | float)}
         self._append({"step": step, "epoch": round(epoch or 0.0, 4), **shown})
         label = "evaluation" if self.eval_only else evaluation_label(step, epoch, training)
         self.progress.log_evaluation(label, shown)

@@ -19,13 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.config import resuming
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.runner import checkpoints
-
-LOCK_FILE = ".nlpcli.lock"
-RUN_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "metrics.json")
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -44,7 +42,7 @@ def check_output_dir(output_dir: Path, cfg: Any) -> None:
     if resuming(cfg) and cfg.overwrite:
         raise UserError("--resume continues the run in the output folder and --overwrite deletes it: choose one.")
     kept = checkpoints.complete(output_dir)
-    finished = [name for name in RUN_FILES if (output_dir / name).exists()]
+    finished = [name for name in layout.FINISHED_RUN_FILES if (output_dir / name).exists()]
     if resuming(cfg) and not kept:
         if cfg.resume == "yes":
             warn(f"--resume: no complete checkpoint in {output_dir}; starting from the beginning.")
@@ -61,7 +59,7 @@ def clear(output_dir: Path) -> None:
     if not output_dir.is_dir():
         return
     for entry in output_dir.iterdir():
-        if entry.name == LOCK_FILE:
+        if entry.name == layout.LOCK:
             continue
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
@@ -82,7 +80,7 @@ class FolderLock:
     """The lock file of one run; `acquire` returns None or the message saying who holds the folder."""
 
     def __init__(self, output_dir: Path) -> None:
-        self.path = output_dir / LOCK_FILE
+        self.path = output_dir / layout.LOCK
         self.held = False
 
     def acquire(self) -> str | None:

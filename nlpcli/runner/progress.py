@@ -18,14 +18,14 @@ from rich.progress import (
 )
 
 from nlpcli.console import console, is_main_process
-from nlpcli.runner.evaluation import TIMING_KEYS
+from nlpcli.metrics.kinds import metric_kind
 
 
 def format_metrics(metrics: dict[str, Any], limit: int = 5) -> str:
-    """The headline metrics on one line: lower-case keys (loss, overall scores), not per-group ones."""
+    """The headline metrics on one line: loss and overall scores, not per-group ones nor timings."""
     shown = [
         (k, v) for k, v in metrics.items()
-        if isinstance(v, float | int) and k == k.lower() and not k.endswith(TIMING_KEYS) and k != "epoch"
+        if isinstance(v, float | int) and not metric_kind(k).per_group and not metric_kind(k).timing and k != "epoch"
     ]
     return "  ".join(f"{k}={v:.4g}" for k, v in shown[:limit])
 

@@ -14,12 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints
-
-RECORD_FILE = "nlpcli_record.json"
 
 
 @dataclass
@@ -63,15 +61,15 @@ class RunRecord:
         """The checkpoint to keep as the output model with --load-best-model-at-end."""
         if not cfg.load_best_model_at_end or self.best_step is None:
             return None
-        path = output_dir / f"{checkpoints.PREFIX}{self.best_step}"
+        path = output_dir / layout.checkpoint_name(self.best_step)
         return path if path.is_dir() else None
 
     def save(self, checkpoint: Path) -> None:
-        write_text_atomic(checkpoint / RECORD_FILE, json.dumps(asdict(self)))
+        write_text_atomic(checkpoint / layout.RECORD, json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, checkpoint: Path | None) -> RunRecord:
-        path = checkpoint / RECORD_FILE if checkpoint is not None else None
+        path = checkpoint / layout.RECORD if checkpoint is not None else None
         return cls(**json.loads(path.read_text())) if path is not None and path.is_file() else cls()
 
     def summary(self, cfg: RunConfig, steps: int, best_loaded: bool) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import json
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -18,19 +19,18 @@ from typing import Any
 
 from rich.markup import escape
 
-from nlpcli.config import RUN_CONFIG, RunConfig, origin_lines, resuming, save_config
+from nlpcli import layout
+from nlpcli.config import RunConfig, origin_lines, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.reporting.plot import write_curves
 from nlpcli.runner import checkpoints, settings, sharing, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
-from nlpcli.sources import data, models
+from nlpcli.sources import data, models, presets
 from nlpcli.tasks import get_task
 
-PRESET_TOKENIZER_DIR = "preset-tokenizer"
 LARGE_DATA = 5000  # records; above this, tokenization shows a progress bar
 STREAM_SHUFFLE_BUFFER = 10_000  # features a streamed training set is shuffled within
 VERSIONED = ("nlpcli", "torch", "transformers", "datasets", "accelerate", "tokenizers")
@@ -44,7 +44,7 @@ def _output_dir(cfg: RunConfig, task_name: str) -> Path:
 
     stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
     broadcast_object_list(stamp)
-    return Path("runs") / f"{task_name}-{stamp[0]}"
+    return layout.default_output_dir(task_name, stamp[0])
 
 
 def library_versions() -> dict[str, str]:
@@ -113,8 +113,13 @@ def check_streaming(task: Any, cfg: RunConfig) -> None:
         raise UserError("--streaming needs --max-steps: a stream has no length to count epochs in.")
 
 
-def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
-    """Run one task end to end and return the final metrics (also written to metrics.json)."""
+RunHook = Callable[[Path], object]  # called with the output folder
+
+
+def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) -> dict[str, Any]:
+    """Run one task end to end and return the final metrics (also written to metrics.json). `on_saved` is
+    called by the main process once the run's files are written, before --push-to-hub uploads them (the
+    training command draws the curves there)."""
     started = time.time()
     import torch
     from accelerate import PartialState
@@ -128,9 +133,10 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
     settings.check_training_settings(cfg)
     if cfg.eval_only and cfg.push_to_hub:
         raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
-    if cfg.eval_only and cfg.model == "tiny":
-        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the tiny "
-                        "preset has random weights.")
+    preset = presets.find(cfg.model)
+    if cfg.eval_only and preset is not None and preset.random_weights:
+        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
+                        f"{preset.name} preset has random weights.")
     output_dir = _output_dir(cfg, task_name)
     check_output_dir(output_dir, cfg)
     created = not output_dir.exists()
@@ -145,14 +151,15 @@ def run_task(task_name: str, cfg: RunConfig) -> dict[str, Any]:
         if state.is_main_process:
             checkpoints.remove_incomplete(output_dir)
         state.wait_for_everyone()
-        return _run_locked(task, task_name, cfg, state, output_dir, started)
+        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved)
     finally:
         lock.release()
         if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
             output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
 
 
-def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float) -> dict:
+def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
+                on_saved: RunHook | None) -> dict:
     from nlpcli.runner import accelerate as accelerate_loop
     from nlpcli.runner import trainer as trainer_loop
     from nlpcli.runner.devices import resolve_precision
@@ -186,11 +193,11 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     # the task checks the test records too (they must fit the label list it builds)
     model_kwargs = task.setup(testset.with_test(raw, test), cfg, models.pretrained_config(cfg.model))
     if state.is_main_process and not resuming(cfg):  # a new run trains its own preset tokenizer
-        shutil.rmtree(output_dir / PRESET_TOKENIZER_DIR, ignore_errors=True)
+        shutil.rmtree(output_dir / layout.PRESET_TOKENIZER, ignore_errors=True)
     # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
     # datasets cache the others then read.
     with state.main_process_first():
-        texts, tokenizer_dir = lambda: task.preset_texts(raw, cfg), output_dir / PRESET_TOKENIZER_DIR
+        texts, tokenizer_dir = lambda: task.preset_texts(raw, cfg), output_dir / layout.PRESET_TOKENIZER
         model, tokenizer = task.load_model(cfg, model_kwargs, texts, tokenizer_dir) or models.load_model_and_tokenizer(
             cfg.model, task.model_class, model_kwargs, texts, cfg.preset_vocab_size, tokenizer_dir
         )
@@ -216,7 +223,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
     )
     if state.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, output_dir / RUN_CONFIG, task_name)
+        save_config(cfg, output_dir / layout.RUN_CONFIG, task_name)
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
         f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "
@@ -237,14 +244,15 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         metrics["train_loss"] = ctx.train_loss
     metrics = final_metrics(metrics)
     if state.is_main_process:
-        write_text_atomic(output_dir / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
+        write_text_atomic(output_dir / layout.METRICS, json.dumps(metrics, indent=2, allow_nan=False))
         info = run_info(ctx, state.num_processes, started)
         if test is not None:
             info["test_samples"], info["test_labelled"] = len(test), test_labelled
-        write_text_atomic(output_dir / "run.json", json.dumps(info, indent=2))
+        write_text_atomic(output_dir / layout.RUN_INFO, json.dumps(info, indent=2))
         if not cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
             sharing.write_model_card(task, cfg, metrics, info, output_dir)
-        write_curves(output_dir)
+        if on_saved is not None:
+            on_saved(output_dir)
     state.wait_for_everyone()
     if pusher is not None:  # everything is saved locally: a failed push loses nothing
         say(f"pushed to {pusher.finish()}")

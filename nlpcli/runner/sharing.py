@@ -18,20 +18,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.config import RunConfig
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
+from nlpcli.metrics.kinds import metric_kind
+from nlpcli.sources import presets
 
-CARD_FILE = "README.md"
-LAST_CHECKPOINT = "last-checkpoint"
-# what stays local: checkpoints (pushed separately with every_save), the lock, staging and temporary files, the
-# preset's tokenizer (the final tokenizer is saved beside the model)
-NOT_PUSHED = ["checkpoint-*", ".*", "preset-tokenizer*"]
+LAST_CHECKPOINT = "last-checkpoint"  # in the hub repository, as the Trainer names it
+NOT_PUSHED = list(layout.NOT_PUSHED)
 TRAINING_KEYS = ("loop", "optim", "learning_rate", "weight_decay", "warmup_ratio", "warmup_steps", "lr_scheduler",
                  "batch_size", "eval_batch_size", "gradient_accumulation_steps", "epochs", "max_steps", "max_grad_norm",
                  "seed", "precision", "max_length", "max_train_samples", "max_eval_samples", "trainer_args")
-NOT_METRICS = ("runtime", "samples_per_second", "steps_per_second", "epoch")
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -74,11 +73,11 @@ def card_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
     before-training values."""
     splits: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
-        prefix, _, name = key.partition("_")
-        split = {"eval": "validation", "test": "test"}.get(prefix)
-        if split and isinstance(value, int | float) and not isinstance(value, bool) and not name.endswith("_before") \
-                and name not in NOT_METRICS:
-            splits.setdefault(split, {})[name] = value
+        kind = metric_kind(key)
+        split = {"eval": "validation", "test": "test"}.get(kind.split or "")
+        if split and isinstance(value, int | float) and not isinstance(value, bool) and not kind.before \
+                and not kind.timing:
+            splits.setdefault(split, {})[kind.name] = value
     return splits
 
 
@@ -108,7 +107,8 @@ def build_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: d
         hyperparameters=params,
         nlpcli_command=command,
     )
-    started_from = f"`{cfg.model}`" + (" (random initial weights)" if cfg.model == "tiny" else "")
+    preset = presets.find(cfg.model)
+    started_from = f"`{cfg.model}`" + (" (random initial weights)" if preset and preset.random_weights else "")
     rows = "\n".join(f"| {split} | {key} | {_figure(value)} |" for split, values in figures.items()
                      for key, value in values.items())
     settings = "\n".join(f"- {key}: {value}" for key, value in params.items())
@@ -154,7 +154,7 @@ nlpcli predict {task.name} {local} ...
 def write_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: dict[str, Any],
                      output_dir: Path) -> Path:
     """README.md in the output folder, replaced in one step (main process only)."""
-    path = Path(output_dir) / CARD_FILE
+    path = Path(output_dir) / layout.CARD
     write_text_atomic(path, str(build_model_card(task, cfg, metrics, info, repo_name(cfg, output_dir))))
     return path
 

@@ -12,12 +12,12 @@ import copy
 import dataclasses
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.runner.context import RunContext
 from nlpcli.sources import data
 
-TEST_PREDICTIONS_FILE = "test_predictions.jsonl"
 TEST_SPLIT = "test"
 
 
@@ -98,7 +98,7 @@ def evaluate_test(ctx: RunContext, features: Any, raw_test: Any, labelled: bool)
     model = accelerator.prepare_model(ctx.model, evaluation_mode=True)
     loader = accelerator.prepare_data_loader(loader)
     test_ctx = dataclasses.replace(ctx, eval_features=features, raw_eval=raw_test,
-                                   predictions_file=TEST_PREDICTIONS_FILE, unlabelled=not labelled)
+                                   predictions_file=layout.TEST_PREDICTIONS, unlabelled=not labelled)
     metrics = evaluate_batches(accelerator, model, loader, test_ctx)
     if not labelled:
         return {}

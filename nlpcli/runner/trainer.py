@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.console import say
 from nlpcli.runner import checkpoints, optimization, settings
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
-from nlpcli.runner.history import TENSORBOARD_DIR, RunLog
+from nlpcli.runner.history import RunLog
 from nlpcli.runner.progress import TrainingProgress
 from nlpcli.runner.record import LossTotal, RunRecord, finish_training
 from nlpcli.runner.sampling import length_grouped_sampler
@@ -63,7 +64,7 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
         def _save_checkpoint(self, model, trial):
             """Write the checkpoint in a staging folder, then rename it into place: a crash mid-save leaves no
             half checkpoint under a checkpoint-N name."""
-            final = ctx.output_dir / f"{checkpoints.PREFIX}{self.state.global_step}"
+            final = ctx.output_dir / layout.checkpoint_name(self.state.global_step)
             losses.settle(self.accelerator)
             losses.record.checkpoints += 1
             self._staging_root = checkpoints.staging_folder(final)
@@ -152,7 +153,7 @@ def tensorboard_callback(ctx: RunContext) -> Any:
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
 
-    return TensorBoardCallback(SummaryWriter(log_dir=str(ctx.output_dir / TENSORBOARD_DIR)))
+    return TensorBoardCallback(SummaryWriter(log_dir=str(ctx.output_dir / layout.TENSORBOARD)))
 
 
 def collator_epochs(collator: Any) -> Any:
@@ -203,7 +204,7 @@ def planned_steps(trainer: Any, cfg: Any) -> int:
 
 
 def checkpoint_step(checkpoint: Path) -> int:
-    return json.loads((checkpoint / "trainer_state.json").read_text()).get("global_step", 0)
+    return json.loads((checkpoint / layout.TRAINER_STATE).read_text()).get("global_step", 0)
 
 
 def finished_in(checkpoint: Path, trainer: Any, cfg: Any) -> bool:
@@ -233,7 +234,7 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
             # the Trainer would take one step past the end; load the last weights and finish the run instead
             say(f"training is already complete ({latest.name}); evaluating and saving the model.")
             trainer._load_from_checkpoint(str(latest))
-            trainer.state = TrainerState.load_from_json(str(latest / "trainer_state.json"))
+            trainer.state = TrainerState.load_from_json(str(latest / layout.TRAINER_STATE))
         else:
             trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
     finally:

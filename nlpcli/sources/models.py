@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.errors import UserError
 from nlpcli.sources import hub, presets
 
@@ -21,18 +22,18 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def locate(spec: str) -> str:
-    """The folder or hub id that `from_pretrained` should receive for `spec`; '' for the tiny preset."""
-    if spec == "tiny":
-        return ""
-    if spec == "minilm":
-        return str(presets.minilm_folder())
+    """The folder or hub id that `from_pretrained` should receive for `spec`; '' for a preset that is built
+    (the tiny one)."""
+    preset = presets.find(spec)
+    if preset is not None:
+        return str(preset.folder()) if preset.folder is not None else ""
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserError(f"Model folder {path} has no config.json: it does not hold a saved model.")
+        if not (path / layout.MODEL_CONFIG).is_file():
+            raise UserError(f"Model folder {path} has no {layout.MODEL_CONFIG}: it does not hold a saved model.")
         return str(path)
     if path.exists():
-        raise UserError(f"--model {spec}: this is a file; give the folder that holds config.json.")
+        raise UserError(f"--model {spec}: this is a file; give the folder that holds {layout.MODEL_CONFIG}.")
     if _looks_like_path(spec):
         raise UserError(f"Model folder not found: {path}", hint=f"Check the path, or use {LOCAL_EXAMPLE}.")
     return spec

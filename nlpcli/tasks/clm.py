@@ -112,7 +112,7 @@ def keytoken_weighted_loss(logits: Any, labels: Any, input_ids: Any, keytokens: 
     """
     import torch
 
-    from nlpcli.runner.evaluation import per_sample_loss
+    from nlpcli.metrics.losses import per_sample_loss
 
     sums, counts = per_sample_loss(logits, labels, shift=True)
     per_sample = sums / counts.clamp(min=1)
@@ -213,9 +213,10 @@ class ClmTask(Task):
 
     def setup(self, raw: Any, cfg: ClmConfig, pretrained_config: Any | None) -> dict[str, Any]:
         loads_weights = cfg.eval_only or not cfg.from_scratch
-        if cfg.model == "tiny":
+        preset = presets.find(cfg.model)
+        if preset is not None and preset.fits_tokenizer:
             if cfg.tokenizer or cfg.train_tokenizer:
-                warn("--model tiny fits its own byte-level BPE tokenizer to the training text "
+                warn(f"--model {preset.name} fits its own byte-level BPE tokenizer to the training text "
                      "(size: --preset-vocab-size); --tokenizer / --train-tokenizer are not used.")
         elif loads_weights and cfg.train_tokenizer:
             raise UserError("--train-tokenizer needs --from-scratch: a model whose weights are loaded keeps its "
@@ -223,8 +224,8 @@ class ClmTask(Task):
         elif not loads_weights and Path(cfg.model).expanduser().is_dir():
             warn(f"--from-scratch: only the configuration of {cfg.model} is used, with random weights. "
                  "Pass --no-from-scratch to continue training its weights.")
-        if cfg.model == "tiny":
-            positions = presets.TINY_GPT2["n_positions"]
+        if preset is not None and preset.causal_lm_positions:
+            positions = preset.causal_lm_positions
         else:
             positions = getattr(pretrained_config, "n_positions", None) or getattr(
                 pretrained_config, "max_position_embeddings", None)
@@ -236,9 +237,10 @@ class ClmTask(Task):
     def load_model(
         self, cfg: ClmConfig, model_kwargs: dict[str, Any], texts: Callable[[], Iterable[str]], tokenizer_dir: Path
     ) -> tuple[Any, Any] | None:
-        """The tiny preset and saved causal LMs load the runner's way; from scratch: `--model`'s configuration,
-        random weights, sized to the chosen or fitted tokenizer (pad = EOS)."""
-        if cfg.model == "tiny":
+        """A preset built with random weights (tiny) and saved causal LMs load the runner's way; from scratch:
+        `--model`'s configuration, random weights, sized to the chosen or fitted tokenizer (pad = EOS)."""
+        preset = presets.find(cfg.model)
+        if preset is not None and preset.random_weights:
             return None
         if cfg.eval_only or not cfg.from_scratch:
             model, tokenizer = models.load_model_and_tokenizer(
@@ -258,15 +260,18 @@ class ClmTask(Task):
         """--tokenizer (else --model's), or with --train-tokenizer a new one fitted to the training texts with
         the given one's algorithm (a byte-level BPE from scratch when that cannot be loaded offline). A fitted
         tokenizer is kept in `tokenizer_dir` for resumes and the other processes."""
-        from transformers import AutoTokenizer
-
         source = cfg.tokenizer or cfg.model
         if not cfg.train_tokenizer:
             return models.load_tokenizer(source)
-        if (tokenizer_dir / "tokenizer.json").is_file():
-            return AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        return presets.kept_or_fitted(tokenizer_dir, lambda: ClmTask._fitted_tokenizer(cfg, texts))
+
+    @staticmethod
+    def _fitted_tokenizer(cfg: ClmConfig, texts: Callable[[], Iterable[str]]) -> Any:
+        """A tokenizer with --tokenizer's (else --model's) algorithm fitted to the training texts; a byte-level
+        BPE from scratch when that one cannot be loaded offline."""
         from nlpcli.sources import hub
 
+        source = cfg.tokenizer or cfg.model
         try:
             template = models.load_tokenizer(source)
         except UserError:
@@ -277,7 +282,6 @@ class ClmTask(Task):
         else:
             say(f"fitting a {cfg.vocab_size}-token tokenizer like {source} to the training texts")
             tokenizer = template.train_new_from_iterator(batched(texts(), TOKENIZER_BATCH), cfg.vocab_size)
-        tokenizer.save_pretrained(str(tokenizer_dir))
         return tokenizer
 
     def prepare(self, raw: Any, tokenizer: Any, cfg: ClmConfig) -> tuple[Any, Any]:

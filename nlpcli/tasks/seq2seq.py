@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from nlpcli.config import RUN_CONFIG, RunConfig, option, saved_config
+from nlpcli import layout
+from nlpcli.config import RunConfig, option, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import record_location
@@ -142,7 +143,7 @@ class Seq2SeqTask(Task):
 
     def setup(self, raw: Any, cfg: Any, pretrained_config: Any | None) -> dict[str, Any]:
         model_type = getattr(pretrained_config, "model_type", None)
-        our_run = (Path(cfg.model) / RUN_CONFIG).is_file()  # it knows whether it was trained with one
+        our_run = (Path(cfg.model) / layout.RUN_CONFIG).is_file()  # it knows whether it was trained with one
         declared = self.declared_prefix(pretrained_config)
         if (model_type in PREFIX_TRAINED or declared) and not cfg.source_prefix and not our_run:
             warn(f"{cfg.model} is a {model_type} model, which expects a task prefix on every source; none was "

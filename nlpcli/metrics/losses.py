@@ -1,0 +1,28 @@
+"""Per-sample losses from logits and labels: what the shared evaluation sums and what a task's training loss
+(e.g. clm's key-token weighting) weighs. Below both the runner and the tasks; torch is imported when called."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def per_sample_loss(logits: Any, labels: Any, shift: bool) -> tuple[Any, Any]:
+    """(summed cross-entropy, labelled-token count) per sample, so the eval loss is the same whatever the
+    batch size or number of processes (a batch mean would mix in the samples DDP duplicates)."""
+    import torch.nn.functional as F
+
+    if labels.ndim == 1:  # one label per sample (sequence classification)
+        losses = F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="none")
+        return losses, (labels != -100).long()
+    if shift:  # causal LM: token t predicts token t + 1
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    losses = F.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=-100, reduction="none")
+    mask = labels != -100
+    return (losses * mask).sum(dim=1), mask.sum(dim=1)
+
+
+def per_sample_correct(logits: Any, labels: Any, shift: bool) -> Any:
+    """Labelled tokens whose arg-max prediction is the label, per sample (next-token accuracy when shifted)."""
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    return ((logits.argmax(dim=-1) == labels) & (labels != -100)).sum(dim=1)
