@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nlpcli.runner.output_folder import LOCK_FILE
+from nlpcli.layout import LOCK as LOCK_FILE
 
 
 def stop_before_the_loop(monkeypatch) -> list[dict[str, Any]]:
@@ -17,7 +17,7 @@ def stop_before_the_loop(monkeypatch) -> list[dict[str, Any]]:
 
     reached: list[dict[str, Any]] = []
 
-    def probe(task, task_name, cfg, state, output_dir, started):
+    def probe(task, task_name, cfg, state, output_dir, *rest):
         lock = output_dir / LOCK_FILE
         reached.append({"cfg": cfg, "output_dir": output_dir, "entries": sorted(p.name for p in output_dir.iterdir()),
                         "lock": json.loads(lock.read_text()) if lock.is_file() else None})

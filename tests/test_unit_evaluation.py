@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from nlpcli.layout import METRICS_BEFORE as BEFORE_FILE
 from nlpcli.runner import evaluation
-from nlpcli.runner.evaluation import BEFORE_FILE
 
 
 def cross_entropy_by_hand(logits: torch.Tensor, label: int) -> float:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import math
 
-from nlpcli.runner.history import HISTORY_FILE, RunLog, read_history
+from nlpcli.layout import HISTORY as HISTORY_FILE
+from nlpcli.runner.history import RunLog, read_history
 
 
 class FakeProgress:

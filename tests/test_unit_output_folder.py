@@ -11,7 +11,9 @@ import pytest
 
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
-from nlpcli.runner.output_folder import LOCK_FILE, RUN_FILES, FolderLock, _alive, check_output_dir, clear
+from nlpcli.layout import FINISHED_RUN_FILES as RUN_FILES
+from nlpcli.layout import LOCK as LOCK_FILE
+from nlpcli.runner.output_folder import FolderLock, _alive, check_output_dir, clear
 
 DEAD_PID = 2**22 + 12345  # above Linux's largest pid_max: no process has it
 

@@ -12,7 +12,8 @@ import torch
 
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
-from nlpcli.runner.record import RECORD_FILE, LossTotal, RunRecord, finish_training
+from nlpcli.layout import RECORD as RECORD_FILE
+from nlpcli.runner.record import LossTotal, RunRecord, finish_training
 
 
 def observe_all(cfg: RunConfig, values: list[float], key: str = "eval_loss") -> RunRecord:
