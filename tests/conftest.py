@@ -137,6 +137,27 @@ def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
 
 
+def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> Path:
+    """The output folder of `nlpcli ARGS --output-dir ...`, trained once per test run and shared by every
+    module and pytest worker that asks for NAME (the caller only reads it)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder all workers' temporary folders are in
+    out = root / "trained" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{out}.lock"):
+        if not (out / "metrics.json").is_file():
+            result = run_cli(*args, "--output-dir", out)
+            assert result.exit_code == 0, result.output
+    return out
+
+
+NER_MODEL = ("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "20", "--learning-rate", "5e-3",
+             "--batch-size", "4")  # a tiny ner model that tags the sample's entities: conftest.trained_once
+
+
 def run_processes(nproc: int, *args: str) -> str:
     """`nlpcli ARGS` with NPROC processes: 1 is this process (one thread, as each torchrun process has),
     more go through torchrun. Asserts success; returns what the run printed."""

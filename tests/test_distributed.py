@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_agree, read_json, read_jsonl, run_cli, run_processes, torchrun
+from conftest import NER_MODEL, assert_agree, read_json, read_jsonl, run_processes, torchrun, trained_once
 
 pytestmark = pytest.mark.e2e  # every test here trains or evaluates a model
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ner") / "model"
-    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--epochs", "12", "--learning-rate", "5e-3",
-                     "--batch-size", "4", "--output-dir", out)
-    assert result.exit_code == 0, result.output
-    return out
+    return trained_once(tmp_path_factory, "ner", *NER_MODEL)
 
 
 def test_eval_only_gives_identical_metrics_with_1_and_2_processes(trained, tmp_path):
