@@ -11,9 +11,11 @@ a loop or torchrun without the `e2e` mark fails, so the fast tier stays fast.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,6 +37,7 @@ for _name in HUB_VARIABLES:
     os.environ.pop(_name, None)
 os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="nlpcli-test-hf-home-")  # empty cache, no stored token
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # One thread everywhere (this process and every process it starts): float sums then do not depend on
