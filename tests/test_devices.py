@@ -1,11 +1,23 @@
-"""Precision choice: fp16 on CUDA by default, bf16 when asked and supported, fp32 on the CPU."""
+"""Precision choice: the launcher's when it set one, else bf16 on GPUs that support it, fp16 on other GPUs,
+fp32 on the CPU; a --precision that contradicts the launcher is refused before anything runs."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from nlpcli.runner.devices import resolve_precision
+from conftest import read_json, run_cli
+from nlpcli.errors import UserError
+from nlpcli.runner.devices import LAUNCHER_VARIABLE, check_precision_request, resolve_precision
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """A CUDA GPU as torch reports it; `gpu(bf16_ok)` says whether it supports bf16."""
+    def make(bf16_ok: bool) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
+    return make
 
 
 @pytest.mark.parametrize(
@@ -13,22 +25,82 @@ from nlpcli.runner.devices import resolve_precision
     [
         (False, False, "auto", "no"),
         (False, False, "fp16", "no"),
-        (True, True, "auto", "fp16"),
+        (True, True, "auto", "bf16"),  # every GPU since Ampere: bf16, no loss scaling
+        (True, False, "auto", "fp16"),
+        (True, True, "fp16", "fp16"),
         (True, True, "bf16", "bf16"),
         (True, False, "bf16", "fp16"),
         (True, True, "fp32", "no"),
     ],
 )
-def test_resolve_precision(monkeypatch, cuda, bf16_ok, requested, expected):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
+def test_resolve_precision(monkeypatch, gpu, cuda, bf16_ok, requested, expected):
+    monkeypatch.delenv(LAUNCHER_VARIABLE, raising=False)
+    if cuda:
+        gpu(bf16_ok)
+    else:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_precision(requested) == expected
 
 
 @pytest.mark.parametrize(("model_type", "bf16_ok", "expected"), [("t5", True, "bf16"), ("mt5", True, "bf16"),
-                                                                  ("t5", False, "fp16"), ("marian", True, "fp16")])
-def test_auto_precision_picks_bf16_for_models_that_overflow_fp16(monkeypatch, model_type, bf16_ok, expected):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_ok)
+                                                                  ("t5", False, "fp16"), ("bert", True, "bf16")])
+def test_auto_precision_and_models_that_overflow_fp16(monkeypatch, gpu, capsys, model_type, bf16_ok, expected):
+    monkeypatch.delenv(LAUNCHER_VARIABLE, raising=False)
+    gpu(bf16_ok)
     assert resolve_precision("auto", model_type) == expected
+    assert ("overflow" in capsys.readouterr().err) == (expected == "fp16")  # warned where fp16 risks NaN
     assert resolve_precision("fp16", model_type) == "fp16"  # asked for explicitly: kept (with a warning)
+
+
+@pytest.mark.parametrize(("launcher", "bf16_ok", "expected"), [("bf16", True, "bf16"), ("fp16", True, "fp16"),
+                                                               ("no", True, "bf16"), ("bf16", False, "fp16")])
+def test_auto_follows_the_launcher(monkeypatch, gpu, launcher, bf16_ok, expected):
+    monkeypatch.setenv(LAUNCHER_VARIABLE, launcher)  # `no` is accelerate launch's default: no request
+    gpu(bf16_ok)
+    check_precision_request("auto")
+    assert resolve_precision("auto") == expected
+
+
+@pytest.mark.parametrize(("launcher", "requested", "refused"), [("bf16", "fp16", True), ("bf16", "fp32", True),
+                                                               ("fp16", "bf16", True), ("bf16", "bf16", False),
+                                                               ("no", "fp16", False), ("fp8", "auto", True)])
+def test_a_precision_that_contradicts_the_launcher_is_refused(monkeypatch, launcher, requested, refused):
+    monkeypatch.setenv(LAUNCHER_VARIABLE, launcher)
+    if not refused:
+        check_precision_request(requested)
+        return
+    with pytest.raises(UserError) as err:
+        check_precision_request(requested)
+    assert launcher in err.value.message and LAUNCHER_VARIABLE in err.value.message
+    assert requested == "auto" or f"--precision {requested}" in err.value.message
+
+
+def test_the_refusal_comes_before_anything_is_written(monkeypatch, tmp_path):
+    monkeypatch.setenv(LAUNCHER_VARIABLE, "bf16")
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--precision", "fp16", "--output-dir",
+                     tmp_path / "run")
+    assert result.exit_code == 2 and "--precision fp16 contradicts the launcher's mixed precision bf16" in " ".join(
+        result.output.split())
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_what_ran_is_recorded_and_the_launchers_bf16_does_not_sneak_into_a_cpu_run(monkeypatch, tmp_path, loop):
+    from transformers import Trainer
+
+    monkeypatch.setenv(LAUNCHER_VARIABLE, "bf16")  # as `accelerate launch --mixed_precision bf16` sets it
+    seen = []
+    if loop == "trainer":  # the precision of the Accelerator the Trainer builds for itself
+        original = Trainer.create_accelerator_and_postprocess
+        monkeypatch.setattr(Trainer, "create_accelerator_and_postprocess",
+                            lambda self: (original(self), seen.append(self.accelerator.mixed_precision))[0])
+    out = tmp_path / "run"
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "1", "--loop", loop,
+                     "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert "the launcher's bf16 needs a CUDA GPU; running in fp32" in " ".join(result.output.split())
+    assert "precision=fp32" in result.output  # the header
+    assert read_json(out / "run.json")["precision"] == "fp32"
+    assert "precision: fp32" in (out / "README.md").read_text()  # the model card's hyperparameters
+    assert seen in ([], ["no"]) and (loop == "accelerate" or seen == ["no"])

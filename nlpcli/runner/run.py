@@ -58,7 +58,7 @@ def library_versions() -> dict[str, str]:
 
 
 def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]:
-    from nlpcli.runner.devices import device_name
+    from nlpcli.runner.devices import device_name, precision_name
 
     return {
         "task": ctx.task.name,
@@ -67,7 +67,7 @@ def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]
         "eval_only": ctx.cfg.eval_only,
         "world_size": world_size,
         "device": device_name(),
-        "precision": {"no": "fp32"}.get(ctx.mixed_precision, ctx.mixed_precision),
+        "precision": precision_name(ctx.mixed_precision),
         "seed": ctx.cfg.seed,
         "train_examples": ctx.train_examples,
         "train_samples": count(ctx.train_features),
@@ -162,7 +162,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
                 on_saved: RunHook | None) -> dict:
     from nlpcli.runner import accelerate as accelerate_loop
     from nlpcli.runner import trainer as trainer_loop
-    from nlpcli.runner.devices import resolve_precision
+    from nlpcli.runner.devices import precision_name, resolve_precision
 
     cfg_text, cfg_label = cfg.text_column or "text", cfg.label_column or "label"
     test, test_labelled = None, True  # the test split of --test-file / --do-predict
@@ -226,6 +226,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         save_config(cfg, output_dir / layout.RUN_CONFIG, task_name)
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
+        f"precision={precision_name(ctx.mixed_precision)} "
         f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "
         f"-> {output_dir}"
     )

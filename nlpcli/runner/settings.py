@@ -11,7 +11,7 @@ from typing import Any
 
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
-from nlpcli.runner import optimization
+from nlpcli.runner import devices, optimization
 
 # TrainingArguments fields nlpcli sets itself from how it runs: a pass-through value would break a guarantee
 MANAGED = {
@@ -75,6 +75,7 @@ def check_training_settings(cfg: RunConfig) -> None:
     if cfg.group_by_length and cfg.streaming:
         raise UserError("--group-by-length sorts a whole training set by length; a --streaming one is read as it "
                         "comes: drop one of them.")
+    devices.check_precision_request(cfg.precision)
     if cfg.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
         raise UserError("--report-to tensorboard needs the tensorboard package.",
                         hint="pip install 'nlpcli[tensorboard]'")
@@ -122,10 +123,14 @@ def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str) ->
     )
     values.update({name: _typed(name, value) for name, value in (cfg.trainer_args or {}).items()})
     try:
-        return TrainingArguments(**values)
+        args = TrainingArguments(**values)
     except (ValueError, TypeError) as err:
         keys = ", ".join(sorted(cfg.trainer_args or {})) or "the options"
         raise UserError(f"Training settings refused by transformers ({keys}): {err}") from None
+    # With neither fp16 nor bf16 set, TrainingArguments takes the launcher's ACCELERATE_MIXED_PRECISION, and the
+    # Trainer builds its Accelerator from this attribute: fp32 must stay fp32 when nlpcli resolved it so.
+    args.mixed_precision = mixed_precision
+    return args
 
 
 GRADIENT_CHECKPOINTING = {"use_reentrant": False}  # the non-reentrant variant: works with frozen inputs, and DDP

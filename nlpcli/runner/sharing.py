@@ -90,6 +90,8 @@ def build_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: d
     hub_data = cfg.dataset if cfg.dataset and cfg.dataset != "sample" else None
     data_name = hub_data or ("nlpcli bundled sample" if cfg.dataset == "sample" else cfg.train_file or "local files")
     params = hyperparameters(cfg, int(info.get("world_size", 1)))
+    if "precision" in info:  # what ran (auto resolved, the launcher's choice), not what was asked
+        params["precision"] = info["precision"]
     command = command_line()
     data = ModelCardData(
         library_name="transformers",
