@@ -140,6 +140,18 @@ def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
 
 
+def accelerate_launch(config: str, nproc: int, *args: str) -> subprocess.CompletedProcess:
+    """`accelerate launch --config_file CONFIG --num_processes NPROC -m nlpcli ARGS`, with one of the accelerate
+    configs nlpcli ships (on a CPU box accelerate runs its processes over gloo)."""
+    require_e2e("launches accelerate")
+    from nlpcli.config import CONFIG_DIR
+
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(CONFIG_DIR / "accelerate" / f"{config}.yaml"), "--num_processes", str(nproc),
+               "--main_process_port", str(free_port()), "--mixed_precision", "no", "-m", "nlpcli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
 def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> Path:
     """The output folder of `nlpcli ARGS --output-dir ...`, trained once per test run and shared by every
     module and pytest worker that asks for NAME (the caller only reads it)."""

@@ -1,10 +1,20 @@
-"""Scale-out through torchrun: DDP over gloo on one CPU box, for both loops, and exact evaluation."""
+"""Scale-out through torchrun and accelerate launch: DDP over gloo on one CPU box, for both loops, and the
+evaluation 1 and 2 processes agree on."""
 
 from __future__ import annotations
 
 import pytest
 
-from conftest import NER_MODEL, assert_agree, read_json, read_jsonl, run_processes, torchrun, trained_once
+from conftest import (
+    NER_MODEL,
+    accelerate_launch,
+    assert_agree,
+    read_json,
+    read_jsonl,
+    run_processes,
+    torchrun,
+    trained_once,
+)
 
 pytestmark = pytest.mark.e2e  # every test here trains or evaluates a model
 
@@ -38,16 +48,17 @@ def test_eval_only_gives_identical_metrics_with_1_and_2_processes(trained, tmp_p
 
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_ddp_training_on_cpu(tmp_path, loop):
+    """The Trainer loop under torchrun; the Accelerate loop under `accelerate launch` with the shipped DDP config."""
     out = tmp_path / loop
     test_file = tmp_path / "test.jsonl"  # no labels: predictions only
     test_file.write_text('{"tokens": ["Bill", "met", "Paris"]}\n{"tokens": ["CHICAGO", "AT", "ATLANTA"]}\n')
-    result = torchrun(2, "ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "2", "--batch-size", "2",
-                      "--loop", loop, "--logging-steps", "1", "--eval-steps", "1", "--output-dir", out,
-                      "--test-file", test_file)
+    args = ("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "2", "--batch-size", "2", "--loop", loop,
+            "--logging-steps", "1", "--eval-steps", "1", "--output-dir", out, "--test-file", test_file)
+    result = torchrun(2, *args) if loop == "trainer" else accelerate_launch("multi_gpu", 2, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [row["tokens"] for row in read_jsonl(out / "test_predictions.jsonl")] == [["Bill", "met", "Paris"],
                                                                                      ["CHICAGO", "AT", "ATLANTA"]]
-    assert read_json(out / "run.json")["world_size"] == 2
+    assert read_json(out / "run.json")["world_size"] == 2 and read_json(out / "run.json")["precision"] == "fp32"
     history = read_jsonl(out / "log_history.jsonl")  # written once, by the main process
     assert [(r["step"], "loss" in r) for r in history] == [(1, True), (1, False), (2, True), (2, False)]
     assert read_json(out / "run.json")["train_samples_seen"] == 2 * 2 * 2  # 2 steps x 2 processes x batch 2

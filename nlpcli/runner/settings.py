@@ -46,6 +46,29 @@ def _typed(name: str, value: Any) -> Any:
     return value
 
 
+SHARDING = {"fsdp": "fsdp2.yaml", "deepspeed": "deepspeed_zero2.yaml"}  # --trainer-arg key -> a shipped config
+
+
+def check_sharding(passed: dict[str, Any]) -> None:
+    """`--trainer-arg fsdp=...` / `deepspeed=...` need a distributed launch (and DeepSpeed its package): refuse
+    them otherwise, naming the command that works, before anything is written."""
+    import os
+
+    from nlpcli.config import CONFIG_DIR
+
+    for key, config in SHARDING.items():
+        if not passed.get(key):
+            continue
+        launch = (f"accelerate launch --config_file {CONFIG_DIR / 'accelerate' / config} --num_processes N "
+                  "-m nlpcli TASK ... (or torchrun --nproc_per_node N -m nlpcli TASK ... with this --trainer-arg)")
+        if key == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+            raise UserError("--trainer-arg deepspeed needs the deepspeed package.",
+                            hint=f"pip install deepspeed, then: {launch}")
+        if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+            raise UserError(f"--trainer-arg {key}: sharded training needs a distributed launch of 2 or more "
+                            "processes; this is one process.", hint=f"Run: {launch}")
+
+
 def check_training_settings(cfg: RunConfig) -> None:
     """Refuse, before any data is read, what neither loop can run: unknown or managed `--trainer-arg` keys
     (naming the closest fields), pass-through keys the Accelerate loop cannot honour, an unknown `--optim`,
@@ -60,6 +83,7 @@ def check_training_settings(cfg: RunConfig) -> None:
                 close = difflib.get_close_matches(name, sorted(known), n=3)
                 hint = f"Did you mean {', '.join(close)}?" if close else "See transformers' TrainingArguments."
                 raise UserError(f"--trainer-arg {name}: not a TrainingArguments field.", hint=hint)
+        check_sharding(passed)
         if cfg.loop == "accelerate":
             raise UserError(
                 f"--trainer-arg {', '.join(sorted(passed))}: the accelerate loop cannot honour Trainer-only "
