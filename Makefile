@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast lint bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,9 @@ bench: setup
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/seq2seq_throughput.py
 	$(BIN)/python benchmarks/trainer_baseline.py
+
+gpu-check: setup  # every task, both loops, --precision auto (2 processes too with 2 GPUs): a table in minutes
+	$(BIN)/python benchmarks/gpu_check.py
 
 lint: setup
 	$(BIN)/ruff check nlpcli tests benchmarks
