@@ -51,7 +51,8 @@ def check(task: str, loop: str, processes: int, root: Path, steps: int) -> dict[
     loss = json.loads((out / "metrics.json").read_text()).get("train_loss")
     finite = loss is not None and math.isfinite(loss)
     return {**row, "precision": info.get("precision", "?"), "loss finite": f"{'yes' if finite else 'NO'} ({loss})",
-            "tokens/s": f"{info.get('train_tokens_per_second', 0):.0f}", "peak MB": f"{info.get('peak_memory_mb', 0):.0f}"}
+            "tokens/s": f"{info.get('train_tokens_per_second', 0):.0f}",
+            "peak MB": f"{info.get('peak_memory_mb', 0):.0f}"}
 
 
 def table(rows: list[dict[str, str]]) -> str:
