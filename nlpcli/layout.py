@@ -4,6 +4,8 @@ back from one. Every module takes these names from here; none spells them itself
 A run folder holds the saved model (transformers' own files, named below as transformers names them), and:
 - `nlpcli_config.yaml`: the resolved configuration, with its task (read back by --eval-only, --config, predict);
 - `metrics.json` and `run.json`: the final metrics and the facts of the run; `README.md`: its model card;
+- `train_results.json`, `eval_results.json`, `predict_results.json`, `all_results.json`: the same figures as the
+  transformers example scripts name them;
 - `metrics_before.json`, `eval_predictions_before.jsonl`: the evaluation before training;
 - `eval_predictions.jsonl`, `test_predictions.jsonl`: one row per evaluated example;
 - `log_history.jsonl`, `curves.png`, `tensorboard/`: what the run logged as it went, and its curves;
@@ -28,6 +30,11 @@ EVAL_PREDICTIONS_BEFORE = "eval_predictions_before.jsonl"
 TEST_PREDICTIONS = "test_predictions.jsonl"
 HISTORY = "log_history.jsonl"  # one JSON object per logging interval and per evaluation
 CURVES = "curves.png"
+# the transformers example scripts' result files (Trainer.save_metrics), for scripts built around them
+TRAIN_RESULTS = "train_results.json"
+EVAL_RESULTS = "eval_results.json"
+PREDICT_RESULTS = "predict_results.json"
+ALL_RESULTS = "all_results.json"
 TENSORBOARD = "tensorboard"  # a folder, for both loops
 LOCK = ".nlpcli.lock"  # held by the run writing into the folder
 PRESET_TOKENIZER = "preset-tokenizer"  # a folder: the tokenizer a preset fitted to this run's text

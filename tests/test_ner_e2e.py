@@ -151,3 +151,24 @@ def test_test_file_with_an_unknown_label_names_its_record(tmp_path):
                      "--output-dir", tmp_path / "run")
     assert result.exit_code == 2
     assert f"{test_file}, record 2: label 'B-CITY' is not in the label list" in result.output
+
+
+@pytest.mark.e2e
+def test_the_example_scripts_result_files_hold_the_runs_figures(trained):
+    """run_ner.py's train_results / eval_results / predict_results / all_results.json, in both loops."""
+    metrics, info = read_json(trained / "metrics.json"), read_json(trained / "run.json")
+    history = read_jsonl(trained / "log_history.jsonl")
+    train = read_json(trained / "train_results.json")
+    assert train == {"train_loss": metrics["train_loss"], "train_samples": info["train_samples"],
+                     "train_runtime": info["train_runtime_s"], "epoch": history[-1]["epoch"],
+                     "train_samples_per_second": info["train_samples_per_second"],
+                     "train_steps_per_second": round(history[-1]["step"] / info["train_runtime_s"], 3)}
+    evaluation = read_json(trained / "eval_results.json")
+    assert evaluation == {**{k: v for k, v in metrics.items() if k.startswith("eval_") and not k.endswith("_before")},
+                          "eval_samples": 10, "epoch": history[-1]["epoch"]}
+    predicted = read_json(trained / "predict_results.json")
+    assert predicted["predict_overall_f1"] == metrics["test_overall_f1"] and predicted["predict_samples"] == 4
+    assert set(predicted) == {k.replace("test_", "predict_", 1) for k in metrics if k.startswith("test_")} | {
+        "predict_samples", "epoch"}
+    assert read_json(trained / "all_results.json") == {**train, **evaluation, **predicted}
+    assert (trained / "eval_results.json").read_text().startswith('{\n    "epoch"')  # save_metrics: sorted, indent 4

@@ -28,6 +28,7 @@ from nlpcli.runner import checkpoints, settings, sharing, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
+from nlpcli.runner.results import write_example_script_results
 from nlpcli.sources import data, models, presets
 from nlpcli.tasks import get_task
 
@@ -250,6 +251,7 @@ def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_di
         if test is not None:
             info["test_samples"], info["test_labelled"] = len(test), test_labelled
         write_text_atomic(output_dir / layout.RUN_INFO, json.dumps(info, indent=2))
+        write_example_script_results(output_dir, metrics, info)
         if not cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
             sharing.write_model_card(task, cfg, metrics, info, output_dir)
         if on_saved is not None:
