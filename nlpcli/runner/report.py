@@ -35,6 +35,8 @@ def library_versions() -> dict[str, str]:
 
 @dataclass
 class RunReport:
+    """run.json in parts, each filled by whoever knows it (see above); one per run, in its RunContext."""
+
     header: dict[str, Any] = field(default_factory=dict)  # task, model, loop, eval_only, world size, device, ...
     samples: dict[str, Any] = field(default_factory=dict)  # train examples, train/eval samples, eval features
     filters: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
