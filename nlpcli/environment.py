@@ -14,7 +14,7 @@ def describe_environment() -> dict[str, Any]:
     import torch
 
     from nlpcli.runner.devices import device_name
-    from nlpcli.runner.run import library_versions
+    from nlpcli.runner.report import library_versions
 
     cuda = torch.cuda.is_available()
     if hub.offline_requested():

@@ -13,13 +13,14 @@ import pytest
 from conftest import REPO, assert_agree, read_json, read_jsonl, run_cli, run_processes
 from nlpcli.sources.data import SAMPLES_DIR
 from nlpcli.sources.presets import train_byte_level_bpe
+from nlpcli.tasks.base import Prepared, TaskSetup
 from nlpcli.tasks.clm import (
     ClmConfig,
     ClmTask,
     keytoken_ids,
     keytoken_weighted_loss,
-    pack_blocks,
 )
+from nlpcli.tasks.clm_chunks import pack_blocks
 
 CODE = [
     "import numpy as np\nimport matplotlib.pyplot as plt\n\nx = np.arange(10)\nplt.plot(x, x ** 2)\n",
@@ -57,16 +58,15 @@ def test_windows_keep_only_full_windows_and_count_the_rest_as_dropped(tokenizer)
     length = 8
     counts = _token_counts(tokenizer, CODE)
     assert any(n % length for n in counts) and min(counts) < length, "the test needs partial and short texts"
-    task = ClmTask()
-    train, _ = task.prepare(_raw(CODE), tokenizer, ClmConfig(context_length=length))
-    windows = [list(ids) for ids in train["input_ids"]]
+    prepared = ClmTask().prepare(_raw(CODE), tokenizer, ClmConfig(context_length=length), TaskSetup())
+    windows = [list(ids) for ids in prepared.train["input_ids"]]
     assert all(len(ids) == length for ids in windows)
     expected = []
     for text in CODE:  # each text's own full windows, in order; a text never spills into the next window
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         expected += [ids[i:i + length] for i in range(0, len(ids) // length * length, length)]
     assert windows == expected
-    facts = task.run_details(ClmConfig())
+    facts = prepared.facts
     assert facts["chunking"] == "windows"
     assert facts["tokens_kept"]["train"] == sum(n // length * length for n in counts) == len(windows) * length
     assert facts["tokens_dropped"]["train"] == sum(n % length for n in counts) > 0
@@ -74,18 +74,16 @@ def test_windows_keep_only_full_windows_and_count_the_rest_as_dropped(tokenizer)
 
 def test_packing_loses_nothing_but_the_last_partial_block(tokenizer):
     length = 8
-    task = ClmTask()
-    train, _ = task.prepare(_raw(CODE), tokenizer, ClmConfig(context_length=length, pack=True))
+    prepared = ClmTask().prepare(_raw(CODE), tokenizer, ClmConfig(context_length=length, pack=True), TaskSetup())
     joined = [i for ids in tokenizer(CODE, add_special_tokens=False)["input_ids"] for i in
               ids + [tokenizer.eos_token_id]]
-    blocks = [list(ids) for ids in train["input_ids"]]
+    blocks = [list(ids) for ids in prepared.train["input_ids"]]
     assert blocks == [joined[i:i + length] for i in range(0, len(joined) // length * length, length)]
-    facts = task.run_details(ClmConfig())
+    facts = prepared.facts
     assert facts["tokens_kept"]["train"] == len(joined) // length * length
     assert facts["tokens_dropped"]["train"] == len(joined) % length < length
-    windows = ClmTask()
-    windows.prepare(_raw(CODE), tokenizer, ClmConfig(context_length=length))
-    assert facts["tokens_kept"]["train"] > windows.run_details(ClmConfig())["tokens_kept"]["train"]
+    windows = ClmTask().prepare(_raw(CODE), tokenizer, ClmConfig(context_length=length), TaskSetup())
+    assert facts["tokens_kept"]["train"] > windows.facts["tokens_kept"]["train"]
 
 
 def test_pack_blocks_carries_tokens_across_texts():
@@ -179,8 +177,8 @@ def test_no_decay_groups_hold_exactly_the_biases_and_layernorm_weights_in_both_l
 
         args = TrainingArguments(output_dir=str(tmp_path), weight_decay=0.1, use_cpu=True, report_to="none")
         accelerate_groups = settings.optimizer(args, model).param_groups
-        ctx = RunContext(task=ClmTask(), cfg=ClmConfig(), model=model, tokenizer=None, train_features=None,
-                         eval_features=None, raw_eval=None, output_dir=tmp_path, mixed_precision="no")
+        ctx = RunContext(task=ClmTask(), cfg=ClmConfig(), model=model, tokenizer=None, prepared=Prepared(None, None),
+                         raw_eval=None, output_dir=tmp_path, mixed_precision="no")
         trainer = trainer_class(ctx)(model=model, args=args)
         trainer.create_optimizer()
         for groups in (accelerate_groups, trainer.optimizer.param_groups):
@@ -204,8 +202,8 @@ def test_both_loops_follow_the_same_learning_rate_schedule(tokenizer, tmp_path, 
     cfg = ClmConfig(lr_scheduler=scheduler, learning_rate=1e-2, eval_only=True,  # eval_only: no eval set needed
                     **({"warmup_steps": value} if warmup == "--warmup-steps" else {"warmup_ratio": value}))
     model = AutoModelForCausalLM.from_config(causal_lm_config(tokenizer))
-    ctx = RunContext(task=ClmTask(), cfg=cfg, model=model, tokenizer=None, train_features=None,
-                     eval_features=None, raw_eval=None, output_dir=tmp_path, mixed_precision="no")
+    ctx = RunContext(task=ClmTask(), cfg=cfg, model=model, tokenizer=None, prepared=Prepared(None, None),
+                     raw_eval=None, output_dir=tmp_path, mixed_precision="no")
     trainer = Trainer(model=model, args=training_arguments(ctx))
     trainer.create_optimizer_and_scheduler(num_training_steps=12)
     ours = optimization.scheduler(cfg, torch.optim.AdamW(model.parameters(), lr=1e-2), 12)
@@ -368,8 +366,9 @@ def test_a_stream_is_cut_exactly_as_the_loaded_data(tokenizer, pack):
 
     cfg = ClmConfig(context_length=8, pack=pack)
     loaded = datasets.Dataset.from_dict({"content": CODE * 2})
-    whole, _ = ClmTask().prepare({"train": loaded, "validation": loaded}, tokenizer, cfg)
-    streamed, _ = ClmTask().prepare({"train": loaded.to_iterable_dataset(), "validation": loaded}, tokenizer, cfg)
+    whole = ClmTask().prepare({"train": loaded, "validation": loaded}, tokenizer, cfg, TaskSetup()).train
+    streamed = ClmTask().prepare({"train": loaded.to_iterable_dataset(), "validation": loaded}, tokenizer, cfg,
+                                 TaskSetup()).train
     assert [row["input_ids"] for row in streamed] == [list(ids) for ids in whole["input_ids"]]
 
 

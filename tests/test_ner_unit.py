@@ -8,7 +8,15 @@ import pytest
 
 from nlpcli.metrics.seqeval_scores import seqeval_scores
 from nlpcli.sources.presets import train_wordpiece_tokenizer
-from nlpcli.tasks.ner import IGNORE, NerConfig, NerTask, align_labels_with_tokens, continuation_ids
+from nlpcli.tasks.ner import (
+    IGNORE,
+    NerConfig,
+    NerTask,
+    align_labels_with_tokens,
+    continuation_ids,
+    prediction_rows,
+    score_rows,
+)
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -67,15 +75,13 @@ def _raw(tags_feature=None, tags=None):
 
 
 def test_label_names_come_from_classlabel_features():
-    task = NerTask()
-    kwargs = task.setup(_raw(datasets.ClassLabel(names=LABELS)), NerConfig(dataset="x"), None)
-    assert task.labels == LABELS and kwargs["id2label"][3] == "B-LOC"
+    setup = NerTask().setup(_raw(datasets.ClassLabel(names=LABELS)), NerConfig(dataset="x"), None)
+    assert list(setup.labels) == LABELS and setup.model_kwargs["id2label"][3] == "B-LOC"
 
 
 def test_string_labels_sorted_o_first():
-    task = NerTask()
-    task.setup(_raw(tags=[["B-PER", "O", "B-LOC"]]), NerConfig(dataset="x"), None)
-    assert task.labels == ["O", "B-LOC", "B-PER"]
+    setup = NerTask().setup(_raw(tags=[["B-PER", "O", "B-LOC"]]), NerConfig(dataset="x"), None)
+    assert list(setup.labels) == ["O", "B-LOC", "B-PER"]
 
 
 def test_class_ids_without_names_need_labels_option():
@@ -83,14 +89,11 @@ def test_class_ids_without_names_need_labels_option():
 
     with pytest.raises(UserError, match="--labels"):
         NerTask().setup(_raw(), NerConfig(dataset="x"), None)
-    task = NerTask()
-    task.setup(_raw(), NerConfig(dataset="x", labels=LABELS), None)
-    assert task.labels == LABELS
+    setup = NerTask().setup(_raw(), NerConfig(dataset="x", labels=LABELS), None)
+    assert list(setup.labels) == LABELS
 
 
 def test_evaluation_is_word_level_from_first_sub_tokens():
-    task = NerTask()
-    task.cfg, task.labels = NerConfig(), LABELS
     # [CLS] Syl ##vain works in Brook ##lyn [SEP]; the second sentence lost its last word to truncation
     word_ids = [[-1, 0, 0, 1, 2, 3, 3, -1], [-1, 0, 1, -1]]
     features = datasets.Dataset.from_dict({"word_ids": word_ids})
@@ -101,13 +104,13 @@ def test_evaluation_is_word_level_from_first_sub_tokens():
     for row, labels in enumerate(predicted):
         for position, label in enumerate(labels):
             logits[row, position, label] = 1.0
-    rows = task.prediction_rows(logits, features, raw)
+    rows = prediction_rows(logits, features, raw, NerConfig(), tuple(LABELS))
     assert rows == [
         {"tokens": ["Sylvain", "works", "in", "Brooklyn"], "prediction": ["B-PER", "O", "O", "B-LOC"],
          "reference": ["B-PER", "O", "O", "B-LOC"]},
         {"tokens": ["Bill", "met"], "prediction": ["B-PER", "I-LOC"], "reference": ["B-PER", "O"]},
     ]
-    scores = task.score_rows(rows)
+    scores = score_rows(rows)
     assert scores["overall_precision"] == pytest.approx(3 / 4) and scores["overall_recall"] == 1.0
 
 
@@ -117,12 +120,10 @@ def test_label_list_is_the_union_of_train_and_validation(capsys):
                   "ner_tags": [["B-OTH", "I-OTH", "O", "B-LOC", "O", "B-OTH", "I-OTH"]]}
     raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict(train),
                                 "validation": datasets.Dataset.from_dict(validation)})
-    task = NerTask()
-    task.setup(raw, NerConfig(dataset="x"), None)
-    assert task.labels == ["O", "B-LOC", "B-OTH", "I-OTH", "B-PER"]
+    setup = NerTask().setup(raw, NerConfig(dataset="x"), None)
+    assert list(setup.labels) == ["O", "B-LOC", "B-OTH", "I-OTH", "B-PER"]
     warning = capsys.readouterr().err
     assert "B-OTH (2), I-OTH (2)" in warning and "B-LOC" not in warning and warning.count("warning") == 1
-    again = NerTask()
-    again.setup(datasets.DatasetDict({"train": raw["validation"], "validation": raw["train"]}), NerConfig(dataset="x"),
-                None)
-    assert again.labels == task.labels  # the same order whichever split a label comes from
+    again = NerTask().setup(datasets.DatasetDict({"train": raw["validation"], "validation": raw["train"]}),
+                            NerConfig(dataset="x"), None)
+    assert again.labels == setup.labels  # the same order whichever split a label comes from

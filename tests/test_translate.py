@@ -90,15 +90,16 @@ def test_known_pairs_tokenize_to_labels_that_decode_to_the_targets(tmp_path):
     import datasets
 
     from nlpcli.sources.presets import train_seq2seq_tokenizer
+    from nlpcli.tasks.base import TaskSetup
     from nlpcli.tasks.translate import TranslateConfig, TranslateTask
 
     task, cfg = TranslateTask(), TranslateConfig(source_lang="en", target_lang="ro", max_target_length=64)
     raw = datasets.DatasetDict({"train": datasets.Dataset.from_list(
         [{"translation": {"en": s, "ro": t}} for s, t in PAIRS])})
-    raw = task.normalize(raw, cfg)
+    raw = task.normalize(raw, cfg).raw
     raw["validation"] = raw["train"]
     tokenizer = train_seq2seq_tokenizer(list(task.preset_texts(raw, cfg)), 500, 128)
-    train, _ = task.prepare(raw, tokenizer, cfg)
+    train = task.prepare(raw, tokenizer, cfg, TaskSetup()).train
     for feature, (source, target) in zip(train, PAIRS, strict=True):
         assert feature["labels"][-1] == tokenizer.eos_token_id
         assert tokenizer.decode(feature["labels"], skip_special_tokens=True) == target

@@ -14,6 +14,7 @@ from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.layout import RECORD as RECORD_FILE
 from nlpcli.runner.record import LossTotal, RunRecord, finish_training
+from nlpcli.runner.report import RunReport
 
 
 def observe_all(cfg: RunConfig, values: list[float], key: str = "eval_loss") -> RunRecord:
@@ -127,12 +128,12 @@ def test_loss_total_sums_steps_and_settles_the_process_mean_per_segment():
 def test_finish_training_reports_train_loss_record_and_gradient_checkpointing():
     cfg = RunConfig()
     losses = LossTotal(RunRecord(loss_total=6.0, evaluations=2, checkpoints=1))
-    ctx = SimpleNamespace(cfg=cfg, training={"tokens_per_second": 10.0}, train_loss=None,
+    ctx = SimpleNamespace(cfg=cfg, report=RunReport(training={"tokens_per_second": 10.0}), train_loss=None,
                           model=SimpleNamespace(is_activation_checkpointing=True))
     finish_training(ctx, losses, 4, best_loaded=False)
     assert ctx.train_loss == 1.5
-    assert ctx.training == {"tokens_per_second": 10.0, "evaluations": 2, "checkpoints_written": 1,
+    assert ctx.report.training == {"tokens_per_second": 10.0, "evaluations": 2, "checkpoints_written": 1,
                             "gradient_checkpointing": True}
-    plain = SimpleNamespace(cfg=cfg, training={}, train_loss=None, model=object())  # no such attribute
+    plain = SimpleNamespace(cfg=cfg, report=RunReport(), train_loss=None, model=object())  # no such attribute
     finish_training(plain, LossTotal(RunRecord()), 0, best_loaded=False)
-    assert plain.training["gradient_checkpointing"] is False and plain.train_loss is None
+    assert plain.report.training["gradient_checkpointing"] is False and plain.train_loss is None

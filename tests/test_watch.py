@@ -302,14 +302,13 @@ def test_an_unknown_metric_for_best_model_names_the_known_ones():
     from nlpcli.errors import UserError
     from nlpcli.runner.evaluation import prefixed
     from nlpcli.runner.record import RunRecord
-    from nlpcli.tasks import get_task
+    from nlpcli.tasks.ner import NerConfig, score_rows
 
-    task = get_task("ner")
-    cfg = resolve_config(task.config_class, "ner", None, {
+    cfg = resolve_config(NerConfig, "ner", None, {
         "max_steps": 4, "eval_steps": 2, "save_steps": 2, "load_best_model_at_end": True,
         "metric_for_best_model": "bleu"})
     rows = [{"reference": ["B-PER", "I-PER", "O"], "prediction": ["B-PER", "O", "O"]}]
-    metrics = {"eval_loss": 1.5, **prefixed(task.score_rows(rows)), "eval_runtime": 0.1, "epoch": 0.8}
+    metrics = {"eval_loss": 1.5, **prefixed(score_rows(rows)), "eval_runtime": 0.1, "epoch": 0.8}
     with pytest.raises(UserError) as refused:
         RunRecord().observe(cfg, 2, metrics)
     assert "--metric-for-best-model bleu" in refused.value.message

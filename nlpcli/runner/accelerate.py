@@ -89,7 +89,7 @@ class AccelerateLoop:
             generator=loader_generator(cfg.seed),
         )
         self.run_log = RunLog(ctx.output_dir, TrainingProgress(), self._track if tensorboard else None, cfg.eval_only)
-        self.loss_fn = ctx.task.training_loss(cfg)
+        self.loss_fn = ctx.prepared.training_loss
         self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (step, metrics) of the latest one
         self.losses = LossTotal(RunRecord())  # its record: train loss, evaluations, best model, early stop
         self.tokens: Any = 0  # training tokens of this process, this session (a tensor once counting)
@@ -297,7 +297,7 @@ class AccelerateLoop:
     def _record_throughput(self, seconds: float) -> None:
         tokens = optimization.gathered_count(self.accelerator, self.tokens)
         samples = optimization.gathered_count(self.accelerator, self.samples)
-        self.ctx.training.update(optimization.throughput(tokens, seconds, samples))
+        self.ctx.report.training.update(optimization.throughput(tokens, seconds, samples))
 
     def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""

@@ -1,4 +1,4 @@
-"""What the orchestration hands to a training loop."""
+"""What the orchestration hands to a training loop (and to the test set's evaluation after it)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 from nlpcli import layout
 from nlpcli.config import RunConfig
 from nlpcli.files import write_jsonl_atomic
-from nlpcli.tasks.base import Task
+from nlpcli.runner.report import RunReport
+from nlpcli.tasks.base import Prepared, Task
 
 
 @dataclass
@@ -20,20 +21,24 @@ class RunContext:
     cfg: RunConfig
     model: Any
     tokenizer: Any
-    train_features: Any | None
-    eval_features: Any
-    raw_eval: Any
+    prepared: Prepared  # the features, and the task's row, score and loss functions
+    raw_eval: Any  # the raw examples `eval_features` were made from
     output_dir: Path
     mixed_precision: str  # 'no' | 'fp16' | 'bf16'
-    train_examples: int | None = 0  # raw training examples, before tokenization (None: streamed)
-    filter_counts: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
-    generation: dict[str, float] = field(default_factory=dict)  # the last generation evaluation's size and time
-    training: dict[str, Any] = field(default_factory=dict)  # what the loop measured (tokens/s), for run.json
+    report: RunReport = field(default_factory=RunReport)  # run.json: the loops add what they measured
     train_loss: float | None = None  # mean training loss over the whole run (resumed runs included)
     predictions_file: str = layout.EVAL_PREDICTIONS  # where an evaluation writes its rows (test: test_predictions)
     unlabelled: bool = False  # the evaluated data has placeholder labels: its rows leave the references out
     # called by the main process with each checkpoint folder once it is complete and in place (e.g. --push-to-hub)
     checkpoint_hooks: list[Callable[[Path], None]] = field(default_factory=list)
+
+    @property
+    def train_features(self) -> Any | None:
+        return self.prepared.train
+
+    @property
+    def eval_features(self) -> Any:
+        return self.prepared.eval
 
     def checkpoint_saved(self, path: Path) -> None:
         for hook in self.checkpoint_hooks:

@@ -127,10 +127,10 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
     if outputs:
         per_output = [concat_padded([batch[i] for batch in outputs]) for i in range(len(outputs[0]))]
         predictions = per_output[0] if len(per_output) == 1 else tuple(per_output)
-        rows = task.prediction_rows(predictions, ctx.eval_features, ctx.raw_eval)
+        rows = ctx.prepared.prediction_rows(predictions, ctx.eval_features, ctx.raw_eval)
         if accelerator.is_main_process:  # one row per eval example, in data order; the metrics recompute from it
             ctx.write_rows(rows)
-        metrics.update(prefixed(task.score_rows(rows)))
+        metrics.update(prefixed(ctx.prepared.score_rows(rows)))
     if task.evaluation == "generation":
         metrics.update(prefixed(evaluate_generation(accelerator, model, ctx)))
     metrics.update(derived_metrics(task, metrics))

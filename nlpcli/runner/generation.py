@@ -73,7 +73,7 @@ def evaluate_generation(accelerator: Any, model: Any, ctx: Any) -> dict[str, flo
     metrics = dict(task.score(sources, predictions, references))
     lengths = [generated_length(ids, tokenizer.pad_token_id) for ids in generated]
     metrics["gen_len"] = sum(lengths) / len(lengths) if lengths else 0.0
-    ctx.generation = {"generated_tokens": sum(lengths), "generation_s": round(seconds, 3),
+    ctx.report.generation = {"generated_tokens": sum(lengths), "generation_s": round(seconds, 3),
                       "tokens_per_second": round(sum(lengths) / seconds, 1) if seconds else 0.0}
     if accelerator.is_main_process:
         rows = [{"source": s, "prediction": p, "reference": r}

@@ -111,7 +111,7 @@ class LossTotal:
 
 def finish_training(ctx: Any, losses: LossTotal, steps: int, best_loaded: bool) -> None:
     """What either loop reports once training is over: train_loss for metrics.json, the record's counts and
-    the memory-saving setting for run.json (`ctx`: the RunContext)."""
-    ctx.training.update(losses.record.summary(ctx.cfg, steps, best_loaded))
-    ctx.training["gradient_checkpointing"] = bool(getattr(ctx.model, "is_activation_checkpointing", False))
+    the memory-saving setting for the run report (`ctx`: the RunContext)."""
+    ctx.report.training.update(losses.record.summary(ctx.cfg, steps, best_loaded))
+    ctx.report.training["gradient_checkpointing"] = bool(getattr(ctx.model, "is_activation_checkpointing", False))
     ctx.train_loss = losses.mean(steps)

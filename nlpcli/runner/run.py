@@ -1,19 +1,24 @@
 """Orchestration of one run: data -> model -> features -> loop -> files, the same for every task.
 
+`run_task` checks the options and locks the output folder; `_run_locked` then goes through the steps
+of the data path (docs/architecture.md): read the data (load -> check and normalise -> split off the test
+set, `runner/splits.py`), build the model and the features (`build`), run the loop, evaluate the test set,
+and write the files (`write_results`).
+
 Writes into the output folder: the model and tokenizer, `metrics.json` (final evaluation, Trainer key
-names), `run.json` (world size, device, precision, seed, versions, wall time, sample counts) and
-`nlpcli_config.yaml` (the resolved configuration). Only the main process writes and prints.
+names), `run.json` (the run report: world size, device, precision, seed, versions, wall time, sample
+counts, ...) and `nlpcli_config.yaml` (the resolved configuration). Only the main process writes and prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import platform
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +29,19 @@ from nlpcli.config import RunConfig, origin_lines, resuming, save_config
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints, settings, sharing, testset
+from nlpcli.runner import checkpoints, settings, sharing, splits, testset
 from nlpcli.runner.context import RunContext
+from nlpcli.runner.devices import precision_name
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
+from nlpcli.runner.report import RunReport
 from nlpcli.runner.results import write_example_script_results
 from nlpcli.sources import data, models, presets
 from nlpcli.tasks import get_task
+from nlpcli.tasks.base import Prepared, Task, TaskSetup
 
 LARGE_DATA = 5000  # records; above this, tokenization shows a progress bar
 STREAM_SHUFFLE_BUFFER = 10_000  # features a streamed training set is shuffled within
-VERSIONED = ("nlpcli", "torch", "transformers", "datasets", "accelerate", "tokenizers")
 
 
 def _output_dir(cfg: RunConfig, task_name: str) -> Path:
@@ -46,44 +53,6 @@ def _output_dir(cfg: RunConfig, task_name: str) -> Path:
     stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
     broadcast_object_list(stamp)
     return layout.default_output_dir(task_name, stamp[0])
-
-
-def library_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-def run_info(ctx: RunContext, world_size: int, started: float) -> dict[str, Any]:
-    from nlpcli.runner.devices import device_name, precision_name
-
-    return {
-        "task": ctx.task.name,
-        "model": ctx.cfg.model,
-        "loop": ctx.cfg.loop,
-        "eval_only": ctx.cfg.eval_only,
-        "world_size": world_size,
-        "device": device_name(),
-        "precision": precision_name(ctx.mixed_precision),
-        "seed": ctx.cfg.seed,
-        "train_examples": ctx.train_examples,
-        "train_samples": count(ctx.train_features),
-        "eval_samples": len(ctx.raw_eval),
-        "eval_features": len(ctx.eval_features),
-        "filters": ctx.filter_counts,
-        "data": ctx.task.data_report,
-        **({"generation": ctx.generation} if ctx.generation else {}),
-        **ctx.training,
-        **ctx.task.run_details(ctx.cfg),
-        "wall_time_s": round(time.time() - started, 2),
-        "finished_at": datetime.now().isoformat(timespec="seconds"),
-        "command": sharing.command_line(),  # quoted as a shell takes it back
-        "versions": library_versions(),
-    }
 
 
 def quiet_libraries() -> None:
@@ -105,13 +74,6 @@ def count(split: Any | None) -> int | None:
     if split is None:
         return 0
     return None if data.is_streamed(split) else len(split)
-
-
-def check_streaming(task: Any, cfg: RunConfig) -> None:
-    if not task.supports_streaming:
-        raise UserError(f"--streaming: the {task.name} task reads its data whole; drop --streaming.")
-    if cfg.max_steps <= 0 and not cfg.eval_only:
-        raise UserError("--streaming needs --max-steps: a stream has no length to count epochs in.")
 
 
 RunHook = Callable[[Path], object]  # called with the output folder
@@ -159,104 +121,129 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
             output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
 
 
-def _run_locked(task: Any, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
-                on_saved: RunHook | None) -> dict:
-    from nlpcli.runner import accelerate as accelerate_loop
-    from nlpcli.runner import trainer as trainer_loop
-    from nlpcli.runner.devices import precision_name, resolve_precision
+@dataclass(frozen=True)
+class Built:
+    """What the data turns into before the loop: the model, its tokenizer, what the task's setup learned and the
+    features of every split (the test split's included, in `prepared.test`)."""
 
-    cfg_text, cfg_label = cfg.text_column or "text", cfg.label_column or "label"
-    test, test_labelled = None, True  # the test split of --test-file / --do-predict
-    if cfg.streaming:
-        check_streaming(task, cfg)
-        testset.refuse_streaming(cfg)
-        raw, filter_counts = task.normalize(data.load_streamed(cfg, task.sample, cfg_text, cfg_label), cfg), []
-    else:
-        raw, test_labelled = testset.add_test_split(data.load_raw(cfg, task.sample, cfg_text, cfg_label), cfg,
-                                                    task, cfg_text, cfg_label)
-        if cfg.eval_only and "train" in raw and ("validation" in raw or "test" in raw):
-            del raw["train"]  # not needed: the evaluation data is there
-        raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
-        # records are checked (and bad ones named or skipped) before a validation part is held out of train
-        split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-        raw, test = testset.take_test_split(task.normalize(raw, cfg), cfg)
-        raw = data.ensure_splits(raw, cfg, split_seed)
-    if cfg.eval_only and "train" in raw:
-        del raw["train"]
-    if not task.limits_count_features:
-        raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
-    data.check_columns(testset.with_test(raw, test), task.required_columns(cfg), cfg)
+    model: Any
+    tokenizer: Any
+    setup: TaskSetup
+    prepared: Prepared
+
+
+def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
+                on_saved: RunHook | None) -> dict:
+    """The run, once its output folder is locked (the first step that reads data)."""
+    run_data = splits.read(task, cfg)
+    built = build(task, cfg, state, run_data, output_dir)
+    ctx = context(task, cfg, state, run_data, built, output_dir)
+    announce(task_name, cfg, state, ctx)
+    pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
+    if pusher is not None:
+        ctx.checkpoint_hooks.append(pusher.checkpoint_saved)
+    metrics = run_loop(ctx)
+    if built.prepared.test is not None:
+        metrics.update(testset.evaluate_test(ctx, run_data.test, run_data.test_labelled))
+    metrics = final_metrics({**metrics, **({"train_loss": ctx.train_loss} if ctx.train_loss is not None else {})})
+    if state.is_main_process:
+        write_results(ctx, metrics, started, on_saved)
+    state.wait_for_everyone()
+    if pusher is not None:  # everything is saved locally: a failed push loses nothing
+        say(f"pushed to {pusher.finish()}")
+    return {"output_dir": str(output_dir), "metrics": metrics}
+
+
+def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, output_dir: Path) -> Built:
+    """setup (on every split, test included: its records must fit the label list the task builds) -> the model
+    and tokenizer -> the features of train, validation and test."""
+    raw = run_data.raw
     if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
         import datasets
 
         datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
-
-    # the task checks the test records too (they must fit the label list it builds)
-    model_kwargs = task.setup(testset.with_test(raw, test), cfg, models.pretrained_config(cfg.model))
+    setup = task.setup(run_data.with_test(), cfg, models.pretrained_config(cfg.model))
     if state.is_main_process and not resuming(cfg):  # a new run trains its own preset tokenizer
         shutil.rmtree(output_dir / layout.PRESET_TOKENIZER, ignore_errors=True)
     # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
     # datasets cache the others then read.
     with state.main_process_first():
         texts, tokenizer_dir = lambda: task.preset_texts(raw, cfg), output_dir / layout.PRESET_TOKENIZER
-        model, tokenizer = task.load_model(cfg, model_kwargs, texts, tokenizer_dir) or models.load_model_and_tokenizer(
-            cfg.model, task.model_class, model_kwargs, texts, cfg.preset_vocab_size, tokenizer_dir
-        )
-        train_features, eval_features = task.prepare(raw, tokenizer, cfg)
-        test_features = testset.test_features(task, test, tokenizer, cfg) if test is not None else None
-    if train_features is not None and data.is_streamed(train_features):  # no sampler shuffles a stream
-        train_features = train_features.shuffle(seed=cfg.seed, buffer_size=STREAM_SHUFFLE_BUFFER)
-    if count(train_features) == 0 and train_features is not None:
+        model, tokenizer = task.load_model(cfg, setup.model_kwargs, texts, tokenizer_dir) or (
+            models.load_model_and_tokenizer(cfg.model, task.model_class, setup.model_kwargs, texts,
+                                            cfg.preset_vocab_size, tokenizer_dir))
+        prepared = task.prepare(raw, tokenizer, cfg, setup)
+        if run_data.test is not None:
+            prepared = dataclasses.replace(prepared, test=task.prepare_test(run_data.test, tokenizer, cfg, setup))
+    if prepared.test is not None and len(prepared.test) == 0:
+        raise UserError(f"{data.describe(cfg, splits.TEST_SPLIT)}: no test features after tokenization.")
+    train = prepared.train
+    if train is not None and data.is_streamed(train):  # no sampler shuffles a stream
+        prepared = dataclasses.replace(prepared, train=train.shuffle(seed=cfg.seed,
+                                                                     buffer_size=STREAM_SHUFFLE_BUFFER))
+    if count(train) == 0 and train is not None:
         raise UserError(f"{data.describe(cfg, 'train')}: no training features after tokenization.")
+    return Built(model, tokenizer, setup, prepared)
 
-    ctx = RunContext(
-        task=task,
-        cfg=cfg,
-        model=model,
-        tokenizer=tokenizer,
-        train_features=train_features,
-        eval_features=eval_features,
-        raw_eval=raw["validation"],
-        output_dir=output_dir,
-        mixed_precision=resolve_precision(cfg.precision, getattr(model.config, "model_type", None)),
-        train_examples=count(raw.get("train")),
-        filter_counts=filter_counts,
+
+def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, built: Built,
+            output_dir: Path) -> RunContext:
+    """What the loop is handed, with the run report started: what ran where, the sample counts and what reading
+    and preparing the data reported."""
+    from nlpcli.runner.devices import device_name, resolve_precision
+
+    precision = resolve_precision(cfg.precision, getattr(built.model.config, "model_type", None))
+    prepared = built.prepared
+    report = RunReport(
+        header={"task": task.name, "model": cfg.model, "loop": cfg.loop, "eval_only": cfg.eval_only,
+                "world_size": state.num_processes, "device": device_name(),
+                "precision": precision_name(precision), "seed": cfg.seed},
+        samples={"train_examples": count(run_data.raw.get("train")), "train_samples": count(prepared.train),
+                 "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
+        filters=run_data.filter_counts,
+        data=run_data.data_report,
+        task={**run_data.task_facts, **prepared.facts},
+        test={"test_samples": len(run_data.test), "test_labelled": run_data.test_labelled}
+        if run_data.test is not None else {},
     )
+    return RunContext(task=task, cfg=cfg, model=built.model, tokenizer=built.tokenizer, prepared=prepared,
+                      raw_eval=run_data.raw["validation"], output_dir=output_dir, mixed_precision=precision,
+                      report=report)
+
+
+def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> None:
+    """nlpcli_config.yaml in the output folder, and the run's first lines."""
     if state.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, output_dir / layout.RUN_CONFIG, task_name)
+        ctx.output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, ctx.output_dir / layout.RUN_CONFIG, task_name)
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
         f"precision={precision_name(ctx.mixed_precision)} "
-        f"train={count(train_features) if not cfg.streaming else 'streamed'} eval={len(eval_features)} "
-        f"-> {output_dir}"
+        f"train={count(ctx.train_features) if not cfg.streaming else 'streamed'} eval={len(ctx.eval_features)} "
+        f"-> {ctx.output_dir}"
     )
     for line in origin_lines(cfg):  # where each value that differs from the built-in defaults came from
         say(f"  [dim]{escape(line)}[/dim]")
-    pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
-    if pusher is not None:
-        ctx.checkpoint_hooks.append(pusher.checkpoint_saved)
-    before = task.evaluate_before_training and not cfg.eval_only
-    loop = accelerate_loop if cfg.loop == "accelerate" else trainer_loop
-    metrics = loop.run(ctx, resume=resuming(cfg), before=before)
-    if test_features is not None:
-        metrics.update(testset.evaluate_test(ctx, test_features, test, test_labelled))
 
-    if ctx.train_loss is not None:
-        metrics["train_loss"] = ctx.train_loss
-    metrics = final_metrics(metrics)
-    if state.is_main_process:
-        write_text_atomic(output_dir / layout.METRICS, json.dumps(metrics, indent=2, allow_nan=False))
-        info = run_info(ctx, state.num_processes, started)
-        if test is not None:
-            info["test_samples"], info["test_labelled"] = len(test), test_labelled
-        write_text_atomic(output_dir / layout.RUN_INFO, json.dumps(info, indent=2))
-        write_example_script_results(output_dir, metrics, info)
-        if not cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
-            sharing.write_model_card(task, cfg, metrics, info, output_dir)
-        if on_saved is not None:
-            on_saved(output_dir)
-    state.wait_for_everyone()
-    if pusher is not None:  # everything is saved locally: a failed push loses nothing
-        say(f"pushed to {pusher.finish()}")
-    return {"output_dir": str(output_dir), "metrics": metrics}
+
+def run_loop(ctx: RunContext) -> dict[str, Any]:
+    """The configured loop: training (unless --eval-only) and the final evaluation on the validation split."""
+    from nlpcli.runner import accelerate as accelerate_loop
+    from nlpcli.runner import trainer as trainer_loop
+
+    before = ctx.task.evaluate_before_training and not ctx.cfg.eval_only
+    loop = accelerate_loop if ctx.cfg.loop == "accelerate" else trainer_loop
+    return loop.run(ctx, resume=resuming(ctx.cfg), before=before)
+
+
+def write_results(ctx: RunContext, metrics: dict[str, Any], started: float, on_saved: RunHook | None) -> None:
+    """metrics.json, run.json (the run report), the model card and what `on_saved` adds (main process only)."""
+    output_dir = ctx.output_dir
+    write_text_atomic(output_dir / layout.METRICS, json.dumps(metrics, indent=2, allow_nan=False))
+    info = ctx.report.as_json(started)
+    write_text_atomic(output_dir / layout.RUN_INFO, json.dumps(info, indent=2))
+    write_example_script_results(output_dir, metrics, info)
+    if not ctx.cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
+        sharing.write_model_card(ctx.task, ctx.cfg, metrics, info, output_dir)
+    if on_saved is not None:
+        on_saved(output_dir)

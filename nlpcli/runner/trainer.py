@@ -32,7 +32,7 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
     from transformers import Trainer
     from transformers.trainer_utils import EvalLoopOutput
 
-    loss_fn = ctx.task.training_loss(ctx.cfg)
+    loss_fn = ctx.prepared.training_loss
     guard = guard or LossGuard()
     losses = losses or LossTotal(RunRecord())
 
@@ -245,7 +245,7 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     losses.settle(trainer.accelerator)
     tokens = optimization.gathered_count(trainer.accelerator, trainer.tokens)
     samples = optimization.gathered_count(trainer.accelerator, trainer.samples)
-    ctx.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples))
+    ctx.report.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples))
     step = trainer.state.global_step
     best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:

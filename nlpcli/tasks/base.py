@@ -4,15 +4,33 @@ A task turns raw data into features, names its model class and collator, scores 
 answers `nlpcli predict`. It never drives training: the runner owns devices, loops, checkpoints,
 gathering across processes and the files a run writes.
 
-Evaluation comes in three kinds, chosen by the task and executed by the runner for both loops:
-- "loss": perplexity from the mean eval loss (mlm, clm);
-- "logits": gathered logits -> `prediction_rows(predictions, eval_features, raw_eval)` (one row per eval
-  example, written as eval_predictions.jsonl) -> `score_rows(rows)`, the metrics (ner, qa);
-- "generation": generated ids -> decoded text -> metric (translate, summarize).
+A task object holds no state: a hook takes what it needs and returns what it made, as frozen results
+that the runner passes on (`Normalized`, `TaskSetup`, `Prepared`). The runner calls the hooks of a run in
+this order (docs/architecture.md shows the whole data path):
+
+1. `required_columns(cfg)`: the columns every split must have (checked after `normalize`);
+2. `without_labels(test, cfg)`: a test split without labels, given placeholder labels (or None);
+3. `normalize(raw, cfg) -> Normalized`: the splits reshaped and cleaned, with what that kept and dropped;
+4. `setup(raw, cfg, pretrained_config) -> TaskSetup`: model kwargs and labels, from every split (test too);
+5. `preset_texts(raw, cfg)`: text to fit a tokenizer to (tiny presets, clm's --train-tokenizer);
+6. `load_model(cfg, model_kwargs, texts, tokenizer_dir)`: (model, tokenizer) the task's own way, or None;
+7. `prepare(raw, tokenizer, cfg, setup) -> Prepared`: train and eval features, the row, score and loss
+   functions bound to what setup and prepare learned, and the task's facts for run.json;
+8. `prepare_test(test, tokenizer, cfg, setup)`: the test split's features, made as eval features are;
+9. `collator(tokenizer, model, cfg)`: the batch collator both loops (and the test evaluation) use;
+10. evaluation, chosen by `evaluation` and run by the runner for both loops:
+   - "loss": perplexity from the mean eval loss (mlm, clm);
+   - "logits": gathered logits -> `Prepared.prediction_rows(predictions, eval_features, raw_eval)` (one row
+     per eval example, written as eval_predictions.jsonl) -> `Prepared.score_rows(rows)`, the metrics (ner, qa);
+   - "generation": `generation_settings(cfg, tokenizer)` -> generated ids -> decoded text, with
+     `sources(raw_eval)` -> `score(sources, predictions, references)` (translate, summarize).
+
+`predict(model_dir, request)` answers `nlpcli predict` from a saved run folder; no run hook precedes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +39,46 @@ from typing import Any, ClassVar
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample
+
+RowsFunction = Callable[[Any, Any, Any], list[dict[str, Any]]]  # (predictions, eval features, raw eval) -> rows
+ScoreFunction = Callable[[list[dict[str, Any]]], dict[str, float]]  # rows -> metrics
+LossFunction = Callable[[Any, dict[str, Any]], Any]  # (model outputs, batch) -> the batch's mean loss
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """What `Task.normalize` made: the cleaned splits, and what cleaning them kept and dropped (run.json)."""
+
+    raw: Any
+    data_report: dict[str, Any] = field(default_factory=dict)  # run.json "data": per split, records kept/dropped
+    facts: dict[str, Any] = field(default_factory=dict)  # run.json, top level (e.g. clm's keyword filter counts)
+
+
+@dataclass(frozen=True)
+class TaskSetup:
+    """What `Task.setup` learned before the model loads."""
+
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # for `from_pretrained` (e.g. num_labels)
+    labels: tuple[str, ...] = ()  # label names in id order (ner)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What `Task.prepare` made: the features, and what the later steps need from what it learned.
+
+    The runner fills `test` (with `Task.prepare_test`) when the run has a test split."""
+
+    train: Any | None  # None with --eval-only
+    eval: Any  # evaluation features; they may carry extra columns for the metrics
+    test: Any | None = None
+    # logits evaluation: the gathered model outputs -> one JSON-ready row per example of the raw eval split, in
+    # data order, with the prediction and its reference (written as eval_predictions.jsonl) ...
+    prediction_rows: RowsFunction | None = None
+    score_rows: ScoreFunction | None = None  # ... and the metrics, computed from exactly those rows
+    # a loss both loops train on instead of the model's own: f(outputs, batch) -> the mean over the batch (the
+    # loops scale it for gradient accumulation; the model is called without labels). Evaluation uses the plain loss.
+    training_loss: LossFunction | None = None
+    facts: dict[str, Any] = field(default_factory=dict)  # run.json, top level (e.g. clm's tokens kept/dropped)
 
 
 @dataclass
@@ -115,30 +173,29 @@ class Task:
     # keys of an evaluation row that hold the reference: an unlabelled test set's rows are written without them
     reference_keys: ClassVar[tuple[str, ...]] = ("reference",)
 
-    def __init__(self) -> None:
-        self.data_report: dict[str, Any] = {}  # what reading the data kept and dropped, per split (run.json)
-
     def required_columns(self, cfg: RunConfig) -> list[str]:
+        """The columns every split must have once `normalize` has run."""
         return [c for c in (cfg.text_column, cfg.label_column) if c]
-
-    def normalize(self, raw: Any, cfg: RunConfig) -> Any:
-        """Reshape or clean the raw splits before the column check (e.g. flatten a nested layout)."""
-        return raw
 
     def without_labels(self, test: Any, cfg: RunConfig) -> Any | None:
         """A test split without the task's label column(s), made ready to predict on with placeholder labels
         (its metrics and references are then dropped). None: the task predicts only on labelled test data."""
         return None
 
+    def normalize(self, raw: Any, cfg: RunConfig) -> Normalized:
+        """Reshape or clean the raw splits (test included) before the column check (e.g. flatten a nested
+        layout), and report what that kept and dropped."""
+        return Normalized(raw)
+
+    def setup(self, raw: Any, cfg: RunConfig, pretrained_config: Any | None) -> TaskSetup:
+        """Inspect the data (every split, test included) and a saved model's config before the model loads."""
+        return TaskSetup()
+
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         """Text to train the tiny preset's tokenizer on."""
         column = raw["train"] if "train" in raw else raw["validation"]
         for value in column[cfg.text_column]:
             yield " ".join(value) if isinstance(value, list) else value
-
-    def setup(self, raw: Any, cfg: RunConfig, pretrained_config: Any | None) -> dict[str, Any]:
-        """Inspect the data (and a saved model's config) before the model loads; return model kwargs."""
-        return {}
 
     def load_model(
         self, cfg: RunConfig, model_kwargs: dict[str, Any], texts: Callable[[], Iterable[str]], tokenizer_dir: Path
@@ -148,31 +205,22 @@ class Task:
         Called by the main process first, then by the others (which find what it kept)."""
         return None
 
-    def prepare(self, raw: Any, tokenizer: Any, cfg: RunConfig) -> tuple[Any, Any]:
-        """(train_features, eval_features); eval features may carry extra columns for metrics."""
+    def prepare(self, raw: Any, tokenizer: Any, cfg: RunConfig, setup: TaskSetup) -> Prepared:
+        """The features of `raw`'s train (when there is one) and validation splits, and what the later steps
+        need (`Prepared`)."""
         raise NotImplementedError
+
+    def prepare_test(self, test: Any, tokenizer: Any, cfg: RunConfig, setup: TaskSetup) -> Any:
+        """The test split's features, made as evaluation features are: one more `prepare` call, on the test split
+        as the validation split (its facts are not the run's, which are those of the validation data);
+        --max-eval-samples does not cut the test set."""
+        import datasets
+
+        return self.prepare(datasets.DatasetDict({"validation": test}), tokenizer,
+                            dataclasses.replace(cfg, max_eval_samples=None), setup).eval
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         raise NotImplementedError
-
-    def training_loss(self, cfg: RunConfig) -> Callable[[Any, dict[str, Any]], Any] | None:
-        """A loss both loops train on instead of the model's own: f(outputs, batch) -> a scalar, the mean over
-        the batch (the loops scale it for gradient accumulation; the model is called without labels).
-        None: the model's own loss. Evaluation always uses the plain loss."""
-        return None
-
-    def prediction_rows(self, predictions: Any, eval_features: Any, raw_eval: Any) -> list[dict[str, Any]]:
-        """Logits evaluation: the gathered model outputs -> one JSON-ready row per example of `raw_eval`, in data
-        order, holding the prediction and its reference (the runner writes them as eval_predictions.jsonl)."""
-        raise NotImplementedError
-
-    def score_rows(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        """Logits evaluation: the metrics, computed from exactly the rows `prediction_rows` gave."""
-        raise NotImplementedError
-
-    def run_details(self, cfg: RunConfig) -> dict[str, Any]:
-        """Facts only the task knows about this run (e.g. which sentence splitter scored it), for run.json."""
-        return {}
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         raise NotImplementedError

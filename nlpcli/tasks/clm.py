@@ -5,8 +5,8 @@ The course's story, in pieces:
 - tokenizer: a given one (`--tokenizer`), or one fitted to the training texts (`--train-tokenizer`);
 - model: the configuration of `--model` (GPT-2) with random weights, sized to the tokenizer
   (`--from-scratch`), or the weights of a saved causal LM to continue training;
-- chunking: every text cut into `--context-length` windows, only full windows kept (the course), or
-  `--pack`: texts joined with EOS and cut into full blocks, so only the last partial block is lost;
+- chunking (`tasks/clm_chunks.py`): every text cut into `--context-length` windows, only full windows kept
+  (the course), or `--pack`: texts joined with EOS and cut into full blocks, so only the last partial block is lost;
 - training: the model's own loss, or the key-token weighted loss (`--keytokens`), in both loops;
 - evaluation: perplexity and next-token accuracy (the runner's loss evaluation, labels shifted);
 - predict: the text-generation pipeline.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,19 @@ from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.sources import models, presets
 from nlpcli.sources.data import Sample, check_columns, describe, is_streamed
-from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline, pipeline_outputs
+from nlpcli.tasks.base import (
+    Normalized,
+    PredictionTable,
+    PredictRequest,
+    Prepared,
+    Task,
+    TaskSetup,
+    build_pipeline,
+    pipeline_outputs,
+)
+from nlpcli.tasks.clm_chunks import TOKENIZER_BATCH, Chunking, chunk_split, chunk_stream
 
 DEFAULT_COLUMN = "content"  # codeparrot's column of file contents
-TOKENIZER_BATCH = 1000  # texts per batch when fitting a tokenizer
 PREDICT_BATCH = 8  # prompts generated together by `predict`
 STREAMED = "streamed: not counted"
 STREAM_TOKENIZER_TEXTS = 10_000  # texts of a streamed training split that a tokenizer is fitted to
@@ -55,31 +65,6 @@ def text_column(cfg: RunConfig) -> str:
 def mentions_any(texts: list[Any], keywords: list[str]) -> list[bool]:
     """The course's filter: does each text contain one of the keywords (as a substring)?"""
     return [isinstance(text, str) and any(keyword in text for keyword in keywords) for text in texts]
-
-
-def full_windows(tokenizer: Any, texts: list[str], context_length: int) -> dict[str, list]:
-    """Every text cut into windows of `context_length` tokens (`return_overflowing_tokens`); `length` says how
-    long each window is, so that only the full ones can be kept and the rest counted as dropped."""
-    encoded = tokenizer(texts, truncation=True, max_length=context_length, return_overflowing_tokens=True,
-                        return_length=True)
-    return {"input_ids": encoded["input_ids"], "length": encoded["length"]}
-
-
-def with_eos(tokenizer: Any, texts: list[str]) -> dict[str, list]:
-    """Each text's tokens followed by EOS (for packing), and their count."""
-    ids = [tokens + [tokenizer.eos_token_id] for tokens in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    return {"input_ids": ids, "length": [len(tokens) for tokens in ids]}
-
-
-def pack_blocks(token_lists: Iterable[list[int]], block: int) -> Iterator[list[int]]:
-    """Concatenate the token lists and cut full blocks of `block` tokens; only the last partial one is lost."""
-    buffer: list[int] = []
-    for tokens in token_lists:
-        buffer.extend(tokens)
-        full = len(buffer) // block * block
-        for start in range(0, full, block):
-            yield buffer[start:start + block]
-        buffer = buffer[full:]
 
 
 def keytoken_ids(tokenizer: Any, keywords: list[str]) -> dict[str, list[int]]:
@@ -118,6 +103,11 @@ def keytoken_weighted_loss(logits: Any, labels: Any, input_ids: Any, keytokens: 
     per_sample = sums / counts.clamp(min=1)
     occurrences = torch.isin(input_ids, torch.tensor(keytokens, device=input_ids.device)).sum(dim=1)
     return (per_sample * (1.0 + alpha * occurrences)).mean()
+
+
+def keytoken_loss(outputs: Any, batch: dict[str, Any], keytokens: list[int], alpha: float) -> Any:
+    """The key-token weighted loss of one batch, as both loops call a task's training loss."""
+    return keytoken_weighted_loss(outputs["logits"], batch["labels"], batch["input_ids"], keytokens, alpha)
 
 
 class ClmCollator:
@@ -165,22 +155,18 @@ class ClmTask(Task):
     )
     demo_request = PredictRequest(texts=["def prepare(self, raw"], max_new_tokens=20)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.facts: dict[str, Any] = {}
-        self.keytokens: list[int] = []
-
     def required_columns(self, cfg: RunConfig) -> list[str]:
         return [text_column(cfg)]
 
-    def normalize(self, raw: Any, cfg: ClmConfig) -> Any:
+    def normalize(self, raw: Any, cfg: ClmConfig) -> Normalized:
         """The course's keyword filter, over every split, with a progress bar and a kept/seen count."""
         if not cfg.filter_keywords:
-            return raw
+            return Normalized(raw)
         import datasets
 
         check_columns(raw, [text_column(cfg)], cfg)
         keywords, column = cfg.filter_keywords, text_column(cfg)
+        counts: dict[str, Any] = {"keywords": keywords}
         was_enabled = datasets.utils.logging.is_progress_bar_enabled()
         if is_main_process():
             datasets.enable_progress_bars()
@@ -188,12 +174,12 @@ class ClmTask(Task):
             for split in list(raw):
                 if is_streamed(raw[split]):  # filtered as it is read: nothing is counted
                     raw[split] = raw[split].filter(lambda batch: mentions_any(batch[column], keywords), batched=True)
-                    self.facts.setdefault("filter", {"keywords": keywords})[split] = STREAMED
+                    counts[split] = STREAMED
                     continue
                 seen = len(raw[split])
                 raw[split] = raw[split].filter(lambda batch: mentions_any(batch[column], keywords), batched=True,
                                                desc=f"Filtering {split} for {', '.join(keywords)}")
-                self.facts.setdefault("filter", {"keywords": keywords})[split] = {"seen": seen, "kept": len(raw[split])}
+                counts[split] = {"seen": seen, "kept": len(raw[split])}
                 say(f"filter {split}: kept {len(raw[split])} of {seen} texts")
         finally:
             if not was_enabled:
@@ -202,7 +188,7 @@ class ClmTask(Task):
             if not is_streamed(raw[split]) and len(raw[split]) == 0:
                 raise UserError(f"{describe(cfg, split)}: no text mentions any of {', '.join(keywords)}.",
                                 hint="Check --filter-keywords (matching is case-sensitive).")
-        return raw
+        return Normalized(raw, facts={"filter": counts})
 
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         split = raw["train"] if "train" in raw else raw["validation"]
@@ -211,7 +197,7 @@ class ClmTask(Task):
                     if isinstance(row[text_column(cfg)], str))
         return (text for text in split[text_column(cfg)] if isinstance(text, str))
 
-    def setup(self, raw: Any, cfg: ClmConfig, pretrained_config: Any | None) -> dict[str, Any]:
+    def setup(self, raw: Any, cfg: ClmConfig, pretrained_config: Any | None) -> TaskSetup:
         loads_weights = cfg.eval_only or not cfg.from_scratch
         preset = presets.find(cfg.model)
         if preset is not None and preset.fits_tokenizer:
@@ -232,7 +218,7 @@ class ClmTask(Task):
         if positions and cfg.context_length > positions:
             raise UserError(f"--context-length {cfg.context_length} is longer than {cfg.model}'s {positions} "
                             "positions.")
-        return {}
+        return TaskSetup()
 
     def load_model(
         self, cfg: ClmConfig, model_kwargs: dict[str, Any], texts: Callable[[], Iterable[str]], tokenizer_dir: Path
@@ -284,95 +270,29 @@ class ClmTask(Task):
             tokenizer = template.train_new_from_iterator(batched(texts(), TOKENIZER_BATCH), cfg.vocab_size)
         return tokenizer
 
-    def prepare(self, raw: Any, tokenizer: Any, cfg: ClmConfig) -> tuple[Any, Any]:
+    def prepare(self, raw: Any, tokenizer: Any, cfg: ClmConfig, setup: TaskSetup) -> Prepared:
+        """Every split cut into windows or packed blocks (the tokens kept and dropped go to run.json); with
+        --keytokens, the key-token weighted loss."""
         if not tokenizer.is_fast:
             raise UserError(f"{cfg.tokenizer or cfg.model}: cutting texts into windows needs a fast tokenizer.")
+        loss = None
         if cfg.keytokens and not cfg.eval_only:
             found = keytoken_ids(tokenizer, cfg.keytokens)
-            self.keytokens = sorted({i for ids in found.values() for i in ids})
+            loss = partial(keytoken_loss, keytokens=sorted({i for ids in found.values() for i in ids}),
+                           alpha=cfg.keytoken_alpha)
             say("key tokens (alpha {}): {}".format(cfg.keytoken_alpha, ", ".join(
                 f"{word}={'/'.join(map(str, ids))}" for word, ids in found.items())))
-        features = {split: self._chunk(raw[split], split, tokenizer, cfg) for split in raw}
-        return features.get("train"), features["validation"]
-
-    def _chunk(self, data: Any, split: str, tokenizer: Any, cfg: ClmConfig) -> Any:
-        """Windows or packed blocks of one split; records tokens kept and dropped."""
-        import datasets
-        from datasets.fingerprint import Hasher
-
-        if is_streamed(data):
-            return self._chunk_stream(data, split, tokenizer, cfg)
-        column, length = text_column(cfg), cfg.context_length
-        texts = data.filter(lambda batch: [isinstance(t, str) and bool(t) for t in batch[column]], batched=True,
-                            desc=f"Checking {split}")
-        if len(texts) < len(data):
-            warn(f"{describe(cfg, split)}: {len(data) - len(texts)} of {len(data)} records have no text in "
-                 f"'{column}'; they are skipped.")
-        if cfg.pack:
-            tokens = texts.map(lambda batch: with_eos(tokenizer, batch[column]), batched=True,
-                               remove_columns=texts.column_names, desc=f"Tokenizing {split}")
-            chunks = datasets.Dataset.from_generator(
-                lambda: ({"input_ids": block} for block in pack_blocks(
-                    (ids for batch in tokens.iter(batch_size=TOKENIZER_BATCH) for ids in batch["input_ids"]), length)),
-                features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))}),
-                fingerprint=Hasher.hash(("clm-pack", tokens._fingerprint, length)),
-            )
-        else:
-            windows = texts.map(lambda batch: full_windows(tokenizer, batch[column], length), batched=True,
-                                remove_columns=texts.column_names, desc=f"Cutting {split} into windows")
-            tokens = windows
-            chunks = windows.filter(lambda batch: [n == length for n in batch["length"]], batched=True,
-                                    desc=f"Keeping full windows of {split}").remove_columns("length")
-        total = sum(tokens["length"])
-        kept = len(chunks) * length
-        self.facts.setdefault("chunking", "pack" if cfg.pack else "windows")
-        self.facts.setdefault("tokens_kept", {})[split] = kept
-        self.facts.setdefault("tokens_dropped", {})[split] = total - kept
-        if len(chunks) == 0:
-            raise UserError(f"{describe(cfg, split)}: no text gives a full window of {length} tokens.",
-                            hint="Use more (or longer) text, --pack, or a smaller --context-length.")
-        return chunks
-
-    def _chunk_stream(self, data: Any, split: str, tokenizer: Any, cfg: ClmConfig) -> Any:
-        """Windows or packed blocks of a streamed split, made as it is read (its tokens are not counted: the
-        shuffle buffer and the tokenizer fitting read parts of a stream more than once)."""
-        import datasets
-
-        column, length = text_column(cfg), cfg.context_length
-        self.facts.setdefault("chunking", "pack" if cfg.pack else "windows")
-        self.facts.setdefault("tokens_kept", {})[split] = STREAMED
-        self.facts.setdefault("tokens_dropped", {})[split] = STREAMED
-        texts = data.select_columns([column]).filter(
-            lambda batch: [isinstance(t, str) and bool(t) for t in batch[column]], batched=True)
-        ids = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))})
-        lengths = datasets.Features({**ids, "length": datasets.Value("int32")})
-
-        def tokenize(batch: dict[str, list]) -> dict[str, list]:
-            return with_eos(tokenizer, batch[column]) if cfg.pack else full_windows(tokenizer, batch[column], length)
-
-        tokens = texts.map(tokenize, batched=True, remove_columns=[column], features=lengths)
-        if not cfg.pack:
-            full = tokens.filter(lambda batch: [n == length for n in batch["length"]], batched=True)
-            return full.remove_columns("length")
-
-        def blocks() -> Iterator[dict[str, list[int]]]:
-            for block in pack_blocks((row["input_ids"] for row in tokens), length):
-                yield {"input_ids": block}
-
-        return datasets.IterableDataset.from_generator(blocks, features=ids)
-
-    def training_loss(self, cfg: ClmConfig) -> Callable[[Any, dict[str, Any]], Any] | None:
-        if not cfg.keytokens:
-            return None
-        keytokens, alpha = list(self.keytokens), cfg.keytoken_alpha
-
-        def loss(outputs: Any, batch: dict[str, Any]) -> Any:
-            return keytoken_weighted_loss(outputs["logits"], batch["labels"], batch["input_ids"], keytokens, alpha)
-
-        return loss
-
-    def run_details(self, cfg: RunConfig) -> dict[str, Any]:
-        return dict(self.facts)
+        how = Chunking(text_column(cfg), cfg.context_length, cfg.pack)
+        facts: dict[str, Any] = {"chunking": how.name, "tokens_kept": {}, "tokens_dropped": {}}
+        features = {}
+        for split, data in raw.items():
+            if is_streamed(data):
+                features[split] = chunk_stream(data, tokenizer, how)
+                facts["tokens_kept"][split] = facts["tokens_dropped"][split] = STREAMED
+            else:
+                features[split], facts["tokens_kept"][split], facts["tokens_dropped"][split] = chunk_split(
+                    data, split, describe(cfg, split), tokenizer, how)
+        return Prepared(features.get("train"), features["validation"], training_loss=loss, facts=facts)
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         return ClmCollator()

@@ -25,7 +25,15 @@ from typing import Any
 from nlpcli.config import RunConfig, option
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, describe
-from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline, pipeline_outputs
+from nlpcli.tasks.base import (
+    PredictionTable,
+    PredictRequest,
+    Prepared,
+    Task,
+    TaskSetup,
+    build_pipeline,
+    pipeline_outputs,
+)
 
 IGNORE = -100
 NOT_A_WORD = -1  # word id of special tokens ([CLS], [SEP]) and padding
@@ -208,7 +216,7 @@ class MlmTask(Task):
         split = raw["train"] if "train" in raw else raw["validation"]
         return usable_texts(split[cfg.text_column or "text"])
 
-    def prepare(self, raw: Any, tokenizer: Any, cfg: MlmConfig) -> tuple[Any, Any]:
+    def prepare(self, raw: Any, tokenizer: Any, cfg: MlmConfig, setup: TaskSetup) -> Prepared:
         self._check_tokenizer(tokenizer, cfg)
         column = cfg.text_column or "text"
 
@@ -239,7 +247,7 @@ class MlmTask(Task):
             # The collator makes training labels afresh in every batch. Without a labels column, a chunk
             # that reached it without its word ids would fail loudly instead of training unmasked.
             train = train.remove_columns("labels")
-        return train, self._mask_once(chunks["validation"], tokenizer, cfg)
+        return Prepared(train, self._mask_once(chunks["validation"], tokenizer, cfg))
 
     @staticmethod
     def _check_tokenizer(tokenizer: Any, cfg: MlmConfig) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,15 @@ from nlpcli.config import RunConfig, option
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, describe
-from nlpcli.tasks.base import PredictionTable, PredictRequest, Task, build_pipeline, pipeline_outputs
+from nlpcli.tasks.base import (
+    PredictionTable,
+    PredictRequest,
+    Prepared,
+    Task,
+    TaskSetup,
+    build_pipeline,
+    pipeline_outputs,
+)
 
 IGNORE = -100
 
@@ -82,6 +91,65 @@ def mixed_record(label_lists: list) -> int:
     return 0
 
 
+def label_names(raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
+    """--labels, the data's ClassLabel names, a saved model's labels (--eval-only), or every label of train and
+    validation together, in `label_sort_key` order."""
+    if cfg.labels:
+        from_file = len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file()
+        given = ([line.strip() for line in Path(cfg.labels[0]).read_text(encoding="utf-8-sig").splitlines()
+                  if line.strip()] if from_file else list(cfg.labels))
+        repeated = sorted({label for label in given if given.count(label) > 1})
+        if repeated:
+            raise UserError(f"--labels {cfg.labels[0] if from_file else ','.join(given)}: "
+                            f"{', '.join(repeated)} given more than once; each label must be named once.")
+        return given
+    first = raw["train"] if "train" in raw else raw["validation"]
+    feature = first.features[cfg.label_column]
+    names = getattr(getattr(feature, "feature", None), "names", None)
+    if names:
+        return list(names)
+    saved = dict(getattr(pretrained_config, "id2label", None) or {})
+    if cfg.eval_only and saved and not all(str(v).startswith("LABEL_") for v in saved.values()):
+        return [saved[i] for i in sorted(saved)]
+    scanned = {split: raw[split] for split in ("train", "validation") if split in raw}
+    counts = {split: Counter(tag for tags in data[cfg.label_column] for tag in as_list(tags))
+              for split, data in scanned.items()}
+    for split, data in scanned.items():
+        if len({isinstance(v, str) for v in counts[split]}) > 1:
+            raise UserError(f"{describe(cfg, split)}, record {mixed_record(data[cfg.label_column]) + 1}: labels "
+                            "mix names and class ids; use one kind throughout.")
+    values = set().union(*counts.values())
+    if values and not all(isinstance(v, str) for v in values):
+        split = next(split for split, seen in counts.items() if any(not isinstance(v, str) for v in seen))
+        raise UserError(
+            f"{describe(cfg, split)}: labels are class ids and the data set has no names for them.",
+            hint="Give the names in id order with --labels O,B-PER,I-PER,...",
+        )
+    if "train" in counts and "validation" in counts:
+        only_eval = sorted(set(counts["validation"]) - set(counts["train"]), key=label_sort_key)
+        if only_eval:
+            named = ", ".join(f"{label} ({counts['validation'][label]})" for label in only_eval)
+            warn(f"{describe(cfg, 'validation')} has labels the training data never has: {named}; they are in "
+                 "the label list, but the model cannot learn them.")
+    return sorted(values, key=label_sort_key)
+
+
+def record_problem(words: list, tags: list, known: set[str], labels: list[str] | tuple[str, ...]) -> str | None:
+    """What is wrong with one record's labels, or None."""
+    if len(words) != len(tags):
+        return f"{len(words)} words but {len(tags)} labels"
+    for tag in tags:
+        if isinstance(tag, str) and tag not in known:
+            return f"label '{tag}' is not in the label list ({', '.join(labels)})"
+        if not isinstance(tag, str) and not 0 <= int(tag) < len(labels):
+            return f"label id {tag} not in 0..{len(labels) - 1}"
+    return None
+
+
+def label_ids(labels: list[str] | tuple[str, ...]) -> dict[str, int]:
+    return {name: i for i, name in enumerate(labels)}
+
+
 class NerTask(Task):
     name = "ner"
     help = "Token classification (NER): fine-tune on conll2003-style data, seqeval metrics."
@@ -97,70 +165,17 @@ class NerTask(Task):
     )
     demo_request = PredictRequest(texts=["My name is Sylvain and I work at Hugging Face in Brooklyn."])
 
-    labels: list[str]
-    cfg: NerConfig
-
-    def setup(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> dict[str, Any]:
-        self.cfg = cfg
-        self.labels = self._label_names(raw, cfg, pretrained_config)
-        known = set(self.labels)
+    def setup(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> TaskSetup:
+        """The label list, and every record of every split checked against it."""
+        labels = label_names(raw, cfg, pretrained_config)
+        known = set(labels)
         for split, data in raw.items():
             for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
-                problem = self._record_problem(as_list(words), as_list(tags), known)
+                problem = record_problem(as_list(words), as_list(tags), known, labels)
                 if problem:
                     raise UserError(f"{describe(cfg, split)}, record {row + 1}: {problem}.")
-        return {"num_labels": len(self.labels), "id2label": dict(enumerate(self.labels)), "label2id": self.label2id}
-
-    def _record_problem(self, words: list, tags: list, known: set[str]) -> str | None:
-        """What is wrong with one record's labels, or None."""
-        if len(words) != len(tags):
-            return f"{len(words)} words but {len(tags)} labels"
-        for tag in tags:
-            if isinstance(tag, str) and tag not in known:
-                return f"label '{tag}' is not in the label list ({', '.join(self.labels)})"
-            if not isinstance(tag, str) and not 0 <= int(tag) < len(self.labels):
-                return f"label id {tag} not in 0..{len(self.labels) - 1}"
-        return None
-
-    def _label_names(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
-        if cfg.labels:
-            from_file = len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file()
-            given = ([line.strip() for line in Path(cfg.labels[0]).read_text(encoding="utf-8-sig").splitlines()
-                      if line.strip()] if from_file else list(cfg.labels))
-            repeated = sorted({label for label in given if given.count(label) > 1})
-            if repeated:
-                raise UserError(f"--labels {cfg.labels[0] if from_file else ','.join(given)}: "
-                                f"{', '.join(repeated)} given more than once; each label must be named once.")
-            return given
-        first = raw["train"] if "train" in raw else raw["validation"]
-        feature = first.features[cfg.label_column]
-        names = getattr(getattr(feature, "feature", None), "names", None)
-        if names:
-            return list(names)
-        saved = dict(getattr(pretrained_config, "id2label", None) or {})
-        if cfg.eval_only and saved and not all(str(v).startswith("LABEL_") for v in saved.values()):
-            return [saved[i] for i in sorted(saved)]
-        scanned = {split: raw[split] for split in ("train", "validation") if split in raw}
-        counts = {split: Counter(tag for tags in data[cfg.label_column] for tag in as_list(tags))
-                  for split, data in scanned.items()}
-        for split, data in scanned.items():
-            if len({isinstance(v, str) for v in counts[split]}) > 1:
-                raise UserError(f"{describe(cfg, split)}, record {mixed_record(data[cfg.label_column]) + 1}: labels "
-                                "mix names and class ids; use one kind throughout.")
-        values = set().union(*counts.values())
-        if values and not all(isinstance(v, str) for v in values):
-            split = next(split for split, seen in counts.items() if any(not isinstance(v, str) for v in seen))
-            raise UserError(
-                f"{describe(cfg, split)}: labels are class ids and the data set has no names for them.",
-                hint="Give the names in id order with --labels O,B-PER,I-PER,...",
-            )
-        if "train" in counts and "validation" in counts:
-            only_eval = sorted(set(counts["validation"]) - set(counts["train"]), key=label_sort_key)
-            if only_eval:
-                named = ", ".join(f"{label} ({counts['validation'][label]})" for label in only_eval)
-                warn(f"{describe(cfg, 'validation')} has labels the training data never has: {named}; they are in "
-                     "the label list, but the model cannot learn them.")
-        return sorted(values, key=label_sort_key)
+        model_kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": label_ids(labels)}
+        return TaskSetup(model_kwargs=model_kwargs, labels=tuple(labels))
 
     def without_labels(self, test: Any, cfg: NerConfig) -> Any | None:
         """Placeholder label ids (0) for every word of a test split that has words but no labels."""
@@ -172,13 +187,9 @@ class NerTask(Task):
 
         return test.map(placeholders, batched=True)
 
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.labels)}
-
-    def prepare(self, raw: Any, tokenizer: Any, cfg: NerConfig) -> tuple[Any, Any]:
-        continuation = continuation_ids(self.labels)
-        label2id = self.label2id
+    def prepare(self, raw: Any, tokenizer: Any, cfg: NerConfig, setup: TaskSetup) -> Prepared:
+        continuation = continuation_ids(list(setup.labels))
+        label2id = label_ids(setup.labels)
 
         def tokenize_and_align(batch: dict[str, list], for_eval: bool) -> dict[str, list]:
             words = [as_list(value) for value in batch[cfg.text_column]]
@@ -202,42 +213,14 @@ class NerTask(Task):
                             fn_kwargs={"for_eval": split != "train"}, desc=f"Tokenizing {split}")
             for split, data in raw.items()
         }
-        return features.get("train"), features["validation"]
+        return Prepared(features.get("train"), features["validation"],
+                        prediction_rows=partial(prediction_rows, cfg=cfg, labels=setup.labels),
+                        score_rows=score_rows)
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         from transformers import DataCollatorForTokenClassification
 
         return DataCollatorForTokenClassification(tokenizer)
-
-    def prediction_rows(self, predictions: Any, eval_features: Any, raw_eval: Any) -> list[dict[str, Any]]:
-        """Per sentence: the words the model saw (truncation may cut the last ones), the label predicted at
-        each word's first sub-token and the word's gold label."""
-        import numpy as np
-
-        predicted_ids = np.argmax(predictions, axis=-1)
-        rows = []
-        sentences = zip(eval_features["word_ids"], raw_eval[self.cfg.text_column], raw_eval[self.cfg.label_column],
-                        strict=True)
-        for row, (word_ids, words, tags) in enumerate(sentences):
-            first: dict[int, int] = {}  # word -> position of its first sub-token
-            for position, word in enumerate(word_ids):
-                if word >= 0:
-                    first.setdefault(word, position)
-            words, tags = as_list(words), as_list(tags)
-            rows.append({
-                "tokens": [words[w] for w in first],
-                "prediction": [self.labels[int(predicted_ids[row][p])] for p in first.values()],
-                "reference": [self._label_name(tags[w]) for w in first],
-            })
-        return rows
-
-    def _label_name(self, tag: Any) -> str:
-        return tag if isinstance(tag, str) else self.labels[int(tag)]
-
-    def score_rows(self, rows: list[dict[str, Any]]) -> dict[str, float]:
-        from nlpcli.metrics.seqeval_scores import seqeval_scores
-
-        return seqeval_scores([row["reference"] for row in rows], [row["prediction"] for row in rows])
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         if not request.texts:
@@ -261,3 +244,38 @@ class NerTask(Task):
         columns = ["entity", "word", "score", "start", "end"]
         return PredictionTable(columns=columns if len(request.texts) == 1 else ["text", *columns], rows=rows,
                                records=records)
+
+
+def prediction_rows(
+    predictions: Any, eval_features: Any, raw_eval: Any, cfg: NerConfig, labels: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Per sentence: the words the model saw (truncation may cut the last ones), the label predicted at
+    each word's first sub-token and the word's gold label."""
+    import numpy as np
+
+    predicted_ids = np.argmax(predictions, axis=-1)
+    rows = []
+    sentences = zip(eval_features["word_ids"], raw_eval[cfg.text_column], raw_eval[cfg.label_column],
+                    strict=True)
+    for row, (word_ids, words, tags) in enumerate(sentences):
+        first: dict[int, int] = {}  # word -> position of its first sub-token
+        for position, word in enumerate(word_ids):
+            if word >= 0:
+                first.setdefault(word, position)
+        words, tags = as_list(words), as_list(tags)
+        rows.append({
+            "tokens": [words[w] for w in first],
+            "prediction": [labels[int(predicted_ids[row][p])] for p in first.values()],
+            "reference": [label_name(tags[w], labels) for w in first],
+        })
+    return rows
+
+
+def label_name(tag: Any, labels: tuple[str, ...]) -> str:
+    return tag if isinstance(tag, str) else labels[int(tag)]
+
+
+def score_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
+    from nlpcli.metrics.seqeval_scores import seqeval_scores
+
+    return seqeval_scores([row["reference"] for row in rows], [row["prediction"] for row in rows])

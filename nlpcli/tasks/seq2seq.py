@@ -26,7 +26,7 @@ from nlpcli.config import RunConfig, option, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import record_location
-from nlpcli.tasks.base import PredictionTable, PredictRequest, Task
+from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
 
 SOURCE, TARGET = "source", "target"
 # Pretrained on a mixture of prefixed tasks (T5 v1.0); mT5, umT5, ByT5 and LongT5 were not and need no prefix.
@@ -81,6 +81,10 @@ class Seq2SeqTask(Task):
     def score(self, sources: list[str], predictions: list[str], references: list[str]) -> dict[str, float]:
         raise NotImplementedError
 
+    def run_facts(self, cfg: Any) -> dict[str, Any]:
+        """Facts about how this run is scored, for run.json (e.g. the sentence splitter); none by default."""
+        return {}
+
     def configure_tokenizer(self, tokenizer: Any, cfg: Any) -> None:
         """Set language modes on the tokenizer (mBART / NLLB source and target codes); nothing by default."""
 
@@ -96,16 +100,20 @@ class Seq2SeqTask(Task):
     def required_columns(self, cfg: RunConfig) -> list[str]:
         return [SOURCE, TARGET]
 
-    def normalize(self, raw: Any, cfg: Any) -> Any:
+    def normalize(self, raw: Any, cfg: Any) -> Normalized:
+        """Every split as `source` and `target` columns; run.json's "data" says, per split, how many records
+        were read, skipped as bad, dropped as too short and kept."""
         import datasets
 
-        pairs = {}
+        pairs, report = {}, {}
         for split, data in raw.items():
-            sources, targets = self._clean(*self.read_pairs(data, cfg, split), cfg, split)
+            sources, targets, report[split] = self._clean(*self.read_pairs(data, cfg, split), cfg, split)
             pairs[split] = datasets.Dataset.from_dict({SOURCE: sources, TARGET: targets})
-        return datasets.DatasetDict(pairs)
+        return Normalized(datasets.DatasetDict(pairs), data_report=report)
 
-    def _clean(self, sources: list[Any], targets: list[Any], cfg: Any, split: str) -> tuple[list[str], list[str]]:
+    def _clean(
+        self, sources: list[Any], targets: list[Any], cfg: Any, split: str
+    ) -> tuple[list[str], list[str], dict[str, int]]:
         kept_sources, kept_targets, bad, short, first_bad = [], [], 0, 0, ""
         sides = self.side_labels(cfg)
         for index, (source, target) in enumerate(zip(sources, targets, strict=True)):
@@ -131,24 +139,24 @@ class Seq2SeqTask(Task):
         if short:
             warn(f"dropped {short} of {len(sources)} {split} pairs whose {sides[1]} has fewer than "
                  f"{cfg.min_target_words} words.")
-        self.data_report[split] = {"records": len(sources), "bad_records_skipped": bad,
-                                   "short_targets_dropped": short, "kept": len(kept_sources)}
+        report = {"records": len(sources), "bad_records_skipped": bad, "short_targets_dropped": short,
+                  "kept": len(kept_sources)}
         if not kept_sources:
             raise UserError(f"split {split}: no usable {sides[0]}/{sides[1]} pairs left.")
-        return kept_sources, kept_targets
+        return kept_sources, kept_targets, report
 
     def declared_prefix(self, pretrained_config: Any | None) -> str | None:
         """The prefix the checkpoint's config declares for this task (T5's `task_specific_params`), if any."""
         return None
 
-    def setup(self, raw: Any, cfg: Any, pretrained_config: Any | None) -> dict[str, Any]:
+    def setup(self, raw: Any, cfg: Any, pretrained_config: Any | None) -> TaskSetup:
         model_type = getattr(pretrained_config, "model_type", None)
         our_run = (Path(cfg.model) / layout.RUN_CONFIG).is_file()  # it knows whether it was trained with one
         declared = self.declared_prefix(pretrained_config)
         if (model_type in PREFIX_TRAINED or declared) and not cfg.source_prefix and not our_run:
             warn(f"{cfg.model} is a {model_type} model, which expects a task prefix on every source; none was "
                  f'given (e.g. --source-prefix "{declared or self.prefix_example}").')
-        return {}
+        return TaskSetup()
 
     def preset_texts(self, raw: Any, cfg: Any) -> Iterable[str]:
         split = raw["train"] if "train" in raw else raw["validation"]
@@ -163,7 +171,7 @@ class Seq2SeqTask(Task):
         prefix = cfg.source_prefix or ""
         return tokenizer([prefix + s for s in sources], max_length=cfg.max_length, truncation=True)
 
-    def prepare(self, raw: Any, tokenizer: Any, cfg: Any) -> tuple[Any, Any]:
+    def prepare(self, raw: Any, tokenizer: Any, cfg: Any, setup: TaskSetup) -> Prepared:
         self.configure_tokenizer(tokenizer, cfg)
 
         def tokenize(batch: dict[str, list[str]]) -> dict[str, Any]:
@@ -176,7 +184,7 @@ class Seq2SeqTask(Task):
             split: data.map(tokenize, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}")
             for split, data in raw.items()
         }
-        return features.get("train"), features["validation"]
+        return Prepared(features.get("train"), features["validation"], facts=self.run_facts(cfg))
 
     def collator(self, tokenizer: Any, model: Any, cfg: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq

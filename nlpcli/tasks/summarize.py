@@ -65,5 +65,5 @@ class SummarizeTask(Seq2SeqTask):
         splitter = sentence_splitter()
         return {**rouge_scores(predictions, references, splitter), **lead3_scores(sources, references, splitter)}
 
-    def run_details(self, cfg: SummarizeConfig) -> dict[str, Any]:
+    def run_facts(self, cfg: SummarizeConfig) -> dict[str, Any]:
         return {"sentence_splitter": sentence_splitter().name}

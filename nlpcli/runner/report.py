@@ -1,0 +1,64 @@
+"""The run report: every fact run.json holds, gathered in one place while the run goes, written once.
+
+Who adds what:
+- the runner: what ran where (`header`), the sample counts, the --filter counts, the test set's size;
+- the task, through what its hooks return: `Normalized.data_report` (per split: records kept and dropped)
+  and `Normalized.facts` / `Prepared.facts` (e.g. clm's chunking, summarize's sentence splitter);
+- the loops: throughput, the run record's summary and gradient checkpointing (`training`), and the last
+  generation evaluation's size and time (`generation`).
+`as_json` lays them out in run.json's order and adds the wall time, the command and the library versions.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from typing import Any
+
+from nlpcli.runner import sharing
+
+VERSIONED = ("nlpcli", "torch", "transformers", "datasets", "accelerate", "tokenizers")
+
+
+def library_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@dataclass
+class RunReport:
+    """run.json in parts, each filled by whoever knows it (see above); one per run, in its RunContext."""
+
+    header: dict[str, Any] = field(default_factory=dict)  # task, model, loop, eval_only, world size, device, ...
+    samples: dict[str, Any] = field(default_factory=dict)  # train examples, train/eval samples, eval features
+    filters: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
+    data: dict[str, Any] = field(default_factory=dict)  # the task's per-split data report
+    generation: dict[str, Any] = field(default_factory=dict)  # the last generation evaluation's size and time
+    training: dict[str, Any] = field(default_factory=dict)  # what the loop measured and counted
+    task: dict[str, Any] = field(default_factory=dict)  # facts only the task knows
+    test: dict[str, Any] = field(default_factory=dict)  # test_samples, test_labelled (--test-file / --do-predict)
+
+    def as_json(self, started: float) -> dict[str, Any]:
+        """run.json's content; `started`: the run's start (`time.time()`), for its wall time."""
+        return {
+            **self.header,
+            **self.samples,
+            "filters": self.filters,
+            "data": self.data,
+            **({"generation": self.generation} if self.generation else {}),
+            **self.training,
+            **self.task,
+            "wall_time_s": round(time.time() - started, 2),
+            "finished_at": datetime.now().isoformat(timespec="seconds"),
+            "command": sharing.command_line(),  # quoted as a shell takes it back
+            "versions": library_versions(),
+            **self.test,
+        }
