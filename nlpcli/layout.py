@@ -9,8 +9,8 @@ A run folder holds the saved model (transformers' own files, named below as tran
 - `metrics_before.json`, `eval_predictions_before.jsonl`: the evaluation before training;
 - `eval_predictions.jsonl`, `test_predictions.jsonl`: one row per evaluated example;
 - `log_history.jsonl`, `curves.png`, `tensorboard/`: what the run logged as it went, and its curves;
-- `checkpoint-<step>/`, each staged as `.checkpoint-<step>.partial` until complete; in each, the loop's state
-  (`trainer_state.json` or `nlpcli_state.json`) and the run record (`nlpcli_record.json`);
+- `checkpoint-<step>/`, each written in `.checkpoints.partial/` and renamed into place once complete; in each,
+  the loop's state (`trainer_state.json` or `nlpcli_state.json`) and the run record (`nlpcli_record.json`);
 - `preset-tokenizer/`: the tokenizer a preset fitted to this run's text; `.nlpcli.lock`: the running run's lock.
 
 Imports nothing from nlpcli, so every layer may use it.
@@ -40,8 +40,9 @@ LOCK = ".nlpcli.lock"  # held by the run writing into the folder
 PRESET_TOKENIZER = "preset-tokenizer"  # a folder: the tokenizer a preset fitted to this run's text
 
 CHECKPOINT_PREFIX = "checkpoint-"  # checkpoint-<step>, as the Trainer names them
-STAGING_SUFFIX = ".partial"  # .checkpoint-<step>.partial: a checkpoint being written
-LOOP_STATE = "nlpcli_state.json"  # in an Accelerate loop checkpoint: where in training it stands (written last)
+STAGING = ".checkpoints.partial"  # a folder: checkpoints being written (or deleted) under their own names
+DISCARDED_SUFFIX = ".discarded"  # in STAGING: a checkpoint being deleted
+LOOP_STATE = "nlpcli_state.json"  # in an Accelerate loop checkpoint: where in training it stands
 RECORD = "nlpcli_record.json"  # in each checkpoint: the run record (loss total, best model, early stopping)
 
 # transformers' names for a saved model's and a checkpoint's files (tests/test_layers.py checks them against
@@ -71,14 +72,6 @@ def checkpoint_step(name: str) -> int | None:
     """The step of a `checkpoint-<step>` name; None for any other name."""
     number = name[len(CHECKPOINT_PREFIX):] if name.startswith(CHECKPOINT_PREFIX) else ""
     return int(number) if number.isdigit() else None
-
-
-def staging_name(name: str) -> str:
-    """The hidden name a checkpoint folder is written under before it is renamed into place."""
-    return f".{name}{STAGING_SUFFIX}"
-
-
-STAGING_PATTERN = staging_name(f"{CHECKPOINT_PREFIX}*")  # every staging folder, for glob
 
 
 def default_output_dir(task: str, stamp: str) -> Path:

@@ -15,6 +15,7 @@ through it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +72,24 @@ def architectures(folder: str | Path) -> list[str]:
     return [str(a) for a in found] if isinstance(found, list) else []
 
 
+def model_types(auto_class: str) -> Mapping[str, Any]:
+    """transformers' own table of what `auto_class` (e.g. AutoModelForTokenClassification) builds: model type ->
+    model class name(s). Empty for an auto class no task uses."""
+    from transformers.models.auto import modeling_auto as auto
+
+    return {
+        "AutoModelForTokenClassification": auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
+        "AutoModelForSequenceClassification": auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+        "AutoModelForQuestionAnswering": auto.MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES,
+        "AutoModelForMaskedLM": auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        "AutoModelForCausalLM": auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        "AutoModelForSeq2SeqLM": auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+    }.get(auto_class, {})
+
+
 def auto_class_architectures(auto_class: str) -> set[str]:
     """The model classes transformers' `auto_class` (e.g. AutoModelForTokenClassification) builds."""
-    import transformers
-
-    mapping = getattr(getattr(transformers, auto_class, None), "_model_mapping", None)
-    names = getattr(mapping, "_model_mapping", {})  # model type -> class name(s), transformers' own table
+    names = model_types(auto_class)
     found: set[str] = set()
     for value in names.values():
         found.update(value if isinstance(value, list | tuple) else [value])

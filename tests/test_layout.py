@@ -58,6 +58,6 @@ def test_transformers_file_names_are_transformers_own():
 def test_checkpoint_names():
     assert layout.checkpoint_name(12) == "checkpoint-12" and layout.checkpoint_step("checkpoint-12") == 12
     assert layout.checkpoint_step("checkpoint-x") is None and layout.checkpoint_step("last-checkpoint") is None
-    assert layout.staging_name("checkpoint-12") == ".checkpoint-12.partial"
-    assert Path(".checkpoint-12.partial").match(layout.STAGING_PATTERN)
+    assert layout.STAGING.startswith(".")  # hidden: --push-to-hub leaves it out (NOT_PUSHED)
+    assert Path(layout.STAGING).match(".*") and ".*" in layout.NOT_PUSHED
     assert layout.BEFORE_TRAINING == {"eval_predictions.jsonl": "eval_predictions_before.jsonl"}

@@ -18,14 +18,14 @@ def test_an_empty_checkpoint_folder_never_blocks_a_run(tmp_path, monkeypatch):
     for all three, so one run covers both loops."""
     reached = stop_before_the_loop(monkeypatch)
     out = tmp_path / "run"
-    (out / "checkpoint-5").mkdir(parents=True)  # what a kill -9 during the first save leaves
+    (out / ".checkpoints.partial" / "checkpoint-5").mkdir(parents=True)  # what a kill -9 during the first save leaves
     fresh = run_cli(*NER, "--max-steps", "3", "--output-dir", out)
     assert fresh.exit_code == 0, fresh.output
-    assert "checkpoint-5 is incomplete" in fresh.output and not (out / "checkpoint-5").exists()
+    assert "checkpoint-5 is incomplete" in fresh.output and not (out / ".checkpoints.partial").exists()
     assert reached[0]["entries"] == [".nlpcli.lock"]  # removed before the run began
     torn = tmp_path / "torn"
-    (torn / "checkpoint-2").mkdir(parents=True)
-    (torn / "checkpoint-2" / "model.safetensors").write_bytes(b"")  # cut short before its state file
+    (torn / ".checkpoints.partial" / "checkpoint-2").mkdir(parents=True)
+    (torn / ".checkpoints.partial" / "checkpoint-2" / "model.safetensors").write_bytes(b"")  # its save cut short
     resumed = run_cli(*NER, "--max-steps", "3", "--resume", "--output-dir", torn)
     assert resumed.exit_code == 0, resumed.output
     assert "no complete checkpoint" in resumed.output and "starting from the beginning" in resumed.output
@@ -140,11 +140,11 @@ def test_resume_values_on_the_command_line_and_in_yaml(tmp_path):
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 def test_checkpoints_are_staged_then_renamed_and_a_crashed_staging_folder_never_counts(tmp_path, loop):
     out = tmp_path / "run"
-    (out / ".checkpoint-4.partial" / "checkpoint-4").mkdir(parents=True)  # a save cut short by a crash
+    (out / ".checkpoints.partial" / "checkpoint-4").mkdir(parents=True)  # a save cut short by a crash
     result = run_cli(*NER, "--loop", loop, "--max-steps", "4", "--save-steps", "2", "--resume", "auto",
                      "--output-dir", out)
     assert result.exit_code == 0, result.output
-    assert not list(out.glob(".checkpoint-*")), "staging folders are renamed away or removed"
+    assert not (out / ".checkpoints.partial").exists(), "staged checkpoints are renamed away or removed"
     names = {p.name for p in out.glob("checkpoint-*")}
     assert names == {"checkpoint-2", "checkpoint-4"}  # every 2 steps (no epoch-end one); --save-total-limit 2
     done = ("trainer_state.json", "nlpcli_state.json")

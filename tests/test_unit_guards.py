@@ -35,7 +35,7 @@ def test_the_message_names_the_step_and_the_last_good_checkpoint(tmp_path):
     for step in (2, 4):
         (tmp_path / f"checkpoint-{step}").mkdir()
         (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
-    (tmp_path / "checkpoint-6").mkdir()  # torn: not a good checkpoint
+    (tmp_path / ".checkpoints.partial" / "checkpoint-6").mkdir(parents=True)  # being written: not a checkpoint yet
     assert guards.non_finite_loss(7, tmp_path).message.endswith(
         f"the last good checkpoint is {tmp_path / 'checkpoint-4'}.")
 

@@ -56,15 +56,14 @@ def test_checkpoints_of_an_earlier_run_are_refused_and_named(tmp_path):
 
 
 def test_an_incomplete_checkpoint_does_not_block_a_new_run(tmp_path):
-    (tmp_path / "checkpoint-5").mkdir()  # what a kill -9 during the first save leaves
-    (tmp_path / "checkpoint-5" / "model.safetensors").write_bytes(b"")
-    (tmp_path / ".checkpoint-7.partial" / "checkpoint-7").mkdir(parents=True)
+    (tmp_path / ".checkpoints.partial" / "checkpoint-5").mkdir(parents=True)  # what a kill -9 mid-save leaves
+    (tmp_path / ".checkpoints.partial" / "checkpoint-5" / "model.safetensors").write_bytes(b"")
     check_output_dir(tmp_path, RunConfig())
 
 
 @pytest.mark.parametrize(("resume", "warned"), [("yes", True), ("auto", False)])
 def test_resume_without_a_complete_checkpoint_starts_from_the_beginning(tmp_path, capsys, resume, warned):
-    (tmp_path / "checkpoint-2").mkdir()  # torn: cut short before its state file
+    (tmp_path / ".checkpoints.partial" / "checkpoint-2").mkdir(parents=True)  # its save was cut short
     cfg = RunConfig(resume=resume)
     check_output_dir(tmp_path, cfg)
     assert cfg.resume == "no"

@@ -43,7 +43,7 @@ def loader_generator(seed: int) -> Any:
 
 def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
     """The newest complete checkpoint and where in training it stands."""
-    path = checkpoints.latest_complete(output_dir)
+    path = checkpoints.latest(output_dir)
     state = path / layout.LOOP_STATE if path is not None else None
     return (path, json.loads(state.read_text())) if state is not None and state.is_file() else None
 
@@ -220,6 +220,8 @@ class AccelerateLoop:
         finish_training(ctx, self.losses, step, best is not None)
         if self.run_log.tracker is not None:
             accelerator.end_training()
+        if accelerator.is_main_process:
+            checkpoints.remove_staging_root(ctx.output_dir)
         return metrics
 
     def _train_epoch(
@@ -310,14 +312,14 @@ class AccelerateLoop:
         staging = checkpoints.staging_folder(path)
         if accelerator.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
+            staging.parent.mkdir(parents=True, exist_ok=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(staging))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # complete, then in place in one rename: never half a checkpoint
             self.record.save(staging)
             (staging / layout.LOOP_STATE).write_text(json.dumps(position))
-            shutil.rmtree(path, ignore_errors=True)
-            staging.rename(path)
+            checkpoints.publish(staging, path)
             checkpoints.keep_newest(output_dir, self.ctx.cfg.save_total_limit, keep=self.record.best_step)
             self.ctx.checkpoint_saved(path)
         accelerator.wait_for_everyone()

@@ -1,26 +1,27 @@
-"""Checkpoint folders (`checkpoint-<step>`) both loops write, and which of them count.
+"""Checkpoint folders (`checkpoint-<step>`) both loops write, and how a crash can never leave half of one.
 
-Both loops write a checkpoint into `.checkpoint-<step>.partial` and rename it into place once every
-process has written its part. A checkpoint is complete once its last file is written: `trainer_state.json`
-for the Trainer (after the model, optimizer, scheduler and RNG states), `nlpcli_state.json` for the
-Accelerate loop (after `save_state`). A folder without it was cut short by a crash or a `kill -9`: it never
-counts, neither for `--resume` nor as an earlier run that a new one must not overwrite, and a new run or
-a resume removes it.
+One mechanism, stage and rename: a folder named `checkpoint-<step>` is always complete.
+- Both loops write a checkpoint into `.checkpoints.partial/checkpoint-<step>` (the Trainer because that
+  folder is its `output_dir`) and `publish` renames it to `checkpoint-<step>` once every process has written
+  its part: one rename, so a `kill -9` leaves either no `checkpoint-<step>` or a whole one.
+- A checkpoint is deleted (rotation, or one of the same step being replaced) by renaming it back into
+  `.checkpoints.partial` first, then deleting it there: a crash mid-delete leaves no half checkpoint either.
+- Whatever `.checkpoints.partial` holds was cut short (a save or a delete): it never counts, neither for
+  `--resume` nor as an earlier run that a new one must not overwrite, and a new run or a resume removes it.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from nlpcli import layout
 from nlpcli.console import warn
 
-COMPLETION_FILES = (layout.TRAINER_STATE, layout.LOOP_STATE)
-
 
 def by_step(output_dir: Path) -> list[Path]:
-    """Every `checkpoint-<step>` folder, oldest first."""
+    """Every `checkpoint-<step>` folder, oldest first: each one complete (see the module docstring)."""
     if not output_dir.is_dir():
         return []
     found = [p for p in output_dir.glob(f"{layout.CHECKPOINT_PREFIX}*")
@@ -28,44 +29,85 @@ def by_step(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: layout.checkpoint_step(p.name) or 0)
 
 
-def is_complete(path: Path) -> bool:
-    return any((path / name).is_file() for name in COMPLETION_FILES)
-
-
-def complete(output_dir: Path) -> list[Path]:
-    return [p for p in by_step(output_dir) if is_complete(p)]
-
-
-def latest_complete(output_dir: Path) -> Path | None:
-    found = complete(output_dir)
+def latest(output_dir: Path) -> Path | None:
+    """The newest checkpoint (the one `--resume` continues from)."""
+    found = by_step(output_dir)
     return found[-1] if found else None
 
 
+def staging_root(output_dir: Path) -> Path:
+    """The hidden folder of `output_dir` where checkpoints are written before they count (and deleted after)."""
+    return output_dir / layout.STAGING
+
+
+def staging_folder(path: Path) -> Path:
+    """Where the checkpoint `path` (`<output>/checkpoint-<step>`) is written before it is renamed into place."""
+    return staging_root(path.parent) / path.name
+
+
+def discard(path: Path) -> None:
+    """Delete a checkpoint so that it stops counting at once: renamed into the staging folder, deleted there."""
+    trash = staging_root(path.parent) / f"{path.name}{layout.DISCARDED_SUFFIX}"
+    shutil.rmtree(trash, ignore_errors=True)
+    trash.parent.mkdir(parents=True, exist_ok=True)
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def publish(staged: Path, path: Path) -> None:
+    """Put a complete staged checkpoint in place as `path` (main process, once every process wrote its part)."""
+    if path.exists():
+        discard(path)
+    staged.rename(path)
+
+
 def keep_newest(output_dir: Path, limit: int | None, keep: int | None = None) -> None:
-    """--save-total-limit: delete all but the newest `limit` complete checkpoints, sparing the one of step
-    `keep` (the best model so far: it counts towards the limit, as the Trainer counts it)."""
+    """--save-total-limit: delete all but the newest `limit` checkpoints, sparing the one of step `keep` (the
+    best model so far: it counts towards the limit, as the Trainer counts it)."""
     if not limit:
         return
-    found = complete(output_dir)
+    found = by_step(output_dir)
     spared = [p for p in found if keep is not None and p.name == layout.checkpoint_name(keep)]
     newest = [p for p in found if p not in spared][-(limit - len(spared)):] if limit > len(spared) else []
     if not newest and spared and found[-1] not in spared:
         newest = [found[-1]]  # limit 1: the best and the newest (to resume from) both stay
     for stale in found:
         if stale not in spared and stale not in newest:
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def staging_folder(path: Path) -> Path:
-    """Where the Accelerate loop writes a checkpoint before renaming it into place."""
-    return path.parent / layout.staging_name(path.name)
+            discard(stale)
 
 
 def remove_incomplete(output_dir: Path) -> None:
-    """Delete the checkpoint folders a crash left half written (main process only)."""
-    for path in by_step(output_dir):
-        if not is_complete(path):
+    """Delete what a crash left in the staging folder: saves and deletions cut short (main process only)."""
+    root = staging_root(output_dir)
+    if not root.is_dir():
+        return
+    for path in sorted(root.iterdir()):
+        if not path.name.endswith(layout.DISCARDED_SUFFIX):
             warn(f"{path} is incomplete (its save was interrupted); removing it.")
-            shutil.rmtree(path, ignore_errors=True)
-    for staging in output_dir.glob(layout.STAGING_PATTERN) if output_dir.is_dir() else []:
-        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def remove_staging_root(output_dir: Path) -> None:
+    """Drop the staging folder once empty, at the end of a run (the Trainer makes its `output_dir` up front)."""
+    try:
+        staging_root(output_dir).rmdir()
+    except OSError:
+        pass  # absent, or not empty (another process of this run is still in it)
+
+
+def load_weights(model: Any, checkpoint: Path) -> None:
+    """Load a checkpoint's model weights into `model`, as the Trainer does when it resumes (on the CPU, not
+    strict: tied weights are saved once)."""
+    import safetensors.torch
+    import torch
+    from transformers.trainer_utils import load_sharded_checkpoint
+
+    safe, plain = checkpoint / layout.SAFE_WEIGHTS, checkpoint / layout.WEIGHTS
+    if safe.is_file():
+        state = safetensors.torch.load_file(str(safe), device="cpu")
+    elif plain.is_file():
+        state = torch.load(plain, map_location="cpu", weights_only=True)
+    else:  # saved in shards, with an index
+        load_sharded_checkpoint(model, str(checkpoint), strict=False)
+        return
+    model.load_state_dict(state, strict=False)

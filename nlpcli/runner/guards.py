@@ -23,7 +23,7 @@ ADVICE = (
 
 
 def non_finite_loss(step: int, output_dir: Path) -> UserError:
-    kept = checkpoints.complete(output_dir)
+    kept = checkpoints.by_step(output_dir)
     where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been saved yet"
     return UserError(f"The training loss is no longer finite (NaN or inf) at step {step}; the run stopped and "
                      f"{where}.", hint=ADVICE)

@@ -41,7 +41,7 @@ def check_output_dir(output_dir: Path, cfg: Any) -> None:
         raise UserError(f"--output-dir {output_dir}: {existing} is not writable.")
     if resuming(cfg) and cfg.overwrite:
         raise UserError("--resume continues the run in the output folder and --overwrite deletes it: choose one.")
-    kept = checkpoints.complete(output_dir)
+    kept = checkpoints.by_step(output_dir)
     finished = [name for name in layout.FINISHED_RUN_FILES if (output_dir / name).exists()]
     if resuming(cfg) and not kept:
         if cfg.resume == "yes":

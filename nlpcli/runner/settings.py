@@ -24,6 +24,8 @@ MANAGED = {
     "resume_from_checkpoint": "use --resume",
     "logging_dir": "TensorBoard logs go to <output>/tensorboard",
     "train_sampling_strategy": "use --group-by-length",
+    "output_dir": "use --output-dir; the Trainer writes its checkpoints into a staging folder there",
+    "push_to_hub": "use --push-to-hub",
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,17 @@ from nlpcli.runner.sampling import length_grouped_sampler
 
 
 def training_arguments(ctx: RunContext) -> Any:
-    return settings.training_arguments(ctx.cfg, str(ctx.output_dir), ctx.mixed_precision)
+    """The run's TrainingArguments, whose `output_dir` is the output folder's staging folder: the Trainer writes
+    each checkpoint there, and `checkpoint_callback` renames it into the output folder once complete. (The
+    final model is saved into the output folder by name.)"""
+    return settings.training_arguments(ctx.cfg, str(checkpoints.staging_root(ctx.output_dir)), ctx.mixed_precision)
 
 
 def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossTotal | None = None) -> type:
     """A Trainer whose evaluation is the shared one (same numbers as the Accelerate loop, exact under DDP),
-    whose training losses feed the non-finite loss guard and the run's loss total, and whose checkpoints are
-    staged, carry the run record and spare the best one from rotation."""
+    whose training losses feed the non-finite loss guard and the run's loss total, and whose training loader
+    follows --group-by-length as the Accelerate loop's does. It overrides public methods only (those the
+    Trainer's documentation invites subclasses to override)."""
     from transformers import Trainer
     from transformers.trainer_utils import EvalLoopOutput
 
@@ -50,38 +53,10 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
             losses.add(loss)
             return loss
 
-        def _get_train_sampler(self, train_dataset=None):
-            if ctx.cfg.group_by_length:
-                args = self.args
-                return length_grouped_sampler(train_dataset if train_dataset is not None else self.train_dataset,
-                                              args.train_batch_size * args.gradient_accumulation_steps, args.seed)
-            return super()._get_train_sampler(train_dataset)
-
-        def _get_output_dir(self, trial):
-            staging = getattr(self, "_staging_root", None)
-            return str(staging) if staging is not None else super()._get_output_dir(trial)
-
-        def _save_checkpoint(self, model, trial):
-            """Write the checkpoint in a staging folder, then rename it into place: a crash mid-save leaves no
-            half checkpoint under a checkpoint-N name."""
-            final = ctx.output_dir / layout.checkpoint_name(self.state.global_step)
-            losses.settle(self.accelerator)
-            losses.record.checkpoints += 1
-            self._staging_root = checkpoints.staging_folder(final)
-            try:
-                super()._save_checkpoint(model, trial)
-            finally:
-                self._staging_root = None
-            self.accelerator.wait_for_everyone()  # every process has written its part (its RNG state)
-            if self.args.should_save:
-                staged = checkpoints.staging_folder(final) / final.name
-                losses.record.save(staged)
-                shutil.rmtree(final, ignore_errors=True)
-                staged.rename(final)
-                shutil.rmtree(checkpoints.staging_folder(final), ignore_errors=True)
-                checkpoints.keep_newest(ctx.output_dir, self.args.save_total_limit, keep=losses.record.best_step)
-                ctx.checkpoint_saved(final)
-            self.accelerator.wait_for_everyone()
+        def get_train_dataloader(self):
+            if not ctx.cfg.group_by_length:
+                return super().get_train_dataloader()
+            return self.accelerator.prepare(length_grouped_loader(self.train_dataset, self.data_collator, self.args))
 
         def get_decay_parameter_names(self, model):
             return optimization.decay_parameter_names(model)
@@ -103,6 +78,57 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
             return EvalLoopOutput(predictions=None, label_ids=None, metrics=metrics, num_samples=len(ctx.eval_features))
 
     return NlpcliTrainer
+
+
+def length_grouped_loader(dataset: Any, collator: Any, args: Any) -> Any:
+    """--group-by-length: the training DataLoader the Trainer would build from `args`, with the sampler both
+    loops share (seeded per epoch). The batch size is `args`' own: a pass-through `auto_find_batch_size`, which
+    shrinks the Trainer's batch size after running out of GPU memory, does not shrink this loader's."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+    from transformers.trainer_utils import seed_worker
+
+    sampler = length_grouped_sampler(dataset, args.train_batch_size * args.gradient_accumulation_steps, args.seed)
+    return DataLoader(
+        dataset,
+        batch_size=args.train_batch_size,
+        sampler=sampler,
+        collate_fn=collator,
+        drop_last=args.dataloader_drop_last,
+        num_workers=args.dataloader_num_workers,
+        pin_memory=args.dataloader_pin_memory,
+        persistent_workers=args.dataloader_persistent_workers,
+        multiprocessing_context=args.dataloader_multiprocessing_context,
+        prefetch_factor=args.dataloader_prefetch_factor,
+        in_order=args.dataloader_in_order,
+        worker_init_fn=partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
+    )
+
+
+def checkpoint_callback(ctx: RunContext, losses: LossTotal, trainer: Any) -> Any:
+    """Puts each checkpoint the Trainer wrote into the staging folder (its `output_dir`) in place, once every
+    process has written its part (its RNG state): the run record goes in, then one rename makes it count (see
+    runner/checkpoints.py); then rotation, sparing the best checkpoint, and the checkpoint hooks (--push-to-hub).
+    The Trainer's own rotation, run on the staging folder, finds only the checkpoint just written there."""
+    from transformers import TrainerCallback
+
+    class CheckpointInPlace(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            accelerator = trainer.accelerator
+            final = ctx.output_dir / layout.checkpoint_name(state.global_step)
+            losses.settle(accelerator)
+            losses.record.checkpoints += 1
+            accelerator.wait_for_everyone()  # every process has written its part
+            if args.should_save:
+                staged = checkpoints.staging_folder(final)
+                losses.record.save(staged)
+                checkpoints.publish(staged, final)
+                checkpoints.keep_newest(ctx.output_dir, args.save_total_limit, keep=losses.record.best_step)
+                ctx.checkpoint_saved(final)
+            accelerator.wait_for_everyone()
+
+    return CheckpointInPlace()
 
 
 def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
@@ -187,6 +213,7 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
     if hasattr(collator, "set_epoch"):
         trainer.add_callback(collator_epochs(collator))
     trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(checkpoint_callback(ctx, losses, trainer))
     trainer.add_callback(monitor_callback(run_log, record, ctx, trainer))
     if ctx.cfg.report_to == "tensorboard" and not ctx.cfg.eval_only and is_main_process():  # as the other loop
         trainer.add_callback(tensorboard_callback(ctx))
@@ -215,10 +242,20 @@ def finished_in(checkpoint: Path, trainer: Any, cfg: Any) -> bool:
 def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     """Train (unless eval-only), save the model (the best one with --load-best-model-at-end), and return the
     final evaluation metrics."""
+    from nlpcli.console import is_main_process
+
+    try:
+        return _run(ctx, resume, before)
+    finally:
+        if is_main_process():
+            checkpoints.remove_staging_root(ctx.output_dir)  # the Trainer made it up front, even when unused
+
+
+def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     from transformers import TrainerState
 
     guard = LossGuard()
-    latest = checkpoints.latest_complete(ctx.output_dir) if resume and not ctx.cfg.eval_only else None
+    latest = checkpoints.latest(ctx.output_dir) if resume and not ctx.cfg.eval_only else None
     record = RunRecord.load(latest)
     trainer, run_log, losses = build_trainer(ctx, guard, record)
     run_log.start(checkpoint_step(latest) if latest is not None else None)
@@ -233,7 +270,7 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         if latest is not None and finished_in(latest, trainer, ctx.cfg):
             # the Trainer would take one step past the end; load the last weights and finish the run instead
             say(f"training is already complete ({latest.name}); evaluating and saving the model.")
-            trainer._load_from_checkpoint(str(latest))
+            checkpoints.load_weights(trainer.model, latest)
             trainer.state = TrainerState.load_from_json(str(latest / layout.TRAINER_STATE))
         else:
             trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
@@ -249,7 +286,7 @@ def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     step = trainer.state.global_step
     best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:
-        trainer._load_from_checkpoint(str(best))
+        checkpoints.load_weights(trainer.model, best)
     trainer.save_model(str(ctx.output_dir))
     history = trainer.state.log_history
     last_eval = next((log for log in reversed(history) if any(k.startswith("eval_") for k in log)), None)

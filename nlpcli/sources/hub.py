@@ -54,7 +54,15 @@ def hub_reachable() -> bool:
 
 
 def go_offline() -> None:
-    """Make huggingface_hub, transformers and datasets use only the local cache from now on."""
+    """Make huggingface_hub, transformers and datasets use only the local cache from now on.
+
+    The environment variable is the documented switch, but each library reads it once, when it is imported,
+    into a module constant (`huggingface_hub.constants.HF_HUB_OFFLINE`, `datasets.config.HF_HUB_OFFLINE`),
+    and none offers a public way to change it later. So the constants of those already imported are set
+    too. A per-call `local_files_only=True` would do for transformers' `from_pretrained`, but
+    `datasets.load_dataset` has no such argument: only offline mode makes it use its cache at once instead
+    of retrying the network for half a minute. Replace this patch when the libraries offer a runtime switch.
+    """
     global _switched_offline
     _switched_offline = _switched_offline or not offline_requested()
     os.environ["HF_HUB_OFFLINE"] = "1"

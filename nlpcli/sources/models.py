@@ -12,6 +12,7 @@ from typing import Any
 
 from nlpcli import layout
 from nlpcli.errors import UserError
+from nlpcli.run_folder import model_types
 from nlpcli.sources import hub, presets
 
 LOCAL_EXAMPLE = "--model tiny (random weights, trained tokenizer), --model minilm, or --model path/to/folder"
@@ -75,8 +76,8 @@ KINDS = {
 def _check_architecture(spec: str, model_class: Any) -> None:
     """Refuse a model the task's AutoModel class cannot build (e.g. a BERT encoder for translation)."""
     config = pretrained_config(spec)
-    mapping = getattr(model_class, "_model_mapping", None)
-    if config is None or mapping is None or type(config) in mapping:
+    types = model_types(model_class.__name__)
+    if config is None or not types or config.model_type in types:
         return
     needed = KINDS.get(model_class.__name__, f"a model {model_class.__name__} can load")
     raise UserError(f"--model {spec} is a {config.model_type} model; this task needs {needed}.",
