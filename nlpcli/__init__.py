@@ -6,7 +6,8 @@ and no import circle (tests/test_layers.py checks both, function-level imports i
 2. reporting: `reporting.*` (what a run's files say: curves, `nlpcli report`);
 3. runner: `runner.*` (one run: data -> model -> loop -> files);
 4. tasks: `tasks.*` (what each task adds: data, features, metrics, predict);
-5. sources/config: `sources.*`, `config`, `run_folder`, `predict_io` (data, models, settings);
+5. sources/config: `sources.*`, `config`, `config_layers`, `config_values`, `config_args`, `config_fields`,
+   `run_folder`, `predict_io` (data, models, settings);
 6. metrics/helpers: `metrics.*`, `layout` (the run folder's file names), `files`, `config_files`, `console`,
    `errors`, `generation`, `help_panels`.
 """

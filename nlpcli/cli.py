@@ -17,17 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from nlpcli import layout
-from nlpcli.config import (
-    CONFIG_DIR,
-    MAX_SEED,
-    RunConfig,
-    base_type,
-    field_type,
-    parse_set_options,
-    read_yaml,
-    resolve_config,
-    with_resume_values,
-)
+from nlpcli.config import MAX_SEED, RunConfig
+from nlpcli.config_args import parse_set_options, with_resume_values
+from nlpcli.config_fields import base_type, field_type
+from nlpcli.config_files import read_yaml
+from nlpcli.config_layers import CONFIG_DIR, resolve_config
 from nlpcli.console import console, err_console, is_main_process, say
 from nlpcli.errors import UserError
 from nlpcli.help_panels import ORDER as PANEL_ORDER

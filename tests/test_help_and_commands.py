@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from conftest import REPO, read_json, run_cli
-from nlpcli.config import RunConfig, resolve_config
+from nlpcli.config import RunConfig
+from nlpcli.config_layers import resolve_config
 from nlpcli.tasks import TASK_MODULES, task_class
 
 

@@ -14,7 +14,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("reporting", ("nlpcli.reporting",)),
     ("runner", ("nlpcli.runner",)),
     ("tasks", ("nlpcli.tasks",)),
-    ("sources/config", ("nlpcli.sources", "nlpcli.config", "nlpcli.run_folder", "nlpcli.predict_io")),
+    ("sources/config", ("nlpcli.sources", "nlpcli.config", "nlpcli.config_layers", "nlpcli.config_values",
+                        "nlpcli.config_args", "nlpcli.config_fields", "nlpcli.run_folder", "nlpcli.predict_io")),
     ("metrics/helpers", ("nlpcli.metrics", "nlpcli.layout", "nlpcli.files", "nlpcli.config_files", "nlpcli.console",
                          "nlpcli.errors", "nlpcli.generation", "nlpcli.help_panels", "nlpcli")),
 ]
