@@ -2,7 +2,7 @@
 
 The package's layers, from top to bottom; a module imports only from its own layer or the layers below it,
 and no import circle (tests/test_layers.py checks both, function-level imports included):
-1. cli: `cli`, `__main__`, `environment` (the commands);
+1. cli: `cli`, `commands.*`, `__main__`, `environment` (the commands);
 2. reporting: `reporting.*` (what a run's files say: curves, `nlpcli report`);
 3. runner: `runner.*` (one run: data -> model -> loop -> files);
 4. tasks: `tasks.*` (what each task adds: data, features, metrics, predict);

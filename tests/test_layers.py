@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nlpcli"
 
 # top to bottom; a module belongs to the first layer with a prefix that names it or a package above it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("cli", ("nlpcli.cli", "nlpcli.__main__", "nlpcli.environment")),
+    ("cli", ("nlpcli.cli", "nlpcli.commands", "nlpcli.__main__", "nlpcli.environment")),
     ("reporting", ("nlpcli.reporting",)),
     ("runner", ("nlpcli.runner",)),
     ("tasks", ("nlpcli.tasks",)),
