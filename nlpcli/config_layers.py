@@ -27,6 +27,7 @@ def _config_dir() -> Path:
 CONFIG_DIR = _config_dir()
 PRESET_DIR = CONFIG_DIR / "presets"  # a model preset's own defaults (e.g. a random-init model's learning rate)
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
+TASK_DEFAULTS = "task defaults"  # the origin of a value from configs/<task>.yaml
 
 # TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` sets the option (both loops honour it)
 TRAINER_ARG_OPTIONS = {
@@ -152,8 +153,6 @@ def resolve_config(
     check_model_selection(cfg)
     return cfg
 
-
-TASK_DEFAULTS = "task defaults"
 
 
 def preset_layer(model: str) -> tuple[dict[str, Any], Path]:
