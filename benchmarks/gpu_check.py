@@ -28,7 +28,7 @@ def gpu_count() -> int:
 
 
 def command(task: str, loop: str, processes: int, out: Path, steps: int) -> list[str]:
-    from nlpcli.config import CONFIG_DIR
+    from nlpcli.config_layers import CONFIG_DIR
 
     launcher = [sys.executable, "-m", "nlpcli"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m", "nlpcli"]

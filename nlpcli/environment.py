@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from nlpcli.config import CONFIG_DIR
+from nlpcli.config_layers import CONFIG_DIR
 from nlpcli.sources import hub, presets
 
 

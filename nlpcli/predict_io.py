@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from nlpcli.console import err_console
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.sources.data import check_text_file, parses_as_object
+from nlpcli.sources.data_files import check_text_file, parses_as_object
 
 Item = TypeVar("Item")
 

@@ -92,7 +92,7 @@ def loops_guarded() -> Iterator[None]:
 def run_cli(*args: str) -> CliResult:
     """Invoke `nlpcli ARGS` in this process, as `main` reads a command line; output holds stdout and stderr."""
     from nlpcli.cli import app
-    from nlpcli.config import with_resume_values
+    from nlpcli.config_args import with_resume_values
 
     with loops_guarded():
         result = CliRunner().invoke(app, with_resume_values([str(a) for a in args]), catch_exceptions=False)
@@ -144,7 +144,7 @@ def accelerate_launch(config: str, nproc: int, *args: str) -> subprocess.Complet
     """`accelerate launch --config_file CONFIG --num_processes NPROC -m nlpcli ARGS`, with one of the accelerate
     configs nlpcli ships (on a CPU box accelerate runs its processes over gloo)."""
     require_e2e("launches accelerate")
-    from nlpcli.config import CONFIG_DIR
+    from nlpcli.config_layers import CONFIG_DIR
 
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(CONFIG_DIR / "accelerate" / f"{config}.yaml"), "--num_processes", str(nproc),

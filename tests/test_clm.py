@@ -451,7 +451,7 @@ def test_perplexity_is_the_same_with_1_and_2_processes(trained, tmp_path):
 
 
 def test_the_course_validation_set_goes_with_the_course_data_only():
-    from nlpcli.config import resolve_config
+    from nlpcli.config_layers import resolve_config
 
     course = resolve_config(ClmConfig, "clm")
     assert course.dataset == "huggingface-course/codeparrot-ds-train"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nlpcli.config import parse_set_options, resolve_config, save_config
+from nlpcli.config import save_config
+from nlpcli.config_args import parse_set_options
+from nlpcli.config_layers import resolve_config
 from nlpcli.errors import UserError
 from nlpcli.tasks.ner import NerConfig
 

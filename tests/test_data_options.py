@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import read_json, run_cli
-from nlpcli.config import resolve_config
+from nlpcli.config_layers import resolve_config
 from nlpcli.errors import UserError
 from nlpcli.sources import data
 from nlpcli.tasks.mlm import MlmConfig

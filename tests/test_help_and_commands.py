@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from conftest import REPO, read_json, run_cli
-from nlpcli.config import RunConfig, resolve_config
+from nlpcli.config import RunConfig
+from nlpcli.config_layers import resolve_config
 from nlpcli.tasks import TASK_MODULES, task_class
 
 
@@ -84,7 +85,7 @@ def test_unused_options_are_refused_and_help_agrees_with_the_readme():
 
 
 def test_negated_boolean_flags_still_work():
-    from nlpcli.cli import _with_negations
+    from nlpcli.commands.task import _with_negations
     from nlpcli.errors import UserError
 
     assert _with_negations({"label_all_tokens": None, "label_all_tokens__off": True}) == {"label_all_tokens": False}
@@ -137,7 +138,7 @@ def test_env_json_keys_have_no_spaces():
 
 
 def test_demo_shows_the_predict_input_as_a_command_line():
-    from nlpcli.cli import predict_command
+    from nlpcli.commands.predict import predict_command
     from nlpcli.tasks import get_task
 
     ner = predict_command("ner", Path("runs/demo/ner"), get_task("ner").demo_request)

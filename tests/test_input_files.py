@@ -41,7 +41,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_token(tmp_path):
 
 
 def test_a_byte_order_mark_is_not_part_of_a_csv_header_a_json_key_or_a_text_line(tmp_path):
-    from nlpcli.sources.data import _load_file, _stream_file
+    from nlpcli.sources.data_files import load_file, stream_file
 
     files = {"bom.csv": "tokens,ner_tags\nEU rejects,B-ORG O\n",
              "bom.json": json.dumps([{"tokens": "EU rejects", "ner_tags": "B-ORG O"}]),
@@ -49,10 +49,10 @@ def test_a_byte_order_mark_is_not_part_of_a_csv_header_a_json_key_or_a_text_line
     for name, content in files.items():
         path = tmp_path / name
         path.write_bytes(b"\xef\xbb\xbf" + content.encode("utf-8"))
-        loaded = _load_file(path, "text", None, "tokens", "ner_tags")
+        loaded = load_file(path, "text", None, "tokens", "ner_tags")
         assert loaded.column_names[0] == "tokens" and loaded[0]["tokens"] == "EU rejects", name
         if name != "bom.json":  # --streaming reads JSON lines, csv and text
-            assert next(iter(_stream_file(path, "text", None, "tokens")))["tokens"] == "EU rejects", name
+            assert next(iter(stream_file(path, "text", None, "tokens")))["tokens"] == "EU rejects", name
 
 
 def test_folders_empty_files_and_truncated_json_are_named(tmp_path):

@@ -14,12 +14,12 @@ import pytest
 
 import nlpcli
 from conftest import REPO
-from nlpcli.config import CONFIG_DIR
+from nlpcli.config_layers import CONFIG_DIR
 from nlpcli.tasks import TASK_MODULES
 
 FIND_DEFAULTS = """
 import json, nlpcli
-from nlpcli.config import CONFIG_DIR, resolve_config
+from nlpcli.config_layers import CONFIG_DIR, resolve_config
 from nlpcli.tasks.mlm import MlmConfig
 cfg = resolve_config(MlmConfig, "mlm")
 print(json.dumps({"package": nlpcli.__file__, "configs": str(CONFIG_DIR), "model": cfg.model,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_cli
-from nlpcli.config import CONFIG_DIR
+from nlpcli.config_layers import CONFIG_DIR
 
 SHIPPED = {"single_gpu": ("NO", None), "multi_gpu": ("MULTI_GPU", None), "fsdp2": ("FSDP", 2),
            "deepspeed_zero2": ("DEEPSPEED", 2), "deepspeed_zero3": ("DEEPSPEED", 3)}

@@ -10,11 +10,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nlpcli"
 
 # top to bottom; a module belongs to the first layer with a prefix that names it or a package above it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("cli", ("nlpcli.cli", "nlpcli.__main__", "nlpcli.environment")),
+    ("cli", ("nlpcli.cli", "nlpcli.commands", "nlpcli.__main__", "nlpcli.environment")),
     ("reporting", ("nlpcli.reporting",)),
     ("runner", ("nlpcli.runner",)),
     ("tasks", ("nlpcli.tasks",)),
-    ("sources/config", ("nlpcli.sources", "nlpcli.config", "nlpcli.run_folder", "nlpcli.predict_io")),
+    ("sources/config", ("nlpcli.sources", "nlpcli.config", "nlpcli.config_layers", "nlpcli.config_values",
+                        "nlpcli.config_args", "nlpcli.config_fields", "nlpcli.run_folder", "nlpcli.predict_io")),
     ("metrics/helpers", ("nlpcli.metrics", "nlpcli.layout", "nlpcli.files", "nlpcli.config_files", "nlpcli.console",
                          "nlpcli.errors", "nlpcli.generation", "nlpcli.help_panels", "nlpcli")),
 ]

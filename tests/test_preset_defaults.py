@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import read_json, run_cli
-from nlpcli.config import PRESET_DIR, origin_lines, read_yaml, resolve_config, value_origins
+from nlpcli.config import origin_lines, value_origins
+from nlpcli.config_files import read_yaml
+from nlpcli.config_layers import PRESET_DIR, resolve_config
 from nlpcli.tasks.clm import ClmConfig
 from nlpcli.tasks.mlm import MlmConfig
 from nlpcli.tasks.ner import NerConfig

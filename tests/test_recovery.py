@@ -123,7 +123,8 @@ def test_resume_auto_starts_a_job_and_restarts_it_with_one_command_line(tmp_path
 
 
 def test_resume_values_on_the_command_line_and_in_yaml(tmp_path):
-    from nlpcli.config import resolve_config, with_resume_values
+    from nlpcli.config_args import with_resume_values
+    from nlpcli.config_layers import resolve_config
     from nlpcli.tasks.ner import NerConfig
 
     assert with_resume_values(["ner", "--resume", "--epochs", "2"]) == ["ner", "--resume", "yes", "--epochs", "2"]

@@ -217,7 +217,7 @@ def test_report_of_a_run_still_going_draws_its_curves_with_an_empty_column(tmp_p
 def test_the_cli_table_and_the_report_agree_on_per_group_metrics(tmp_path):
     """A key is a per-group row in the CLI's table exactly when `nlpcli report` draws no curve of its own for
     it (entity types may hold underscores: WORK_OF_ART)."""
-    from nlpcli.cli import metrics_tables
+    from nlpcli.commands.tables import metrics_tables
     from nlpcli.reporting.runs import plotted
 
     keys = ["eval_loss", "eval_overall_f1", "eval_overall_accuracy", "eval_PER_f1", "eval_PER_number",

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import NER_MODEL, read_json, read_jsonl, run_cli, trained_once
-from nlpcli.config import resolve_config
+from nlpcli.config_layers import resolve_config
 from nlpcli.layout import RUN_CONFIG
 from nlpcli.tasks.mlm import MlmConfig
 

@@ -47,7 +47,7 @@ def test_a_run_writes_a_model_card_with_metrics_hyperparameters_and_command(tmp_
 
 
 def test_a_hub_base_model_and_data_set_are_named(tmp_path):
-    from nlpcli.config import resolve_config
+    from nlpcli.config_layers import resolve_config
     from nlpcli.tasks import get_task
     from nlpcli.tasks.translate import TranslateConfig
 

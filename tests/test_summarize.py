@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import assert_agree, read_json, read_jsonl, run_cli, run_processes
-from nlpcli.config import resolve_config
+from nlpcli.config_layers import resolve_config
 from nlpcli.metrics.rouge import lead3_scores, rouge_scores
 from nlpcli.metrics.sentences import sentence_splitter
 from nlpcli.sources.data import SAMPLES_DIR

@@ -176,7 +176,7 @@ def test_trainer_arg_sets_the_field_and_unknown_keys_are_refused(tmp_path, monke
 
 
 def test_trainer_args_from_yaml_merge_with_the_command_line(tmp_path):
-    from nlpcli.config import resolve_config
+    from nlpcli.config_layers import resolve_config
     from nlpcli.tasks import get_task
 
     config = tmp_path / "c.yaml"
@@ -192,7 +192,7 @@ def test_both_loops_build_the_trainers_optimizer(tmp_path):
     import torch
     from transformers import BertConfig, BertForTokenClassification
 
-    from nlpcli.config import resolve_config
+    from nlpcli.config_layers import resolve_config
     from nlpcli.runner import settings
     from nlpcli.tasks import get_task
 
@@ -268,7 +268,7 @@ def test_strategy_options_are_checked_before_running(tmp_path):
 
 
 def test_torch_compile_reaches_both_loops(tmp_path):
-    from nlpcli.config import resolve_config
+    from nlpcli.config_layers import resolve_config
     from nlpcli.runner import settings
     from nlpcli.tasks import get_task
 
@@ -298,7 +298,7 @@ def test_the_run_record_carries_over_a_resume(tmp_path, loop):
 def test_an_unknown_metric_for_best_model_names_the_known_ones():
     """The refusal comes at the first evaluation (only then are the task's metric names known): checked here on
     the figures ner's evaluation reports, without training up to it."""
-    from nlpcli.config import resolve_config
+    from nlpcli.config_layers import resolve_config
     from nlpcli.errors import UserError
     from nlpcli.runner.evaluation import prefixed
     from nlpcli.runner.record import RunRecord

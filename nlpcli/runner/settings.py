@@ -56,7 +56,7 @@ def check_sharding(passed: dict[str, Any]) -> None:
     them otherwise, naming the command that works, before anything is written."""
     import os
 
-    from nlpcli.config import CONFIG_DIR
+    from nlpcli.config_layers import CONFIG_DIR
 
     for key, config in SHARDING.items():
         if not passed.get(key):

@@ -1,0 +1,116 @@
+"""`nlpcli predict`: a saved model on new input, from arguments or a --file, as a table or JSON lines; and the
+command line that asks a prediction (the demo prints it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from nlpcli import layout
+from nlpcli.commands.exits import reports_user_errors
+from nlpcli.commands.tables import print_predictions
+from nlpcli.config import MAX_SEED
+from nlpcli.console import err_console
+from nlpcli.errors import UserError
+from nlpcli.tasks import TASK_MODULES, task_class
+
+INPUT, SETTINGS, OUTPUT = "Input", "Prediction", "Output"  # the panels of `nlpcli predict --help`
+
+
+@reports_user_errors
+def predict(
+    task: str = typer.Argument(..., help=f"Task of the saved model: {', '.join(TASK_MODULES)}."),
+    model_dir: str = typer.Argument(..., help="Output folder of a training run (or any model folder)."),
+    texts: list[str] | None = typer.Argument(None, help="Input text(s)."),
+    question: str | None = typer.Option(None, help="Question (qa).", rich_help_panel=INPUT),
+    context: str | None = typer.Option(None, help="Context passage (qa).", rich_help_panel=INPUT),
+    input_file: str | None = typer.Option(
+        None, "--file", rich_help_panel=INPUT,
+        help="Inputs, one per line: a text file, a .jsonl file (see --text-column; qa: question and context), "
+        "or - for stdin.",
+    ),
+    text_column: str = typer.Option("text", help="Key of the input text in a .jsonl --file.", rich_help_panel=INPUT),
+    skip_bad_records: bool = typer.Option(
+        False, "--skip-bad-records", rich_help_panel=INPUT,
+        help="Skip (and count, on stderr) bad input lines instead of stopping.",
+    ),
+    top_k: int = typer.Option(5, help="Number of candidates (mlm).", rich_help_panel=SETTINGS),
+    max_new_tokens: int = typer.Option(50, help="Tokens to generate (clm).", rich_help_panel=SETTINGS),
+    temperature: float = typer.Option(0.0, help="Sampling temperature; 0: greedy (clm).", rich_help_panel=SETTINGS),
+    top_p: float = typer.Option(
+        1.0, help="Nucleus sampling: smallest token set of this probability (clm).", rich_help_panel=SETTINGS
+    ),
+    num_return_sequences: int = typer.Option(
+        1, help="Completions per prompt; needs --temperature > 0 (clm).", rich_help_panel=SETTINGS
+    ),
+    seed: int | None = typer.Option(
+        None, help="Seed for sampling, for reproducible completions (clm).", rich_help_panel=SETTINGS
+    ),
+    batch_size: int = typer.Option(16, help="Inputs per forward pass (ner, mlm, qa).", rich_help_panel=SETTINGS),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON instead of a table: one object per input.", rich_help_panel=OUTPUT
+    ),
+    output: Path | None = typer.Option(None, help="Write JSON lines here instead of stdout.", rich_help_panel=OUTPUT),
+) -> None:
+    """Run a saved model on new input (the task's pipeline, or generation for seq2seq tasks).
+
+    With --file: every line is an input, and the output is one JSON object per input, in input order."""
+    from nlpcli.predict_io import Inputs, read_inputs, write_json_lines
+    from nlpcli.run_folder import check_model_task
+    from nlpcli.tasks import get_task
+    from nlpcli.tasks.base import PredictRequest
+
+    if task not in TASK_MODULES:
+        raise UserError(f"Unknown task '{task}'. Known: {', '.join(TASK_MODULES)}.")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
+    if seed is not None and not 0 <= seed <= MAX_SEED:  # else a traceback from NumPy's seeding
+        raise UserError(f"--seed must be at least 0 and at most {MAX_SEED}, got {seed}.")
+    folder = Path(model_dir)
+    if not (folder / layout.MODEL_CONFIG).is_file():
+        raise UserError(f"{model_dir}: not a saved model folder (no {layout.MODEL_CONFIG}).")
+    chosen = get_task(task)
+    if input_file and (texts or question or context):
+        raise UserError("Give the input as arguments (or --question/--context) or as --file, not both.")
+    if chosen.predict_fields and texts:
+        raise UserError(f"predict {task} reads {', '.join(chosen.predict_fields)}, not text arguments.",
+                        hint=" ".join(f'--{name} "..."' for name in chosen.predict_fields) + ", or --file.")
+    check_model_task(folder, task, {name: task_class(name).model_class for name in TASK_MODULES})
+    fields = {name: name for name in chosen.predict_fields} or {"text": text_column}
+    if input_file:
+        inputs = read_inputs(input_file, fields, skip_bad_records)
+    else:
+        given = list(texts or [])
+        inputs = Inputs(records=[{"text": t} for t in given], where=[f"text {i}" for i in range(1, len(given) + 1)])
+    request = PredictRequest(texts=[r["text"] for r in inputs.records if "text" in r], question=question,
+                             context=context, top_k=top_k, max_new_tokens=max_new_tokens, temperature=temperature,
+                             top_p=top_p, num_return_sequences=num_return_sequences, seed=seed,
+                             records=inputs.records if chosen.predict_fields else [], batch_size=batch_size,
+                             where=inputs.where, skip_bad_records=skip_bad_records, skipped=list(inputs.skipped))
+    from nlpcli.runner.run import quiet_libraries
+
+    quiet_libraries()
+    table = chosen.predict(str(folder), request)
+    if request.skipped:
+        total = len(inputs.records) + len(inputs.skipped)
+        shown = ", ".join(request.skipped[:10]) + (", ..." if len(request.skipped) > 10 else "")
+        err_console.print(f"[yellow]skipped {len(request.skipped)} bad input(s) of {total}[/yellow]: {escape(shown)}",
+                          soft_wrap=True)
+    if input_file or output:
+        write_json_lines(table.per_input, output)
+        return
+    if as_json:
+        print(json.dumps(table.per_input, indent=2, ensure_ascii=False))
+        return
+    print_predictions(table)
+
+
+def predict_command(task: str, folder: Path, request: Any) -> str:
+    """The `nlpcli predict` command line that asks `request`, quoted as a shell would need it."""
+    import shlex
+
+    return shlex.join(["nlpcli", "predict", task, str(folder), *request.command_line()])
