@@ -14,10 +14,11 @@ def test_the_trainer_overrides_no_private_method():
 
     from nlpcli.runner.context import RunContext
     from nlpcli.runner.trainer import trainer_class
+    from nlpcli.tasks.base import Prepared
     from nlpcli.tasks.ner import NerConfig, NerTask
 
-    ctx = RunContext(task=NerTask(), cfg=NerConfig(), model=None, tokenizer=None, train_features=None,
-                     eval_features=None, raw_eval=None, output_dir=None, mixed_precision="no")
+    ctx = RunContext(task=NerTask(), cfg=NerConfig(), model=None, tokenizer=None, prepared=Prepared(None, None),
+                     raw_eval=None, output_dir=None, mixed_precision="no")
     ours = trainer_class(ctx)
     overridden = {name for name in vars(ours) if callable(getattr(Trainer, name, None))}
     assert overridden and not {name for name in overridden if name.startswith("_")}, sorted(overridden)
