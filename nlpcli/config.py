@@ -126,8 +126,10 @@ class RunConfig:
     early_stopping_patience: int | None = option(
         None, "Stop after N evaluations in a row without improvement of --metric-for-best-model.", at_least=1
     )
-    report_to: str = option("none", "Also log to TensorBoard (<output>/tensorboard; pip install "
-                                    "'nlpcli[tensorboard]').", choices=("none", "tensorboard"))
+    report_to: list[str] | None = option(
+        None, "Also log the training to these trackers: none, or some of tensorboard (<output>/tensorboard), wandb, "
+              "mlflow, trackio, comet_ml, clearml, dvclive, swanlab (comma-separated; a YAML list).",
+    )
     optim: str = option("adamw_torch_fused", "Optimizer, by transformers' OptimizerNames (adamw_torch, "
                                              "adamw_torch_fused, adafactor, ...).")
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, "

@@ -39,6 +39,20 @@ os.environ.update({name: "1" for name in OFFLINE_VARIABLES})
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="nlpcli-test-hf-home-")  # empty cache, no stored token
 atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# Experiment trackers (--report-to): offline, writing under a fresh folder (never the repository or the home
+# folder), with no account, project or run of the shell's. A test reads them back from TRACKERS_DIR.
+for _name in [name for name in os.environ if name.startswith(("WANDB_", "MLFLOW_", "TRACKIO_", "COMET_"))]:
+    os.environ.pop(_name)
+TRACKERS_DIR = Path(tempfile.mkdtemp(prefix="nlpcli-test-trackers-"))
+atexit.register(shutil.rmtree, TRACKERS_DIR, ignore_errors=True)
+os.environ.update({
+    "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true", "WANDB_DIR": str(TRACKERS_DIR),
+    "WANDB_DATA_DIR": str(TRACKERS_DIR / "wandb-data"), "WANDB_CACHE_DIR": str(TRACKERS_DIR / "wandb-cache"),
+    "WANDB_CONFIG_DIR": str(TRACKERS_DIR / "wandb-config"),
+    "MLFLOW_TRACKING_URI": (TRACKERS_DIR / "mlruns").as_uri(), "MLFLOW_ALLOW_FILE_STORE": "true",
+    "TRACKIO_DIR": str(TRACKERS_DIR / "trackio"), "COMET_MODE": "offline",
+    "COMET_OFFLINE_DIRECTORY": str(TRACKERS_DIR / "comet"),
+})
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # One thread everywhere (this process and every process it starts): float sums then do not depend on
 # the machine's core count or load, and two pytest workers share a 2-core machine without contention.

@@ -64,9 +64,9 @@ def test_training_lines_go_to_the_file_the_progress_and_the_tracker(tmp_path):
                  "samples_per_second": None}]
     assert read_history(tmp_path / HISTORY_FILE) == expected
     assert progress.training == expected
-    # no step or epoch among the scalars, and no value that was not measured
-    assert tracked == [(3, {"loss": 2.5, "learning_rate": 1e-3, "samples_per_second": 12.5}),
-                       (6, {"loss": 2.0, "learning_rate": 5e-4, "grad_norm": 0.9})]
+    # the step as the tracker's step, not among the scalars, and no value that was not measured
+    assert tracked == [(3, {"epoch": 0.6667, "loss": 2.5, "learning_rate": 1e-3, "samples_per_second": 12.5}),
+                       (6, {"epoch": 1.2, "loss": 2.0, "learning_rate": 5e-4, "grad_norm": 0.9})]
 
 
 def test_evaluation_lines_keep_numeric_eval_figures_without_timings(tmp_path):
@@ -85,7 +85,7 @@ def test_evaluation_lines_keep_numeric_eval_figures_without_timings(tmp_path):
                                                      {"step": 10, "epoch": 2.0, **shown}]
     assert progress.evaluations == [("step 4 (epoch 0.80)", shown), ("before training", shown),
                                     ("evaluation", shown)]
-    assert tracked == [(4, shown), (0, shown), (10, shown)]
+    assert tracked == [(4, {"epoch": 0.8, **shown}), (0, {"epoch": 0.0, **shown}), (10, {"epoch": 2.0, **shown})]
 
 
 def test_eval_only_labels_its_one_evaluation_as_an_evaluation(tmp_path):

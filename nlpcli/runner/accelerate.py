@@ -22,7 +22,7 @@ from nlpcli import layout
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.metrics.kinds import BEFORE_SUFFIX
-from nlpcli.runner import checkpoints, optimization, settings
+from nlpcli.runner import checkpoints, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
@@ -68,7 +68,7 @@ class AccelerateLoop:
 
         self.ctx = ctx
         cfg = ctx.cfg
-        tensorboard = cfg.report_to == "tensorboard" and not cfg.eval_only
+        self.trackers = trackers.chosen(cfg)
         # first: building TrainingArguments resets accelerate's shared state, which an Accelerator then sets up
         self.args = settings.training_arguments(cfg, str(ctx.output_dir), ctx.mixed_precision)
         self.accelerator = Accelerator(
@@ -78,8 +78,7 @@ class AccelerateLoop:
             # seeded per-epoch shuffles: a run resumed mid-epoch sees the batches it had not seen yet
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
             **settings.accelerator_options(cfg),
-            log_with="tensorboard" if tensorboard else None,
-            project_dir=str(ctx.output_dir) if tensorboard else None,
+            log_with=trackers.accelerate_log_with(self.trackers, ctx.output_dir) or None,
         )
         self.collator = ctx.task.collator(ctx.tokenizer, ctx.model, cfg)
         self.eval_loader = DataLoader(
@@ -88,7 +87,7 @@ class AccelerateLoop:
             collate_fn=self.collator,
             generator=loader_generator(cfg.seed),
         )
-        self.run_log = RunLog(ctx.output_dir, TrainingProgress(), self._track if tensorboard else None, cfg.eval_only)
+        self.run_log = RunLog(ctx.output_dir, TrainingProgress(), self._track if self.trackers else None, cfg.eval_only)
         self.loss_fn = ctx.prepared.training_loss
         self.last_evaluation: tuple[int, dict[str, Any]] | None = None  # (step, metrics) of the latest one
         self.losses = LossTotal(RunRecord())  # its record: train loss, evaluations, best model, early stop
@@ -168,8 +167,11 @@ class AccelerateLoop:
             start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
             self.losses.record = RunRecord.load(found[0])
         self.run_log.start(step if found is not None else None)
-        if self.run_log.tracker is not None:
-            accelerator.init_trackers(layout.TENSORBOARD)
+        if self.trackers:
+            accelerator.init_trackers(
+                trackers.accelerate_project(self.trackers), trackers.run_config(self.args, ctx.model),
+                trackers.accelerate_init_kwargs(self.trackers, trackers.run_name(ctx.output_dir)),
+            )
         if before:
             metrics.update(before_training(ctx.output_dir, resume, lambda: self.evaluate(model, eval_loader)))
             if not (resume and found is not None):
@@ -218,7 +220,7 @@ class AccelerateLoop:
         self._save_model(model, step)
         self.losses.settle(accelerator)
         finish_training(ctx, self.losses, step, best is not None)
-        if self.run_log.tracker is not None:
+        if self.trackers:
             accelerator.end_training()
         if accelerator.is_main_process:
             checkpoints.remove_staging_root(ctx.output_dir)

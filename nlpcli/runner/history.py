@@ -1,6 +1,6 @@
 """What a training run reports as it goes, the same from both loops: `log_history.jsonl` in the output
-folder (one JSON object per logging interval and per evaluation), the progress display, and TensorBoard
-for the Accelerate loop (the Trainer loop uses transformers' own TensorBoard callback).
+folder (one JSON object per logging interval and per evaluation), the progress display, and the Accelerate
+loop's trackers (--report-to: the same keys, epoch included; the Trainer loop uses transformers' callbacks).
 
 A training line: {"step", "epoch", "loss", "learning_rate", "grad_norm", "samples_per_second"}; an
 evaluation line: {"step", "epoch", "eval_...": ...}. A resumed run first drops the lines past the
@@ -56,13 +56,14 @@ class RunLog:
         self._append(record)
         self.progress.log_training(record)
         if self.tracker is not None:
-            self.tracker({k: v for k, v in record.items() if k not in ("step", "epoch") and v is not None}, step)
+            self.tracker({k: v for k, v in record.items() if k != "step" and v is not None}, step)
 
     def evaluation(self, step: int, epoch: float | None, metrics: dict[str, Any], training: bool) -> None:
         shown = {k: v for k, v in metrics.items()
                  if metric_kind(k).split == "eval" and not metric_kind(k).timing and isinstance(v, int | float)}
-        self._append({"step": step, "epoch": round(epoch or 0.0, 4), **shown})
+        record = {"step": step, "epoch": round(epoch or 0.0, 4), **shown}
+        self._append(record)
         label = "evaluation" if self.eval_only else evaluation_label(step, epoch, training)
         self.progress.log_evaluation(label, shown)
         if self.tracker is not None:
-            self.tracker(shown, step)
+            self.tracker({k: v for k, v in record.items() if k != "step"}, step)

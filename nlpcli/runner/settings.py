@@ -11,7 +11,7 @@ from typing import Any
 
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
-from nlpcli.runner import devices, optimization
+from nlpcli.runner import devices, optimization, trackers
 
 # TrainingArguments fields nlpcli sets itself from how it runs: a pass-through value would break a guarantee
 MANAGED = {
@@ -74,7 +74,7 @@ def check_sharding(passed: dict[str, Any]) -> None:
 def check_training_settings(cfg: RunConfig) -> None:
     """Refuse, before any data is read, what neither loop can run: unknown or managed `--trainer-arg` keys
     (naming the closest fields), pass-through keys the Accelerate loop cannot honour, an unknown `--optim`,
-    --group-by-length on a stream, and TensorBoard without its package."""
+    --group-by-length on a stream, and an unknown tracker or one without its package."""
     passed = cfg.trainer_args or {}
     if passed:
         known = training_argument_names()
@@ -102,9 +102,7 @@ def check_training_settings(cfg: RunConfig) -> None:
         raise UserError("--group-by-length sorts a whole training set by length; a --streaming one is read as it "
                         "comes: drop one of them.")
     devices.check_precision_request(cfg.precision)
-    if cfg.report_to == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
-        raise UserError("--report-to tensorboard needs the tensorboard package.",
-                        hint="pip install 'nlpcli[tensorboard]'")
+    trackers.check(cfg.report_to)
 
 
 def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str) -> Any:
@@ -140,7 +138,9 @@ def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str) ->
         bf16=mixed_precision == "bf16",
         use_cpu=not torch.cuda.is_available(),
         logging_steps=cfg.logging_steps,
-        report_to="none",  # TensorBoard is added as the Trainer's own callback, writing to <output>/tensorboard
+        report_to=trackers.trainer_report_to(trackers.chosen(cfg)),  # TensorBoard: nlpcli's callback (trainer.py)
+        run_name=trackers.run_name(output_dir),
+        project=trackers.PROJECT,
         remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
         average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do
         disable_tqdm=True,

@@ -10,7 +10,7 @@ from typing import Any
 
 from nlpcli import layout
 from nlpcli.console import say
-from nlpcli.runner import checkpoints, optimization, settings
+from nlpcli.runner import checkpoints, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
@@ -215,8 +215,10 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(checkpoint_callback(ctx, losses, trainer))
     trainer.add_callback(monitor_callback(run_log, record, ctx, trainer))
-    if ctx.cfg.report_to == "tensorboard" and not ctx.cfg.eval_only and is_main_process():  # as the other loop
+    if "tensorboard" in trackers.chosen(ctx.cfg) and is_main_process():  # as the other loop
         trainer.add_callback(tensorboard_callback(ctx))
+    trackers.set_project(trackers.chosen(ctx.cfg))
+    trainer.end_trackers = trackers.adapt_trainer_callbacks(trainer)  # called after the final evaluation
     guard.accelerator = trainer.accelerator
     trainer.add_callback(trainer_guard_callback(guard))  # last: it overrides the others' save/evaluate
     return trainer, run_log, losses
@@ -295,6 +297,7 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         metrics.update(last_eval)
     else:
         metrics.update(trainer.evaluate())
+    trackers.end_trainer_runs(trainer.end_trackers, trackers.chosen(ctx.cfg))
     finish_training(ctx, losses, step, best is not None)
     return metrics
 
