@@ -105,9 +105,9 @@ def check_training_settings(cfg: RunConfig) -> None:
     trackers.check(cfg.report_to)
 
 
-def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str) -> Any:
+def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str, run_folder: str | None = None) -> Any:
     """The TrainingArguments both loops train by: the Trainer runs on them, the Accelerate loop takes its
-    optimizer from them."""
+    optimizer from them. `run_folder` (default: `output_dir`) names the trackers' run."""
     import torch
     from transformers import TrainingArguments
 
@@ -139,7 +139,7 @@ def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str) ->
         use_cpu=not torch.cuda.is_available(),
         logging_steps=cfg.logging_steps,
         report_to=trackers.trainer_report_to(trackers.chosen(cfg)),  # TensorBoard: nlpcli's callback (trainer.py)
-        run_name=trackers.run_name(output_dir),
+        run_name=trackers.run_name(run_folder or output_dir),
         project=trackers.PROJECT,
         remove_unused_columns=False,  # the runner drops them itself (RunContext.model_inputs), as for Accelerate
         average_tokens_across_devices=False,  # per-process mean loss, as the Accelerate loop (and DDP) do

@@ -24,7 +24,8 @@ def training_arguments(ctx: RunContext) -> Any:
     """The run's TrainingArguments, whose `output_dir` is the output folder's staging folder: the Trainer writes
     each checkpoint there, and `checkpoint_callback` renames it into the output folder once complete. (The
     final model is saved into the output folder by name.)"""
-    return settings.training_arguments(ctx.cfg, str(checkpoints.staging_root(ctx.output_dir)), ctx.mixed_precision)
+    return settings.training_arguments(ctx.cfg, str(checkpoints.staging_root(ctx.output_dir)), ctx.mixed_precision,
+                                       run_folder=str(ctx.output_dir))
 
 
 def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossTotal | None = None) -> type:
