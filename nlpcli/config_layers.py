@@ -29,7 +29,8 @@ PRESET_DIR = CONFIG_DIR / "presets"  # a model preset's own defaults (e.g. a ran
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 TASK_DEFAULTS = "task defaults"  # the origin of a value from configs/<task>.yaml
 
-# TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` sets the option (both loops honour it)
+# TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` is refused naming the option (one way
+# to say each thing, which both loops honour)
 TRAINER_ARG_OPTIONS = {
     "learning_rate": "learning_rate", "weight_decay": "weight_decay", "num_train_epochs": "epochs",
     "max_steps": "max_steps", "warmup_steps": "warmup_steps", "warmup_ratio": "warmup_ratio",
@@ -41,32 +42,23 @@ TRAINER_ARG_OPTIONS = {
     "load_best_model_at_end": "load_best_model_at_end", "metric_for_best_model": "metric_for_best_model",
     "greater_is_better": "greater_is_better", "optim": "optim", "gradient_checkpointing": "gradient_checkpointing",
     "torch_compile": "torch_compile", "group_by_length": "group_by_length", "report_to": "report_to",
+    "push_to_hub": "push_to_hub", "hub_model_id": "hub_model_id", "hub_strategy": "hub_strategy",
+    "hub_private_repo": "hub_private", "resume_from_checkpoint": "resume", "fp16": "precision", "bf16": "precision",
 }
 
 
-def _trainer_args_as_options(cls: type[RunConfig], layer: dict[str, Any], source: str) -> dict[str, Any]:
-    """The layer with its `trainer_args` that name an nlpcli option moved onto that option (so both loops honour
-    them); a field given both ways in one layer is refused."""
-    if layer.get("trainer_args") is None:
-        return layer
-    out = {k: v for k, v in layer.items() if k != "trainer_args"}
-    passed = {}
-    for name, value in coerce(cls, "trainer_args", layer["trainer_args"], source).items():
-        option_key = TRAINER_ARG_OPTIONS.get(name)
-        if option_key is None:
-            passed[name] = value
-        elif out.get(option_key) is not None:
-            raise UserError(f"{source}: {flag(option_key)} is given twice (also as --trainer-arg {name}); give one.")
-        else:
-            out[option_key] = value
-    if passed:
-        out["trainer_args"] = passed
-    return out
+def _check_trainer_args(cls: type[RunConfig], layer: dict[str, Any], source: str) -> None:
+    """Refuse a `trainer_args` field that is an nlpcli option, naming the option."""
+    for name in coerce(cls, "trainer_args", layer["trainer_args"], source) if layer.get("trainer_args") else ():
+        if name in TRAINER_ARG_OPTIONS:
+            raise UserError(f"{source}: --trainer-arg {name}: nlpcli has an option for it; use "
+                            f"{flag(TRAINER_ARG_OPTIONS[name])} (both loops honour it).")
 
 
 def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
-    for key, value in _trainer_args_as_options(cls, layer, source).items():
+    _check_trainer_args(cls, layer, source)
+    for key, value in layer.items():
         if key not in known:
             raise UserError(
                 f"{source}: unknown config key '{key}'.", hint=f"Known keys: {', '.join(sorted(known))}."

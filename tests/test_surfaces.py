@@ -36,8 +36,21 @@ def test_every_task_model_class_has_its_public_table():
     assert "bert" not in model_types("AutoModelForSeq2SeqLM") and model_types("AutoModelForNothing") == {}
 
 
-@pytest.mark.parametrize("name", ["output_dir", "push_to_hub"])
-def test_the_trainer_output_folder_and_hub_push_are_nlpcli_options(name):
+@pytest.mark.parametrize(("name", "option"), [("output_dir", "--output-dir"), ("push_to_hub", "--push-to-hub"),
+                                              ("hub_model_id", "--hub-model-id"), ("hub_private_repo", "--hub-private"),
+                                              ("report_to", "--report-to"), ("seed", "--seed"),
+                                              ("learning_rate", "--learning-rate"), ("fp16", "--precision"),
+                                              ("resume_from_checkpoint", "--resume")])
+def test_a_trainer_arg_that_is_an_nlpcli_option_is_refused_naming_it(name, option):
+    from nlpcli.config_layers import resolve_config
+    from nlpcli.tasks.ner import NerConfig
+
+    with pytest.raises(UserError, match=f"--trainer-arg {name}: nlpcli has an option for it; use {option} "):
+        resolve_config(NerConfig, "ner", cli_values={"trainer_args": [f"{name}=x"]})
+
+
+@pytest.mark.parametrize("name", ["disable_tqdm", "run_name", "use_cpu"])
+def test_a_trainer_arg_nlpcli_sets_itself_is_refused(name):
     from nlpcli.runner.settings import check_training_settings
 
     with pytest.raises(UserError, match="nlpcli sets this itself"):

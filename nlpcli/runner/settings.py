@@ -13,19 +13,17 @@ from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.runner import devices, optimization, trackers
 
-# TrainingArguments fields nlpcli sets itself from how it runs: a pass-through value would break a guarantee
+# TrainingArguments fields nlpcli sets itself from how it runs: a pass-through value would break a guarantee (the
+# fields that are nlpcli options are refused by config_layers.TRAINER_ARG_OPTIONS, naming the option)
 MANAGED = {
     "remove_unused_columns": "the runner drops the columns the model does not take",
     "disable_tqdm": "nlpcli shows its own progress",
     "use_cpu": "nlpcli picks the device",
     "logging_nan_inf_filter": "a non-finite loss must stop the run",
     "average_tokens_across_devices": "both loops average the loss per process",
-    "fp16": "use --precision", "bf16": "use --precision",
-    "resume_from_checkpoint": "use --resume",
     "logging_dir": "TensorBoard logs go to <output>/tensorboard",
     "train_sampling_strategy": "use --group-by-length",
-    "output_dir": "use --output-dir; the Trainer writes its checkpoints into a staging folder there",
-    "push_to_hub": "use --push-to-hub",
+    "run_name": "trackers name the run after the output folder",
 }
 
 
