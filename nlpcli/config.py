@@ -99,7 +99,8 @@ class RunConfig:
         at_most=MAX_SEED,
     )
     precision: str = option(
-        "auto", "auto: fp16 on CUDA, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
+        "auto", "auto: the launcher's mixed precision if it set one, else bf16 on GPUs that support it, fp16 on "
+        "other GPUs, fp32 on CPU.", choices=("auto", "fp32", "fp16", "bf16")
     )
     resume: str = option(
         "no", "yes (or a bare --resume): continue from the newest complete checkpoint in the output folder; auto: "

@@ -13,7 +13,7 @@ def describe_environment() -> dict[str, Any]:
     """The facts, keyed in snake_case (`nlpcli env --json` prints them as they are)."""
     import torch
 
-    from nlpcli.runner.devices import device_name
+    from nlpcli.runner.devices import device_name, precision_name, resolve_precision
     from nlpcli.runner.report import library_versions
 
     cuda = torch.cuda.is_available()
@@ -25,7 +25,7 @@ def describe_environment() -> dict[str, Any]:
         **{f"version_{name}": version for name, version in library_versions().items()},
         "device": device_name(),
         "gpus": torch.cuda.device_count() if cuda else 0,
-        "default_precision": "fp16" if cuda else "fp32",
+        "default_precision": precision_name(resolve_precision("auto")),  # what --precision auto picks here
         "bf16_available": bool(cuda and torch.cuda.is_bf16_supported()),
         "hugging_face_hub": hub_state,
         "hf_cache": os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")),
