@@ -77,6 +77,9 @@ def chunk_split(data: Any, split: str, where: str, tokenizer: Any, how: Chunking
             lambda: ({"input_ids": block} for block in pack_blocks(
                 (ids for batch in tokens.iter(batch_size=TOKENIZER_BATCH) for ids in batch["input_ids"]), length)),
             features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))}),
+            # a private name on purpose: datasets (5.2) has no public accessor for a dataset's fingerprint, which
+            # names the packed cache after its input so every DDP process reads the same one; replace it when
+            # datasets offers one
             fingerprint=Hasher.hash(("clm-pack", tokens._fingerprint, length)),
         )
     else:
