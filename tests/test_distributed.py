@@ -58,7 +58,8 @@ def test_ddp_training_on_cpu(tmp_path, loop):
     assert result.returncode == 0, result.stderr[-3000:]
     assert [row["tokens"] for row in read_jsonl(out / "test_predictions.jsonl")] == [["Bill", "met", "Paris"],
                                                                                      ["CHICAGO", "AT", "ATLANTA"]]
-    assert read_json(out / "run.json")["world_size"] == 2 and read_json(out / "run.json")["precision"] == "fp32"
+    info = read_json(out / "run.json")
+    assert (info["world_size"], info["distributed"], info["precision"]) == (2, "MULTI_CPU", "fp32")
     history = read_jsonl(out / "log_history.jsonl")  # written once, by the main process
     assert [(r["step"], "loss" in r) for r in history] == [(1, True), (1, False), (2, True), (2, False)]
     assert read_json(out / "run.json")["train_samples_seen"] == 2 * 2 * 2  # 2 steps x 2 processes x batch 2

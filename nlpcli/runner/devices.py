@@ -6,6 +6,7 @@ the launcher is refused before anything runs."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from nlpcli.console import warn
 from nlpcli.errors import UserError
@@ -68,6 +69,18 @@ def resolve_precision(requested: str, model_type: str | None = None) -> str:
 def precision_name(mixed_precision: str) -> str:
     """How run.json, the header and the model card name accelerate's value: fp32, fp16 or bf16."""
     return NAMES.get(mixed_precision, mixed_precision)
+
+
+def distributed_type(state: Any) -> str:
+    """How the processes ran, as accelerate names it: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ... Once a loop
+    has built its Accelerator, that one's (on a CPU, accelerate runs an FSDP or DeepSpeed config as MULTI_CPU:
+    DDP over gloo); before, `state`'s (a PartialState)."""
+    from accelerate.state import AcceleratorState
+
+    try:
+        return AcceleratorState().distributed_type.value
+    except ValueError:  # accelerate's answer while no Accelerator exists yet
+        return state.distributed_type.value
 
 
 def device_name() -> str:

@@ -190,13 +190,13 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
             output_dir: Path) -> RunContext:
     """What the loop is handed, with the run report started: what ran where, the sample counts and what reading
     and preparing the data reported."""
-    from nlpcli.runner.devices import device_name, resolve_precision
+    from nlpcli.runner.devices import device_name, distributed_type, resolve_precision
 
     precision = resolve_precision(cfg.precision, getattr(built.model.config, "model_type", None))
     prepared = built.prepared
     report = RunReport(
         header={"task": task.name, "model": cfg.model, "loop": cfg.loop, "eval_only": cfg.eval_only,
-                "world_size": state.num_processes, "device": device_name(),
+                "world_size": state.num_processes, "distributed": distributed_type(state), "device": device_name(),
                 "precision": precision_name(precision), "seed": cfg.seed},
         samples={"train_examples": count(run_data.raw.get("train")), "train_samples": count(prepared.train),
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
@@ -238,8 +238,13 @@ def run_loop(ctx: RunContext) -> dict[str, Any]:
 
 def write_results(ctx: RunContext, metrics: dict[str, Any], started: float, on_saved: RunHook | None) -> None:
     """metrics.json, run.json (the run report), the model card and what `on_saved` adds (main process only)."""
+    from accelerate.state import PartialState
+
+    from nlpcli.runner.devices import distributed_type
+
     output_dir = ctx.output_dir
     write_text_atomic(output_dir / layout.METRICS, json.dumps(metrics, indent=2, allow_nan=False))
+    ctx.report.header["distributed"] = distributed_type(PartialState())  # the loop's Accelerator: what ran
     info = ctx.report.as_json(started)
     write_text_atomic(output_dir / layout.RUN_INFO, json.dumps(info, indent=2))
     write_example_script_results(output_dir, metrics, info)
