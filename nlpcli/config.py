@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from nlpcli import layout, run_folder
+from nlpcli import run_folder
 from nlpcli.config_args import RESUME_CHOICES
 from nlpcli.config_fields import option
 from nlpcli.config_values import coerce
@@ -104,8 +104,8 @@ class RunConfig:
     )
     resume: str = option(
         "no", "yes (or a bare --resume): continue from the newest complete checkpoint in the output folder; auto: "
-        "the same when there is one, else start a new run (one command line starts and restarts a job).",
-        choices=RESUME_CHOICES,
+        "the same when there is one, else start a new run (one command line starts and restarts a job); PATH: "
+        "continue from that checkpoint-<step> folder of the run (its folder is the output folder).",
     )
     overwrite: bool = option(False, "Delete what the output folder holds (a finished run, checkpoints) first.")
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
@@ -248,7 +248,7 @@ def check_model_selection(cfg: RunConfig) -> None:
 def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:
     """The settings a run saved beside its model (nlpcli_config.yaml), or the defaults; keys `cls` does not
     know are left out."""
-    path = Path(folder) / layout.RUN_CONFIG
+    path = run_folder.settings_file(folder)
     saved = run_folder.saved_settings(folder) or {}
     known = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: coerce(cls, k, v, str(path)) for k, v in saved.items() if k in known})
@@ -256,6 +256,11 @@ def saved_config(cls: type[RunConfig], folder: str | Path) -> RunConfig:
 
 def resuming(cfg: RunConfig) -> bool:
     return cfg.resume != "no"
+
+
+def resume_checkpoint(cfg: RunConfig) -> Path | None:
+    """The checkpoint folder `--resume PATH` names; None for yes, auto and no."""
+    return None if cfg.resume in RESUME_CHOICES else Path(cfg.resume).expanduser()
 
 
 def save_config(cfg: RunConfig, path: Path, task: str | None = None) -> None:

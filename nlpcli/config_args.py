@@ -46,12 +46,12 @@ def parse_set_options(pairs: list[str]) -> dict[str, str]:
 
 def with_resume_values(args: list[str]) -> list[str]:
     """The command line with a bare `--resume` read as `--resume yes` and `--no-resume` as `--resume no`
-    (the option also takes `auto`)."""
+    (the option also takes `auto`, or a checkpoint folder: any value that is not an option)."""
     out: list[str] = []
     for index, arg in enumerate(args):
         if arg == "--no-resume":
             out += ["--resume", "no"]
-        elif arg == "--resume" and (index + 1 == len(args) or args[index + 1] not in RESUME_CHOICES):
+        elif arg == "--resume" and (index + 1 == len(args) or args[index + 1].startswith("-")):
             out += ["--resume", "yes"]
         else:
             out.append(arg)

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from nlpcli import layout, run_folder
+from nlpcli import run_folder
 from nlpcli.config import ORIGINS, RunConfig, check_model_selection
 from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
@@ -87,7 +87,7 @@ def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> t
     saved = run_folder.saved_settings(str(model))
     if saved is None:
         return {}, ""
-    path = Path(str(model)) / layout.RUN_CONFIG
+    path = run_folder.settings_file(str(model))
     values = run_folder.check_task_of_file(saved, task_name, str(path))
     fields = {f.name: f for f in dataclasses.fields(cls)}
     layer = {k: v for k, v in values.items() if k in fields and k not in NOT_EVALUATED_KEYS}

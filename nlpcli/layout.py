@@ -9,8 +9,9 @@ A run folder holds the saved model (transformers' own files, named below as tran
 - `metrics_before.json`, `eval_predictions_before.jsonl`: the evaluation before training;
 - `eval_predictions.jsonl`, `test_predictions.jsonl`: one row per evaluated example;
 - `log_history.jsonl`, `curves.png`, `tensorboard/`: what the run logged as it went, and its curves;
-- `checkpoint-<step>/`, each written in `.checkpoints.partial/` and renamed into place once complete; in each,
-  the loop's state (`trainer_state.json` or `nlpcli_state.json`) and the run record (`nlpcli_record.json`);
+- `checkpoint-<step>/`, each written in `.checkpoints.partial/` and renamed into place once complete; each is a
+  saved model (both loops), with the loop's state (`trainer_state.json` or `nlpcli_state.json`) and the run
+  record (`nlpcli_record.json`);
 - `preset-tokenizer/`: the tokenizer a preset fitted to this run's text; `.nlpcli.lock`: the running run's lock.
 
 Imports nothing from nlpcli, so every layer may use it.

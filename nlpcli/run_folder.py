@@ -1,7 +1,7 @@
 """What a run folder says about itself: the task it was trained for and the settings it saved.
 
 A run saves its resolved configuration, with its task name, as `nlpcli_config.yaml`; `saved_settings` is
-the one reader of that file. It is read back in three places:
+the one reader of that file (a checkpoint folder is described by its run folder's). It is read back in three places:
 - `--eval-only --model RUN_DIR`: the saved settings become a config layer between the task defaults and
   `--config` (task options, and the data unless a later layer names data), so a SQuAD v2 run is evaluated
   as v2 on the data it used (`config.saved_run_layer`);
@@ -27,10 +27,20 @@ TASK_KEY = "task"
 RUN_ONLY_KEYS = ("output_dir", "resume", "overwrite")  # what the run that wrote the folder did with it
 
 
+def settings_file(folder: str | Path) -> Path:
+    """The nlpcli_config.yaml that describes `folder`: its own, or for a checkpoint (`checkpoint-<step>`, which
+    holds a model but no settings of its own) its run folder's."""
+    folder = Path(folder)
+    own = folder / layout.RUN_CONFIG
+    if not own.is_file() and layout.checkpoint_step(folder.name) is not None:
+        return folder.parent / layout.RUN_CONFIG
+    return own
+
+
 def saved_settings(folder: str | Path) -> dict[str, Any] | None:
-    """The keys a run folder's nlpcli_config.yaml holds (its task included); None when it has none. The one
-    reader of that file."""
-    path = Path(folder) / layout.RUN_CONFIG
+    """The keys a run folder's (or a checkpoint's run folder's) nlpcli_config.yaml holds (its task included);
+    None when it has none. The one reader of that file."""
+    path = settings_file(folder)
     return read_yaml(path) if path.is_file() else None
 
 
@@ -102,7 +112,7 @@ def check_model_task(folder: str | Path, task_name: str, model_classes: dict[str
     recorded = saved_task(folder)
     if recorded is not None:
         if recorded != task_name:
-            raise UserError(f"{folder} holds a model trained for {recorded} (its {layout.RUN_CONFIG} says task: "
+            raise UserError(f"{folder} holds a model trained for {recorded} ({settings_file(folder)} says task: "
                             f"{recorded}), not for {task_name}.", hint=f"Use nlpcli predict {recorded} {folder} ...")
         return
     found = architectures(folder)

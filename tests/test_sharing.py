@@ -152,6 +152,8 @@ def test_push_uploads_each_checkpoint_then_the_saved_folder(tmp_path, fake_hub, 
         assert sorted(u["folder"].name for u in during) == saved == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
         assert {u["path_in_repo"] for u in during} == {"last-checkpoint"}
         assert all("model.safetensors" in u["files"] for u in during)
+        # a model the Hub can load, whichever loop wrote it
+        assert all({"config.json", "tokenizer.json"} <= set(u["files"]) for u in during)
     else:
         assert during == []
     assert final["folder"] == out and final["path_in_repo"] is None

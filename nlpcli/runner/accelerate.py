@@ -166,6 +166,7 @@ class AccelerateLoop:
             accelerator.load_state(str(found[0]))
             start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
             self.losses.record = RunRecord.load(found[0])
+            say(checkpoints.resuming_line(found[0], step, start_epoch + skip / self.epoch_length))
         self.run_log.start(step if found is not None else None)
         if self.trackers:
             accelerator.init_trackers(
@@ -317,7 +318,9 @@ class AccelerateLoop:
             staging.parent.mkdir(parents=True, exist_ok=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(staging))
-        accelerator.wait_for_everyone()
+        # a model folder too, as the Trainer's checkpoints are (predict, --eval-only, --push-to-hub take it): the
+        # same weights, now under transformers' names, which load_state reads back as they are
+        self._save_pretrained(model, staging)
         if accelerator.is_main_process:  # complete, then in place in one rename: never half a checkpoint
             self.record.save(staging)
             (staging / layout.LOOP_STATE).write_text(json.dumps(position))
@@ -327,16 +330,19 @@ class AccelerateLoop:
         accelerator.wait_for_everyone()
 
     def _save_model(self, model: Any, step: int) -> None:
-        accelerator = self.accelerator
-        if not weights_finite(accelerator, model):
+        if not weights_finite(self.accelerator, model):
             raise non_finite_loss(step, self.ctx.output_dir)
+        self._save_pretrained(model, self.ctx.output_dir)
+
+    def _save_pretrained(self, model: Any, folder: Path) -> None:
+        """The model (`save_pretrained` of the unwrapped model) and its tokenizer, into `folder`."""
+        accelerator = self.accelerator
         accelerator.wait_for_everyone()
         unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(
-            str(self.ctx.output_dir), is_main_process=accelerator.is_main_process, save_function=accelerator.save
-        )
+        unwrapped.save_pretrained(str(folder), is_main_process=accelerator.is_main_process,
+                                  save_function=accelerator.save)
         if accelerator.is_main_process:
-            self.ctx.tokenizer.save_pretrained(str(self.ctx.output_dir))
+            self.ctx.tokenizer.save_pretrained(str(folder))
         accelerator.wait_for_everyone()
 
 

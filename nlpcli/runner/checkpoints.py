@@ -35,6 +35,11 @@ def latest(output_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def resuming_line(checkpoint: Path, step: int, epoch: float) -> str:
+    """The one line each loop prints when it resumes: from which checkpoint, at which step and epoch."""
+    return f"resuming from {checkpoint.name} (step {step}, epoch {epoch:.2f})"
+
+
 def staging_root(output_dir: Path) -> Path:
     """The hidden folder of `output_dir` where checkpoints are written before they count (and deleted after)."""
     return output_dir / layout.STAGING

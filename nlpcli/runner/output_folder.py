@@ -4,6 +4,11 @@
 - A folder that holds an earlier run (a saved model, complete checkpoints or metrics.json) is refused unless
   the run continues it (--resume), only evaluates (--eval-only), or replaces it (--overwrite clears it
   first). --resume with no complete checkpoint starts from the beginning, with a warning.
+- `--resume PATH` names a complete `checkpoint-<step>` folder of this run (the output folder is its parent):
+  anything else (not a checkpoint, one cut short, another loop's, another folder's, or one whose run folder
+  saved another task or model) is refused before anything runs. The checkpoints newer than it are of the
+  training it replaces: they go once the folder is locked (`drop_newer`), so that neither rotation nor a
+  later --resume mistakes them for this run's.
 - A run holds `<output>/.nlpcli.lock` (pid, host, start time) for its whole life. A second run into the
   same folder is refused, naming the first; a lock left by a process that no longer exists on this host
   is taken over with a warning.
@@ -19,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from nlpcli import layout
-from nlpcli.config import resuming
+from nlpcli import layout, run_folder
+from nlpcli.config import resume_checkpoint, resuming
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.runner import checkpoints
@@ -32,7 +37,70 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def check_output_dir(output_dir: Path, cfg: Any) -> None:
+def output_dir_of(cfg: Any) -> Path | None:
+    """--output-dir, or the run folder of the checkpoint `--resume PATH` names; None: neither (a new folder)."""
+    if cfg.output_dir:
+        return Path(cfg.output_dir)
+    checkpoint = resume_checkpoint(cfg)
+    return checkpoint.parent if checkpoint is not None else None
+
+
+def _same_model(saved: Any, model: str) -> bool:
+    if str(saved) == model:
+        return True
+    saved_path, path = Path(str(saved)).expanduser(), Path(model).expanduser()
+    return saved_path.exists() and path.exists() and saved_path.resolve() == path.resolve()
+
+
+def check_resume_checkpoint(checkpoint: Path, output_dir: Path, cfg: Any, task_name: str) -> None:
+    """Refuse a `--resume PATH` that this run cannot continue from (see the module docstring)."""
+    given = f"--resume {checkpoint}"
+    if not checkpoint.exists():
+        raise UserError(f"{given}: no such folder.")
+    if layout.checkpoint_step(checkpoint.name) is None or not checkpoint.is_dir():
+        raise UserError(f"{given} is not a checkpoint: --resume takes yes, auto, no or a "
+                        f"{layout.CHECKPOINT_PREFIX}<step> folder of the run.")
+    if checkpoint.absolute().parent.name == layout.STAGING:
+        raise UserError(f"{given} is not complete: its save was cut short (complete checkpoints are "
+                        f"{layout.CHECKPOINT_PREFIX}<step> folders of the run folder).")
+    states = {"trainer": layout.TRAINER_STATE, "accelerate": layout.LOOP_STATE}
+    written_by = [loop for loop, name in states.items() if (checkpoint / name).is_file()]
+    if not written_by:
+        raise UserError(f"{given} is not complete: it holds no {' or '.join(states.values())}.")
+    if cfg.loop not in written_by:
+        raise UserError(f"{given} was written by the {written_by[0]} loop, not the {cfg.loop} one.",
+                        hint=f"Resume it with --loop {written_by[0]}.")
+    run_dir = checkpoint.absolute().parent
+    if run_dir.resolve() != output_dir.absolute().resolve():
+        raise UserError(f"{given} belongs to the run in {run_dir}, not to --output-dir {output_dir}.",
+                        hint="Leave out --output-dir (the checkpoint's folder is the output folder), or give its "
+                             "folder.")
+    saved = run_folder.saved_settings(run_dir) or {}
+    task = saved.get(run_folder.TASK_KEY)
+    if task is not None and str(task) != task_name:
+        raise UserError(f"{given} belongs to a {task} run ({run_dir / layout.RUN_CONFIG} says task: {task}), "
+                        f"not a {task_name} one.", hint=f"Resume it with nlpcli {task}.")
+    model = saved.get("model")
+    if model is not None and not _same_model(model, cfg.model):
+        raise UserError(f"{given} belongs to a run of model {model} ({run_dir / layout.RUN_CONFIG}), not of "
+                        f"--model {cfg.model}.", hint=f"Pass --model {model}.")
+
+
+def drop_newer(output_dir: Path, cfg: Any) -> None:
+    """`--resume PATH` from an older checkpoint than the newest: delete the newer ones (main process)."""
+    checkpoint = resume_checkpoint(cfg)
+    step = layout.checkpoint_step(checkpoint.name) if checkpoint is not None else None
+    if step is None:
+        return
+    newer = [p for p in checkpoints.by_step(output_dir) if (layout.checkpoint_step(p.name) or 0) > step]
+    if newer:
+        warn(f"--resume {checkpoint.name}: deleting the newer {', '.join(p.name for p in newer)} (the training "
+             "after it is replaced).")
+    for path in newer:
+        checkpoints.discard(path)
+
+
+def check_output_dir(output_dir: Path, cfg: Any, task_name: str | None = None) -> None:
     """Refuse an output folder this run must not write into (see the module docstring)."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"--output-dir {output_dir} is a file; give a folder.")
@@ -41,6 +109,9 @@ def check_output_dir(output_dir: Path, cfg: Any) -> None:
         raise UserError(f"--output-dir {output_dir}: {existing} is not writable.")
     if resuming(cfg) and cfg.overwrite:
         raise UserError("--resume continues the run in the output folder and --overwrite deletes it: choose one.")
+    checkpoint = resume_checkpoint(cfg)
+    if checkpoint is not None:
+        check_resume_checkpoint(checkpoint, output_dir, cfg, task_name or "")
     kept = checkpoints.by_step(output_dir)
     finished = [name for name in layout.FINISHED_RUN_FILES if (output_dir / name).exists()]
     if resuming(cfg) and not kept:

@@ -33,7 +33,7 @@ from nlpcli.runner import checkpoints, settings, sharing, splits, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.devices import precision_name
 from nlpcli.runner.evaluation import final_metrics
-from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear
+from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, drop_newer, output_dir_of
 from nlpcli.runner.report import RunReport
 from nlpcli.runner.results import write_example_script_results
 from nlpcli.sources import data, models, presets
@@ -45,9 +45,11 @@ STREAM_SHUFFLE_BUFFER = 10_000  # features a streamed training set is shuffled w
 
 
 def _output_dir(cfg: RunConfig, task_name: str) -> Path:
-    """cfg.output_dir, or runs/<task>-<timestamp>; every process agrees on the same folder."""
-    if cfg.output_dir:
-        return Path(cfg.output_dir)
+    """cfg.output_dir (or the run folder of `--resume PATH`), or runs/<task>-<timestamp>; every process agrees on
+    the same folder."""
+    given = output_dir_of(cfg)
+    if given is not None:
+        return given
     from accelerate.utils import broadcast_object_list
 
     stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
@@ -101,7 +103,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
         raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
                         f"{preset.name} preset has random weights.")
     output_dir = _output_dir(cfg, task_name)
-    check_output_dir(output_dir, cfg)
+    check_output_dir(output_dir, cfg, task_name)
     created = not output_dir.exists()
     lock = FolderLock(output_dir)
     refusal = [lock.acquire() if state.is_main_process else None]
@@ -113,6 +115,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
             clear(output_dir)
         if state.is_main_process:
             checkpoints.remove_incomplete(output_dir)
+            drop_newer(output_dir, cfg)
         state.wait_for_everyone()
         return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved)
     finally:

@@ -237,6 +237,10 @@ def checkpoint_step(checkpoint: Path) -> int:
     return json.loads((checkpoint / layout.TRAINER_STATE).read_text()).get("global_step", 0)
 
 
+def checkpoint_epoch(checkpoint: Path) -> float:
+    return float(json.loads((checkpoint / layout.TRAINER_STATE).read_text()).get("epoch") or 0.0)
+
+
 def finished_in(checkpoint: Path, trainer: Any, cfg: Any) -> bool:
     """True when `checkpoint` already holds all the training `cfg` asks for (or early stopping ended it)."""
     return checkpoint_step(checkpoint) >= planned_steps(trainer, cfg) or RunRecord.load(checkpoint).should_stop
@@ -262,6 +266,8 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     record = RunRecord.load(latest)
     trainer, run_log, losses = build_trainer(ctx, guard, record)
     run_log.start(checkpoint_step(latest) if latest is not None else None)
+    if latest is not None:
+        say(checkpoints.resuming_line(latest, checkpoint_step(latest), checkpoint_epoch(latest)))
     metrics: dict[str, Any] = {}
     if before:
         metrics.update(before_training(ctx.output_dir, resume, trainer.evaluate))
