@@ -210,10 +210,12 @@ def non_default_values(cfg: RunConfig) -> dict[str, dict[str, Any]]:
             continue
         grouped.setdefault(origins.get(item.name, "set by nlpcli"), {})[item.name] = value
 
-    def rank(source: str) -> int:
-        return next((i for i, known in enumerate(SOURCE_ORDER) if source.startswith(known)), len(SOURCE_ORDER))
+    return dict(sorted(grouped.items(), key=lambda item: _rank(item[0])))
 
-    return dict(sorted(grouped.items(), key=lambda item: rank(item[0])))
+
+def _rank(source: str) -> int:
+    """The place of a value's source in SOURCE_ORDER (later: of higher precedence)."""
+    return next((i for i, known in enumerate(SOURCE_ORDER) if source.startswith(known)), len(SOURCE_ORDER))
 
 
 def origin_lines(cfg: RunConfig) -> list[str]:
@@ -226,10 +228,32 @@ def _shown(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def check_strategies(cfg: RunConfig) -> None:
+    """--eval-steps N with --eval-strategy epoch/no (and --save-steps N with --save-strategy epoch/no) contradict
+    each other: refused when both come from the same place (or the steps from a later one). A strategy from a
+    later layer than the steps (`--eval-strategy no` over a task default's eval_steps) overrides them."""
+    origins = value_origins(cfg)
+    for kind in ("eval", "save"):
+        strategy, steps = getattr(cfg, f"{kind}_strategy"), getattr(cfg, f"{kind}_steps")
+        if strategy in (None, "steps") or steps is None:
+            continue
+        strategy_from = origins.get(f"{kind}_strategy", "command line")
+        steps_from = origins.get(f"{kind}_steps", "command line")
+        if _rank(strategy_from) > _rank(steps_from):
+            continue
+        where = ("" if strategy_from == steps_from == "command line" else f" (both from {steps_from})"
+                 if strategy_from == steps_from else f" ({kind}_steps from {steps_from}, {kind}_strategy from "
+                                                     f"{strategy_from})")
+        raise UserError(f"--{kind}-steps {steps} and --{kind}-strategy {strategy} contradict each other{where}: "
+                        f"--{kind}-steps only counts with --{kind}-strategy steps.",
+                        hint=f"Drop --{kind}-steps, or give --{kind}-strategy steps.")
+
+
 def check_model_selection(cfg: RunConfig) -> None:
     """Best-model selection needs a checkpoint at every evaluation; early stopping needs evaluations."""
     if cfg.eval_only:
         return
+    check_strategies(cfg)
     evaluation, saving = cfg.evaluation_strategy, cfg.saving_strategy
     if cfg.early_stopping_patience and evaluation == "no":
         raise UserError("--early-stopping-patience counts evaluations: drop --eval-strategy no.")

@@ -124,3 +124,25 @@ def test_a_bad_trainer_arg_names_the_flag_as_typed():
         resolve_config(NerConfig, "ner", cli_values={"trainer_args": ["warmup"]})
     with pytest.raises(UserError, match="--set expects KEY=VALUE, got 'epochs'"):
         resolve_config(NerConfig, "ner", set_values=parse_set_options(["epochs"]))
+
+
+@pytest.mark.parametrize("kind", ["eval", "save"])
+@pytest.mark.parametrize("strategy", ["no", "epoch"])
+def test_steps_with_another_strategy_are_refused_naming_both(kind, strategy):
+    with pytest.raises(UserError, match=f"--{kind}-steps 5 and --{kind}-strategy {strategy} contradict"):
+        resolve_config(NerConfig, "ner", None, {f"{kind}_steps": 5, f"{kind}_strategy": strategy})
+    fine = resolve_config(NerConfig, "ner", None, {f"{kind}_steps": 5, f"{kind}_strategy": "steps"})
+    assert getattr(fine, f"{kind}_steps") == 5
+
+
+def test_a_strategy_given_later_overrides_the_steps_of_an_earlier_layer(tmp_path):
+    """clm's defaults count steps (eval_steps, save_steps: 5000): --eval-strategy no on the command line turns
+    evaluation off; the same two in one --config file contradict each other."""
+    from nlpcli.tasks.clm import ClmConfig
+
+    cfg = resolve_config(ClmConfig, "clm", None, {"eval_strategy": "no", "save_strategy": "epoch"})
+    assert cfg.evaluation_strategy == "no" and cfg.saving_strategy == "epoch"
+    config = tmp_path / "c.yaml"
+    config.write_text("eval_steps: 5\neval_strategy: epoch\n")
+    with pytest.raises(UserError, match=r"--eval-steps 5 and --eval-strategy epoch contradict .*c\.yaml"):
+        resolve_config(NerConfig, "ner", config)
