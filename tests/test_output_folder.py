@@ -77,6 +77,14 @@ def test_an_output_dir_that_is_a_file_or_unwritable_is_refused(tmp_path):
         locked.chmod(0o700)
 
 
+def test_an_output_dir_that_cannot_be_created_is_named(tmp_path, monkeypatch):
+    """/proc takes no new folders, even from root (who passes the writable check)."""
+    reached = stop_before_the_loop(monkeypatch)
+    result = run_cli(*SMOKE, "--output-dir", "/proc/nlpcli-run")
+    assert result.exit_code == 2 and "/proc" in result.output and "Traceback" not in result.output, result.output
+    assert not reached
+
+
 def test_a_run_refused_for_its_data_leaves_no_folder(tmp_path):
     out = tmp_path / "run"
     result = run_cli(*SMOKE, "--text-column", "nope", "--output-dir", out)

@@ -13,7 +13,7 @@ from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.layout import FINISHED_RUN_FILES as RUN_FILES
 from nlpcli.layout import LOCK as LOCK_FILE
-from nlpcli.runner.output_folder import FolderLock, _alive, check_output_dir, clear
+from nlpcli.runner.output_folder import FolderLock, _alive, check_output_dir, clear, create
 
 DEAD_PID = 2**22 + 12345  # above Linux's largest pid_max: no process has it
 
@@ -141,9 +141,11 @@ def test_a_live_or_remote_holder_keeps_its_lock(tmp_path):
         assert json.loads((tmp_path / LOCK_FILE).read_text()) == holder  # someone else's lock is left alone
 
 
-@pytest.mark.parametrize("content", [json.dumps({"pid": DEAD_PID, "host": socket.gethostname()}), '{"pid": 1'])
+@pytest.mark.parametrize("content", [json.dumps({"pid": DEAD_PID, "host": socket.gethostname()}).encode(),
+                                     b'{"pid": 1', b"\xff\xfe{\x00", b"[1, 2]", b'{"pid": "x"}'])
 def test_a_lock_of_a_dead_process_or_a_torn_lock_is_taken_over(tmp_path, capsys, content):
-    (tmp_path / LOCK_FILE).write_text(content)
+    """Torn: cut short, not UTF-8, not an object, a pid that is no number."""
+    (tmp_path / LOCK_FILE).write_bytes(content)
     lock = FolderLock(tmp_path)
     assert lock.acquire() is None and lock.held
     assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
@@ -153,3 +155,10 @@ def test_a_lock_of_a_dead_process_or_a_torn_lock_is_taken_over(tmp_path, capsys,
 def test_alive():
     assert _alive(os.getpid()) and _alive(os.getppid())
     assert not _alive(DEAD_PID) and not _alive(0) and not _alive(-1)
+
+
+def test_an_output_folder_that_cannot_be_created_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a folder above the output folder should be
+    assert create(blocker / "run").startswith(f"--output-dir {blocker / 'run'}: cannot create it (")
+    assert create(tmp_path / "a" / "b") is None and (tmp_path / "a" / "b").is_dir()

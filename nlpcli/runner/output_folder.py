@@ -1,6 +1,6 @@
 """The output folder of a run: what a new run may write into, and one run at a time.
 
-- A path that is a file, or a folder that cannot be written, is refused before anything runs.
+- A path that is a file, or a folder that cannot be written (or created), is refused before anything runs.
 - A folder that holds an earlier run (a saved model, complete checkpoints or metrics.json) is refused unless
   the run continues it (--resume), only evaluates (--eval-only), or replaces it (--overwrite clears it
   first). --resume with no complete checkpoint starts from the beginning, with a warning.
@@ -11,7 +11,7 @@
   later --resume mistakes them for this run's.
 - A run holds `<output>/.nlpcli.lock` (pid, host, start time) for its whole life. A second run into the
   same folder is refused, naming the first; a lock left by a process that no longer exists on this host
-  is taken over with a warning.
+  is taken over with a warning; so is a lock that cannot be read (cut short, or not UTF-8 JSON).
 """
 
 from __future__ import annotations
@@ -147,6 +147,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def create(output_dir: Path) -> str | None:
+    """Make the output folder (and the folders above it); the refusal when it cannot be made (e.g. under
+    /proc, or on a read-only file system)."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"--output-dir {output_dir}: cannot create it ({err.strerror or err})."
+    return None
+
+
 class FolderLock:
     """The lock file of one run; `acquire` returns None or the message saying who holds the folder."""
 
@@ -175,10 +185,20 @@ class FolderLock:
         return f"{self.path}: could not take the lock."
 
     def _holder(self) -> dict[str, Any]:
+        """Who holds the lock; a lock that cannot be read (cut short, not UTF-8, not a JSON object with a
+        numeric pid) counts as torn: its writer died mid-write, and a process of this host takes it over."""
+        torn = {"pid": -1, "host": socket.gethostname()}
         try:
-            return json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return {"pid": -1, "host": socket.gethostname()}  # torn lock file: its writer died mid-write
+            holder = json.loads(self.path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            return torn
+        if not isinstance(holder, dict):
+            return torn
+        try:
+            int(holder.get("pid", -1))
+        except (TypeError, ValueError):
+            return torn
+        return holder
 
     def release(self) -> None:
         if self.held:

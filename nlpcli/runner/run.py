@@ -33,7 +33,7 @@ from nlpcli.runner import checkpoints, settings, sharing, splits, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.devices import precision_name
 from nlpcli.runner.evaluation import final_metrics
-from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, drop_newer, output_dir_of
+from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
 from nlpcli.runner.report import RunReport
 from nlpcli.runner.results import write_example_script_results
 from nlpcli.sources import data, models, presets
@@ -106,10 +106,10 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
     check_output_dir(output_dir, cfg, task_name)
     created = not output_dir.exists()
     lock = FolderLock(output_dir)
-    refusal = [lock.acquire() if state.is_main_process else None]
+    refusal = [_take(output_dir, lock) if state.is_main_process else None]
     broadcast_object_list(refusal)
     if refusal[0]:
-        raise UserError(refusal[0], hint="Wait for it to finish, or choose another --output-dir.")
+        raise UserError(*refusal[0])
     try:
         if cfg.overwrite and state.is_main_process:
             clear(output_dir)
@@ -122,6 +122,15 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
         lock.release()
         if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
             output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
+
+
+def _take(output_dir: Path, lock: FolderLock) -> tuple[str, str | None] | None:
+    """Create the output folder and lock it (main process); the refusal (message, hint) when either fails."""
+    cannot = create(output_dir)
+    if cannot:
+        return cannot, None
+    held = lock.acquire()
+    return (held, "Wait for it to finish, or choose another --output-dir.") if held else None
 
 
 @dataclass(frozen=True)
