@@ -38,6 +38,8 @@ class Inputs:
 
 def _lines(source: str) -> tuple[str, list[str]]:
     if source == "-":
+        if sys.stdin is None or sys.stdin.closed:
+            raise UserError("--file -: stdin is closed; pipe the inputs in (... | nlpcli predict ... --file -).")
         return "stdin", sys.stdin.read().splitlines()
     path = Path(source)
     check_text_file(path)  # a folder, a missing or empty file, bytes that are not UTF-8: named, exit 2

@@ -39,3 +39,38 @@ def test_env_reports_versions_device_and_offline_hub():
     assert facts["device"] == "cpu" and facts["default_precision"] == "fp32"
     assert facts["version_torch"].startswith("2.") and "tiny" in facts["presets"]
     assert facts["hugging_face_hub"].startswith("offline")  # conftest sets HF_HUB_OFFLINE=1
+
+
+def test_predict_refuses_a_blank_text_as_it_refuses_a_blank_file_line(tmp_path):
+    missing = tmp_path / "no-model"  # refused before any model is looked for
+    for args, message in ((["clm", missing, ""], "text 1: blank"), (["ner", missing, "a", "  "], "text 2: blank"),
+                          (["qa", missing, "--question", "", "--context", "c"], "--question: blank")):
+        result = run_cli("predict", *args)
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_predict_output_is_not_replaced_without_overwrite_and_its_folder_must_exist(tmp_path):
+    missing = tmp_path / "no-model"
+    existing = tmp_path / "out.jsonl"
+    existing.write_text("kept\n")
+    result = run_cli("predict", "ner", missing, "text", "--output", existing)
+    assert result.exit_code == 2 and f"--output {existing} exists" in result.output and "--overwrite" in result.output
+    assert existing.read_text() == "kept\n"
+    result = run_cli("predict", "ner", missing, "text", "--output", existing, "--overwrite")
+    assert result.exit_code == 2 and "not a saved model folder" in result.output  # past the --output check
+    nowhere = tmp_path / "nowhere" / "out.jsonl"
+    result = run_cli("predict", "ner", missing, "text", "--output", nowhere)
+    assert result.exit_code == 2 and f"the folder {nowhere.parent} does not exist" in result.output
+    result = run_cli("predict", "ner", missing, "text", "--output", tmp_path)
+    assert result.exit_code == 2 and "is a folder" in result.output
+
+
+def test_predict_from_a_closed_stdin_is_refused(monkeypatch):
+    import pytest
+
+    from nlpcli.errors import UserError
+    from nlpcli.predict_io import read_inputs
+
+    monkeypatch.setattr(sys, "stdin", None)  # what Python makes of a closed file descriptor 0
+    with pytest.raises(UserError, match="--file -: stdin is closed"):
+        read_inputs("-", {"text": "text"})

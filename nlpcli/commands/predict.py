@@ -54,7 +54,11 @@ def predict(
     as_json: bool = typer.Option(
         False, "--json", help="Print JSON instead of a table: one object per input.", rich_help_panel=OUTPUT
     ),
-    output: Path | None = typer.Option(None, help="Write JSON lines here instead of stdout.", rich_help_panel=OUTPUT),
+    output: Path | None = typer.Option(
+        None, help="Write JSON lines here instead of stdout (its folder must exist).", rich_help_panel=OUTPUT
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file.",
+                                   rich_help_panel=OUTPUT),
 ) -> None:
     """Run a saved model on new input (the task's pipeline, or generation for seq2seq tasks).
 
@@ -70,6 +74,14 @@ def predict(
         raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
     if seed is not None and not 0 <= seed <= MAX_SEED:  # else a traceback from NumPy's seeding
         raise UserError(f"--seed must be at least 0 and at most {MAX_SEED}, got {seed}.")
+    for number, text in enumerate(texts or [], start=1):
+        if not text.strip():  # as a blank --file line is
+            raise UserError(f"text {number}: blank; every input must hold text.")
+    for name, value in (("--question", question), ("--context", context)):
+        if value is not None and not value.strip():
+            raise UserError(f"{name}: blank; give the text.")
+    if output is not None:
+        check_output_file(output, overwrite)
     folder = Path(model_dir)
     if not (folder / layout.MODEL_CONFIG).is_file():
         raise UserError(f"{model_dir}: not a saved model folder (no {layout.MODEL_CONFIG}).")
@@ -107,6 +119,18 @@ def predict(
         print(json.dumps(table.per_input, indent=2, ensure_ascii=False))
         return
     print_predictions(table)
+
+
+def check_output_file(output: Path, overwrite: bool) -> None:
+    """Refuse, before any model loads, an --output that is a folder, whose folder does not exist (nothing is
+    created for a typo), or that exists without --overwrite."""
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder; give a file name.")
+    parent = output.parent
+    if not parent.is_dir():
+        raise UserError(f"--output {output}: the folder {parent} does not exist.", hint="Create it first.")
+    if output.exists() and not overwrite:
+        raise UserError(f"--output {output} exists.", hint="Pass --overwrite to replace it, or choose another file.")
 
 
 def predict_command(task: str, folder: Path, request: Any) -> str:
