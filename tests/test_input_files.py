@@ -128,3 +128,44 @@ def test_non_utf8_conll_and_text_files_are_named_with_their_line(tmp_path, task,
     result = run_cli(task, "--model", "tiny", "--train-file", path, "--output-dir", tmp_path / "out")
     assert result.exit_code == 2
     assert f"{path}, line {line}: not UTF-8 text (byte 0xfc)" in result.output.replace("\n", "")
+
+
+def test_blank_header_only_and_ragged_files_say_what_they_hold(tmp_path):
+    from nlpcli.errors import UserError
+    from nlpcli.sources.data_files import load_file
+
+    cases = {
+        "blank.jsonl": ("\n  \n\n", " holds no records: it has only blank lines"),
+        "header.csv": ("tokens,ner_tags\n", ": it has a header line (tokens, ner_tags) and no rows"),
+        "ragged.tsv": ("tokens\tner_tags\nEU\tB-ORG\nPeter\tB-PER\textra\n", ", line 3: 3 fields, but the header "
+                                                                             "has 2 (tokens, ner_tags)"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(UserError) as raised:
+            load_file(path, "text", None, "tokens", "ner_tags")
+        assert raised.value.message == f"{path}{message}."
+
+
+def test_a_labels_value_that_looks_like_a_missing_file_is_refused(tmp_path):
+    from nlpcli.errors import UserError
+    from nlpcli.tasks.ner import label_names
+
+    missing = tmp_path / "labels.txt"
+    for value in (str(missing), "labels.txt"):
+        with pytest.raises(UserError, match=f"--labels {value}: no such file"):
+            label_names({}, type("Cfg", (), {"labels": [value]})(), None)
+    assert label_names({}, type("Cfg", (), {"labels": ["O"]})(), None) == ["O"]  # one label is one label
+    missing.write_text("O\nB-PER\n")
+    assert label_names({}, type("Cfg", (), {"labels": [str(missing)]})(), None) == ["O", "B-PER"]
+
+
+def test_words_that_are_not_strings_name_the_record(tmp_path):
+    rows = [*GOOD[:2], {"tokens": ["Peter", 5, None], "ner_tags": ["B-PER", "O", "O"]}]
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(jsonl(rows))
+    result = run_cli(*NER, "--train-file", train, "--validation-file", train, "--output-dir", tmp_path / "a")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"{train}, record 3: 'tokens' must hold strings; word 2 is 5 (int)" in " ".join(result.output.split())
+    assert not (tmp_path / "a").exists()

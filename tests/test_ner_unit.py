@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import datasets
 import numpy as np
 import pytest
@@ -127,3 +129,25 @@ def test_label_list_is_the_union_of_train_and_validation(capsys):
     again = NerTask().setup(datasets.DatasetDict({"train": raw["validation"], "validation": raw["train"]}),
                             NerConfig(dataset="x"), None)
     assert again.labels == setup.labels  # the same order whichever split a label comes from
+
+
+def test_a_record_without_words_is_named_in_a_warning(capsys):
+    data = {"tokens": [["Bill", "met", "Paris"], [], ["Oslo"]], "ner_tags": [["B-PER", "O", "B-LOC"], [], ["B-LOC"]]}
+    raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict(data)})
+    setup = NerTask().setup(raw, NerConfig(train_file="train.jsonl"), None)
+    assert list(setup.labels) == ["O", "B-LOC", "B-PER"]
+    warning = " ".join(capsys.readouterr().err.split())
+    assert "train.jsonl, record 2: no words (1 such record(s))" in warning
+
+
+def test_words_and_labels_of_the_wrong_type_are_refused():
+    from nlpcli.errors import UserError
+
+    for tokens, tags, message in (
+        ([["Peter", None]], [["B-PER", "O"]], "'tokens' must hold strings; word 2 is null"),
+        ([None], [["O"]], "'tokens' must be a list of words (or a space-separated string), got null"),
+        ([["Peter"]], [[1.5]], "'ner_tags' must hold label names or class ids; label 1 is 1.5 (float)"),
+    ):
+        raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"tokens": tokens, "ner_tags": tags})})
+        with pytest.raises(UserError, match=re.escape(f"record 1: {message}")):
+            NerTask().setup(raw, NerConfig(train_file="t.jsonl"), None)

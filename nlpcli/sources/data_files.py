@@ -110,19 +110,22 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def check_text_file(path: Path) -> bool:
-    """A UserError for a folder, an empty file or bytes that are not UTF-8 (naming the line); True when the
-    file starts with a UTF-8 byte-order mark. Read in blocks, so large files cost no memory."""
+    """A UserError for a folder, an empty file, a file of blank lines or bytes that are not UTF-8 (naming the
+    line); True when the file starts with a UTF-8 byte-order mark. Read in blocks, so large files cost no memory."""
     import codecs
 
     if path.is_dir():
         raise UserError(f"{path} is a folder; give a data file.")
     if not path.is_file():
         raise UserError(f"Data file not found: {path}")
-    decoder, line, has_bom, empty = codecs.getincrementaldecoder("utf-8")(), 1, False, True
+    decoder, line, has_bom, empty, blank = codecs.getincrementaldecoder("utf-8")(), 1, False, True, True
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):
+            content = block
             if empty:
                 has_bom, empty = block.startswith(UTF8_BOM), False
+                content = block.removeprefix(UTF8_BOM)
+            blank = blank and not content.strip()
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as err:
@@ -132,7 +135,30 @@ def check_text_file(path: Path) -> bool:
             line += block.count(b"\n")
     if empty:
         raise UserError(f"{path} is empty.")
+    if blank:
+        raise UserError(f"{path} holds no records: it has only blank lines.")
     return has_bom
+
+
+def _diagnose_table(path: Path, delimiter: str) -> str | None:
+    """What is wrong with a CSV / TSV file the reader refused, to follow its name (', line 3: ...' or ': ...'): a
+    header and no rows, or a row whose field count is not the header's; None when neither is."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, [])
+        rows = 0
+        for row in reader:
+            if not row:
+                continue
+            rows += 1
+            if len(row) != len(header):
+                return (f", line {reader.line_num}: {len(row)} fields, but the header has {len(header)} "
+                        f"({', '.join(header)})")
+    if not rows:
+        return f": it has a header line ({', '.join(header)}) and no rows"
+    return None
 
 
 def load_file(path: Path, text_format: str, json_field: str | None, text_column: str, label_column: str) -> Any:
@@ -148,6 +174,9 @@ def load_file(path: Path, text_format: str, json_field: str | None, text_column:
     try:
         loaded = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except Exception as err:  # datasets wraps parser errors in several exception types
+        table = _diagnose_table(path, "\t" if kind == "tsv" else ",") if kind in ("csv", "tsv") else None
+        if table is not None:
+            raise UserError(f"{path}{table}.") from None
         detail = _diagnose_json(path, json_field) if kind == "json" else str(err).splitlines()[0]
         raise UserError(f"{path}: cannot read as {kind}: {detail}.") from None
     finally:

@@ -91,11 +91,23 @@ def mixed_record(label_lists: list) -> int:
     return 0
 
 
+LABEL_FILE_SUFFIXES = (".txt", ".lst", ".list", ".labels", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml")
+
+
+def looks_like_a_file(value: str) -> bool:
+    """Whether a single --labels value names a file rather than one label."""
+    return "/" in value or "\\" in value or Path(value).suffix.lower() in LABEL_FILE_SUFFIXES
+
+
 def label_names(raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
     """--labels, the data's ClassLabel names, a saved model's labels (--eval-only), or every label of train and
     validation together, in `label_sort_key` order."""
     if cfg.labels:
         from_file = len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file()
+        if len(cfg.labels) == 1 and not from_file and looks_like_a_file(cfg.labels[0]):
+            raise UserError(f"--labels {cfg.labels[0]}: no such file (a single value with a path separator or a "
+                            "file suffix is read as a file of labels).",
+                            hint="Give the labels file's path, or the labels themselves: --labels O,B-PER,I-PER")
         given = ([line.strip() for line in Path(cfg.labels[0]).read_text(encoding="utf-8-sig").splitlines()
                   if line.strip()] if from_file else list(cfg.labels))
         repeated = sorted({label for label in given if given.count(label) > 1})
@@ -134,6 +146,25 @@ def label_names(raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list
     return sorted(values, key=label_sort_key)
 
 
+def value_problem(value: Any, column: str, what: str) -> str | None:
+    """What is wrong with a record's words or labels as values (not a list, words that are not strings), or
+    None."""
+    if isinstance(value, str):
+        return None
+    if not isinstance(value, list | tuple):
+        return f"'{column}' must be a list of {what} (or a space-separated string), got {_shown(value)}"
+    for index, item in enumerate(value):
+        if what == "words" and not isinstance(item, str):
+            return f"'{column}' must hold strings; word {index + 1} is {_shown(item)}"
+        if what == "labels" and (item is None or isinstance(item, bool) or not isinstance(item, str | int)):
+            return f"'{column}' must hold label names or class ids; label {index + 1} is {_shown(item)}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else f"{value!r} ({type(value).__name__})"
+
+
 def record_problem(words: list, tags: list, known: set[str], labels: list[str] | tuple[str, ...]) -> str | None:
     """What is wrong with one record's labels, or None."""
     if len(words) != len(tags):
@@ -166,14 +197,28 @@ class NerTask(Task):
     demo_request = PredictRequest(texts=["My name is Sylvain and I work at Hugging Face in Brooklyn."])
 
     def setup(self, raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> TaskSetup:
-        """The label list, and every record of every split checked against it."""
+        """The label list, and every record of every split checked against it: words that are not strings are
+        refused, records without words are named in a warning (they carry no label, so they add nothing)."""
+        for split, data in raw.items():
+            for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
+                problem = value_problem(words, cfg.text_column, "words") or value_problem(tags, cfg.label_column,
+                                                                                           "labels")
+                if problem:
+                    raise UserError(f"{describe(cfg, split)}, record {row + 1}: {problem}.")
         labels = label_names(raw, cfg, pretrained_config)
         known = set(labels)
         for split, data in raw.items():
+            empty = []
             for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
                 problem = record_problem(as_list(words), as_list(tags), known, labels)
                 if problem:
                     raise UserError(f"{describe(cfg, split)}, record {row + 1}: {problem}.")
+                if not as_list(words):
+                    empty.append(row + 1)
+            if empty:
+                shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+                warn(f"{describe(cfg, split)}, record {shown}: no words ({len(empty)} such record(s)); kept, but "
+                     "they carry no label and add nothing to training or scores.")
         model_kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": label_ids(labels)}
         return TaskSetup(model_kwargs=model_kwargs, labels=tuple(labels))
 
