@@ -138,3 +138,29 @@ def test_default_output_folder_is_runs_task_timestamp(tmp_path, monkeypatch):
     assert started <= stamp <= datetime.now()
     assert run["entries"] == [".nlpcli.lock"]  # the run's folder, made and locked in the working folder
     assert f"saved to {folder}" in result.output
+
+
+@pytest.mark.parametrize("task, positions", [("ner", 512), ("qa", 512)])
+def test_a_max_length_beyond_the_models_positions_is_refused_before_anything_is_written(tmp_path, monkeypatch, task,
+                                                                                         positions):
+    reached = stop_before_the_loop(monkeypatch)
+    out = tmp_path / "run"
+    result = run_cli(task, "--model", "tiny", "--dataset", "sample", "--max-length", "100000", "--output-dir", out)
+    assert result.exit_code == 2 and f"at most {positions} tokens" in result.output, result.output
+    assert not reached and not out.exists()
+    result = run_cli(task, "--model", "tiny", "--dataset", "sample", "--max-length", str(positions),
+                     "--output-dir", out)
+    assert result.exit_code == 0 and reached, result.output
+
+
+def test_model_positions_come_from_the_config_or_the_preset():
+    from transformers import BertConfig, GPT2Config, RobertaConfig, T5Config
+
+    from nlpcli.sources import models
+
+    assert models.config_positions(BertConfig()) == 512
+    assert models.config_positions(RobertaConfig(max_position_embeddings=514)) == 512  # positions after padding
+    assert models.config_positions(GPT2Config(n_positions=1024)) == 1024
+    assert models.config_positions(T5Config()) is None  # relative positions: no fixed limit
+    assert models.model_positions("tiny", "AutoModelForSeq2SeqLM") is None
+    assert models.model_positions("tiny", "AutoModelForCausalLM") == 1024

@@ -102,6 +102,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
     if cfg.eval_only and preset is not None and preset.random_weights:
         raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
                         f"{preset.name} preset has random weights.")
+    check_max_length(task, cfg)
     output_dir = _output_dir(cfg, task_name)
     check_output_dir(output_dir, cfg, task_name)
     created = not output_dir.exists()
@@ -122,6 +123,17 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
         lock.release()
         if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
             output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
+
+
+def check_max_length(task: Task, cfg: RunConfig) -> None:
+    """--max-length beyond the model's positions would crash on the first long input: refused before anything is
+    written, naming the model's maximum."""
+    if not cfg.max_length or "max_length" in task.unused_options:
+        return
+    positions = models.model_positions(cfg.model, task.model_class)
+    if positions and cfg.max_length > positions:
+        raise UserError(f"--max-length {cfg.max_length} is longer than --model {cfg.model} allows: at most "
+                        f"{positions} tokens (its positions).", hint=f"Give --max-length {positions} or less.")
 
 
 def _take(output_dir: Path, lock: FolderLock) -> tuple[str, str | None] | None:

@@ -66,6 +66,27 @@ def pretrained_config(spec: str) -> Any | None:
     return _from_hub_or_folder(AutoConfig.from_pretrained, where, spec)
 
 
+# model types whose learned positions start after the padding index: max_position_embeddings - 2 are usable
+OFFSET_POSITIONS = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2, "mpnet": 2, "xlm-roberta-xl": 2}
+
+
+def config_positions(config: Any) -> int | None:
+    """The longest input (in tokens) a model configuration has positions for; None: no fixed limit (relative
+    positions, as T5's)."""
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not isinstance(positions, int):
+        return None
+    return positions - OFFSET_POSITIONS.get(getattr(config, "model_type", ""), 0)
+
+
+def model_positions(spec: str, model_class_name: str) -> int | None:
+    """The positions of the model `--model spec` gives this task's model class (a preset's from what it builds)."""
+    preset = presets.find(spec)
+    if preset is not None and preset.random_weights:
+        return presets.tiny_positions(model_class_name)
+    return config_positions(pretrained_config(spec))
+
+
 KINDS = {
     "AutoModelForSeq2SeqLM": "an encoder-decoder (sequence-to-sequence) model such as T5, BART or Marian",
     "AutoModelForCausalLM": "a causal language model such as GPT-2",

@@ -237,6 +237,13 @@ def build_tiny(
     return model_class.from_config(_tiny_config(model_class, tokenizer, model_kwargs)), tokenizer
 
 
+def tiny_positions(model_class_name: str) -> int | None:
+    """The positions of the model the tiny preset builds for a task's model class (T5: relative, no limit)."""
+    if model_class_name == "AutoModelForCausalLM":
+        return TINY_GPT2["n_positions"]
+    return None if model_class_name == SEQ2SEQ_CLASS else TINY_BERT["max_position_embeddings"]
+
+
 @dataclass(frozen=True)
 class Preset:
     """A built-in model preset, as the runner, the tasks and the model card see it."""
