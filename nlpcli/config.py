@@ -287,12 +287,17 @@ def resume_checkpoint(cfg: RunConfig) -> Path | None:
     return None if cfg.resume in RESUME_CHOICES else Path(cfg.resume).expanduser()
 
 
-def save_config(cfg: RunConfig, path: Path, task: str | None = None) -> None:
-    """The resolved configuration as YAML that `--config` reads back; `task` first when given. Written
-    atomically: `predict` and `--eval-only` read it back."""
-    write_text_atomic(path, config_yaml(cfg, task))
+def save_config(cfg: RunConfig, path: Path, task: str | None = None, record: dict[str, Any] | None = None) -> None:
+    """The resolved configuration as YAML that `--config` reads back; `task` first when given, `record` (see
+    `run_folder.RECORD_KEYS`) after the config keys. Written atomically: `predict` and `--eval-only` read it back."""
+    write_text_atomic(path, config_yaml(cfg, task, record))
 
 
-def config_yaml(cfg: RunConfig, task: str | None = None) -> str:
+def save_settings(values: dict[str, Any], path: Path) -> None:
+    """A run folder's nlpcli_config.yaml as given (a resumed run: the first run's keys and its record)."""
+    write_text_atomic(path, yaml.safe_dump(values, sort_keys=False))
+
+
+def config_yaml(cfg: RunConfig, task: str | None = None, record: dict[str, Any] | None = None) -> str:
     values = {"task": task} if task else {}
-    return yaml.safe_dump({**values, **dataclasses.asdict(cfg)}, sort_keys=False)
+    return yaml.safe_dump({**values, **dataclasses.asdict(cfg), **(record or {})}, sort_keys=False)

@@ -8,6 +8,10 @@ the one reader of that file (a checkpoint folder is described by its run folder'
 - `--config RUN_DIR/nlpcli_config.yaml`: repeats the run, but not into the old folder;
 - `predict`: the folder must hold a model of the task asked for (its saved task, else its architecture).
 Keys that belong to the run that wrote the folder (its output folder, resume, overwrite) are not carried.
+Beside the config keys the file records what a later `--resume` checks (`RECORD_KEYS`, never config keys): the
+world size and the sha256 of the local data files of the first run, and `resumes:`, one entry per resume with
+what it changed ({key: [old, new]}). The config keys stay the first run's; `saved_settings` reads them with
+every resume's changes applied (what the run is now).
 This module imports nothing heavy at module level, and nothing from `config`, which reads run folders
 through it.
 """
@@ -25,6 +29,10 @@ from nlpcli.errors import UserError
 
 TASK_KEY = "task"
 RUN_ONLY_KEYS = ("output_dir", "resume", "overwrite")  # what the run that wrote the folder did with it
+RESUMES_KEY = "resumes"  # [{at, checkpoint, step, changed: {key: [old, new]}}], one per resume
+WORLD_SIZE_KEY = "world_size"  # processes of the first run (its effective batch)
+FINGERPRINTS_KEY = "data_sha256"  # {train_file: sha256, validation_file: sha256} of the first run's local files
+RECORD_KEYS = (RESUMES_KEY, WORLD_SIZE_KEY, FINGERPRINTS_KEY)  # recorded beside the config keys, not config keys
 
 
 def settings_file(folder: str | Path) -> Path:
@@ -41,7 +49,20 @@ def saved_settings(folder: str | Path) -> dict[str, Any] | None:
     """The keys a run folder's (or a checkpoint's run folder's) nlpcli_config.yaml holds (its task included);
     None when it has none. The one reader of that file."""
     path = settings_file(folder)
-    return read_yaml(path) if path.is_file() else None
+    return current(read_yaml(path)) if path.is_file() else None
+
+
+def current(values: dict[str, Any]) -> dict[str, Any]:
+    """A saved nlpcli_config.yaml's keys with each recorded resume's changes applied (the first run's keys, then
+    every `resumes:` entry's new values, in order)."""
+    values = dict(values)
+    resumes = values.get(RESUMES_KEY)
+    for resume in resumes if isinstance(resumes, list) else []:
+        changed = resume.get("changed") if isinstance(resume, dict) else None
+        for key, change in (changed if isinstance(changed, dict) else {}).items():
+            if isinstance(change, list) and len(change) == 2:
+                values[key] = change[1]
+    return values
 
 
 def saved_task(folder: str | Path) -> str | None:
@@ -63,7 +84,7 @@ def check_task_of_file(values: dict[str, Any], task_name: str, source: str) -> d
 def config_file_layer(path: Path, task_name: str) -> dict[str, Any]:
     """The keys of a `--config` file. A run's saved nlpcli_config.yaml repeats that run: its task must be
     this one, and the new run does not write into (or resume, or clear) the old run's folder."""
-    values = read_yaml(path)
+    values = {k: v for k, v in current(read_yaml(path)).items() if k not in RECORD_KEYS}
     output_dir = values.get("output_dir")
     from_run = path.name == layout.RUN_CONFIG or (
         output_dir is not None and Path(str(output_dir)).expanduser().resolve() == path.parent.resolve())

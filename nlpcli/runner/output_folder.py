@@ -45,7 +45,7 @@ def output_dir_of(cfg: Any) -> Path | None:
     return checkpoint.parent if checkpoint is not None else None
 
 
-def _same_model(saved: Any, model: str) -> bool:
+def same_model(saved: Any, model: str) -> bool:
     if str(saved) == model:
         return True
     saved_path, path = Path(str(saved)).expanduser(), Path(model).expanduser()
@@ -81,7 +81,7 @@ def check_resume_checkpoint(checkpoint: Path, output_dir: Path, cfg: Any, task_n
         raise UserError(f"{given} belongs to a {task} run ({run_dir / layout.RUN_CONFIG} says task: {task}), "
                         f"not a {task_name} one.", hint=f"Resume it with nlpcli {task}.")
     model = saved.get("model")
-    if model is not None and not _same_model(model, cfg.model):
+    if model is not None and not same_model(model, cfg.model):
         raise UserError(f"{given} belongs to a run of model {model} ({run_dir / layout.RUN_CONFIG}), not of "
                         f"--model {cfg.model}.", hint=f"Pass --model {model}.")
 

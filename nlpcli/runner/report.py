@@ -45,6 +45,7 @@ class RunReport:
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured and counted
     task: dict[str, Any] = field(default_factory=dict)  # facts only the task knows
     test: dict[str, Any] = field(default_factory=dict)  # test_samples, test_labelled (--test-file / --do-predict)
+    resumes: list[dict[str, Any]] = field(default_factory=list)  # every --resume of the run: when, from where, changes
 
     def as_json(self, started: float) -> dict[str, Any]:
         """run.json's content; `started`: the run's start (`time.time()`), for its wall time."""
@@ -61,4 +62,5 @@ class RunReport:
             "command": sharing.command_line(),  # quoted as a shell takes it back
             "versions": library_versions(),
             **self.test,
+            **({"resumes": self.resumes} if self.resumes else {}),
         }

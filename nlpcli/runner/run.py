@@ -25,11 +25,11 @@ from typing import Any
 from rich.markup import escape
 
 from nlpcli import layout
-from nlpcli.config import RunConfig, origin_lines, resuming, save_config
+from nlpcli.config import RunConfig, origin_lines, resuming, save_config, save_settings
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints, settings, sharing, splits, testset
+from nlpcli.runner import checkpoints, continuity, settings, sharing, splits, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.devices import precision_name
 from nlpcli.runner.evaluation import final_metrics
@@ -105,6 +105,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
     check_max_length(task, cfg)
     output_dir = _output_dir(cfg, task_name)
     check_output_dir(output_dir, cfg, task_name)
+    continuity.check(task, task_name, cfg, output_dir, state.num_processes)  # a resume continues its own run
     created = not output_dir.exists()
     lock = FolderLock(output_dir)
     refusal = [_take(output_dir, lock) if state.is_main_process else None]
@@ -229,6 +230,7 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
         task={**run_data.task_facts, **prepared.facts},
         test={"test_samples": len(run_data.test), "test_labelled": run_data.test_labelled}
         if run_data.test is not None else {},
+        resumes=continuity.resumes(cfg),
     )
     return RunContext(task=task, cfg=cfg, model=built.model, tokenizer=built.tokenizer, prepared=prepared,
                       raw_eval=run_data.raw["validation"], output_dir=output_dir, mixed_precision=precision,
@@ -239,7 +241,12 @@ def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> Non
     """nlpcli_config.yaml in the output folder, and the run's first lines."""
     if state.is_main_process:
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, ctx.output_dir / layout.RUN_CONFIG, task_name)
+        resumed = continuity.settings_to_save(cfg)  # the first run's settings and every resume's changes
+        if resumed is not None:
+            save_settings(resumed, ctx.output_dir / layout.RUN_CONFIG)
+        else:
+            save_config(cfg, ctx.output_dir / layout.RUN_CONFIG, task_name,
+                        continuity.first_run_record(cfg, state.num_processes))
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
         f"precision={precision_name(ctx.mixed_precision)} "

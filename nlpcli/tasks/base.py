@@ -165,6 +165,9 @@ class Task:
     predict_fields: ClassVar[tuple[str, ...]] = ()
     # shared config keys this task does not read: `nlpcli TASK --help` leaves their options out
     unused_options: ClassVar[tuple[str, ...]] = ()
+    # the task's own config keys that a --resume may change (they only shape evaluation); every other key of
+    # the task's that differs from the run's is refused (see runner/continuity.py)
+    resumable_options: ClassVar[tuple[str, ...]] = ()
     # Feature columns the task's collator reads (and removes) itself: both loops keep them for it.
     collator_columns: ClassVar[tuple[str, ...]] = ()
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies

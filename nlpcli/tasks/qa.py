@@ -126,6 +126,7 @@ class QaTask(Task):
     )
     predict_fields = ("question", "context")
     unused_options = ("text_column", "label_column")  # its columns: --question-column, --context-column, ...
+    resumable_options = ("n_best", "max_answer_length", "null_score_diff_threshold")  # post-processing only
     demo_request = PredictRequest(
         question="What branch of theoretical computer science deals with broadly classifying computational problems "
         "by difficulty and class of relationship?",
