@@ -15,3 +15,14 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal (SIGTERM, SIGINT): one line saying what was kept and how to resume, and
+    the conventional exit code (128 + the signal's number). A BaseException, as KeyboardInterrupt is: no
+    `except Exception` on the way up swallows it."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code

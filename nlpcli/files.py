@@ -1,4 +1,5 @@
-"""Writing files so that a crash never leaves half of one: write beside it, then rename over it."""
+"""Writing files so that a crash never leaves half of one (write beside it, then rename over it), and reading
+back a saved model's or a checkpoint's files to find one that is torn."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from nlpcli import layout
 
 
 def _umask() -> int:
@@ -39,3 +42,88 @@ def write_text_atomic(path: Path, text: str) -> None:
 def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
     """Replace `path` with one JSON object per line (UTF-8, not ASCII-escaped), in one step."""
     write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+# Reading back what a model folder or a checkpoint holds: a file torn by a full disk, a copy cut short or a
+# bad sector is named, never trusted.
+WEIGHT_FILES = (layout.SAFE_WEIGHTS, layout.WEIGHTS, f"{layout.SAFE_WEIGHTS}.index.json",
+                f"{layout.WEIGHTS}.index.json")
+MODEL_FILES = (layout.MODEL_CONFIG, "generation_config.json", layout.TOKENIZER_FILE, "tokenizer_config.json",
+               "special_tokens_map.json")
+
+
+def _torch_file(path: Path) -> None:
+    """torch.load with weights_only; a file that needs more than weights (RNG states, training arguments) has
+    its zip archive read back instead (every member against its CRC), so no pickle in it is run."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err) or not zipfile.is_zipfile(path):
+            raise
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            raise ValueError(f"its member {bad} does not match its checksum") from None
+
+
+def unreadable(path: Path) -> str | None:
+    """What is wrong with one file of a saved model or checkpoint, read back by its kind (JSON, safetensors,
+    a torch file); None when it reads (files of other kinds are not looked into)."""
+    name = path.name
+    try:
+        if path.stat().st_size == 0:
+            return f"{path} is empty"
+        if name.endswith(".json"):
+            json.loads(path.read_text(encoding="utf-8"))
+        elif name.endswith(".safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as weights:
+                weights.keys()
+        elif name.endswith((".pt", ".pth", ".bin", ".pkl")):
+            _torch_file(path)
+    except Exception as err:  # noqa: BLE001 - any failure to read it back is the answer
+        reason = " ".join(str(err).split())[:160] or type(err).__name__
+        return f"{path} does not read back ({reason})"
+    return None
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """The first file of a checkpoint folder that does not read back (every file is read), or its missing
+    weights; None when the checkpoint is whole."""
+    found = sorted(p for p in Path(folder).iterdir() if p.is_file())
+    for path in found:
+        problem = unreadable(path)
+        if problem:
+            return problem
+    if not any((Path(folder) / name).is_file() for name in WEIGHT_FILES):
+        return f"{folder} holds no weights file ({WEIGHT_FILES[0]})"
+    return None
+
+
+def model_folder_problem(folder: Path) -> str | None:
+    """What is wrong with a saved model folder (its config, weights and tokenizer files read back); None when
+    it is whole. Its other files (metrics, predictions, checkpoints) are not looked at."""
+    folder = Path(folder)
+    weights = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    if not weights:
+        return f"{folder} holds no weights file ({WEIGHT_FILES[0]})"
+    for index in [p for p in weights if p.name.endswith(".index.json")]:
+        problem = unreadable(index)
+        if problem:
+            return problem
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()))
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            return f"{folder} lacks {missing[0]}, a weights file {index.name} names"
+        weights += [folder / name for name in shards]
+    for path in [*(folder / name for name in MODEL_FILES), *weights]:
+        problem = unreadable(path) if path.is_file() else None
+        if problem:
+            return problem
+    return None

@@ -235,7 +235,11 @@ def test_skip_bad_records_nested_squad_layout_then_predict(tmp_path):
 
 
 def test_predict_needs_question_and_context(tmp_path):
+    import safetensors.torch
+    import torch
+
     (tmp_path / "config.json").write_text("{}")
+    safetensors.torch.save_file({"w": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
     result = run_cli("predict", "qa", tmp_path, "--question", "Where?")
     assert result.exit_code == 2 and "--context" in result.output
 

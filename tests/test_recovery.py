@@ -150,3 +150,21 @@ def test_checkpoints_are_staged_then_renamed_and_a_crashed_staging_folder_never_
     assert names == {"checkpoint-2", "checkpoint-4"}  # every 2 steps (no epoch-end one); --save-total-limit 2
     done = ("trainer_state.json", "nlpcli_state.json")
     assert all(any((out / name / f).is_file() for f in done) for name in names)
+
+
+@pytest.mark.e2e
+def test_resume_skips_a_truncated_newest_checkpoint_and_continues_from_the_one_before(tmp_path):
+    out = tmp_path / "run"
+    args = (*NER, "--max-steps", "4", "--save-steps", "2", "--output-dir", out)
+    first = run_cli(*args)
+    assert first.exit_code == 0, first.output
+    finished = read_json(out / "metrics.json")
+    weights = out / "checkpoint-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short, a full disk
+    (out / "metrics.json").unlink()
+    again = run_cli(*args, "--resume")
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert f"checkpoint-4 is damaged, skipping it: {weights} does not read back" in said, said
+    assert "resuming from checkpoint-2" in said
+    assert read_json(out / "metrics.json") == finished  # steps 3 and 4 again, as they were

@@ -14,9 +14,16 @@ def make(output_dir: Path, step: int) -> Path:
     """A checkpoint-<step> folder, as a save puts it in place."""
     path = output_dir / f"checkpoint-{step}"
     path.mkdir(parents=True)
-    (path / "model.safetensors").write_bytes(b"weights")
+    weights(path / "model.safetensors")
     (path / "trainer_state.json").write_text("{}")
     return path
+
+
+def weights(path: Path) -> None:
+    import safetensors.torch
+    import torch
+
+    safetensors.torch.save_file({"w": torch.arange(64, dtype=torch.float32)}, str(path))
 
 
 def staged(output_dir: Path, step: int) -> Path:
@@ -48,6 +55,7 @@ def test_staging_folder_is_hidden_and_a_staged_checkpoint_never_counts_until_pub
     path = staged(tmp_path, 12)
     assert path == tmp_path / ".checkpoints.partial" / "checkpoint-12"
     assert checkpoints.latest(tmp_path) == tmp_path / "checkpoint-2"  # the newer one is not there yet
+    weights(path / "model.safetensors")  # the save completes
     checkpoints.publish(path, tmp_path / "checkpoint-12")
     assert checkpoints.latest(tmp_path) == tmp_path / "checkpoint-12"
     assert not path.exists()
@@ -161,3 +169,86 @@ def test_load_weights_loads_what_the_trainer_saved(tmp_path, file_name):
     checkpoints.load_weights(other, tmp_path)
     theirs = saved.state_dict()
     assert all(torch.equal(value, theirs[name]) for name, value in other.state_dict().items())
+
+
+def whole_checkpoint(path: Path) -> Path:
+    """A checkpoint with a file of every kind both loops write: JSON, safetensors, torch files of tensors only
+    (optimizer, scheduler) and one that needs more than weights_only reads (the RNG states)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    make(path.parent, int(path.name.split("-")[1]))
+    (path / "nlpcli_record.json").write_text('{"loss_total": 1.5}')
+    torch.save({"state": {0: {"exp_avg": torch.ones(32)}}, "param_groups": []}, path / "optimizer.pt")
+    torch.save({"last_epoch": 3}, path / "scheduler.pt")
+    torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.get_rng_state()},
+               path / "rng_state.pth")
+    return path
+
+
+@pytest.mark.parametrize("name", ["trainer_state.json", "nlpcli_record.json", "model.safetensors", "optimizer.pt",
+                                  "scheduler.pt", "rng_state.pth"])
+def test_a_checkpoint_with_a_truncated_file_is_damaged_and_the_file_is_named(tmp_path, name):
+    from nlpcli.files import checkpoint_problem
+
+    path = whole_checkpoint(tmp_path / "checkpoint-4")
+    assert checkpoint_problem(path) is None
+    data = (path / name).read_bytes()
+    (path / name).write_bytes(data[: len(data) // 2])
+    problem = checkpoint_problem(path)
+    assert problem is not None and str(path / name) in problem and "does not read back" in problem, problem
+    (path / name).write_bytes(b"")
+    assert checkpoint_problem(path) == f"{path / name} is empty"
+
+
+def test_a_checkpoint_or_a_model_folder_without_weights_is_damaged(tmp_path):
+    from nlpcli.files import checkpoint_problem, model_folder_problem
+
+    path = whole_checkpoint(tmp_path / "checkpoint-4")
+    (path / "model.safetensors").unlink()
+    assert checkpoint_problem(path) == f"{path} holds no weights file (model.safetensors)"
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "bert"}')
+    assert model_folder_problem(model) == f"{model} holds no weights file (model.safetensors)"
+    weights(model / "model.safetensors")
+    assert model_folder_problem(model) is None
+    (model / "config.json").write_text('{"model_type": ')
+    assert "config.json does not read back" in model_folder_problem(model)
+    (model / "config.json").write_text('{"model_type": "bert"}')
+    (model / "model.safetensors.index.json").write_text('{"weight_map": {"w": "model-00002-of-00002.safetensors"}}')
+    assert "lacks model-00002-of-00002.safetensors" in model_folder_problem(model)
+
+
+def test_resume_skips_a_damaged_newest_checkpoint_naming_it(tmp_path, capsys):
+    whole_checkpoint(tmp_path / "checkpoint-2")
+    torn = whole_checkpoint(tmp_path / "checkpoint-4")
+    (torn / "optimizer.pt").write_bytes((torn / "optimizer.pt").read_bytes()[:100])
+    assert checkpoints.latest(tmp_path) == tmp_path / "checkpoint-2"
+    assert checkpoints.latest(tmp_path) == tmp_path / "checkpoint-2"
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("checkpoint-4 is damaged, skipping it:") == 1 and "optimizer.pt does not read back" in err
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{")
+    assert checkpoints.latest(tmp_path) is None  # none whole: --resume starts from the beginning
+
+
+def test_a_damaged_model_folder_is_refused_by_predict_and_by_model(tmp_path):
+    from conftest import run_cli
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "bert", "architectures": ["BertForTokenClassification"]}')
+    refused = run_cli("predict", "ner", str(model), "some text")
+    assert refused.exit_code == 2 and "holds no weights file (model.safetensors)" in refused.output, refused.output
+    weights(model / "model.safetensors")
+    (model / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes()[:40])
+    refused = run_cli("predict", "ner", str(model), "some text")
+    assert refused.exit_code == 2 and f"{model / 'model.safetensors'} does not read back" in " ".join(
+        refused.output.split()), refused.output
+    from nlpcli.errors import UserError
+    from nlpcli.sources.models import locate
+
+    with pytest.raises(UserError, match="is damaged: .*model.safetensors does not read back"):
+        locate(str(model))

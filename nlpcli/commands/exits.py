@@ -11,11 +11,12 @@ import typer
 from rich.markup import escape
 
 from nlpcli.console import err_console, is_main_process
-from nlpcli.errors import UserError
+from nlpcli.errors import Interrupted, UserError
 
 
 def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a UserError into one red message and exit code 2; Ctrl-C into exit code 130."""
+    """Turn a UserError into one red message and exit code 2; a run stopped by SIGTERM/SIGINT into its line and
+    exit code 143/130; Ctrl-C elsewhere into exit code 130."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -27,6 +28,10 @@ def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 if err.hint:
                     err_console.print(escape(err.hint), soft_wrap=True)
             raise typer.Exit(err.exit_code) from None
+        except Interrupted as stopped:  # SIGTERM, SIGINT during a run: see runner/interrupt.py
+            if is_main_process():
+                err_console.print(f"[yellow]{escape(stopped.message)}[/yellow]", soft_wrap=True)
+            raise typer.Exit(stopped.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]: the checkpoints saved so far are kept; use --resume.")
             raise typer.Exit(130) from None

@@ -16,6 +16,7 @@ from nlpcli.commands.tables import print_predictions
 from nlpcli.config import MAX_SEED
 from nlpcli.console import err_console
 from nlpcli.errors import UserError
+from nlpcli.files import model_folder_problem
 from nlpcli.tasks import TASK_MODULES, task_class
 
 INPUT, SETTINGS, OUTPUT = "Input", "Prediction", "Output"  # the panels of `nlpcli predict --help`
@@ -105,6 +106,9 @@ def predict(
                              where=inputs.where, skip_bad_records=skip_bad_records, skipped=list(inputs.skipped))
     from nlpcli.runner.run import quiet_libraries
 
+    damaged = model_folder_problem(folder)
+    if damaged:
+        raise UserError(f"{model_dir}: the saved model is damaged: {damaged}.")
     quiet_libraries()
     table = chosen.predict(str(folder), request)
     if request.skipped:

@@ -22,7 +22,7 @@ from nlpcli import layout
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.metrics.kinds import BEFORE_SUFFIX
-from nlpcli.runner import checkpoints, optimization, settings, trackers
+from nlpcli.runner import checkpoints, interrupt, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
@@ -95,6 +95,7 @@ class AccelerateLoop:
         self.samples = 0  # training samples of this process, this session
         self.epoch_length = 1  # batches in a training epoch (for the fractional epoch in logs)
         self.interval = LogInterval(0)  # the logging interval under way (it may span epochs)
+        self.streamed = False  # --streaming: an epoch's length is not known in advance
 
     @property
     def record(self) -> RunRecord:
@@ -143,6 +144,7 @@ class AccelerateLoop:
             self.run_log.evaluation(0, None, metrics, training=False)
             return metrics
         streamed = not hasattr(ctx.train_features, "__len__")  # --streaming: an IterableDataset, shuffled already
+        self.streamed = streamed
         train_loader = self._train_loader(streamed)
         model = self._prepare_model()
         optimizer = settings.optimizer(self.args, model)
@@ -184,6 +186,7 @@ class AccelerateLoop:
         self.run_log.progress.start(total_steps, step)
         started = time.perf_counter()
         self.interval = LogInterval(self.samples)
+        interrupt.begin_training()
         try:
             for epoch in range(start_epoch, num_epochs):
                 train_loader.set_epoch(epoch)
@@ -203,10 +206,17 @@ class AccelerateLoop:
                 if cfg.saving_strategy == "epoch":
                     position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
                     self._save_checkpoint(model, {**position, "step": step})
+                if not streamed and batches >= len(train_loader):
+                    self._stop_if_interrupted(model, {"epoch": epoch + 1, "batches": 0, "step": step},
+                                              saved=cfg.saving_strategy != "steps" or step % cfg.saving_interval == 0
+                                              or step >= total_steps)
                 if step >= total_steps or self.record.should_stop:
                     break
         finally:
             self.run_log.progress.stop()
+            if accelerator.is_main_process:
+                checkpoints.remove_staging_root(ctx.output_dir)
+        interrupt.end_training()
         self._record_throughput(time.perf_counter() - started)
         best = self.record.best_checkpoint(cfg, ctx.output_dir)
         if best is not None:
@@ -272,15 +282,30 @@ class AccelerateLoop:
             if cfg.evaluation_strategy == "steps" and (step % cfg.evaluation_interval == 0 or last):
                 self._evaluate_at(step, model, epoch_position)
                 model.train()
-            if cfg.saving_strategy == "steps" and (step % cfg.saving_interval == 0 or last):
-                position = {"epoch": epoch, "step": step, "batches": batches_done}
-                if batches_done >= self.epoch_length:
-                    position = {"epoch": epoch + 1, "step": step, "batches": 0}
+            position = {"epoch": epoch, "step": step, "batches": batches_done}
+            epoch_end = not self.streamed and batches_done >= self.epoch_length
+            if epoch_end:
+                position = {"epoch": epoch + 1, "step": step, "batches": 0}
+            saved = cfg.saving_strategy == "steps" and (step % cfg.saving_interval == 0 or last)
+            if saved:
                 self._save_checkpoint(model, position)
                 model.train()
+            if not epoch_end:  # at an epoch's end `run` stops, after the epoch's evaluation and checkpoint
+                self._stop_if_interrupted(model, position, saved)
             if last or self.record.should_stop:
                 break
         return step, batches_done
+
+    def _stop_if_interrupted(self, model: Any, position: dict[str, int], saved: bool) -> None:
+        """SIGTERM/SIGINT (runner/interrupt.py), agreed across processes at this step's end: save a checkpoint
+        here (unless saving is off, or one was just saved) and stop."""
+        signum = interrupt.agreed(self.accelerator)
+        if signum is None:
+            return
+        saving = self.ctx.cfg.saving_strategy != "no"
+        if saving and not saved:
+            self._save_checkpoint(model, position)
+        raise interrupt.stop(signum, position["step"], self.ctx.output_dir, saving)
 
     def _log_training(self, step: int, epoch: float, learning_rate: float, grad_norm: Any) -> None:
         """One logging interval: its mean step loss over processes, the learning rate, samples/s."""

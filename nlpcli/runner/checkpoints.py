@@ -8,6 +8,8 @@ One mechanism, stage and rename: a folder named `checkpoint-<step>` is always co
   `.checkpoints.partial` first, then deleting it there: a crash mid-delete leaves no half checkpoint either.
 - Whatever `.checkpoints.partial` holds was cut short (a save or a delete): it never counts, neither for
   `--resume` nor as an earlier run that a new one must not overwrite, and a new run or a resume removes it.
+- A checkpoint whose files do not all read back (a full disk, a copy cut short) is named and skipped by
+  `--resume`, which continues from the newest whole one (`latest`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from nlpcli import layout
 from nlpcli.console import warn
+from nlpcli.files import checkpoint_problem
 
 
 def by_step(output_dir: Path) -> list[Path]:
@@ -29,10 +32,28 @@ def by_step(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: layout.checkpoint_step(p.name) or 0)
 
 
+_checked: dict[tuple, str | None] = {}  # (folder, its files' sizes and times) -> what is wrong with it
+
+
+def problem(checkpoint: Path) -> str | None:
+    """What is wrong with a checkpoint (a file that does not read back: files.checkpoint_problem); None when it
+    is whole. Read once per state of its files, however often `--resume` asks."""
+    key = (str(checkpoint.absolute()), *sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                                               for p in checkpoint.iterdir() if p.is_file()))
+    if key not in _checked:
+        _checked[key] = checkpoint_problem(checkpoint)
+        if _checked[key] is not None:
+            warn(f"{checkpoint.name} is damaged, skipping it: {_checked[key]}")
+    return _checked[key]
+
+
 def latest(output_dir: Path) -> Path | None:
-    """The newest checkpoint (the one `--resume` continues from)."""
-    found = by_step(output_dir)
-    return found[-1] if found else None
+    """The newest checkpoint whose files all read back (the one `--resume` continues from); a damaged one is
+    named in a warning and skipped."""
+    for path in reversed(by_step(output_dir)):
+        if problem(path) is None:
+            return path
+    return None
 
 
 def resuming_line(checkpoint: Path, step: int, epoch: float) -> str:

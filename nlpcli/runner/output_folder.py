@@ -28,6 +28,7 @@ from nlpcli import layout, run_folder
 from nlpcli.config import resume_checkpoint, resuming
 from nlpcli.console import warn
 from nlpcli.errors import UserError
+from nlpcli.files import checkpoint_problem
 from nlpcli.runner import checkpoints
 
 
@@ -84,6 +85,9 @@ def check_resume_checkpoint(checkpoint: Path, output_dir: Path, cfg: Any, task_n
     if model is not None and not same_model(model, cfg.model):
         raise UserError(f"{given} belongs to a run of model {model} ({run_dir / layout.RUN_CONFIG}), not of "
                         f"--model {cfg.model}.", hint=f"Pass --model {model}.")
+    damaged = checkpoint_problem(checkpoint)
+    if damaged:
+        raise UserError(f"{given} is damaged: {damaged}.", hint="Resume from an older checkpoint.")
 
 
 def drop_newer(output_dir: Path, cfg: Any) -> None:
@@ -114,8 +118,8 @@ def check_output_dir(output_dir: Path, cfg: Any, task_name: str | None = None) -
         check_resume_checkpoint(checkpoint, output_dir, cfg, task_name or "")
     kept = checkpoints.by_step(output_dir)
     finished = [name for name in layout.FINISHED_RUN_FILES if (output_dir / name).exists()]
-    if resuming(cfg) and not kept:
-        if cfg.resume == "yes":
+    if resuming(cfg) and checkpoints.latest(output_dir) is None:  # none, or none that reads back
+        if cfg.resume == "yes" or kept:
             warn(f"--resume: no complete checkpoint in {output_dir}; starting from the beginning.")
         cfg.resume = "no"
     if (kept or finished) and not (resuming(cfg) or cfg.eval_only or cfg.overwrite):

@@ -29,7 +29,7 @@ from nlpcli.config import RunConfig, origin_lines, resuming, save_config, save_s
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints, continuity, settings, sharing, splits, testset
+from nlpcli.runner import checkpoints, continuity, interrupt, settings, sharing, splits, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.devices import precision_name
 from nlpcli.runner.evaluation import final_metrics
@@ -112,6 +112,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
     broadcast_object_list(refusal)
     if refusal[0]:
         raise UserError(*refusal[0])
+    previous = interrupt.install(output_dir)  # SIGTERM, SIGINT: the run stops, the lock goes (runner/interrupt.py)
     try:
         if cfg.overwrite and state.is_main_process:
             clear(output_dir)
@@ -122,6 +123,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
         return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved)
     finally:
         lock.release()
+        interrupt.uninstall(previous)
         if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
             output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from nlpcli import layout
 from nlpcli.console import say
-from nlpcli.runner import checkpoints, optimization, settings, trackers
+from nlpcli.runner import checkpoints, interrupt, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
@@ -132,6 +132,34 @@ def checkpoint_callback(ctx: RunContext, losses: LossTotal, trainer: Any) -> Any
     return CheckpointInPlace()
 
 
+def interrupt_callback(ctx: RunContext, trainer: Any) -> Any:
+    """SIGTERM/SIGINT (runner/interrupt.py): at the end of the optimizer step under way, agreed across processes,
+    the Trainer saves a checkpoint there (unless saving is off) and stops; an epoch cut short has no epoch-end
+    evaluation or save (one that ended there has, as in a run never interrupted)."""
+    from transformers import TrainerCallback
+
+    class InterruptCallback(TrainerCallback):
+        signum: int | None = None
+        step: int | None = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.signum is None:
+                self.signum = interrupt.agreed(trainer.accelerator)
+                if self.signum is not None:
+                    self.step = state.global_step
+                    control.should_save = control.should_save or ctx.cfg.saving_strategy != "no"
+                    control.should_training_stop = True
+            return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if self.signum is not None and abs((state.epoch or 0) - round(state.epoch or 0)) > 1e-6:
+                control.should_save = control.should_evaluate = False
+                control.should_training_stop = True
+            return control
+
+    return InterruptCallback()
+
+
 def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
     """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
     (best model, early stopping) from the evaluations made while training."""
@@ -220,6 +248,8 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
         trainer.add_callback(tensorboard_callback(ctx))
     trackers.set_project(trackers.chosen(ctx.cfg))
     trainer.end_trackers = trackers.adapt_trainer_callbacks(trainer)  # called after the final evaluation
+    trainer.interrupts = interrupt_callback(ctx, trainer)
+    trainer.add_callback(trainer.interrupts)
     guard.accelerator = trainer.accelerator
     trainer.add_callback(trainer_guard_callback(guard))  # last: it overrides the others' save/evaluate
     return trainer, run_log, losses
@@ -282,12 +312,17 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
             checkpoints.load_weights(trainer.model, latest)
             trainer.state = TrainerState.load_from_json(str(latest / layout.TRAINER_STATE))
         else:
+            interrupt.begin_training()
             trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
     finally:
         run_log.progress.stop()
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
         raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,
                               ctx.output_dir)
+    stopped = trainer.interrupts
+    interrupt.end_training()
+    if stopped.signum is not None:
+        raise interrupt.stop(stopped.signum, stopped.step, ctx.output_dir, saved=ctx.cfg.saving_strategy != "no")
     losses.settle(trainer.accelerator)
     tokens = optimization.gathered_count(trainer.accelerator, trainer.tokens)
     samples = optimization.gathered_count(trainer.accelerator, trainer.samples)

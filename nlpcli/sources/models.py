@@ -12,6 +12,7 @@ from typing import Any
 
 from nlpcli import layout
 from nlpcli.errors import UserError
+from nlpcli.files import model_folder_problem
 from nlpcli.run_folder import model_types
 from nlpcli.sources import hub, presets
 
@@ -32,6 +33,9 @@ def locate(spec: str) -> str:
     if path.is_dir():
         if not (path / layout.MODEL_CONFIG).is_file():
             raise UserError(f"Model folder {path} has no {layout.MODEL_CONFIG}: it does not hold a saved model.")
+        damaged = model_folder_problem(path)
+        if damaged:
+            raise UserError(f"Model folder {path} is damaged: {damaged}.")
         return str(path)
     if path.exists():
         raise UserError(f"--model {spec}: this is a file; give the folder that holds {layout.MODEL_CONFIG}.")
