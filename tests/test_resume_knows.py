@@ -43,6 +43,10 @@ def ner_run(tmp_path):
     out = tmp_path / "run"
     (out / "checkpoint-4").mkdir(parents=True)
     (out / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"global_step": 4, "epoch": 1.33}))
+    import safetensors.torch
+    import torch
+
+    safetensors.torch.save_file({"w": torch.zeros(4)}, str(out / "checkpoint-4" / "model.safetensors"))  # reads back
     cfg = resolve_config(NerConfig, "ner", cli_values={
         "model": "tiny", "train_file": str(data), "batch_size": 4, "learning_rate": 5e-3, "output_dir": str(out)})
     save_config(cfg, out / "nlpcli_config.yaml", "ner", first_run_record(cfg, 1))
