@@ -39,6 +39,7 @@ ALL_RESULTS = "all_results.json"
 TENSORBOARD = "tensorboard"  # a folder, for both loops
 LOCK = ".nlpcli.lock"  # held by the run writing into the folder
 PRESET_TOKENIZER = "preset-tokenizer"  # a folder: the tokenizer a preset fitted to this run's text
+PRESET_TOKENIZER_STAGING = ".preset-tokenizer.partial"  # a folder: that tokenizer, until the features are made
 
 CHECKPOINT_PREFIX = "checkpoint-"  # checkpoint-<step>, as the Trainer names them
 STAGING = ".checkpoints.partial"  # a folder: checkpoints being written (or deleted) under their own names

@@ -190,27 +190,45 @@ def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, outp
 
         datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
     setup = task.setup(run_data.with_test(), cfg, models.pretrained_config(cfg.model))
-    if state.is_main_process and not resuming(cfg):  # a new run trains its own preset tokenizer
-        shutil.rmtree(output_dir / layout.PRESET_TOKENIZER, ignore_errors=True)
-    # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
-    # datasets cache the others then read.
-    with state.main_process_first():
-        texts, tokenizer_dir = lambda: task.preset_texts(raw, cfg), output_dir / layout.PRESET_TOKENIZER
-        model, tokenizer = task.load_model(cfg, setup.model_kwargs, texts, tokenizer_dir) or (
-            models.load_model_and_tokenizer(cfg.model, task.model_class, setup.model_kwargs, texts,
-                                            cfg.preset_vocab_size, tokenizer_dir))
-        prepared = task.prepare(raw, tokenizer, cfg, setup)
-        if run_data.test is not None:
-            prepared = dataclasses.replace(prepared, test=task.prepare_test(run_data.test, tokenizer, cfg, setup))
-    if prepared.test is not None and len(prepared.test) == 0:
-        raise UserError(f"{data.describe(cfg, splits.TEST_SPLIT)}: no test features after tokenization.")
+    # A new run fits its own preset tokenizer in a staging folder, moved into place once every split's features
+    # are made: a run refused for its data leaves the output folder as it found it. A resume loads the kept one.
+    kept = output_dir / layout.PRESET_TOKENIZER
+    tokenizer_dir = kept if resuming(cfg) else output_dir / layout.PRESET_TOKENIZER_STAGING
+    if state.is_main_process:
+        shutil.rmtree(output_dir / layout.PRESET_TOKENIZER_STAGING, ignore_errors=True)  # a killed run's
+    try:
+        # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
+        # datasets cache the others then read.
+        with state.main_process_first():
+            texts = lambda: task.preset_texts(raw, cfg)  # noqa: E731
+            model, tokenizer = task.load_model(cfg, setup.model_kwargs, texts, tokenizer_dir) or (
+                models.load_model_and_tokenizer(cfg.model, task.model_class, setup.model_kwargs, texts,
+                                                cfg.preset_vocab_size, tokenizer_dir))
+            prepared = task.prepare(raw, tokenizer, cfg, setup)
+            if run_data.test is not None:
+                prepared = dataclasses.replace(prepared, test=task.prepare_test(run_data.test, tokenizer, cfg, setup))
+        _check_features(prepared, cfg)
+        state.wait_for_everyone()  # every process has loaded the staged tokenizer before it moves
+        if state.is_main_process and tokenizer_dir != kept:
+            shutil.rmtree(kept, ignore_errors=True)  # a new run's tokenizer replaces an earlier run's
+            if tokenizer_dir.is_dir():
+                tokenizer_dir.rename(kept)
+    finally:
+        if state.is_main_process and tokenizer_dir != kept:
+            shutil.rmtree(tokenizer_dir, ignore_errors=True)
     train = prepared.train
     if train is not None and data.is_streamed(train):  # no sampler shuffles a stream
         prepared = dataclasses.replace(prepared, train=train.shuffle(seed=cfg.seed,
                                                                      buffer_size=STREAM_SHUFFLE_BUFFER))
-    if count(train) == 0 and train is not None:
-        raise UserError(f"{data.describe(cfg, 'train')}: no training features after tokenization.")
     return Built(model, tokenizer, setup, prepared)
+
+
+def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
+    """A test or training split that gave no features is refused."""
+    if prepared.test is not None and len(prepared.test) == 0:
+        raise UserError(f"{data.describe(cfg, splits.TEST_SPLIT)}: no test features after tokenization.")
+    if prepared.train is not None and count(prepared.train) == 0:
+        raise UserError(f"{data.describe(cfg, 'train')}: no training features after tokenization.")
 
 
 def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, built: Built,
