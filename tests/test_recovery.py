@@ -168,3 +168,22 @@ def test_resume_skips_a_truncated_newest_checkpoint_and_continues_from_the_one_b
     assert f"checkpoint-4 is damaged, skipping it: {weights} does not read back" in said, said
     assert "resuming from checkpoint-2" in said
     assert read_json(out / "metrics.json") == finished  # steps 3 and 4 again, as they were
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_a_loss_that_turns_nan_after_a_checkpoint_keeps_it_and_exits_2(tmp_path, loop):
+    """Warm-up from 0 makes step 1 a no-op and step 2 a 1e6 step: the losses of steps 1 and 2 are finite and
+    checkpoint-2 is saved with finite (if wild) weights, then step 3's loss is NaN."""
+    from test_translate import assert_finite_weights
+
+    out = tmp_path / loop
+    result = run_cli(*NER, "--learning-rate", "1e9", "--warmup-steps", "1000",  # the last --learning-rate counts
+                     "--lr-scheduler", "constant_with_warmup", "--max-grad-norm", "0", "--max-steps", "8",
+                     "--save-steps", "2", "--logging-steps", "1", "--loop", loop, "--output-dir", out)
+    assert result.exit_code == 2, result.output
+    assert "no longer finite (NaN or inf) at step 3" in result.output and "checkpoint-2" in result.output
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-2"]
+    assert_finite_weights(out / "checkpoint-2")
+    assert not (out / "model.safetensors").exists() and not (out / "metrics.json").exists()
+    assert [row["step"] for row in read_jsonl(out / "log_history.jsonl") if "loss" in row] == [1, 2]
