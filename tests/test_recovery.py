@@ -187,3 +187,46 @@ def test_a_loss_that_turns_nan_after_a_checkpoint_keeps_it_and_exits_2(tmp_path,
     assert_finite_weights(out / "checkpoint-2")
     assert not (out / "model.safetensors").exists() and not (out / "metrics.json").exists()
     assert [row["step"] for row in read_jsonl(out / "log_history.jsonl") if "loss" in row] == [1, 2]
+
+
+@pytest.mark.e2e
+def test_a_two_process_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path):
+    """torchrun with 2 processes, SIGKILL to the launcher and both workers once checkpoint-4 is complete, then
+    --resume with 2 processes: metrics.json equals the uninterrupted 2-process run's, to the last digit (same
+    world size and batch shapes). The Accelerate loop, whose resume goes inside the epoch through each process's
+    own loader state (test_signals resumes the Trainer under torchrun); three torchrun runs: ~40 s."""
+    loop = "accelerate"
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from conftest import REPO, free_port, torchrun
+
+    args = [*KILLED["ner"], "--save-steps", "2", "--logging-steps", "2", "--save-total-limit", "10", "--loop", loop]
+    full = torchrun(2, *args, "--output-dir", tmp_path / "full")
+    assert full.returncode == 0, full.stderr[-3000:]
+    cut = tmp_path / "cut"
+    launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                 "--master_port", str(free_port()), "-m", "nlpcli", *args, "--output-dir", str(cut)],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = ("trainer_state.json", "nlpcli_state.json")
+    deadline = time.time() + 300
+    while not any((cut / "checkpoint-4" / name).is_file() for name in done):
+        assert launcher.poll() is None and time.time() < deadline, "the run ended before checkpoint-4"
+        time.sleep(0.01)
+    workers = psutil.Process(launcher.pid).children(recursive=True)  # each in a session of its own
+    for pid in (launcher.pid, *(worker.pid for worker in workers)):
+        os.kill(pid, signal.SIGKILL)
+    launcher.wait()
+    psutil.wait_procs(workers, timeout=30)
+    assert not (cut / "metrics.json").exists()
+    resumed = torchrun(2, *args, "--output-dir", cut, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")  # train_loss too
+    timeless = [{k: v for k, v in r.items() if k != "samples_per_second"} for r in read_jsonl(cut / HISTORY)]
+    assert timeless == [{k: v for k, v in r.items() if k != "samples_per_second"}
+                        for r in read_jsonl(tmp_path / "full" / HISTORY)]
