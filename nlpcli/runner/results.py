@@ -13,6 +13,7 @@ from typing import Any
 from nlpcli import layout
 from nlpcli.files import write_text_atomic
 from nlpcli.metrics.kinds import metric_kind
+from nlpcli.runner.history import read_history
 
 
 def example_script_results(metrics: dict[str, Any], info: dict[str, Any],
@@ -46,8 +47,6 @@ def example_script_results(metrics: dict[str, Any], info: dict[str, Any],
 
 def write_example_script_results(output_dir: Path, metrics: dict[str, Any], info: dict[str, Any]) -> None:
     """Write the example scripts' result files into `output_dir` (main process), each replaced in one step."""
-    history = output_dir / layout.HISTORY
-    lines = history.read_text(encoding="utf-8").splitlines() if history.is_file() else []
-    last = json.loads(lines[-1]) if lines and lines[-1].strip() else None
-    for name, figures in example_script_results(metrics, info, last).items():
+    logged = read_history(output_dir / layout.HISTORY)
+    for name, figures in example_script_results(metrics, info, logged[-1] if logged else None).items():
         write_text_atomic(output_dir / name, json.dumps(figures, indent=4, sort_keys=True, allow_nan=False) + "\n")

@@ -31,7 +31,7 @@ from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.runner import checkpoints, continuity, interrupt, settings, sharing, splits, testset
 from nlpcli.runner.context import RunContext
-from nlpcli.runner.devices import precision_name
+from nlpcli.runner.devices import device_name, distributed_type, precision_name, resolve_precision
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
 from nlpcli.runner.report import RunReport
@@ -235,7 +235,6 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
             output_dir: Path) -> RunContext:
     """What the loop is handed, with the run report started: what ran where, the sample counts and what reading
     and preparing the data reported."""
-    from nlpcli.runner.devices import device_name, distributed_type, resolve_precision
 
     precision = resolve_precision(cfg.precision, getattr(built.model.config, "model_type", None))
     prepared = built.prepared
@@ -290,8 +289,6 @@ def run_loop(ctx: RunContext) -> dict[str, Any]:
 def write_results(ctx: RunContext, metrics: dict[str, Any], started: float, on_saved: RunHook | None) -> None:
     """metrics.json, run.json (the run report), the model card and what `on_saved` adds (main process only)."""
     from accelerate.state import PartialState
-
-    from nlpcli.runner.devices import distributed_type
 
     output_dir = ctx.output_dir
     write_text_atomic(output_dir / layout.METRICS, json.dumps(metrics, indent=2, allow_nan=False))
