@@ -86,6 +86,7 @@ class PredictRequest:
     """What `nlpcli predict` received; each task reads the parts it needs."""
 
     texts: list[str] = field(default_factory=list)
+    text_pairs: list[str] = field(default_factory=list)  # the second text of each input, for pair models (classify)
     question: str | None = None
     context: str | None = None
     top_k: int = 5
@@ -163,6 +164,7 @@ class Task:
     # JSON keys of a `predict --file` line whose input has several fields (qa: question, context);
     # empty: one text per input (the line, or --text-column of a JSON line), in `PredictRequest.texts`
     predict_fields: ClassVar[tuple[str, ...]] = ()
+    reads_text_pairs: ClassVar[bool] = False  # predict takes a second text per input (`PredictRequest.text_pairs`)
     # shared config keys this task does not read: `nlpcli TASK --help` leaves their options out
     unused_options: ClassVar[tuple[str, ...]] = ()
     # the task's own config keys that a --resume may change (they only shape evaluation); every other key of
