@@ -21,7 +21,8 @@ this order (docs/architecture.md shows the whole data path):
 10. evaluation, chosen by `evaluation` and run by the runner for both loops:
    - "loss": perplexity from the mean eval loss (mlm, clm);
    - "logits": gathered logits -> `Prepared.prediction_rows(predictions, eval_features, raw_eval)` (one row
-     per eval example, written as eval_predictions.jsonl) -> `Prepared.score_rows(rows)`, the metrics (ner, qa);
+     per eval example, written as eval_predictions.jsonl) -> `Prepared.score_rows(rows)`, the metrics (ner, qa,
+     classify);
    - "generation": `generation_settings(cfg, tokenizer)` -> generated ids -> decoded text, with
      `sources(raw_eval)` -> `score(sources, predictions, references)` (translate, summarize).
 

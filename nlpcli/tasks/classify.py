@@ -49,7 +49,10 @@ class ClassifyConfig(RunConfig):
 
 
 def label_values(value: Any, multi: bool) -> list[Any] | None:
-    """A record's labels as a list (one item without --multi-label); None when the value cannot be labels."""
+    """A record's labels as a list (one item without --multi-label; with it, an empty CSV cell is no label);
+    None when the value cannot be labels."""
+    if multi and value is None:
+        return []
     if multi and isinstance(value, str):
         return [name.strip() for name in value.split(",") if name.strip()]
     items = list(value) if multi and isinstance(value, list | tuple) else [value] if not multi else None
