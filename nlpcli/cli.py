@@ -1,13 +1,14 @@
 """The Typer app: one command per task (options generated from the task's config fields), plus
-`predict`, `demo`, `config`, `env` and `report` (the commands themselves are in `nlpcli.commands`), in the
-order `nlpcli --help` lists them. Nothing heavy is imported at module level, so `--help` answers at once."""
+`predict`, `demo`, `env`, `report` and `config` (one subcommand per task, with the task's options), in the
+order `nlpcli --help` lists them; the commands themselves are in `nlpcli.commands`. Nothing heavy is imported
+at module level, so `--help` answers at once."""
 
 from __future__ import annotations
 
 import typer
 
 from nlpcli.commands.demo import demo
-from nlpcli.commands.info import env, report, show_config
+from nlpcli.commands.info import env, report
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
 from nlpcli.config_args import with_resume_values
@@ -45,9 +46,16 @@ for _task_name in TASK_MODULES:
     app.command(_task_name, help=task_class(_task_name).help)(task_command(_task_name))
 app.command()(predict)
 app.command()(demo)
-app.command("config")(show_config)
 app.command()(env)
 app.command()(report)
+config_app = typer.Typer(
+    help="Print a task's resolved configuration as YAML, each value's source in a comment: nlpcli config TASK "
+         "(with the task's options). Edit it and pass it back with nlpcli TASK --config FILE.",
+    no_args_is_help=True,
+)
+for _task_name in TASK_MODULES:
+    config_app.command(_task_name)(task_command(_task_name, print_only=True))
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

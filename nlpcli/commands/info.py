@@ -1,5 +1,5 @@
-"""The commands that train nothing: `nlpcli config` (a task's resolved configuration as YAML), `nlpcli env`
-(this machine, for bug reports) and `nlpcli report` (runs compared)."""
+"""The commands that train nothing and read no task options: `nlpcli env` (this machine, for bug reports) and
+`nlpcli report` (runs compared). `nlpcli config TASK` takes a task's options: see commands/task.py."""
 
 from __future__ import annotations
 
@@ -10,26 +10,7 @@ import typer
 from rich.table import Table
 
 from nlpcli.commands.exits import reports_user_errors
-from nlpcli.config import config_yaml
-from nlpcli.config_args import parse_set_options
-from nlpcli.config_layers import resolve_config
 from nlpcli.console import console
-from nlpcli.errors import UserError
-from nlpcli.tasks import TASK_MODULES, task_class
-
-
-@reports_user_errors
-def show_config(
-    task: str = typer.Argument(..., help=f"Task: {', '.join(TASK_MODULES)}."),
-    config_file: Path | None = typer.Option(None, "--config", help="A YAML file of config keys to apply first."),
-    set_values: list[str] | None = typer.Option(None, "--set", help="Override a config key: key=value (repeatable)."),
-) -> None:
-    """Print the task's resolved configuration as YAML: copy it, edit it, pass it back with --config."""
-    if task not in TASK_MODULES:
-        raise UserError(f"Unknown task '{task}'. Known: {', '.join(TASK_MODULES)}.")
-    cfg = resolve_config(task_class(task).config_class, task, config_file, {}, parse_set_options(set_values or []))
-    print(f"# nlpcli {task}: resolved configuration (use it with: nlpcli {task} --config FILE)")
-    print(config_yaml(cfg, task), end="")
 
 
 @reports_user_errors
