@@ -5,7 +5,9 @@ at module level, so `--help` answers at once."""
 
 from __future__ import annotations
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from nlpcli.commands.demo import demo
 from nlpcli.commands.info import env, report
@@ -48,13 +50,29 @@ app.command()(predict)
 app.command()(demo)
 app.command()(env)
 app.command()(report)
+
+
+class TaskConfigs(TyperGroup):
+    """`nlpcli config TASK`: one subcommand per task, with that task's options (`task_command(print_only=True)`),
+    built when asked for, so other commands do not pay for building six more option lists."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(TASK_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in TASK_MODULES:
+            return None
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single.command(cmd_name)(task_command(cmd_name, print_only=True))
+        return typer.main.get_command(single)
+
+
 config_app = typer.Typer(
+    cls=TaskConfigs,
     help="Print a task's resolved configuration as YAML, each value's source in a comment: nlpcli config TASK "
          "(with the task's options). Edit it and pass it back with nlpcli TASK --config FILE.",
     no_args_is_help=True,
 )
-for _task_name in TASK_MODULES:
-    config_app.command(_task_name)(task_command(_task_name, print_only=True))
 app.add_typer(config_app, name="config")
 
 

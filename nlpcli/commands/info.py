@@ -7,25 +7,18 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from nlpcli.commands.exits import reports_user_errors
-from nlpcli.console import console
 
 
 @reports_user_errors
-def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Show versions, device, precision, hub reachability and presets (paste it into bug reports)."""
-    from nlpcli.environment import describe_environment
+def env(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of Markdown.")) -> None:
+    """Describe this machine for a bug report, as Markdown to paste into an issue: platform, Python, package
+    versions, CPUs and threads, CUDA and GPUs, precision, accelerate config, Hugging Face caches and variables."""
+    from nlpcli.environment import as_markdown, describe_environment
 
     facts = describe_environment()
-    if as_json:
-        print(json.dumps(facts, indent=2))
-        return
-    table = Table("", "", show_header=False)
-    for key, value in facts.items():
-        table.add_row(key.replace("_", " "), str(value))
-    console.print(table)
+    print(json.dumps(facts, indent=2) if as_json else as_markdown(facts), end="\n" if as_json else "")
 
 
 @reports_user_errors
