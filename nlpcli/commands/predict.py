@@ -45,8 +45,10 @@ def predict(
         False, "--skip-bad-records", rich_help_panel=INPUT,
         help="Skip (and count, on stderr) bad input lines instead of stopping.",
     ),
-    top_k: int = typer.Option(5, help="Number of candidates (mlm) or labels with their scores (classify).",
-                              rich_help_panel=SETTINGS),
+    top_k: int | None = typer.Option(
+        None, help="mlm: candidates per mask [5]. clm, when sampling: draw from the K most likely tokens only "
+        "[50]; 0: no limit. classify: labels shown with their scores [5].", rich_help_panel=SETTINGS,
+    ),
     max_new_tokens: int = typer.Option(50, help="Tokens to generate (clm).", rich_help_panel=SETTINGS),
     temperature: float = typer.Option(0.0, help="Sampling temperature; 0: greedy (clm).", rich_help_panel=SETTINGS),
     top_p: float = typer.Option(
@@ -112,9 +114,8 @@ def predict(
         inputs = Inputs(records=[{"text": t} for t in given], where=[f"text {i}" for i in range(1, len(given) + 1)])
     pairs = [r["text_pair"] for r in inputs.records if "text_pair" in r] or list(text_pair or [])
     request = PredictRequest(texts=[r["text"] for r in inputs.records if "text" in r], text_pairs=pairs,
-                             question=question,
-                             context=context, top_k=top_k, max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, num_return_sequences=num_return_sequences, seed=seed,
+                             question=question, context=context, top_k=top_k, max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p, num_return_sequences=num_return_sequences, seed=seed,
                              records=inputs.records if chosen.predict_fields else [], batch_size=batch_size,
                              where=inputs.where, skip_bad_records=skip_bad_records, skipped=list(inputs.skipped))
     from nlpcli.runner.run import quiet_libraries

@@ -30,6 +30,8 @@ from nlpcli.sources.data import Sample, describe
 from nlpcli.tasks.base import PredictionTable, PredictRequest, Prepared, Task, TaskSetup
 from nlpcli.tasks.labels import given_labels
 
+TOP_K = 5  # labels `predict` shows per text
+
 
 @dataclass
 class ClassifyConfig(RunConfig):
@@ -272,8 +274,9 @@ class ClassifyTask(Task):
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         from nlpcli.tasks.base import build_pipeline, pipeline_outputs
 
-        if request.top_k < 1:
-            raise UserError(f"--top-k must be at least 1, got {request.top_k}.")
+        top_k = TOP_K if request.top_k is None else request.top_k
+        if top_k < 1:
+            raise UserError(f"--top-k must be at least 1, got {top_k}.")
         if not request.texts:
             raise UserError("Give a text to classify, or --file.",
                             hint=f'For example: nlpcli predict classify {model_dir} "A text."')
@@ -295,13 +298,13 @@ class ClassifyTask(Task):
             ranked = [{"label": s["label"], "score": round(float(s["score"]), 4)} for s in scores]
             chosen = [s["label"] for s in scores if s["score"] >= cfg.threshold] if multi else ranked[0]["label"]
             text = given if isinstance(given, dict) else {"text": given}
-            records.append({**text, "prediction": chosen, "scores": ranked[:request.top_k]})
+            records.append({**text, "prediction": chosen, "scores": ranked[:top_k]})
             picked = set(chosen) if multi else {chosen}
-            rows += [{**text, **s, "predicted": "yes" if s["label"] in picked else ""} for s in ranked[:request.top_k]]
+            rows += [{**text, **s, "predicted": "yes" if s["label"] in picked else ""} for s in ranked[:top_k]]
         columns = ["label", "score", "predicted"]
         if len(inputs) > 1:
             columns = ["text", *(["text_pair"] if pairs else []), *columns]
-        shown = min(request.top_k, pipe.model.config.num_labels)
+        shown = min(top_k, pipe.model.config.num_labels)
         return PredictionTable(columns=columns, rows=rows, records=records, title=f"top {shown} of "
                                f"{pipe.model.config.num_labels} labels" + (f" (threshold {cfg.threshold})" if multi
                                                                            else ""))
