@@ -118,8 +118,9 @@ def label_list(raw: Any, values: dict[str, list[list[Any]]], cfg: ClassifyConfig
     if cfg.eval_only and id2label and not all(str(v).startswith("LABEL_") for v in id2label.values()):
         return [str(id2label[i]) for i in sorted(id2label)]
     seen = {v for labels in values[source] for v in labels}
-    if len({isinstance(v, str) for v in seen}) > 1:
-        row = next(r for r, labels in enumerate(values[source]) if any(not isinstance(v, str) for v in labels))
+    if len({isinstance(v, str) for v in seen}) > 1:  # name the first record of the other kind than the first label
+        named = isinstance(next(v for labels in values[source] for v in labels), str)
+        row = next(r for r, labels in enumerate(values[source]) if any(isinstance(v, str) != named for v in labels))
         raise UserError(f"{where(cfg, source, row)}: labels mix names and class ids; use one kind throughout.")
     if seen and all(isinstance(v, int) for v in seen):
         negative = min(seen)
