@@ -1,6 +1,7 @@
 """The Typer app: one command per task (options generated from the task's config fields), plus
-`predict`, `demo`, `config`, `env` and `report` (the commands themselves are in `nlpcli.commands`), in the
-order `nlpcli --help` lists them. Nothing heavy is imported at module level, so `--help` answers at once."""
+`predict`, `demo`, `config`, `env` and `report` (the commands themselves are in `nlpcli.commands`, and how
+each reads its command line in `nlpcli.commands.parsing`), in the order `nlpcli --help` lists them. Nothing
+heavy is imported at module level, so `--help` answers at once."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import typer
 
 from nlpcli.commands.demo import demo
 from nlpcli.commands.info import env, report, show_config
+from nlpcli.commands.parsing import Command, Group, TaskCommand
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
 from nlpcli.config_args import with_resume_values
 from nlpcli.tasks import TASK_MODULES, task_class
 
 app = typer.Typer(
+    cls=Group,
     help="Train and fine-tune transformers for the classic NLP tasks. Run `nlpcli demo` for a tour.",
     no_args_is_help=True,
     add_completion=False,
@@ -42,12 +45,12 @@ def _options(
 
 
 for _task_name in TASK_MODULES:
-    app.command(_task_name, help=task_class(_task_name).help)(task_command(_task_name))
-app.command()(predict)
-app.command()(demo)
-app.command("config")(show_config)
-app.command()(env)
-app.command()(report)
+    app.command(_task_name, cls=TaskCommand, help=task_class(_task_name).help)(task_command(_task_name))
+app.command(cls=Command)(predict)
+app.command(cls=Command)(demo)
+app.command("config", cls=Command)(show_config)
+app.command(cls=Command)(env)
+app.command(cls=Command)(report)
 
 
 def main() -> None:

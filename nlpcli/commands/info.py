@@ -13,7 +13,7 @@ from nlpcli.commands.exits import reports_user_errors
 from nlpcli.config import config_yaml
 from nlpcli.config_args import parse_set_options
 from nlpcli.config_layers import resolve_config
-from nlpcli.console import console
+from nlpcli.console import show_table
 from nlpcli.errors import UserError
 from nlpcli.tasks import TASK_MODULES, task_class
 
@@ -21,8 +21,10 @@ from nlpcli.tasks import TASK_MODULES, task_class
 @reports_user_errors
 def show_config(
     task: str = typer.Argument(..., help=f"Task: {', '.join(TASK_MODULES)}."),
-    config_file: Path | None = typer.Option(None, "--config", help="A YAML file of config keys to apply first."),
-    set_values: list[str] | None = typer.Option(None, "--set", help="Override a config key: key=value (repeatable)."),
+    config_file: Path | None = typer.Option(None, "--config", metavar="FILE",
+                                            help="A YAML file of config keys to apply first."),
+    set_values: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                                help="Override a config key: key=value (repeatable)."),
 ) -> None:
     """Print the task's resolved configuration as YAML: copy it, edit it, pass it back with --config."""
     if task not in TASK_MODULES:
@@ -44,13 +46,14 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead o
     table = Table("", "", show_header=False)
     for key, value in facts.items():
         table.add_row(key.replace("_", " "), str(value))
-    console.print(table)
+    show_table(table)
 
 
 @reports_user_errors
 def report(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR", help="Output folders of training runs."),
-    output: Path | None = typer.Option(None, help="PNG to draw the runs' curves into (default: comparison.png)."),
+    output: Path | None = typer.Option(None, metavar="FILE",
+                                       help="PNG to draw the runs' curves into (default: comparison.png)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Compare runs: their final metrics side by side, and their curves (loss, eval metrics) in one PNG."""
