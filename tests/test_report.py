@@ -309,7 +309,7 @@ def test_lead3_is_a_reference_line_on_its_rouge_panel_not_a_panel_of_its_own():
     model, lead3 = axes.get_lines()
     assert list(model.get_ydata()) == [1.0, 2.0]
     assert list(lead3.get_ydata()) == [15.4, 15.4] and lead3.get_linestyle() == ":"  # a horizontal line
-    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["run", "lead-3"]
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["model", "lead-3"]
     axes = Figure().add_subplot()
     draw_panel(axes, "eval_gen_len", [("run", curves)], ["C0"])
     assert len(axes.get_lines()) == 1  # no baseline scores the generated length

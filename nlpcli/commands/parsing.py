@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from typer._click.exceptions import NoSuchOption
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from nlpcli.commands.exits import exit_with
@@ -26,6 +25,7 @@ from nlpcli.errors import UserError
 from nlpcli.suggestions import did_you_mean
 
 METAVARS = {int: "N", float: "X", str: "TEXT", Path: "PATH"}  # what a value of each type is called in help
+CLICK_TYPES = {"integer": int, "float": float, "text": str, "path": Path}  # click's names of those types
 
 
 def metavar_for(annotation: Any) -> str:
@@ -36,20 +36,34 @@ def metavar_for(annotation: Any) -> str:
     return METAVARS.get(annotation, "TEXT")
 
 
+def _annotation(param: Any) -> Any:
+    """The Python type of a parameter's value (typer's record of it, else the type click converts to)."""
+    described = getattr(param, "type_descriptor", None)  # typer 0.2x; before, typer handed click a click type
+    if described is not None:
+        return described.annotation
+    return CLICK_TYPES.get(getattr(param.type, "name", ""), str)
+
+
 def _name_plainly(param: Any) -> None:
     """Give a parameter the house metavar when its declaration gave none; an argument shows no type."""
     if isinstance(param, TyperOption) and param.metavar is None:
-        param.metavar = "" if param.is_flag else metavar_for(param.type_descriptor.annotation)
+        param.metavar = "" if param.is_flag else metavar_for(_annotation(param))
     elif isinstance(param, TyperArgument):
         if param.metavar is None:
             param.metavar = param.name.upper()
         param.display_type_rich = lambda ctx: None  # typer would add the Python type (`<str>`) beside the name
 
 
-def flags(command: Any, ctx: Any, hidden: bool = False) -> list[str]:
-    """The option spellings of `command` (the hidden ones too with `hidden`)."""
-    return [spelling for param in command.get_params(ctx) if isinstance(param, TyperOption)
-            and (hidden or not param.hidden) for spelling in (*param.opts, *param.secondary_opts)]
+def listed_options(command: Any, ctx: Any) -> list[str]:
+    """The option spellings `command --help` lists."""
+    return [spelling for param in command.get_params(ctx) if isinstance(param, TyperOption) and not param.hidden
+            for spelling in (*param.opts, *param.secondary_opts)]
+
+
+def unknown_option_name(error: Exception) -> str | None:
+    """The option a parser error says the command does not have: click's NoSuchOption (which typer vendors under a
+    private module in its recent versions: recognised by its documented name and `option_name`)."""
+    return getattr(error, "option_name", None) if type(error).__name__ == "NoSuchOption" else None
 
 
 def refuse_flag_values(command: Any, ctx: Any, args: list[str]) -> None:
@@ -68,7 +82,7 @@ def refuse_flag_values(command: Any, ctx: Any, args: list[str]) -> None:
 
 def unknown_option(typed: str, command: Any, ctx: Any, trains: bool) -> str:
     """The one line that answers an option the command does not have."""
-    known = flags(command, ctx)
+    known = listed_options(command, ctx)
     answer = script_flag_answer(typed, set(known), trains) if typed.startswith("--") else None
     if answer is not None:
         return answer
@@ -98,8 +112,11 @@ class _HouseStyle:
             refuse_flag_values(self, ctx, args)
             try:
                 return super().parse_args(ctx, args)
-            except NoSuchOption as err:
-                raise UserError(unknown_option(err.option_name, self, ctx, self.trains)) from None
+            except Exception as err:
+                typed = unknown_option_name(err)
+                if typed is None:
+                    raise
+                raise UserError(unknown_option(typed, self, ctx, self.trains)) from None
         except UserError as err:
             exit_with(err)
 

@@ -82,7 +82,7 @@ def draw_panel(axes: Any, name: str, runs: list[tuple[str, Curves]], colors: lis
                           label=f"{prefix}eval")
         elif name in curves:
             steps, values = zip(*curves[name], strict=True)
-            axes.plot(steps, values, color=color, marker="o", markersize=4, label=label)
+            axes.plot(steps, values, color=color, marker="o", markersize=4, label=label if several else "model")
         for baseline, value in baselines(curves, name).items():
             axes.axhline(value, color=color, linestyle=":", linewidth=1.2, label=f"{prefix}{baseline}")
     axes.set_title(name.removeprefix(EVAL_PREFIX) if name != TRAIN_LOSS else "loss")
