@@ -23,7 +23,8 @@ def one_line_error(result, fragment: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("command", [[], ["predict"], ["config"], ["report"], ["env"], ["demo"], ["ner"]])
+@pytest.mark.parametrize("command", [[], ["predict"], ["config"], ["config", "ner"], ["report"], ["env"], ["demo"],
+                                     ["ner"]])
 def test_every_help_page_names_values_the_same_way(command):
     page = run_cli(*command, "--help").output
     assert not PYTHON_TYPE.search(page), PYTHON_TYPE.search(page).group()
@@ -32,7 +33,9 @@ def test_every_help_page_names_values_the_same_way(command):
     assert rows["--help"][0] == "Show"  # a flag shows no metavar
     expected = {"predict": {"--top-k": "N", "--temperature": "X", "--question": "TEXT", "--file": "FILE",
                             "--output": "FILE", "--json": "Print"},
-                "config": {"--set": "KEY=VALUE", "--config": "FILE"}, "report": {"--output": "FILE", "--json": "Print"},
+                "config ner": {"--set": "KEY=VALUE", "--config": "FILE"},
+                "ner": {"--epochs": "X", "--eval-only": "Evaluate"},
+                "report": {"--output": "FILE", "--json": "Print"},
                 "demo": {"--output-root": "DIR", "--task": "TEXT"}, "": {"--version": "Show"}}
     for flag, first in expected.get(" ".join(command), {}).items():
         assert rows[flag][0] == first, (flag, rows[flag])
