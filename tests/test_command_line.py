@@ -9,7 +9,6 @@ import re
 import pytest
 
 from conftest import run_cli
-from nlpcli.errors import UserError
 
 PYTHON_TYPE = re.compile(r"<(?:bool|str|int|float|path|list\[[^\]]*\])>")
 
@@ -89,7 +88,11 @@ def test_a_script_flag_is_answered_with_the_option_of_the_task_at_hand():
     one_line_error(run_cli("ner", "--tokenizer_name", "gpt2"), "the tokenizer is --model's own")
 
 
-def test_a_trainer_field_without_an_nlpcli_option_goes_through_trainer_arg():
+def test_a_trainer_field_without_an_nlpcli_option_goes_through_trainer_arg(monkeypatch):
+    from nlpcli.runner import settings
+
+    # TrainingArguments' fields, without importing transformers (test_surfaces checks the real ones)
+    monkeypatch.setattr(settings, "training_argument_names", lambda: {"adam_beta1", "disable_tqdm", "learning_rate"})
     one_line_error(run_cli("ner", "--adam_beta1", "0.8"), "pass it as --trainer-arg adam_beta1=VALUE")
     one_line_error(run_cli("ner", "--disable_tqdm"), "nlpcli sets this TrainingArguments field itself")
 
@@ -104,9 +107,10 @@ def test_closest_names_first_those_that_start_with_what_was_typed():
     assert closest("lerning_rate", flags) == ["--learning-rate"]  # dashes and underscores alike
 
 
-def test_every_source_of_names_suggests_the_same_way(tmp_path):
+def test_every_source_of_names_suggests_the_same_way(tmp_path, monkeypatch):
     from nlpcli.config import RunConfig
-    from nlpcli.runner.settings import check_training_settings
+    from nlpcli.errors import UserError
+    from nlpcli.runner import settings
 
     one_line_error(run_cli("ner", "--lerning-rate", "1"),
                    "No such option: --lerning-rate. Did you mean --learning-rate?")
@@ -115,9 +119,11 @@ def test_every_source_of_names_suggests_the_same_way(tmp_path):
         result = run_cli("ner", *args)
         assert result.exit_code == 2, result.output
         assert result.output.strip().splitlines()[1:] == ["Did you mean learning_rate?"]  # not every key
+    # --trainer-arg learning_rate would be refused: the closest field is named by its option
+    monkeypatch.setattr(settings, "training_argument_names", lambda: {"learning_rate", "adam_beta1"})
     with pytest.raises(UserError) as refused:
-        check_training_settings(RunConfig(trainer_args={"lerning_rate": 1}))
-    assert refused.value.hint.startswith("Did you mean --learning-rate")  # --trainer-arg learning_rate is refused
+        settings.check_training_settings(RunConfig(trainer_args={"lerning_rate": 1}))
+    assert refused.value.hint == "Did you mean --learning-rate?"
     result = run_cli("ner", "--set", "num_train_epochs=1")
     assert "Did you mean epochs? (num_train_epochs is transformers' name for it.)" in result.output
     assert "nlpcli config ner` lists every key" in run_cli("ner", "--set", "xyzzy=1").output
