@@ -36,6 +36,7 @@ from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
 from nlpcli.runner.report import RunReport
 from nlpcli.runner.results import write_example_script_results
+from nlpcli.runner.threads import apply_threads
 from nlpcli.sources import data, models, presets
 from nlpcli.tasks import get_task
 from nlpcli.tasks.base import Prepared, Task, TaskSetup
@@ -96,6 +97,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
     task = get_task(task_name)
     set_seed(cfg.seed)
     settings.check_training_settings(cfg)
+    threads = apply_threads(cfg.threads)  # by the CPUs this process may use, not the host's cores
     if cfg.eval_only and cfg.push_to_hub:
         raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
     preset = presets.find(cfg.model)
@@ -120,7 +122,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
             checkpoints.remove_incomplete(output_dir)
             drop_newer(output_dir, cfg)
         state.wait_for_everyone()
-        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved)
+        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, threads)
     finally:
         lock.release()
         interrupt.uninstall(previous)
@@ -160,11 +162,11 @@ class Built:
 
 
 def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
-                on_saved: RunHook | None) -> dict:
+                on_saved: RunHook | None, threads: dict[str, Any] | None = None) -> dict:
     """The run, once its output folder is locked (the first step that reads data)."""
     run_data = splits.read(task, cfg)
     built = build(task, cfg, state, run_data, output_dir)
-    ctx = context(task, cfg, state, run_data, built, output_dir)
+    ctx = context(task, cfg, state, run_data, built, output_dir, threads)
     announce(task_name, cfg, state, ctx)
     pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
     if pusher is not None:
@@ -232,7 +234,7 @@ def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
 
 
 def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, built: Built,
-            output_dir: Path) -> RunContext:
+            output_dir: Path, threads: dict[str, Any] | None = None) -> RunContext:
     """What the loop is handed, with the run report started: what ran where, the sample counts and what reading
     and preparing the data reported."""
 
@@ -241,7 +243,8 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
     report = RunReport(
         header={"task": task.name, "model": cfg.model, "loop": cfg.loop, "eval_only": cfg.eval_only,
                 "world_size": state.num_processes, "distributed": distributed_type(state), "device": device_name(),
-                "precision": precision_name(precision), "seed": cfg.seed},
+                "precision": precision_name(precision), "seed": cfg.seed,
+                **({"threads": threads} if threads else {})},
         samples={"train_examples": count(run_data.raw.get("train")), "train_samples": count(prepared.train),
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
         filters=run_data.filter_counts,
@@ -268,12 +271,18 @@ def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> Non
                         continuity.first_run_record(cfg, state.num_processes))
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
-        f"precision={precision_name(ctx.mixed_precision)} "
+        f"precision={precision_name(ctx.mixed_precision)}{_threads_shown(ctx)} "
         f"train={count(ctx.train_features) if not cfg.streaming else 'streamed'} eval={len(ctx.eval_features)} "
         f"-> {ctx.output_dir}"
     )
     for line in origin_lines(cfg):  # where each value that differs from the built-in defaults came from
         say(f"  [dim]{escape(line)}[/dim]")
+
+
+def _threads_shown(ctx: RunContext) -> str:
+    """` threads=N` on a CPU (a GPU run's speed does not hang on it)."""
+    threads = ctx.report.header.get("threads")
+    return f" threads={threads['count']}" if threads and ctx.report.header["device"] == "cpu" else ""
 
 
 def run_loop(ctx: RunContext) -> dict[str, Any]:
