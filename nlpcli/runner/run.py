@@ -159,6 +159,7 @@ class Built:
     tokenizer: Any
     setup: TaskSetup
     prepared: Prepared
+    features_cache: dict[str, str] = dataclasses.field(default_factory=dict)  # run.json: per split, reused/made
 
 
 def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
@@ -187,6 +188,7 @@ def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, outp
     """setup (on every split, test included: its records must fit the label list the task builds) -> the model
     and tokenizer -> the features of train, validation and test."""
     raw = run_data.raw
+    began = time.time()
     if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
         import datasets
 
@@ -222,7 +224,23 @@ def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, outp
     if train is not None and data.is_streamed(train):  # no sampler shuffles a stream
         prepared = dataclasses.replace(prepared, train=train.shuffle(seed=cfg.seed,
                                                                      buffer_size=STREAM_SHUFFLE_BUFFER))
-    return Built(model, tokenizer, setup, prepared)
+    return Built(model, tokenizer, setup, prepared, features_cache(prepared, began))
+
+
+def features_cache(prepared: Prepared, began: float) -> dict[str, str]:
+    """Per split, whether its features came from datasets' cache (`reused`: a run before this one made them from
+    the same data, tokenizer and settings), were made now (`made`, and cached for the next run), or live in
+    memory only (`not cached`: a stream, or data built in memory)."""
+    found = {}
+    for split, features in (("train", prepared.train), ("validation", prepared.eval), ("test", prepared.test)):
+        if features is None:
+            continue
+        files = [Path(entry["filename"]) for entry in getattr(features, "cache_files", None) or []]
+        if not files:
+            found[split] = "not cached"
+        else:
+            found[split] = "reused" if all(f.exists() and f.stat().st_mtime < began for f in files) else "made"
+    return found
 
 
 def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
@@ -249,7 +267,7 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
         filters=run_data.filter_counts,
         data=run_data.data_report,
-        task={**run_data.task_facts, **prepared.facts},
+        task={**run_data.task_facts, **prepared.facts, "features_cache": built.features_cache},
         test={"test_samples": len(run_data.test), "test_labelled": run_data.test_labelled}
         if run_data.test is not None else {},
         resumes=continuity.resumes(cfg),

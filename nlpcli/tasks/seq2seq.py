@@ -25,7 +25,7 @@ from nlpcli import layout
 from nlpcli.config import RunConfig, option, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import record_location
+from nlpcli.sources.data import map_workers, record_location
 from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
 
 SOURCE, TARGET = "source", "target"
@@ -182,7 +182,8 @@ class Seq2SeqTask(Task):
             return features
 
         features = {
-            split: data.map(tokenize, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}")
+            split: data.map(tokenize, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
+                            **map_workers(cfg, data))
             for split, data in raw.items()
         }
         return Prepared(features.get("train"), features["validation"], facts=self.run_facts(cfg))
