@@ -41,6 +41,9 @@ class Seq2SeqConfig(RunConfig):
     generation_max_length: int | None = option(
         None, "Longest generated sequence, in tokens [max_target_length].", at_least=1
     )
+    generation_batch_size: int | None = option(
+        None, "Sequences generated per batch in evaluation (length-sorted batches) [--eval-batch-size].", at_least=1
+    )
     min_target_words: int = option(0, "Drop pairs whose target has fewer words than this (0: keep all).", at_least=0)
     skip_bad_records: bool = option(False, "Skip (and count) records with an empty side instead of stopping.")
 
@@ -64,7 +67,7 @@ class Seq2SeqTask(Task):
     pipeline_task = "text2text-generation"  # not in transformers 5: `predict` generates itself
     evaluation = "generation"
     evaluate_before_training = True
-    resumable_options = ("num_beams", "generation_max_length")  # how the evaluation generates
+    resumable_options = ("num_beams", "generation_max_length", "generation_batch_size")  # how the evaluation generates
     output_name: ClassVar[str] = "output"
     side_names: ClassVar[tuple[str, str]] = ("source", "target")
     prefix_example: ClassVar[str] = ""
