@@ -74,7 +74,7 @@ def test_a_flag_takes_no_value_and_true_is_not_read_as_a_text(tmp_path):
     (["--fp16"], "nlpcli's is --precision fp16"),
     (["--overwrite_output_dir"], "nlpcli's is --overwrite"),
     (["--trust_remote_code"], "never a model repository's code"),
-    (["--preprocessing_num_workers", "4"], "prepared in the main process"),
+    (["--preprocessing_num_workers", "4"], "nlpcli's is --preprocessing-workers"),
 ])
 def test_the_example_scripts_flags_are_answered_with_the_nlpcli_option(args, answer):
     text = one_line_error(run_cli("ner", *args), answer)

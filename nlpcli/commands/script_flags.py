@@ -58,7 +58,7 @@ SCRIPT_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
                                 "--test-file"),
     "overwrite_cache": ((), "datasets recomputes the features when the data or the settings change; to drop its "
                             "cache, delete the data set's folder under HF_HOME"),
-    "preprocessing_num_workers": ((), "features are prepared in the main process: leave it out"),
+    "preprocessing_num_workers": (("--preprocessing-workers",), ""),
     "pad_to_max_length": ((), "batches are padded to their longest example: leave it out"),
     "ignore_pad_token_for_loss": ((), "padding never counts in the loss: leave it out"),
     "return_entity_level_metrics": ((), "metrics.json always has the per-entity figures (eval_PER_f1, ...)"),
