@@ -1,6 +1,6 @@
-"""The Typer app: one command per task (options generated from the task's config fields), plus
-`predict`, `demo`, `config`, `env` and `report` (the commands themselves are in `nlpcli.commands`), in the
-order `nlpcli --help` lists them. Nothing heavy is imported at module level, so `--help` answers at once."""
+"""The Typer app: one command per task (options generated from the task's config fields), plus `predict`, `tune`
+(one sub-command per task), `demo`, `config`, `env` and `report` (the commands themselves are in `nlpcli.commands`),
+in the order `nlpcli --help` lists them. Nothing heavy is imported at module level, so `--help` answers at once."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from nlpcli.commands.demo import demo
 from nlpcli.commands.info import env, report, show_config
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
+from nlpcli.commands.tune import tune_app
 from nlpcli.config_args import with_resume_values
 from nlpcli.tasks import TASK_MODULES, task_class
 
@@ -44,6 +45,7 @@ def _options(
 for _task_name in TASK_MODULES:
     app.command(_task_name, help=task_class(_task_name).help)(task_command(_task_name))
 app.command()(predict)
+app.add_typer(tune_app, name="tune")
 app.command()(demo)
 app.command("config")(show_config)
 app.command()(env)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,8 @@ def _panel_of(param_name: str, shared: set[str]) -> str:
     return panel_for(key, task_specific=key not in shared and key not in ("config_file", "set_values"))
 
 
-def task_command(name: str) -> Callable[..., None]:
-    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order."""
+def task_parameters(name: str) -> list[inspect.Parameter]:
+    """The options of task `name`'s command (its config keys, --config and --set), in panel order."""
     task = task_class(name)
     cls = task.config_class
     defaults_file = CONFIG_DIR / f"{name}.yaml"
@@ -115,28 +116,59 @@ def task_command(name: str) -> Callable[..., None]:
         )
     )
     params.sort(key=lambda param: PANEL_ORDER.index(_panel_of(param.name, shared)))  # panels in a fixed order
+    return params
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What a task's options said on one command line: its --config file, its --set pairs and the options given
+    (the config layers above the task defaults)."""
+
+    task: str
+    config_file: Path | None
+    set_values: dict[str, str]
+    values: dict[str, Any]  # config key -> the option's value (None: not given)
+
+    def resolve(self, **overrides: Any) -> RunConfig:
+        """The resolved configuration, with `overrides` given as if on the command line."""
+        return resolve_config(task_class(self.task).config_class, self.task, self.config_file,
+                              {**self.values, **overrides}, self.set_values)
+
+
+def read_options(name: str, kwargs: dict[str, Any]) -> TaskOptions:
+    """The task's options out of a command's keyword arguments (which lose them): --no-FLAG folded in, an
+    option the task does not use refused."""
+    task = task_class(name)
+    config_file = kwargs.pop("config_file")
+    set_values = parse_set_options(kwargs.pop("set_values") or [])
+    keys = {f.name for f in dataclasses.fields(task.config_class)}
+    negations = {key + NEGATION for key in keys}
+    values = _with_negations({key: kwargs.pop(key) for key in [*kwargs] if key in keys or key in negations})
+    for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
+        if values.get(key) is not None:
+            raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
+                            hint=f"See nlpcli {name} --help for the options it reads.")
+    return TaskOptions(name, config_file, set_values, values)
+
+
+def task_command(name: str) -> Callable[..., None]:
+    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order."""
+    params = task_parameters(name)
 
     @reports_user_errors
     def command(**kwargs: Any) -> None:
-        config_file = kwargs.pop("config_file")
-        set_values = parse_set_options(kwargs.pop("set_values") or [])
-        kwargs = _with_negations(kwargs)
-        for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
-            if kwargs.get(key) is not None:
-                raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
-                                hint=f"See nlpcli {name} --help for the options it reads.")
-        cfg = resolve_config(cls, name, config_file, kwargs, set_values)
-        show_result(run(name, cfg))
+        show_result(run(name, read_options(name, kwargs).resolve()))
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = task.help
+    command.__doc__ = task_class(name).help
     return command
 
 
-def run(name: str, cfg: Any) -> dict[str, Any]:
-    """Run a task; once its files are saved, draw its curves.png."""
+def run(name: str, cfg: Any, on_evaluation: Any = None) -> dict[str, Any]:
+    """Run a task; once its files are saved, draw its curves.png. `on_evaluation`: see `runner.run.run_task`
+    (`nlpcli tune` reports each evaluation to its study there)."""
     from nlpcli.reporting.plot import write_curves
     from nlpcli.runner.run import run_task
 
-    return run_task(name, cfg, on_saved=write_curves)
+    return run_task(name, cfg, on_saved=write_curves, on_evaluation=on_evaluation)
