@@ -26,7 +26,6 @@ URL_SCHEMES = ("sqlite", "postgresql", "mysql")  # RDB URLs (SQLAlchemy's, with 
 HEARTBEAT_S, GRACE_S = 30, 120  # a database trial whose worker has been silent for GRACE_S is failed and retried
 MAX_RETRIES = 3  # how often a trial whose worker died is queued again
 WORKER = "worker"  # user attribute: {host, pid, started} of the process running the trial
-SEED_RANGE = 2**32
 
 
 def load_optuna() -> ModuleType:
@@ -93,8 +92,16 @@ def pruner(optuna: ModuleType, name: str, startup: int) -> Any:
     return optuna.pruners.NopPruner()
 
 
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler's seed for trial `number` of a study seeded with `seed` (mixed: neighbouring seeds do not give
+    shifted copies of one sequence)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
 def sampler(optuna: ModuleType, seed: int, startup: int) -> Any:
-    """Optuna's TPE sampler, seeded per trial (seed + trial number): a study samples the same parameters however
+    """Optuna's TPE sampler, seeded per trial (from --seed and the trial's number): a study samples the same parameters however
     many workers run it, and two workers never draw the same random start. Its first `startup` trials are
     random; the sampler learns from every finished trial of the study, whichever worker ran it."""
 
@@ -104,7 +111,7 @@ def sampler(optuna: ModuleType, seed: int, startup: int) -> Any:
 
         def _for(self, trial: Any) -> Any:
             if self.current is None or self.current[0] != trial.number:
-                tpe = optuna.samplers.TPESampler(seed=(seed + trial.number) % SEED_RANGE, n_startup_trials=startup)
+                tpe = optuna.samplers.TPESampler(seed=trial_seed(seed, trial.number), n_startup_trials=startup)
                 self.current = (trial.number, tpe)
             return self.current[1]
 
