@@ -59,7 +59,12 @@ def rich_table(runs: list[ReportedRun]) -> Table:
 
 def plain_table(runs: list[ReportedRun]) -> str:
     """The same table as aligned text: one line per key, columns separated by two spaces."""
-    lines = [["", *labels(runs)]] + [[key, *(format_value(v) for v in values)] for key, values in rows(runs)]
+    return aligned([["", *labels(runs)]] + [[key, *(format_value(v) for v in values)] for key, values in rows(runs)])
+
+
+def aligned(lines: list[list[str]]) -> str:
+    """Rows of cells as aligned text (what a table is off a terminal: no escapes, no wrapping), columns separated
+    by two spaces."""
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
                      for line in lines)

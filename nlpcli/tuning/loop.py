@@ -17,13 +17,13 @@ from rich.markup import escape
 from nlpcli import layout
 from nlpcli.config import RunConfig
 from nlpcli.config_args import RESUME_CHOICES
-from nlpcli.console import console, is_main_process, say, warn
+from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import Interrupted, UserError
 from nlpcli.metrics.kinds import EVAL_PREFIX, higher_is_better
 from nlpcli.tasks import get_task
 from nlpcli.tuning import study as studies
 from nlpcli.tuning.chart import write_chart
-from nlpcli.tuning.results import best_trial, finished_count, trials_table, write_results
+from nlpcli.tuning.results import best_trial, finished_count, show_table, write_results
 from nlpcli.tuning.space import Space, default_space, read_space, space_yaml
 from nlpcli.tuning.trial import Diverged, Objective, RunTrial, keep_models, mark
 
@@ -133,7 +133,7 @@ def tune(task_name: str, resolve: Callable[..., RunConfig], fixed: set[str], set
     keep_models(study.get_trials(deepcopy=False), best.number if best else None, settings.keep)
     chart = write_chart(study, study_dir, metric)
     if is_main_process():
-        console.print(trials_table(found))
+        show_table(found)
         if best is None:
             say("no trial has completed yet: no best_config.yaml.")
         else:

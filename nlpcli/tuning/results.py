@@ -12,7 +12,9 @@ from typing import Any
 from rich.table import Table
 
 from nlpcli import layout
+from nlpcli.console import console
 from nlpcli.files import write_text_atomic
+from nlpcli.reporting.compare import aligned
 from nlpcli.tuning.study import WORKER
 from nlpcli.tuning.trial import CONFIG, DIVERGED, FOLDER
 
@@ -85,16 +87,28 @@ def _shown(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def trials_table(found: dict[str, Any]) -> Table:
-    """The trials as a table: number, state, objective, each parameter, wall time (the best one marked)."""
+def table_rows(found: dict[str, Any]) -> list[list[str]]:
+    """The trials as rows of cells, a header first: number (* for the best), state, objective, each parameter,
+    wall time."""
     names = list(dict.fromkeys(name for row in found["trials"] for name in row["params"]))
     best = (found.get("best") or {}).get("number")
-    table = Table("trial", "state", str(found.get("metric")), *names, "wall s", title=f"study {found['study_name']}",
-                  title_justify="left")
+    lines = [["trial", "state", str(found.get("metric")), *names, "wall s"]]
     for row in found["trials"]:
         state = row["state"] + (" (diverged)" if row.get("diverged") else "")
         state += f" (retry of {row['retry_of']})" if "retry_of" in row else ""
         state += f" at step {row['pruned_at_step']}" if "pruned_at_step" in row else ""
-        table.add_row(f"{row['number']}{' *' if row['number'] == best else ''}", state, _shown(row["value"]),
-                      *(_shown(row["params"].get(name)) for name in names), _shown(row["wall_time_s"]))
-    return table
+        lines.append([f"{row['number']}{' *' if row['number'] == best else ''}", state, _shown(row["value"]),
+                      *(_shown(row["params"].get(name)) for name in names), _shown(row["wall_time_s"])])
+    return lines
+
+
+def show_table(found: dict[str, Any]) -> None:
+    """The trials table: a rich table on a terminal, aligned text elsewhere (a log keeps whole lines)."""
+    lines = table_rows(found)
+    if not console.is_terminal:
+        print(f"study {found['study_name']}\n{aligned(lines)}")
+        return
+    table = Table(*lines[0], title=f"study {found['study_name']}", title_justify="left")
+    for line in lines[1:]:
+        table.add_row(*line)
+    console.print(table)

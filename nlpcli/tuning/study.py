@@ -101,9 +101,9 @@ def trial_seed(seed: int, number: int) -> int:
 
 
 def sampler(optuna: ModuleType, seed: int, startup: int) -> Any:
-    """Optuna's TPE sampler, seeded per trial (from --seed and the trial's number): a study samples the same parameters however
-    many workers run it, and two workers never draw the same random start. Its first `startup` trials are
-    random; the sampler learns from every finished trial of the study, whichever worker ran it."""
+    """Optuna's TPE sampler, seeded per trial (from --seed and the trial's number): a study samples the same
+    parameters however many workers run it, and two workers never draw the same random start. Its first `startup`
+    trials are random; the sampler learns from every finished trial of the study, whichever worker ran it."""
 
     class PerTrialSeed(optuna.samplers.BaseSampler):
         def __init__(self) -> None:
