@@ -25,7 +25,7 @@ from nlpcli.tuning import study as studies
 from nlpcli.tuning.chart import write_chart
 from nlpcli.tuning.results import best_trial, finished_count, show_table, write_results
 from nlpcli.tuning.space import Space, default_space, read_space, space_yaml
-from nlpcli.tuning.trial import Diverged, Objective, RunTrial, keep_models, mark
+from nlpcli.tuning.trial import DIVERGED, Diverged, Objective, RunTrial, keep_models, mark
 
 STUDY_FILES = (layout.TUNE_JOURNAL, layout.TUNE_RESULTS, layout.TUNE_CHART, layout.BEST_CONFIG)
 
@@ -101,6 +101,9 @@ def tune(task_name: str, resolve: Callable[..., RunConfig], fixed: set[str], set
         print(space_yaml(space), end="")
         return {}
     optuna = studies.load_optuna()
+    if settings.pruner != "none" and base.evaluation_strategy == "no":
+        warn(f"--pruner {settings.pruner} prunes at evaluations made while training, and --eval-strategy no makes "
+             "none: no trial will be pruned.")
     study_dir = Path(base.output_dir) if base.output_dir else layout.default_study_dir(task_name)
     metric, direction = objective_of(base, settings)
     if base.overwrite and settings.storage is None:
@@ -126,6 +129,8 @@ def tune(task_name: str, resolve: Callable[..., RunConfig], fixed: set[str], set
         if objective.current is not None:  # the trial under way: failed, and queued again for a --resume
             failed = studies.fail_and_retry(optuna, study, storage, objective.current)
             mark(study_dir / layout.trial_name(failed.number), state=failed.state.name, reason="interrupted")
+            warn(f"trial {failed.number} was interrupted: marked failed and queued again. Continue the study with "
+                 f"the same command and --resume.")
         write_results(study, study_dir, facts)
         raise
     found = write_results(study, study_dir, facts)
@@ -162,8 +167,13 @@ def _run_trials(optuna: Any, study: Any, storage: Any, objective: Objective, set
         study.optimize(objective, n_trials=1, catch=(Diverged,))
         if objective.current is not None:
             ended = next(t for t in study.get_trials(deepcopy=False) if t.number == objective.current)
+            state = ended.state.name
+            if state == "PRUNED" and ended.intermediate_values:
+                state += f" at step {max(ended.intermediate_values)}"
+            elif ended.user_attrs.get(DIVERGED):
+                state += " (the training loss diverged)"
             value = f" {objective.metric}={ended.value:.6g}" if ended.value is not None else ""
-            say(f"[bold]trial {ended.number}: {ended.state.name}[/bold]{value}")
+            say(f"[bold]trial {ended.number}: {state}[/bold]{value}")
         objective.current = None
         best = best_trial(study)
         keep_models(study.get_trials(deepcopy=False), best.number if best else None, settings.keep)

@@ -126,7 +126,6 @@ class Objective:
         except TrainingDiverged as err:
             trial.set_user_attr(DIVERGED, True)
             mark(folder, **base, state="FAIL", reason=err.message)
-            say(f"trial {trial.number} failed: {err.message}")
             raise Diverged(err.message) from None
         value = read_objective(folder, self.metric)
         if value is None:
@@ -137,7 +136,6 @@ class Objective:
             remove_checkpoints(folder)
             mark(folder, **base, state="PRUNED", value=hook.reported[hook.pruned_at], pruned_at_step=hook.pruned_at,
                  checkpoints="removed")
-            say(f"trial {trial.number} pruned at step {hook.pruned_at}")
             raise optuna.TrialPruned(f"pruned at step {hook.pruned_at}")
         mark(folder, **base, state="COMPLETE", value=value)
         return value
