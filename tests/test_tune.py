@@ -288,3 +288,43 @@ def test_a_study_on_a_real_postgresql_server(tmp_path):
         assert tune_json(study)["storage"].startswith("postgresql+psycopg2://")
     finally:
         server.cleanup()
+
+
+def test_a_running_trial_whose_worker_is_gone_is_failed_and_queued_again():
+    optuna = studies.load_optuna()
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="s")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    orphan, alive = study.ask(), study.ask()
+    orphan.suggest_float("learning_rate", 1e-4, 1e-2)
+    orphan.set_user_attr("worker", {**studies.this_worker(), "pid": ended.pid, "started": None})
+    alive.set_user_attr("worker", studies.this_worker())
+    failed = studies.fail_orphans(optuna, study, storage)
+    assert [t.number for t in failed] == [orphan.number]
+    states = {t.number: t.state.name for t in study.get_trials()}
+    assert states == {0: "FAIL", 1: "RUNNING", 2: "WAITING"}  # the live worker's trial is left alone
+    queued = study.get_trials()[2]
+    assert queued.system_attrs["failed_trial"] == 0 and queued.params == orphan.params
+
+
+def test_a_trial_whose_loss_diverges_fails_and_counts_and_the_study_goes_on(tmp_path):
+    from nlpcli.errors import TrainingDiverged
+    from nlpcli.tasks import get_task
+    from nlpcli.tuning.results import finished_count
+    from nlpcli.tuning.space import parse_param
+    from nlpcli.tuning.trial import Diverged, Objective
+
+    def diverging(cfg, hook):
+        assert cfg.learning_rate == 10.0 and cfg.output_dir == str(tmp_path / "trial-0")
+        raise TrainingDiverged("The training loss is no longer finite (NaN or inf) at step 2")
+
+    optuna = studies.load_optuna()
+    study = optuna.create_study()
+    space = {"learning_rate": parse_param(get_task("ner"), "learning_rate",
+                                          {"type": "categorical", "choices": [10.0]}, "test")}
+    resolve = lambda **values: resolve_config(NerConfig, "ner", None, {"model": "tiny", **values})  # noqa: E731
+    study.optimize(Objective("ner", tmp_path, space, resolve, diverging, "eval_loss", "none"), n_trials=1,
+                   catch=(Diverged,))
+    trial = study.get_trials()[0]
+    assert trial.state.name == "FAIL" and trial.user_attrs["diverged"] and finished_count([trial]) == 1
