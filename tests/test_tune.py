@@ -328,3 +328,16 @@ def test_a_trial_whose_loss_diverges_fails_and_counts_and_the_study_goes_on(tmp_
                    catch=(Diverged,))
     trial = study.get_trials()[0]
     assert trial.state.name == "FAIL" and trial.user_attrs["diverged"] and finished_count([trial]) == 1
+
+
+def test_a_new_study_refuses_an_existing_one_and_resume_refuses_none_leaving_the_folder_as_it_was(tmp_path):
+    study = tmp_path / "study"
+    missing = run_cli("tune", "ner", *TINY_NER, "--trials", "1", "--resume", "--output-dir", study)
+    assert missing.exit_code == 2 and "no study 'study' to continue" in missing.output, missing.output
+    assert not study.exists()
+    optuna = studies.load_optuna()
+    storage, _ = studies.open_storage(optuna, None, study)
+    optuna.create_study(storage=storage, study_name="study")
+    again = run_cli("tune", "ner", *TINY_NER, "--trials", "1", "--output-dir", study)
+    assert again.exit_code == 2 and "already exists" in again.output and "--resume" in again.output, again.output
+    assert sorted(p.name for p in study.iterdir()) == [layout.TUNE_JOURNAL]

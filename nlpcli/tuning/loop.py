@@ -108,16 +108,24 @@ def tune(task_name: str, resolve: Callable[..., RunConfig], fixed: set[str], set
     metric, direction = objective_of(base, settings)
     if base.overwrite and settings.storage is None:
         clear_study_dir(study_dir)
+    new_dir, new_journal = not study_dir.exists(), not (study_dir / layout.TUNE_JOURNAL).exists()
     storage, where = studies.open_storage(optuna, settings.storage, study_dir)
     name = settings.study_name or study_dir.resolve().name
     if base.overwrite and settings.storage is not None:
         clear_study_dir(study_dir)
         if name in optuna.study.get_all_study_names(storage):
             optuna.delete_study(study_name=name, storage=storage)
-    study = studies.open_study(
-        optuna, storage, name, direction, base.resume, {"task": task_name, "metric": metric},
-        sampler=studies.sampler(optuna, base.seed, settings.startup_trials),
-        pruner=studies.pruner(optuna, settings.pruner, settings.startup_trials))
+    try:
+        study = studies.open_study(
+            optuna, storage, name, direction, base.resume, {"task": task_name, "metric": metric},
+            sampler=studies.sampler(optuna, base.seed, settings.startup_trials),
+            pruner=studies.pruner(optuna, settings.pruner, settings.startup_trials))
+    except UserError:  # refused: leave the folder as it was found
+        if new_dir:
+            shutil.rmtree(study_dir, ignore_errors=True)
+        elif new_journal and settings.storage is None:
+            (study_dir / layout.TUNE_JOURNAL).unlink(missing_ok=True)
+        raise
     facts = {"task": task_name, "metric": metric, "storage": where, "pruner": settings.pruner,
              "trials_requested": settings.trials, "space": {k: p.as_yaml() for k, p in space.items()}}
     objective = Objective(task_name, study_dir, space, resolve, run, metric, settings.pruner)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from nlpcli import layout
 from nlpcli.config import RunConfig, config_yaml
 from nlpcli.console import say
@@ -118,7 +120,7 @@ class Objective:
         cfg = self.resolve(**params, output_dir=str(folder), resume="no", overwrite=False)
         trial.set_user_attr(CONFIG, saved_config(cfg, self.task))
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-        say(f"\n[bold magenta]== trial {trial.number} ==[/bold magenta] {shown}")
+        say(f"\n[bold magenta]== trial {trial.number} ==[/bold magenta] {escape(shown)}")
         hook = PruningHook(trial, self.metric, self.pruner)
         base = {"study": str(self.study_dir), "number": trial.number, "params": params, "metric": self.metric}
         try:
