@@ -1,6 +1,7 @@
-"""The Typer app: one command per task (options generated from the task's config fields), plus `predict`, `tune`
-(one sub-command per task), `demo`, `config`, `env` and `report` (the commands themselves are in `nlpcli.commands`),
-in the order `nlpcli --help` lists them. Nothing heavy is imported at module level, so `--help` answers at once."""
+"""The Typer app: one command per task (options generated from the task's config fields), plus `predict`, `demo`,
+`config`, `env`, `report` and `tune` (a group: one sub-command per task), in the order `nlpcli --help` lists them
+(the commands themselves are in `nlpcli.commands`). Nothing heavy is imported at module level, so `--help` answers
+at once."""
 
 from __future__ import annotations
 

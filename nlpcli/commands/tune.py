@@ -108,7 +108,7 @@ def tune_command(name: str) -> Callable[..., None]:
 
 tune_app = typer.Typer(
     help="Search a task's hyperparameters with Optuna: each trial an ordinary run in STUDY/trial-<n>/, pruning, "
-         "a study that survives a kill and scales out over workers. Needs: pip install 'nlpcli[tune]'.",
+         "a study that survives a kill and scales out over workers. Needs: pip install 'nlpcli\\[tune]'.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
