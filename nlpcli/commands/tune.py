@@ -17,7 +17,7 @@ from nlpcli.commands.exits import reports_user_errors
 from nlpcli.commands.task import TaskOptions, read_options, run, task_parameters
 from nlpcli.config import value_origins
 from nlpcli.errors import UserError
-from nlpcli.tasks import TASK_MODULES, task_class
+from nlpcli.tasks import task_class
 
 PANEL = "Tuning"
 KEEP = ("best", "all")
@@ -30,6 +30,9 @@ STUDY_MEANINGS = {
     "overwrite": "Delete the study (its storage's record, its trial folders and files) first.",
 }
 USER_LAYERS = ("--config", "--set", "command line")  # where a value the user fixed comes from
+TUNE_HELP = escape("Search a task's hyperparameters with Optuna: each trial an ordinary run in STUDY/trial-<n>/, "
+                   "pruning, a study that survives a kill and scales out over workers. Needs: pip install "
+                   "'nlpcli[tune]'.")
 
 
 def _option(name: str, flag: str, annotation: Any, default: Any, help_text: str, **extra: Any) -> inspect.Parameter:
@@ -69,7 +72,7 @@ def _choice(value: str | None, choices: tuple[str, ...], flag: str) -> None:
 def _study_parameters(name: str) -> list[inspect.Parameter]:
     """The task's options, with the help of those that mean something else for a study."""
     params = []
-    for param in task_parameters(name):
+    for param in task_parameters(name, print_only=True):  # no --print-config: --print-space shows a study
         if param.name in STUDY_MEANINGS:
             info = copy.copy(param.default)
             info.help = escape(STUDY_MEANINGS[param.name])
@@ -104,14 +107,3 @@ def tune_command(name: str) -> Callable[..., None]:
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = f"Search {name}'s hyperparameters: {task_class(name).help}"
     return command
-
-
-tune_app = typer.Typer(
-    help="Search a task's hyperparameters with Optuna: each trial an ordinary run in STUDY/trial-<n>/, pruning, "
-         "a study that survives a kill and scales out over workers. Needs: pip install 'nlpcli\\[tune]'.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-for _task_name in TASK_MODULES:
-    tune_app.command(_task_name, help=f"Search the hyperparameters of {_task_name}.")(tune_command(_task_name))
