@@ -237,8 +237,8 @@ def test_two_workers_share_a_journal_study_and_a_killed_workers_trial_is_retried
                 running = load_study(study).get_trials(deepcopy=False)
             except KeyError:  # the study is being created
                 continue
-            mine = [t for t in running if t.state.name == "RUNNING" and t.user_attrs.get("worker", {}).get("pid")
-                    == first.pid]
+            mine = [t for t in running if t.state.name == "RUNNING" and t.params  # its run under way
+                    and t.user_attrs.get("worker", {}).get("pid") == first.pid]
             if mine:
                 os.kill(first.pid, signal.SIGKILL)
                 killed = mine[0].number
