@@ -237,7 +237,7 @@ def test_two_workers_share_a_journal_study_and_a_killed_workers_trial_is_retried
                 running = load_study(study).get_trials(deepcopy=False)
             except KeyError:  # the study is being created
                 continue
-            mine = [t for t in running if t.state.name == "RUNNING" and t.params  # its run under way
+            mine = [t for t in running if t.state.name == "RUNNING" and "config" in t.user_attrs  # its run started
                     and t.user_attrs.get("worker", {}).get("pid") == first.pid]
             if mine:
                 os.kill(first.pid, signal.SIGKILL)
@@ -341,3 +341,21 @@ def test_a_new_study_refuses_an_existing_one_and_resume_refuses_none_leaving_the
     again = run_cli("tune", "ner", *TINY_NER, "--trials", "1", "--output-dir", study)
     assert again.exit_code == 2 and "already exists" in again.output and "--resume" in again.output, again.output
     assert sorted(p.name for p in study.iterdir()) == [layout.TUNE_JOURNAL]
+
+
+def test_a_trial_stopped_by_a_signal_is_failed_and_queued_again_before_the_worker_exits(tmp_path):
+    from nlpcli.errors import Interrupted
+    from nlpcli.tuning.loop import TuneSettings, tune
+
+    def stopped(cfg, hook):
+        raise Interrupted("stopped by SIGTERM at step 3; checkpoint-3 is kept.", 143)
+
+    resolve = lambda **values: resolve_config(  # noqa: E731
+        NerConfig, "ner", None, {"model": "tiny", "output_dir": str(tmp_path / "study"), **values})
+    with pytest.raises(Interrupted):
+        tune("ner", resolve, set(), TuneSettings(trials=2, pruner="none"), stopped)
+    study = load_study(tmp_path / "study")
+    first, queued = study.get_trials()
+    assert first.state.name == "FAIL" and queued.state.name == "WAITING"
+    assert queued.params == first.params and queued.system_attrs["failed_trial"] == 0
+    assert [t["state"] for t in tune_json(tmp_path / "study")["trials"]] == ["FAIL"]
