@@ -46,6 +46,41 @@ def test_multi_label_scores_on_known_inputs():
     assert all(math.isclose(scores[k], v) for k, v in expected.items()), scores
 
 
+def test_scores_agree_with_scikit_learn_on_random_labels():
+    import random
+
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    draw, labels = random.Random(0), ("a", "b", "c", "d")
+    for _ in range(50):
+        size = draw.randint(1, 12)
+        refs, preds = ([draw.choice(labels[:3]) for _ in range(size)] for _ in range(2))
+        ours = classification_scores(refs, preds, labels)
+        classes = [label for label in labels if label in set(refs) | set(preds)]
+        p, r, f, n = precision_recall_fscore_support(refs, preds, labels=classes, zero_division=0)
+        theirs = {"accuracy": accuracy_score(refs, preds),
+                  **{f"f1_{avg}": f1_score(refs, preds, labels=classes, average=avg, zero_division=0)
+                     for avg in ("macro", "weighted")},
+                  **{f"{c}_{k}": v[i] for i, c in enumerate(classes) for k, v in
+                     (("precision", p), ("recall", r), ("f1", f), ("number", n))}}
+        assert ours.keys() == theirs.keys() and all(math.isclose(ours[k], theirs[k]) for k in ours), (refs, preds)
+        sets = [[sorted({draw.choice(labels) for _ in range(draw.randint(0, 3))}) for _ in range(size)]
+                for _ in range(2)]
+        ours = multi_label_scores(*sets, labels)
+        classes = [label for label in labels if any(label in row for row in sets[0] + sets[1])]
+        if len(classes) < 2:  # scikit-learn reads a one-column indicator matrix as binary labels
+            continue
+        truth, guess = (MultiLabelBinarizer(classes=classes).fit_transform(rows) for rows in sets)
+        p, r, f, n = precision_recall_fscore_support(truth, guess, zero_division=0)
+        theirs = {"accuracy": accuracy_score(truth, guess),
+                  **{f"f1_{avg}": f1_score(truth, guess, average=avg, zero_division=0)
+                     for avg in ("micro", "macro", "weighted")},
+                  **{f"{c}_{k}": v[i] for i, c in enumerate(classes) for k, v in
+                     (("precision", p), ("recall", r), ("f1", f), ("number", n))}}
+        assert ours.keys() == theirs.keys() and all(math.isclose(ours[k], theirs[k]) for k in ours), sets
+
+
 def test_the_multi_label_eval_loss_is_the_models_binary_cross_entropy():
     import torch
 

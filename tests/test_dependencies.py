@@ -7,7 +7,7 @@ import re
 
 from conftest import REPO
 
-IMPORT_NAMES = {"pyyaml": "yaml", "scikit-learn": "sklearn"}  # distributions whose import name is not their own name
+IMPORT_NAMES = {"pyyaml": "yaml"}  # distributions whose import name is not their own name
 
 
 def imported_modules() -> set[str]:

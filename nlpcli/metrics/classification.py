@@ -1,16 +1,18 @@
-"""Text-classification scores with scikit-learn, from label names: accuracy, macro and weighted F1, and per class
-precision / recall / F1 / support; for several labels per text (multi-label), the same over label sets, with
-exact-match accuracy and micro F1 beside them.
+"""Text-classification scores from label names: accuracy, macro and weighted F1, and per class precision / recall /
+F1 / support; for several labels per text (multi-label), the same over label sets, with exact-match accuracy and
+micro F1 beside them.
 
-The classes scored are those the references or the predictions hold (in the label list's order), as
-scikit-learn's averages take them: the macro F1 is the mean of the per-class F1s reported, the weighted F1
-their mean weighted by support. A class never predicted has precision 0 (`zero_division=0`), as one never
-referenced has recall 0."""
+The figures are scikit-learn's (`accuracy_score`, `f1_score`, `precision_recall_fscore_support` with
+`zero_division=0`; tests/test_classify.py checks they agree), computed here because importing scikit-learn
+takes seconds in every process that scores. The classes scored are those the references or the predictions
+hold (in the label list's order), as scikit-learn's averages take them: the macro F1 is the mean of the
+per-class F1s reported, the weighted F1 their mean weighted by support. A class never predicted has precision
+0, one never referenced recall 0; F1 is 2 tp / (references + predictions)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 
 def _present(labels: Sequence[str], seen: set[str]) -> list[str]:
@@ -18,51 +20,46 @@ def _present(labels: Sequence[str], seen: set[str]) -> list[str]:
     return [label for label in labels if label in seen] + sorted(seen - set(labels))
 
 
-def _per_class(classes: list[str], precision: Any, recall: Any, f1: Any, support: Any) -> dict[str, float]:
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+def _scores(classes: list[str], correct: Counter, predicted: Counter, true: Counter) -> dict[str, float]:
+    """Per class precision, recall, F1 and support, and the macro and weighted F1 over `classes`."""
     scores: dict[str, float] = {}
-    for index, label in enumerate(classes):
-        scores[f"{label}_precision"] = float(precision[index])
-        scores[f"{label}_recall"] = float(recall[index])
-        scores[f"{label}_f1"] = float(f1[index])
-        scores[f"{label}_number"] = int(support[index])
-    return scores
+    f1s = []
+    for label in classes:
+        f1s.append(_ratio(2 * correct[label], true[label] + predicted[label]))
+        scores.update({f"{label}_precision": _ratio(correct[label], predicted[label]),
+                       f"{label}_recall": _ratio(correct[label], true[label]), f"{label}_f1": f1s[-1],
+                       f"{label}_number": true[label]})
+    support = sum(true[label] for label in classes)
+    return {"f1_macro": _ratio(sum(f1s), len(f1s)),
+            "f1_weighted": _ratio(sum(f1 * true[label] for f1, label in zip(f1s, classes, strict=True)), support),
+            **scores}
 
 
 def classification_scores(references: list[str], predictions: list[str], labels: Sequence[str]) -> dict[str, float]:
     """One label per text: `accuracy`, `f1_macro`, `f1_weighted` and `<label>_precision/_recall/_f1/_number`."""
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-
     if not references:
         return {}
     classes = _present(labels, set(references) | set(predictions))
-    per_class = precision_recall_fscore_support(references, predictions, labels=classes, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(references, predictions)),
-        "f1_macro": float(f1_score(references, predictions, labels=classes, average="macro", zero_division=0)),
-        "f1_weighted": float(f1_score(references, predictions, labels=classes, average="weighted", zero_division=0)),
-        **_per_class(classes, *per_class),
-    }
+    correct = Counter(ref for ref, pred in zip(references, predictions, strict=True) if ref == pred)
+    return {"accuracy": correct.total() / len(references),
+            **_scores(classes, correct, Counter(predictions), Counter(references))}
 
 
 def multi_label_scores(references: list[list[str]], predictions: list[list[str]],
                        labels: Sequence[str]) -> dict[str, float]:
     """Several labels per text: `accuracy` (the whole set right), `f1_micro`, `f1_macro`, `f1_weighted` and
     `<label>_precision/_recall/_f1/_number` (support: the texts that have the label)."""
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-    from sklearn.preprocessing import MultiLabelBinarizer
-
     if not references:
         return {}
-    seen = {label for row in references + predictions for label in row}
-    classes = _present(labels, seen)
-    if not classes:  # no text has a label, and none was predicted: every set is right
-        return {"accuracy": 1.0, "f1_micro": 0.0, "f1_macro": 0.0, "f1_weighted": 0.0}
-    binarizer = MultiLabelBinarizer(classes=classes)
-    truth, guess = binarizer.fit_transform(references), binarizer.transform(predictions)
-    per_class = precision_recall_fscore_support(truth, guess, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(truth, guess)),
-        **{f"f1_{average}": float(f1_score(truth, guess, average=average, zero_division=0))
-           for average in ("micro", "macro", "weighted")},
-        **_per_class(classes, *per_class),
-    }
+    pairs = [(set(ref), set(pred)) for ref, pred in zip(references, predictions, strict=True)]
+    true = Counter(label for ref, _ in pairs for label in ref)
+    predicted = Counter(label for _, pred in pairs for label in pred)
+    correct = Counter(label for ref, pred in pairs for label in ref & pred)
+    classes = _present(labels, set(true) | set(predicted))
+    scores = {"accuracy": sum(ref == pred for ref, pred in pairs) / len(pairs),
+              "f1_micro": _ratio(2 * correct.total(), true.total() + predicted.total())}
+    return {**scores, **_scores(classes, correct, predicted, true)}

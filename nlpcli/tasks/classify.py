@@ -262,7 +262,8 @@ class ClassifyTask(Task):
             return encoded
 
         features = {split: data.map(encode, batched=True, remove_columns=data.column_names,
-                                    desc=f"Tokenizing {split}") for split, data in raw.items()}
+                                    desc=f"Tokenizing {split}", **sources.map_workers(cfg, data))
+                    for split, data in raw.items()}
         rows = partial(prediction_rows, cfg=cfg, labels=setup.labels)
         return Prepared(features.get("train"), features["validation"], prediction_rows=rows,
                         score_rows=partial(score_rows, labels=setup.labels, multi=cfg.multi_label))

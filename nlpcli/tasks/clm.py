@@ -149,6 +149,7 @@ class ClmTask(Task):
     model_class = "AutoModelForCausalLM"
     pipeline_task = "text-generation"
     unused_options = ("label_column", "max_length")  # windows are --context-length tokens; no labels
+    search_space = {"pack": {"type": "categorical", "choices": [False, True]}}
     evaluation = "loss"
     evaluate_before_training = True
     shifts_labels = True
@@ -291,7 +292,7 @@ class ClmTask(Task):
                            alpha=cfg.keytoken_alpha)
             say("key tokens (alpha {}): {}".format(cfg.keytoken_alpha, ", ".join(
                 f"{word}={'/'.join(map(str, ids))}" for word, ids in found.items())))
-        how = Chunking(text_column(cfg), cfg.context_length, cfg.pack)
+        how = Chunking(text_column(cfg), cfg.context_length, cfg.pack, cfg.preprocessing_workers or 1)
         facts: dict[str, Any] = {"chunking": how.name, "tokens_kept": {}, "tokens_dropped": {}}
         features = {}
         for split, data in raw.items():

@@ -24,7 +24,7 @@ from typing import Any
 
 from nlpcli.config import RunConfig, option
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, describe
+from nlpcli.sources.data import Sample, describe, map_workers
 from nlpcli.tasks.base import (
     PredictionTable,
     PredictRequest,
@@ -204,6 +204,8 @@ class MlmTask(Task):
     collator_columns = ("word_ids",)
     limits_count_features = True
     unused_options = ("label_column", "max_length")  # chunks are --chunk-size tokens; no labels
+    search_space = {"whole_word_masking": {"type": "categorical", "choices": [False, True]},
+                    "mlm_probability": {"type": "float", "low": 0.1, "high": 0.25}}
     sample = Sample(
         files={"train": "wiki_00.txt"},
         description="two English Wikipedia articles, one text per line (10% of the lines held out)",
@@ -236,7 +238,7 @@ class MlmTask(Task):
                 continue
             data = raw[split]
             grouped = data.map(tokenize_and_group, batched=True, remove_columns=data.column_names,
-                               desc=f"Chunking {split}")
+                               desc=f"Chunking {split}", **map_workers(cfg, data))
             if len(grouped) == 0:
                 raise UserError(
                     f"{describe(cfg, split)}: fewer than {cfg.chunk_size} tokens of text, not one chunk.",

@@ -16,7 +16,7 @@ from typing import Any
 from nlpcli.config import RunConfig, option
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, describe
+from nlpcli.sources.data import Sample, describe, map_workers
 from nlpcli.tasks.base import (
     PredictionTable,
     PredictRequest,
@@ -170,6 +170,7 @@ class NerTask(Task):
     model_class = "AutoModelForTokenClassification"
     pipeline_task = "token-classification"
     evaluation = "logits"
+    search_space = {"label_all_tokens": {"type": "categorical", "choices": [True, False]}}
     sample = Sample(
         files={"train": "conll2003_sample.jsonl", "validation": "conll2003_sample.jsonl"},
         rename={"words": "tokens", "ner": "ner_tags"},
@@ -237,7 +238,8 @@ class NerTask(Task):
 
         features = {
             split: data.map(tokenize_and_align, batched=True, remove_columns=data.column_names,
-                            fn_kwargs={"for_eval": split != "train"}, desc=f"Tokenizing {split}")
+                            fn_kwargs={"for_eval": split != "train"}, desc=f"Tokenizing {split}",
+                            **map_workers(cfg, data))
             for split, data in raw.items()
         }
         return Prepared(features.get("train"), features["validation"],
