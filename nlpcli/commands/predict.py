@@ -40,7 +40,7 @@ def predict(
         help="The second text of a pair, once per text argument, in order (classify models trained on pairs).",
     ),
     text_pair_column: str | None = typer.Option(
-        None, help="Key of the second text of a pair in a .jsonl --file (classify).", rich_help_panel=INPUT),
+        None, help="Key of the second text of a pair in a .jsonl input file (classify).", rich_help_panel=INPUT),
     skip_bad_records: bool = typer.Option(
         False, "--skip-bad-records", rich_help_panel=INPUT,
         help="Skip (and count, on stderr) bad input lines instead of stopping.",
