@@ -1,6 +1,7 @@
 """The Typer app: one command per task (options generated from the task's config fields), plus
-`predict`, `demo`, `config`, `env` and `report` (the commands themselves are in `nlpcli.commands`), in the
-order `nlpcli --help` lists them. Nothing heavy is imported at module level, so `--help` answers at once."""
+`predict`, `inspect` (one subcommand per task), `demo`, `config`, `env` and `report` (the commands themselves
+are in `nlpcli.commands`), in the order `nlpcli --help` lists them. Nothing heavy is imported at module level,
+so `--help` answers at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import typer
 
 from nlpcli.commands.demo import demo
 from nlpcli.commands.info import env, report, show_config
+from nlpcli.commands.inspect import inspect_app
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
 from nlpcli.config_args import with_resume_values
@@ -44,6 +46,7 @@ def _options(
 for _task_name in TASK_MODULES:
     app.command(_task_name, help=task_class(_task_name).help)(task_command(_task_name))
 app.command()(predict)
+app.add_typer(inspect_app, name="inspect")
 app.command()(demo)
 app.command("config")(show_config)
 app.command()(env)

@@ -1,7 +1,7 @@
 """The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < model preset
 (configs/presets/<model>.yaml) < saved run (`--eval-only --model RUN_DIR`) < --config FILE < --set key=value <
 command-line options. `resolve_config` merges them into one checked `RunConfig` and records where each value
-came from."""
+came from. `predict_settings` gives `nlpcli predict` a saved run's settings, or the task defaults."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli import run_folder
-from nlpcli.config import ORIGINS, RunConfig, check_model_selection
+from nlpcli.config import ORIGINS, RunConfig, check_model_selection, saved_config
 from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
 from nlpcli.config_values import coerce
@@ -145,6 +145,18 @@ def resolve_config(
     check_model_selection(cfg)
     return cfg
 
+
+
+def predict_settings(cls: type[RunConfig], task_name: str, model: str) -> tuple[RunConfig, bool]:
+    """(the settings `nlpcli predict` uses with `model`, whether a run saved them): those of the nlpcli_config.yaml
+    that describes it (its folder's, its run folder's for a checkpoint, or its hub repo's), else the task's defaults
+    (configs/<task>.yaml) for a model nlpcli did not train."""
+    from nlpcli.sources.models import settings_source
+
+    saved = settings_source(model)
+    if saved is not None:
+        return saved_config(cls, saved.parent), True
+    return resolve_config(cls, task_name), False
 
 
 def preset_layer(model: str) -> tuple[dict[str, Any], Path]:

@@ -88,7 +88,18 @@ def _panel_of(param_name: str, shared: set[str]) -> str:
 
 
 def task_command(name: str) -> Callable[..., None]:
-    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order."""
+    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order: it
+    resolves the configuration, runs the task and prints the metrics."""
+    return configured_command(name, lambda cfg, extras: show_result(run(name, cfg)), doc=task_class(name).help)
+
+
+Action = Callable[[Any, dict[str, Any]], None]  # (the resolved configuration, the values of the extra options)
+
+
+def configured_command(name: str, action: Action, extra: list[inspect.Parameter] | None = None,
+                       doc: str | None = None) -> Callable[..., None]:
+    """A command that takes every option of task `name` (as `nlpcli NAME` does), plus `extra` options listed
+    first; it resolves the configuration and hands it, with the extra options' values, to `action`."""
     task = task_class(name)
     cls = task.config_class
     defaults_file = CONFIG_DIR / f"{name}.yaml"
@@ -115,9 +126,13 @@ def task_command(name: str) -> Callable[..., None]:
         )
     )
     params.sort(key=lambda param: PANEL_ORDER.index(_panel_of(param.name, shared)))  # panels in a fixed order
+    extra = list(extra or [])
+    params = extra + params
+    extra_names = [param.name for param in extra]
 
     @reports_user_errors
     def command(**kwargs: Any) -> None:
+        extras = {key: kwargs.pop(key) for key in extra_names}
         config_file = kwargs.pop("config_file")
         set_values = parse_set_options(kwargs.pop("set_values") or [])
         kwargs = _with_negations(kwargs)
@@ -126,11 +141,11 @@ def task_command(name: str) -> Callable[..., None]:
                 raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
                                 hint=f"See nlpcli {name} --help for the options it reads.")
         cfg = resolve_config(cls, name, config_file, kwargs, set_values)
-        show_result(run(name, cfg))
+        action(cfg, extras)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = task.help
+    command.__doc__ = doc or task.help
     return command
 
 

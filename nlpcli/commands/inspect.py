@@ -1,0 +1,128 @@
+"""`nlpcli inspect TASK [the task's options]`: what a training run of the same command line would build (data,
+features, first batch, model), checked and reported without training or writing anything (`runner/inspection.py`
+builds and checks). The report is text, or one JSON object with `--json`; `--output FILE` also writes that object
+to FILE. Exit 0 when no check found a problem, 1 when one did, 2 for a user error."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.padding import Padding
+from rich.table import Table
+
+from nlpcli.commands.predict import check_output_file
+from nlpcli.commands.task import configured_command
+from nlpcli.console import console
+from nlpcli.files import write_text_atomic
+from nlpcli.tasks import TASK_MODULES
+
+PANEL = "Inspect"
+PROBLEM_EXIT = 1
+COLOURS = {"ok": "green", "warning": "yellow", "problem": "red"}
+HELP = ("Build what `nlpcli {task}` would (data, tokenizer, features, collator, model), train nothing, and check it: "
+        "the data, one example decoded, the first batch, the forward signature, one forward pass against a "
+        "constant predictor, the model. Exit 1 when a check finds a problem.")
+
+inspect_app = typer.Typer(
+    help="Look before you train: build what a run of TASK would build, train nothing, write nothing, and report "
+         "per check ok / warning / problem (exit 1 on a problem). Takes the task's own options.",
+    no_args_is_help=True,
+)
+
+
+def _extra_options() -> list[inspect.Parameter]:
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return [
+        inspect.Parameter("as_json", keyword, annotation=bool, default=typer.Option(
+            False, "--json", rich_help_panel=PANEL, help="Print the report as one JSON object.")),
+        inspect.Parameter("output", keyword, annotation=Path | None, default=typer.Option(
+            None, "--output", metavar="FILE", rich_help_panel=PANEL,
+            help="Also write the report, as JSON, to FILE (its folder must exist; --overwrite replaces it).")),
+    ]
+
+
+def inspect_command(name: str) -> Any:
+    """`nlpcli inspect NAME`: every option of `nlpcli NAME`, plus --json and --output."""
+
+    def action(cfg: Any, extras: dict[str, Any]) -> None:
+        from nlpcli.runner.checks import PROBLEM
+        from nlpcli.runner.inspection import inspect_task
+
+        output, as_json = extras["output"], extras["as_json"]
+        if output is not None:
+            check_output_file(output, bool(cfg.overwrite))
+        # with --json, stdout holds the report alone: what the build prints goes to stderr
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            found = inspect_task(name, cfg)
+        report = found.as_json()
+        if output is not None:
+            write_text_atomic(output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        if as_json:
+            print(json.dumps(report, indent=2, ensure_ascii=False))
+        else:
+            show(report)
+        if found.status == PROBLEM:
+            raise typer.Exit(PROBLEM_EXIT)
+
+    return configured_command(name, action, _extra_options(), doc=HELP.format(task=name))
+
+
+for _name in TASK_MODULES:
+    inspect_app.command(_name, help=HELP.format(task=_name))(inspect_command(_name))
+
+
+# ---------------------------------------------------------------- the text report
+
+
+def show(report: dict[str, Any]) -> None:
+    console.print(f"[bold]inspect {report['task']}[/bold] model={escape(str(report['model']))} "
+                  f"split={report['split']}", soft_wrap=True)
+    for check in report["checks"]:
+        colour = COLOURS[check["status"]]
+        console.print(f"\n[{colour}]{check['status']:<8}[/{colour}][bold]{check['name']}[/bold]: "
+                      f"{escape(check['summary'])}", soft_wrap=True)
+        for key, value in check["details"].items():
+            show_value(key, value)
+        for note in check["notes"]:
+            console.print(f"  [{colour}]->[/{colour}] {escape(note)}", soft_wrap=True)
+    colour = COLOURS[report["status"]]
+    flagged = [f"{check['name']} {check['status']}" for check in report["checks"] if check["status"] != "ok"]
+    console.print(f"\n[{colour}]{report['status']}[/{colour}]: " + (", ".join(flagged) or "every check passed"))
+
+
+def show_value(key: str, value: Any) -> None:
+    """One detail: a table for rows (a list of dicts, or a dict of dicts), else `key: value` on one line."""
+    rows = _rows(value)
+    if rows:
+        columns = list(dict.fromkeys(column for row in rows for column in row))
+        table = Table(*columns, title=key, title_justify="left", box=None, padding=(0, 1))
+        for row in rows:
+            table.add_row(*(escape(_text(row.get(column))) for column in columns))
+        console.print(Padding(table, (0, 0, 0, 2), expand=False))
+        return
+    console.print(f"  {escape(key)}: {escape(_text(value))}", soft_wrap=True)
+
+
+def _rows(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+        return value
+    if isinstance(value, dict) and value and all(isinstance(row, dict) for row in value.values()):
+        return [{"": name, **row} for name, row in value.items()]
+    return []
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
+        return ", ".join(map(str, value)) if value else "none"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
