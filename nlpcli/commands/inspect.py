@@ -31,8 +31,8 @@ HELP = ("Build what `nlpcli {task}` would (data, tokenizer, features, collator, 
         "constant predictor, the model. Exit 1 when a check finds a problem.")
 
 inspect_app = typer.Typer(
-    help="Look before you train: build what a run of TASK would build, train nothing, write nothing, and report "
-         "per check ok / warning / problem (exit 1 on a problem). Takes the task's own options.",
+    help="Look before you train: build what `nlpcli TASK` would, train and write nothing, and report ok / warning "
+         "/ problem per check (exit 1 on a problem). `nlpcli inspect TASK` takes the task's own options.",
     no_args_is_help=True,
 )
 
@@ -75,7 +75,8 @@ def inspect_command(name: str) -> Any:
 
 
 for _name in TASK_MODULES:
-    inspect_app.command(_name, help=HELP.format(task=_name))(inspect_command(_name))
+    inspect_app.command(_name, help=HELP.format(task=_name), short_help=f"Check what `nlpcli {_name}` would build "
+                        "(it takes the same options).")(inspect_command(_name))
 
 
 # ---------------------------------------------------------------- the text report

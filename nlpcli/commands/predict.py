@@ -60,8 +60,9 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file.",
                                    rich_help_panel=OUTPUT),
 ) -> None:
-    """Run a saved model on new input (the task's pipeline, or generation for seq2seq tasks): a run's folder, any
-    save_pretrained folder or a hub model id, with the run's saved settings or else the task's defaults.
+    """Run a saved model on new input: a run's folder, any save_pretrained folder, or a hub model id.
+
+    The task's pipeline (generation for seq2seq tasks), with the settings the run saved, else the task's defaults.
 
     With --file: every line is an input, and the output is one JSON object per input, in input order."""
     from nlpcli.predict_io import Inputs, read_inputs, write_json_lines

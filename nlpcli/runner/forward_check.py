@@ -18,7 +18,9 @@ from nlpcli.tasks.base import Prepared, Task
 from nlpcli.tasks.examples import IGNORE
 
 FAR_FACTOR, FAR_MARGIN = 3.0, 1.0  # a loss above FAR_FACTOR x baseline + FAR_MARGIN is "far above" the baseline
-INDEX_ERRORS = ("out of bounds", "index out of range", "device-side assert", "indexSelect", "IndexError")
+# what an id beyond one of the model's tables (labels, vocabulary, positions) makes torch say
+INDEX_ERRORS = ("out of bounds", "index out of range", "device-side assert", "indexSelect", "IndexError",
+                "expanded size of the tensor")
 
 
 def far_above(baseline: float) -> float:

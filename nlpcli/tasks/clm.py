@@ -37,7 +37,7 @@ from nlpcli.tasks.base import (
     pipeline_outputs,
 )
 from nlpcli.tasks.clm_chunks import TOKENIZER_BATCH, Chunking, chunk_split, chunk_stream
-from nlpcli.tasks.examples import SHOWN_TOKENS, batch_row, decode
+from nlpcli.tasks.examples import batch_row, decode, shifted_rows
 
 DEFAULT_COLUMN = "content"  # codeparrot's column of file contents
 PREDICT_BATCH = 8  # prompts generated together by `predict`
@@ -303,11 +303,9 @@ class ClmTask(Task):
         """The first window, and its first targets: the labels are the inputs, which the model shifts, so the
         token at each position is scored against the next one."""
         row = batch_row(batch, 0)
-        tokens = tokenizer.convert_ids_to_tokens(row["input_ids"])
-        targets = tokenizer.convert_ids_to_tokens(row["labels"])
-        shifted = [{"position": i, "input": tokens[i], "target (next token)": targets[i + 1]}
-                   for i in range(min(SHOWN_TOKENS, len(tokens) - 1))]
-        return {"text": decode(tokenizer, row["input_ids"]), "tokens": len(tokens), "shifted targets": shifted}
+        return {"text": decode(tokenizer, row["input_ids"]), "tokens": len(row["input_ids"]), "shifted targets":
+                shifted_rows(tokenizer.convert_ids_to_tokens(row["input_ids"]),
+                             tokenizer.convert_ids_to_tokens(row["labels"]))}
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         check_generation_request(request, model_dir)

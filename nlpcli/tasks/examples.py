@@ -106,6 +106,38 @@ def default_example(batch: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
     return shown
 
 
+def uniform_guess(model_config: Any) -> Baseline | None:
+    """A uniform guess over the model's labels: ln of their number (classification heads)."""
+    labels = int(getattr(model_config, "num_labels", 0) or 0)
+    return Baseline(math.log(labels), f"ln of the {labels} labels (a uniform guess)") if labels > 1 else None
+
+
+def word_rows(words: list[str], word_labels: list[str], word_ids: list[int | None], tokens: list[str],
+              token_labels: list[int], label_names: tuple[str, ...] | list[str]) -> list[dict[str, str]]:
+    """Word by word (special tokens on rows of their own): the word, its label, and its sub-tokens, each with the
+    label it is trained on (a name, or -100 and ids beyond `label_names` as numbers)."""
+
+    def shown(label: int) -> str:
+        return label_names[label] if 0 <= label < len(label_names) else str(label)
+
+    rows: list[dict[str, str]] = []
+    for position, (word, token, label) in enumerate(zip(word_ids, tokens, token_labels, strict=False)):
+        piece = f"{token} ({shown(label)})"
+        if word is None:
+            rows.append({"word": "(special)", "label": "", "sub-tokens (label)": piece})
+        elif position and word == word_ids[position - 1]:
+            rows[-1]["sub-tokens (label)"] += " " + piece
+        else:
+            rows.append({"word": words[word], "label": word_labels[word], "sub-tokens (label)": piece})
+    return rows[:SHOWN_TOKENS]
+
+
+def shifted_rows(tokens: list[str], targets: list[str]) -> list[dict[str, Any]]:
+    """A causal LM's first positions: the token read there and the one it is scored against (the next)."""
+    return [{"position": i, "input": tokens[i], "target (next token)": targets[i + 1]}
+            for i in range(min(SHOWN_TOKENS, len(tokens) - 1))]
+
+
 def labelled_features(features: Any) -> Targets | None:
     """Features (the first COUNTED_FEATURES) with at least one scored label; None without a labels column (the
     collator makes the labels) or for a stream (no length)."""

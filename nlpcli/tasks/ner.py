@@ -8,7 +8,6 @@ label, and eval_predictions.jsonl holds those lists (`tokens`, `prediction`, `re
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -29,7 +28,7 @@ from nlpcli.tasks.base import (
     build_pipeline,
     pipeline_outputs,
 )
-from nlpcli.tasks.examples import IGNORE, SHOWN_TOKENS, batch_row
+from nlpcli.tasks.examples import IGNORE, batch_row, uniform_guess, word_rows
 
 
 @dataclass
@@ -272,30 +271,15 @@ class NerTask(Task):
                          setup: TaskSetup) -> dict[str, Any]:
         """The first sentence, word by word: its label, and its sub-tokens with the label each is trained on
         (-100: not scored, as special tokens and, without --label-all-tokens, a word's later sub-tokens)."""
-        row = batch_row(batch, 0)
         words, tags = as_list(raw[0][cfg.text_column]), as_list(raw[0][cfg.label_column])
         word_ids = tokenizer(words, is_split_into_words=True, truncation=True, max_length=cfg.max_length).word_ids()
-        tokens = tokenizer.convert_ids_to_tokens(row["input_ids"][: len(word_ids)])
-
-        def shown(label: int) -> str:
-            return str(label) if label == IGNORE or not 0 <= label < len(setup.labels) else setup.labels[label]
-
-        rows: list[dict[str, str]] = []
-        for position, (word, token, label) in enumerate(zip(word_ids, tokens, row["labels"], strict=False)):
-            piece = f"{token} ({shown(label)})"
-            if word is None:
-                rows.append({"word": "(special)", "label": "", "sub-tokens (label)": piece})
-            elif position and word == word_ids[position - 1]:
-                rows[-1]["sub-tokens (label)"] += " " + piece
-            else:
-                rows.append({"word": words[word], "label": label_name(tags[word], setup.labels),
-                             "sub-tokens (label)": piece})
-        return {"sentence": " ".join(words), "words": rows[:SHOWN_TOKENS]}
+        rows = word_rows(words, [label_name(tag, setup.labels) for tag in tags], word_ids,
+                         tokenizer.convert_ids_to_tokens(batch_row(batch, 0)["input_ids"]),
+                         batch_row(batch, 0)["labels"], setup.labels)
+        return {"sentence": " ".join(words), "words": rows}
 
     def baseline_loss(self, batch: dict[str, Any], model_config: Any) -> Baseline | None:
-        """A uniform guess over the labels: ln of their number."""
-        labels = int(getattr(model_config, "num_labels", 0) or 0)
-        return Baseline(math.log(labels), f"ln of the {labels} labels (a uniform guess)") if labels > 1 else None
+        return uniform_guess(model_config)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         if not request.texts:
