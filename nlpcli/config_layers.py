@@ -150,13 +150,17 @@ def resolve_config(
 def predict_settings(cls: type[RunConfig], task_name: str, model: str) -> tuple[RunConfig, bool]:
     """(the settings `nlpcli predict` uses with `model`, whether a run saved them): those of the nlpcli_config.yaml
     that describes it (its folder's, its run folder's for a checkpoint, or its hub repo's), else the task's defaults
-    (configs/<task>.yaml) for a model nlpcli did not train."""
-    from nlpcli.sources.models import settings_source
+    (configs/<task>.yaml) for a model nlpcli did not train, their --max-length within the model's positions."""
+    from nlpcli.sources.models import config_positions, pretrained_config, settings_source
 
     saved = settings_source(model)
     if saved is not None:
         return saved_config(cls, saved.parent), True
-    return resolve_config(cls, task_name), False
+    defaults = resolve_config(cls, task_name)
+    positions = config_positions(pretrained_config(model))
+    if defaults.max_length and positions and defaults.max_length > positions:  # the defaults' are for another model
+        defaults = dataclasses.replace(defaults, max_length=positions)
+    return defaults, False
 
 
 def preset_layer(model: str) -> tuple[dict[str, Any], Path]:

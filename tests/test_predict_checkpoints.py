@@ -99,8 +99,9 @@ def test_predict_from_save_pretrained_folders_of_every_task(plain):
     assert predicted("summarize", plain["seq2seq"], text)[0]["source"] == text
     fills = predicted("mlm", plain["mlm"], "my name is [MASK] .", "--top-k", "3")[0]["predictions"]
     assert len(fills) == 3 and all(f["sequence"].startswith("my name is") for f in fills)
-    answer = predicted("qa", plain["qa"], "--question", "Where ?", "--context", "the Normans came from Denmark")[0]
-    assert answer["answer"] == "the Normans came from Denmark"[answer["start"]:answer["end"]]
+    context = " ".join(["the Normans came from Denmark ."] * 30)  # 180 tokens: windows of the model's 64 positions
+    answer = predicted("qa", plain["qa"], "--question", "Where ?", "--context", context)[0]
+    assert answer["answer"] == context[answer["start"]:answer["end"]] and answer["answer"]
     completion = predicted("clm", plain["clm"], "my name", "--max-new-tokens", "3")[0]
     assert completion["generated_text"].startswith("my name")
 
@@ -121,7 +122,8 @@ def test_predict_settings_are_the_runs_else_the_task_defaults(plain, tmp_path):
     from nlpcli.tasks.qa_windows import QaConfig
 
     cfg, from_run = predict_settings(QaConfig, "qa", str(plain["qa"]))
-    assert not from_run and cfg.max_length == 384 and cfg.doc_stride == 128  # configs/qa.yaml
+    assert not from_run and cfg.doc_stride == 128  # configs/qa.yaml
+    assert cfg.max_length == 64  # configs/qa.yaml's 384, within the model's 64 positions
     run = tmp_path / "run"
     shutil.copytree(plain["qa"], run / "checkpoint-4")
     (run / "nlpcli_config.yaml").write_text("task: qa\nmax_length: 48\ndoc_stride: 16\n")

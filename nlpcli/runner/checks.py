@@ -75,7 +75,8 @@ def data_check(task: Task, cfg: RunConfig, run_data: splits.RunData, prepared: P
     train = prepared.train
     if train is not None and not data.is_streamed(train) and len(train) < cfg.batch_size:
         notes.append(f"{len(train)} training features, fewer than one batch of {cfg.batch_size}.")
-    shown = ", ".join(f"{row['split']} {row['records']} records / {row['features']} features" for row in table)
+    shown = ", ".join(f"{row['split']} streamed" if row["records"] == "streamed" else
+                      f"{row['split']} {row['records']} records / {row['features']} features" for row in table)
     return Check("data", WARNING if notes else OK, shown, details, notes)
 
 
