@@ -1,15 +1,19 @@
 """The Typer app: one command per task (options generated from the task's config fields), plus
-`predict`, `inspect` (one subcommand per task), `demo`, `config`, `env` and `report` (the commands themselves
-are in `nlpcli.commands`), in the order `nlpcli --help` lists them. Nothing heavy is imported at module level,
-so `--help` answers at once."""
+`predict`, `demo`, `env`, `report`, `config` and `inspect` (one subcommand per task, with the task's options), in
+the order `nlpcli --help` lists them; the commands themselves are in `nlpcli.commands`. Nothing heavy is imported
+at module level, so `--help` answers at once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import click
 import typer
+from typer.core import TyperGroup
 
 from nlpcli.commands.demo import demo
-from nlpcli.commands.info import env, report, show_config
-from nlpcli.commands.inspect import inspect_app
+from nlpcli.commands.info import env, report
+from nlpcli.commands.inspect import inspect_command, inspect_command_help, inspect_help
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
 from nlpcli.config_args import with_resume_values
@@ -46,11 +50,34 @@ def _options(
 for _task_name in TASK_MODULES:
     app.command(_task_name, help=task_class(_task_name).help)(task_command(_task_name))
 app.command()(predict)
-app.add_typer(inspect_app, name="inspect")
 app.command()(demo)
-app.command("config")(show_config)
 app.command()(env)
 app.command()(report)
+
+
+def task_group(build: Callable[[str], Callable[..., None]], help: str,
+               command_help: Callable[[str], dict[str, str]] = lambda name: {}) -> typer.Typer:
+    """A group with one subcommand per task, with that task's options (`build(TASK)`), each built when asked for,
+    so other commands do not pay for building six more option lists: `nlpcli config TASK`, `nlpcli inspect TASK`."""
+
+    class TaskCommands(TyperGroup):
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return list(TASK_MODULES)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            if cmd_name not in TASK_MODULES:
+                return None
+            single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+            single.command(cmd_name, **command_help(cmd_name))(build(cmd_name))
+            return typer.main.get_command(single)
+
+    return typer.Typer(cls=TaskCommands, help=help, no_args_is_help=True)
+
+
+app.add_typer(task_group(lambda name: task_command(name, print_only=True), help=(
+    "Print a task's resolved configuration as YAML, each value's source in a comment: nlpcli config TASK (with the "
+    "task's options). Edit it and pass it back with nlpcli TASK --config FILE.")), name="config")
+app.add_typer(task_group(inspect_command, inspect_help(), inspect_command_help), name="inspect")
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ PANELS = {
                      "do_predict"), EVALUATION),
     **dict.fromkeys(("output_dir", "resume", "overwrite", "save_strategy", "save_total_limit", "save_steps",
                      "report_to", "push_to_hub", "hub_model_id", "hub_private", "hub_strategy"), OUTPUT),
-    **dict.fromkeys(("config_file", "set_values"), CONFIG),
+    **dict.fromkeys(("config_file", "set_values", "print_config"), CONFIG),
 }
 
 

@@ -21,7 +21,6 @@ from nlpcli.commands.predict import check_output_file
 from nlpcli.commands.task import configured_command
 from nlpcli.console import console
 from nlpcli.files import write_text_atomic
-from nlpcli.tasks import TASK_MODULES
 
 PANEL = "Inspect"
 PROBLEM_EXIT = 1
@@ -30,11 +29,18 @@ HELP = ("Build what `nlpcli {task}` would (data, tokenizer, features, collator, 
         "the data, one example decoded, the first batch, the forward signature, one forward pass against a "
         "constant predictor, the model. Exit 1 when a check finds a problem.")
 
-inspect_app = typer.Typer(
-    help="Look before you train: build what `nlpcli TASK` would, train and write nothing, and report ok / warning "
-         "/ problem per check (exit 1 on a problem). `nlpcli inspect TASK` takes the task's own options.",
-    no_args_is_help=True,
-)
+
+
+def inspect_help() -> str:
+    """`nlpcli inspect --help`."""
+    return ("Look before you train: build what `nlpcli TASK` would, train and write nothing, and report ok / warning "
+            "/ problem per check (exit 1 on a problem). `nlpcli inspect TASK` takes the task's own options.")
+
+
+def inspect_command_help(name: str) -> dict[str, str]:
+    """The help of `nlpcli inspect NAME`, and its line in `nlpcli inspect --help`."""
+    return {"help": HELP.format(task=name),
+            "short_help": f"Check what `nlpcli {name}` would build (it takes the same options)."}
 
 
 def _extra_options() -> list[inspect.Parameter]:
@@ -72,11 +78,6 @@ def inspect_command(name: str) -> Any:
             raise typer.Exit(PROBLEM_EXIT)
 
     return configured_command(name, action, _extra_options(), doc=HELP.format(task=name))
-
-
-for _name in TASK_MODULES:
-    inspect_app.command(_name, help=HELP.format(task=_name), short_help=f"Check what `nlpcli {_name}` would build "
-                        "(it takes the same options).")(inspect_command(_name))
 
 
 # ---------------------------------------------------------------- the text report

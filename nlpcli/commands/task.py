@@ -1,6 +1,7 @@
 """One command per task: its options, generated from the task's config fields (help panels, --no-FLAG for
 booleans, the task defaults shown), and what it does: resolve the configuration, run the task, print the
-metrics."""
+metrics; or, with --print-config (and as `nlpcli config TASK`, which takes the same options), print the
+configuration and stop. `configured_command` builds such a command around another action (`nlpcli inspect TASK`)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from nlpcli.commands.tables import show_result
 from nlpcli.config import RunConfig
 from nlpcli.config_args import parse_set_options
 from nlpcli.config_fields import base_type, field_type
-from nlpcli.config_files import read_yaml
-from nlpcli.config_layers import CONFIG_DIR, resolve_config
+from nlpcli.config_layers import resolve_config, task_defaults
 from nlpcli.errors import UserError
 from nlpcli.help_panels import ORDER as PANEL_ORDER
 from nlpcli.help_panels import panel_for, panel_title
 from nlpcli.tasks import task_class
 
+CONFIG_OPTIONS = ("config_file", "set_values", "print_config")  # the Config files panel's options, not config keys
 NEGATION = "__off"  # suffix of the hidden parameter that reads a boolean option's --no-FLAG
 
 
@@ -84,12 +85,17 @@ def _with_negations(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _panel_of(param_name: str, shared: set[str]) -> str:
     key = param_name.removesuffix(NEGATION)
-    return panel_for(key, task_specific=key not in shared and key not in ("config_file", "set_values"))
+    return panel_for(key, task_specific=key not in shared and key not in CONFIG_OPTIONS)
 
 
-def task_command(name: str) -> Callable[..., None]:
+def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
     """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order: it
-    resolves the configuration, runs the task and prints the metrics."""
+    resolves the configuration, runs the task and prints the metrics. `print_only`: the command of `nlpcli config
+    NAME`, which prints the configuration (as --print-config does)."""
+    if print_only:
+        return configured_command(name, lambda cfg, extras: _print_resolved(cfg, name), print_flag=False,
+                                  doc=f"Print the {name} configuration these options resolve to (as nlpcli {name} ... "
+                                      "--print-config does).")
     return configured_command(name, lambda cfg, extras: show_result(run(name, cfg)), doc=task_class(name).help)
 
 
@@ -97,13 +103,13 @@ Action = Callable[[Any, dict[str, Any]], None]  # (the resolved configuration, t
 
 
 def configured_command(name: str, action: Action, extra: list[inspect.Parameter] | None = None,
-                       doc: str | None = None) -> Callable[..., None]:
+                       doc: str | None = None, print_flag: bool = True) -> Callable[..., None]:
     """A command that takes every option of task `name` (as `nlpcli NAME` does), plus `extra` options listed
-    first; it resolves the configuration and hands it, with the extra options' values, to `action`."""
+    first; it resolves the configuration and hands it, with the extra options' values, to `action` (with
+    --print-config, when `print_flag`, it prints the configuration instead)."""
     task = task_class(name)
     cls = task.config_class
-    defaults_file = CONFIG_DIR / f"{name}.yaml"
-    defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
+    defaults = task_defaults(name)
     shared = {f.name for f in dataclasses.fields(RunConfig)}
     unused = set(task.unused_options) | (set() if task.supports_streaming else {"streaming"})
     params = [
@@ -125,6 +131,15 @@ def configured_command(name: str, action: Action, extra: list[inspect.Parameter]
                                  help="Override any config key: --set key=value (repeatable)."),
         )
     )
+    if print_flag:
+        params.append(
+            inspect.Parameter(
+                "print_config", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                default=typer.Option(False, "--print-config", metavar="", rich_help_panel=panel_for("print_config"),
+                                     help="Print the resolved configuration as YAML, each value's source in a "
+                                          "comment, and stop: no data or model is read, nothing is written."),
+            )
+        )
     params.sort(key=lambda param: PANEL_ORDER.index(_panel_of(param.name, shared)))  # panels in a fixed order
     extra = list(extra or [])
     params = extra + params
@@ -133,7 +148,7 @@ def configured_command(name: str, action: Action, extra: list[inspect.Parameter]
     @reports_user_errors
     def command(**kwargs: Any) -> None:
         extras = {key: kwargs.pop(key) for key in extra_names}
-        config_file = kwargs.pop("config_file")
+        config_file, print_config = kwargs.pop("config_file"), kwargs.pop("print_config", False)
         set_values = parse_set_options(kwargs.pop("set_values") or [])
         kwargs = _with_negations(kwargs)
         for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
@@ -141,12 +156,21 @@ def configured_command(name: str, action: Action, extra: list[inspect.Parameter]
                 raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
                                 hint=f"See nlpcli {name} --help for the options it reads.")
         cfg = resolve_config(cls, name, config_file, kwargs, set_values)
+        if print_config:
+            _print_resolved(cfg, name)
+            return
         action(cfg, extras)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = doc or task.help
     return command
+
+
+def _print_resolved(cfg: Any, name: str) -> None:
+    from nlpcli.commands.print_config import print_config
+
+    print_config(cfg, name)
 
 
 def run(name: str, cfg: Any) -> dict[str, Any]:
