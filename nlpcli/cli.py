@@ -13,7 +13,8 @@ from typer.core import TyperGroup
 
 from nlpcli.commands.demo import demo
 from nlpcli.commands.info import env, report
-from nlpcli.commands.inspect import inspect_command, inspect_command_help, inspect_help
+from nlpcli.commands.inspect import GROUP_HELP as INSPECT_HELP
+from nlpcli.commands.inspect import inspect_command, inspect_command_help
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
 from nlpcli.config_args import with_resume_values
@@ -77,7 +78,7 @@ def task_group(build: Callable[[str], Callable[..., None]], help: str,
 app.add_typer(task_group(lambda name: task_command(name, print_only=True), help=(
     "Print a task's resolved configuration as YAML, each value's source in a comment: nlpcli config TASK (with the "
     "task's options). Edit it and pass it back with nlpcli TASK --config FILE.")), name="config")
-app.add_typer(task_group(inspect_command, inspect_help(), inspect_command_help), name="inspect")
+app.add_typer(task_group(inspect_command, INSPECT_HELP, inspect_command_help), name="inspect")
 
 
 def main() -> None:

@@ -28,13 +28,8 @@ COLOURS = {"ok": "green", "warning": "yellow", "problem": "red"}
 HELP = ("Build what `nlpcli {task}` would (data, tokenizer, features, collator, model), train nothing, and check it: "
         "the data, one example decoded, the first batch, the forward signature, one forward pass against a "
         "constant predictor, the model. Exit 1 when a check finds a problem.")
-
-
-
-def inspect_help() -> str:
-    """`nlpcli inspect --help`."""
-    return ("Look before you train: build what `nlpcli TASK` would, train and write nothing, and report ok / warning "
-            "/ problem per check (exit 1 on a problem). `nlpcli inspect TASK` takes the task's own options.")
+GROUP_HELP = ("Look before you train: build what `nlpcli TASK` would, train and write nothing, and report ok / "
+              "warning / problem per check (exit 1 on a problem). `nlpcli inspect TASK` takes the task's own options.")
 
 
 def inspect_command_help(name: str) -> dict[str, str]:
