@@ -201,16 +201,23 @@ def model_check(model: Any, tokenizer: Any, setup: TaskSetup, prepared: Prepared
     total, trainable = parameter_count(model)
     positions = models.config_positions(config)
     splits_ = [prepared.train, prepared.eval, prepared.test]
-    longest_input = max([longest(split, "input_ids") for split in splits_] + [int(batch["input_ids"].shape[-1])]
-                        if "input_ids" in batch else [0])
+    # a decoder reads the targets through the same kind of positions (BART, Marian), so they are held to them too
+    keys = ["input_ids", "labels"] if getattr(config, "is_encoder_decoder", False) else ["input_ids"]
+    lengths = {key: max([longest(split, key) for split in splits_]
+                        + ([int(batch[key].shape[-1])] if key in batch else [0])) for key in keys}
+    longest_input = lengths["input_ids"]
     details: dict[str, Any] = {"class": type(model).__name__, "model_type": getattr(config, "model_type", None),
                                "parameters": total, "trainable": trainable,
                                "positions": positions if positions else "no fixed limit (relative positions)",
                                "longest input": longest_input}
+    if "labels" in lengths:
+        details["longest target"] = lengths["labels"]
     notes: list[str] = []
-    if positions and longest_input > positions:
-        notes.append(f"an input of {longest_input} tokens is longer than the model's {positions} positions: it "
-                     "would fail with an index error. Lower --max-length (or the task's length option).")
+    for key, length in lengths.items():
+        if positions and length > positions:
+            what, option = ("an input", "--max-length") if key == "input_ids" else ("a target", "--max-target-length")
+            notes.append(f"{what} of {length} tokens is longer than the model's {positions} positions: it would fail "
+                         f"with an index error. Lower {option} (or the task's length option).")
     embeddings = model.get_input_embeddings()
     rows = getattr(embeddings, "num_embeddings", None)
     if rows is not None:
