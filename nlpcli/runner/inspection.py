@@ -3,9 +3,10 @@
 The build is the run's own: the same option checks (`run.check_options`), the data read by `splits.read` and
 the model, tokenizer and features made by `run.assemble`. What differs: a preset's fitted tokenizer goes to a
 temporary folder (removed at the end) instead of the run folder, no output folder is made, and nothing is
-written. Then the first training batch is collated as both loops collate it (`context.model_inputs` -> the
-task's collator) and the checks of `runner/checks.py` and `runner/forward_check.py` look at the data, one
-example, the targets, the batch, the forward signature, one forward pass and the model.
+written (but datasets' own cache of the features, as a run writes it, which the next run reuses). Then the
+first training batch is collated as both loops collate it (`context.model_inputs` -> the task's collator) and
+the checks of `runner/checks.py` and `runner/forward_check.py` look at the data, one example, the targets, the
+batch, the forward signature, one forward pass and the model.
 
 Single-process: it inspects a run as its main process would see it.
 """
@@ -26,6 +27,7 @@ from nlpcli.runner.checks import WARNING, Check
 from nlpcli.runner.context import dropped_columns, model_inputs
 from nlpcli.runner.forward_check import forward_check
 from nlpcli.runner.run import Built, assemble, check_options, quiet_libraries
+from nlpcli.runner.threads import apply_threads
 from nlpcli.sources import data
 from nlpcli.tasks import get_task
 from nlpcli.tasks.base import Task
@@ -62,6 +64,7 @@ def inspect_task(task_name: str, cfg: RunConfig) -> Inspection:
     task = get_task(task_name)
     set_seed(cfg.seed)
     check_options(task, cfg)
+    apply_threads(cfg.threads)  # as a run does: the forward pass on as many threads as the run would use
     with collected_warnings() as warnings, tempfile.TemporaryDirectory(prefix=TEMPORARY_PREFIX) as folder:
         run_data = splits.read(task, cfg)
         built = assemble(task, cfg, state, run_data, Path(folder) / layout.PRESET_TOKENIZER)

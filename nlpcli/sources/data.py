@@ -291,6 +291,13 @@ def subsample(raw: Any, max_train: int | None, max_eval: int | None) -> Any:
 # ---------------------------------------------------------------- --streaming
 
 
+def map_workers(cfg: Any, split: Any) -> dict[str, int]:
+    """`num_proc` for a `Dataset.map`/`filter` of a whole split under --preprocessing-workers (a stream is
+    prepared as it is read, by one process)."""
+    workers = getattr(cfg, "preprocessing_workers", None) or 1
+    return {"num_proc": workers} if workers > 1 and not is_streamed(split) else {}
+
+
 def is_streamed(split: Any) -> bool:
     """True for a split read while training (a `datasets.IterableDataset`, which has no length)."""
     return not hasattr(split, "__len__")

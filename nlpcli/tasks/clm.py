@@ -292,7 +292,7 @@ class ClmTask(Task):
                            alpha=cfg.keytoken_alpha)
             say("key tokens (alpha {}): {}".format(cfg.keytoken_alpha, ", ".join(
                 f"{word}={'/'.join(map(str, ids))}" for word, ids in found.items())))
-        how = Chunking(text_column(cfg), cfg.context_length, cfg.pack)
+        how = Chunking(text_column(cfg), cfg.context_length, cfg.pack, cfg.preprocessing_workers or 1)
         facts: dict[str, Any] = {"chunking": how.name, "tokens_kept": {}, "tokens_dropped": {}}
         features = {}
         for split, data in raw.items():

@@ -24,7 +24,7 @@ from typing import Any
 
 from nlpcli.config import RunConfig, option
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, describe
+from nlpcli.sources.data import Sample, describe, map_workers
 from nlpcli.tasks.base import (
     PredictionTable,
     PredictRequest,
@@ -236,7 +236,7 @@ class MlmTask(Task):
                 continue
             data = raw[split]
             grouped = data.map(tokenize_and_group, batched=True, remove_columns=data.column_names,
-                               desc=f"Chunking {split}")
+                               desc=f"Chunking {split}", **map_workers(cfg, data))
             if len(grouped) == 0:
                 raise UserError(
                     f"{describe(cfg, split)}: fewer than {cfg.chunk_size} tokens of text, not one chunk.",

@@ -22,7 +22,7 @@ from nlpcli.config import RunConfig
 from nlpcli.config_layers import predict_settings
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, check_columns, describe
+from nlpcli.sources.data import Sample, check_columns, describe, map_workers
 from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
 from nlpcli.tasks.examples import COUNTED_FEATURES, Baseline, Targets, batch_row, decode, unpadded
 from nlpcli.tasks.qa_windows import (
@@ -170,6 +170,7 @@ class QaTask(Task):
         features = {
             split: data.map(
                 window_features, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
+                **map_workers(cfg, data),
                 fn_kwargs={"tokenizer": tokenizer, "cfg": cfg, "max_length": max_length,
                            "for_eval": split == "validation"},
             )
