@@ -9,7 +9,7 @@ and no import circle (tests/test_layers.py checks both, function-level imports i
 5. sources/config: `sources.*`, `config`, `config_layers`, `config_values`, `config_args`, `config_fields`,
    `run_folder`, `predict_io` (data, models, settings);
 6. metrics/helpers: `metrics.*`, `layout` (the run folder's file names), `files`, `config_files`, `console`,
-   `errors`, `generation`, `help_panels`.
+   `errors`, `generation`, `help_panels`, `suggestions` (the closest names to an unknown one).
 """
 
 __version__ = "0.1.0"

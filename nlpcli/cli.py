@@ -1,7 +1,8 @@
 """The Typer app: one command per task (options generated from the task's config fields), plus
-`predict`, `demo`, `env`, `report`, `config` and `inspect` (one subcommand per task, with the task's options), in
-the order `nlpcli --help` lists them; the commands themselves are in `nlpcli.commands`. Nothing heavy is imported
-at module level, so `--help` answers at once."""
+`predict`, `demo`, `env`, `report`, `config` and `inspect` (one subcommand per task, with the task's options),
+in the order `nlpcli --help` lists them; the commands themselves are in `nlpcli.commands`, and how each reads its
+command line in `nlpcli.commands.parsing`. Nothing heavy is imported at module level, so `--help` answers at
+once."""
 
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ from collections.abc import Callable
 
 import click
 import typer
-from typer.core import TyperGroup
 
 from nlpcli.commands.demo import demo
 from nlpcli.commands.info import env, report
 from nlpcli.commands.inspect import GROUP_HELP as INSPECT_HELP
 from nlpcli.commands.inspect import inspect_command, inspect_command_help
+from nlpcli.commands.parsing import Command, Group, TaskCommand
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
 from nlpcli.config_args import with_resume_values
 from nlpcli.tasks import TASK_MODULES, task_class
 
 app = typer.Typer(
+    cls=Group,
     help="Train and fine-tune transformers for the classic NLP tasks. Run `nlpcli demo` for a tour.",
     no_args_is_help=True,
     add_completion=False,
@@ -49,19 +51,19 @@ def _options(
 
 
 for _task_name in TASK_MODULES:
-    app.command(_task_name, help=task_class(_task_name).help)(task_command(_task_name))
-app.command()(predict)
-app.command()(demo)
-app.command()(env)
-app.command()(report)
+    app.command(_task_name, cls=TaskCommand, help=task_class(_task_name).help)(task_command(_task_name))
+app.command(cls=Command)(predict)
+app.command(cls=Command)(demo)
+app.command(cls=Command)(env)
+app.command(cls=Command)(report)
 
 
-def task_group(build: Callable[[str], Callable[..., None]], help: str,
+def task_group(build: Callable[[str], Callable[..., None]], help: str, command_class: type[click.Command],
                command_help: Callable[[str], dict[str, str]] = lambda name: {}) -> typer.Typer:
     """A group with one subcommand per task, with that task's options (`build(TASK)`), each built when asked for,
     so other commands do not pay for building six more option lists: `nlpcli config TASK`, `nlpcli inspect TASK`."""
 
-    class TaskCommands(TyperGroup):
+    class TaskCommands(Group):
         def list_commands(self, ctx: click.Context) -> list[str]:
             return list(TASK_MODULES)
 
@@ -69,7 +71,7 @@ def task_group(build: Callable[[str], Callable[..., None]], help: str,
             if cmd_name not in TASK_MODULES:
                 return None
             single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-            single.command(cmd_name, **command_help(cmd_name))(build(cmd_name))
+            single.command(cmd_name, cls=command_class, **command_help(cmd_name))(build(cmd_name))
             return typer.main.get_command(single)
 
     return typer.Typer(cls=TaskCommands, help=help, no_args_is_help=True)
@@ -77,8 +79,9 @@ def task_group(build: Callable[[str], Callable[..., None]], help: str,
 
 app.add_typer(task_group(lambda name: task_command(name, print_only=True), help=(
     "Print a task's resolved configuration as YAML, each value's source in a comment: nlpcli config TASK (with the "
-    "task's options). Edit it and pass it back with nlpcli TASK --config FILE.")), name="config")
-app.add_typer(task_group(inspect_command, INSPECT_HELP, inspect_command_help), name="inspect")
+    "task's options). Edit it and pass it back with nlpcli TASK --config FILE."), command_class=Command), name="config")
+# inspect takes a task's options as the task's command does (the example scripts' training flags answered alike)
+app.add_typer(task_group(inspect_command, INSPECT_HELP, TaskCommand, inspect_command_help), name="inspect")
 
 
 def main() -> None:

@@ -113,8 +113,8 @@ def test_inspect_refuses_user_errors_with_exit_2(tmp_path):
     existing.write_text("kept\n")
     result = run_cli("inspect", "ner", "--model", "tiny", "--dataset", "sample", "--output", existing)
     assert result.exit_code == 2 and "exists" in result.output and existing.read_text() == "kept\n"
-    result = run_cli("inspect", "translate", "--model", "tiny", "--dataset", "sample")  # the sample is en-ro
-    assert result.exit_code == 2 and "--target-lang fr is not in the 'translation' column" in result.output
+    result = run_cli("inspect", "translate", "--model", "tiny", "--dataset", "sample", "--target-lang", "de")
+    assert result.exit_code == 2 and "--target-lang de is not in the 'translation' column" in result.output
 
 
 # ---------------------------------------------------------------- checks of batches no run builds

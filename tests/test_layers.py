@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("sources/config", ("nlpcli.sources", "nlpcli.config", "nlpcli.config_layers", "nlpcli.config_values",
                         "nlpcli.config_args", "nlpcli.config_fields", "nlpcli.run_folder", "nlpcli.predict_io")),
     ("metrics/helpers", ("nlpcli.metrics", "nlpcli.layout", "nlpcli.files", "nlpcli.config_files", "nlpcli.console",
-                         "nlpcli.errors", "nlpcli.generation", "nlpcli.help_panels", "nlpcli")),
+                         "nlpcli.errors", "nlpcli.generation", "nlpcli.help_panels", "nlpcli.suggestions", "nlpcli")),
 ]
 
 

@@ -10,6 +10,7 @@ import inspect
 import json
 import sys
 from pathlib import Path
+from textwrap import indent
 from typing import Any
 
 import typer
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from nlpcli.commands.predict import check_output_file
 from nlpcli.commands.task import configured_command
-from nlpcli.console import console
+from nlpcli.console import console, plain_table
 from nlpcli.files import write_text_atomic
 
 PANEL = "Inspect"
@@ -101,8 +102,12 @@ def show_value(key: str, value: Any) -> None:
         columns = list(dict.fromkeys(column for row in rows for column in row))
         table = Table(*columns, title=key, title_justify="left", box=None, padding=(0, 1))
         for row in rows:
-            table.add_row(*(escape(_text(row.get(column))) for column in columns))
-        console.print(Padding(table, (0, 0, 0, 2), expand=False))
+            table.add_row(*(_text(row.get(column)) for column in columns))
+        if console.is_terminal:
+            console.print(Padding(table, (0, 0, 0, 2), expand=False), markup=False)
+        else:  # a log or a pipe: whole lines, never wrapped (as every nlpcli table off a terminal)
+            console.print(f"  {key}:\n" + indent(plain_table(table, title=False), "    "), markup=False,
+                          highlight=False, soft_wrap=True)
         return
     console.print(f"  {escape(key)}: {escape(_text(value))}", soft_wrap=True)
 

@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from nlpcli.commands.exits import reports_user_errors
+from nlpcli.commands.parsing import metavar_for
 from nlpcli.commands.tables import show_result
 from nlpcli.config import RunConfig
 from nlpcli.config_args import parse_set_options
@@ -63,11 +64,10 @@ def _options_for(cls: type, config_field: dataclasses.Field, defaults: dict[str,
     elif getattr(base, "__origin__", None) is list:
         annotation, info = str | None, typer.Option(None, flag, metavar="A,B", **common)
     else:
-        annotation, info = base | None, typer.Option(None, flag, metavar=METAVARS.get(base, "TEXT"), **common)
+        annotation, info = base | None, typer.Option(None, flag, metavar=metavar_for(base), **common)
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation), *extra]
 
 
-METAVARS = {int: "N", float: "X", str: "TEXT"}
 LONGEST_DEFAULT = 30  # characters of one word of a default shown in help
 
 
