@@ -42,7 +42,7 @@ def test_every_help_page_names_values_the_same_way(command):
 
 def test_predict_and_config_arguments_are_named_not_typed():
     page = run_cli("predict", "--help").output
-    assert re.search(r"\{TASK\} \{MODEL_DIR\} \[TEXT\]", page)
+    assert re.search(r"\{TASK\} \{MODEL\} \[TEXT\]", page)
     assert re.search(r"│ \*\s+TASK\s+Task of the saved model", page)
 
 

@@ -23,8 +23,8 @@ INPUT, SETTINGS, OUTPUT = "Input", "Prediction", "Output"  # the panels of `nlpc
 @reports_user_errors
 def predict(
     task: str = typer.Argument(..., help=f"Task of the saved model: {', '.join(TASK_MODULES)}."),
-    model_dir: str = typer.Argument(
-        ..., metavar="MODEL", help="A run's output folder, any folder written by save_pretrained, or a hub model id."),
+    model: str = typer.Argument(
+        ..., help="A run's output folder, any folder written by save_pretrained, or a hub model id."),
     texts: list[str] | None = typer.Argument(None, metavar="TEXT", help="Input text(s)."),
     question: str | None = typer.Option(None, help="Question (qa).", rich_help_panel=INPUT),
     context: str | None = typer.Option(None, help="Context passage (qa).", rich_help_panel=INPUT),
@@ -95,8 +95,8 @@ def predict(
     if chosen.predict_fields and texts:
         raise UserError(f"predict {task} reads {', '.join(chosen.predict_fields)}, not text arguments.",
                         hint=" ".join(f'--{name} "..."' for name in chosen.predict_fields) + ", or --file.")
-    saved = checkpoint(model_dir)  # a folder (a run's, or any save_pretrained one) or a hub id
-    check_model_task(model_dir, task, {name: task_class(name).model_class for name in TASK_MODULES}, saved.settings,
+    saved = checkpoint(model)  # a folder (a run's, or any save_pretrained one) or a hub id
+    check_model_task(model, task, {name: task_class(name).model_class for name in TASK_MODULES}, saved.settings,
                      saved.architectures)
     fields = {name: name for name in chosen.predict_fields} or {"text": text_column}
     if input_file:
