@@ -18,8 +18,9 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
+from nlpcli.commands.exits import reports_user_errors
 from nlpcli.commands.predict import check_output_file
-from nlpcli.commands.task import configured_command
+from nlpcli.commands.task import read_options, task_parameters
 from nlpcli.console import console, plain_table
 from nlpcli.files import write_text_atomic
 
@@ -51,29 +52,45 @@ def _extra_options() -> list[inspect.Parameter]:
 
 
 def inspect_command(name: str) -> Any:
-    """`nlpcli inspect NAME`: every option of `nlpcli NAME`, plus --json and --output."""
+    """`nlpcli inspect NAME`: --json and --output, then every option of `nlpcli NAME` (read as it reads them)."""
+    params = _extra_options() + task_parameters(name)
 
-    def action(cfg: Any, extras: dict[str, Any]) -> None:
-        from nlpcli.runner.checks import PROBLEM
-        from nlpcli.runner.inspection import inspect_task
+    @reports_user_errors
+    def command(**kwargs: Any) -> None:
+        as_json, output, print_config = kwargs.pop("as_json"), kwargs.pop("output"), kwargs.pop("print_config")
+        cfg = read_options(name, kwargs).resolve()
+        if print_config:  # as on the task's own command: the configuration, and stop
+            from nlpcli.commands.print_config import print_config as print_resolved
 
-        output, as_json = extras["output"], extras["as_json"]
-        if output is not None:
-            check_output_file(output, bool(cfg.overwrite))
-        # with --json, stdout holds the report alone: what the build prints goes to stderr
-        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            found = inspect_task(name, cfg)
-        report = found.as_json()
-        if output is not None:
-            write_text_atomic(output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-        if as_json:
-            print(json.dumps(report, indent=2, ensure_ascii=False))
-        else:
-            show(report)
-        if found.status == PROBLEM:
-            raise typer.Exit(PROBLEM_EXIT)
+            print_resolved(cfg, name)
+            return
+        inspect_and_report(name, cfg, as_json, output)
 
-    return configured_command(name, action, _extra_options(), doc=HELP.format(task=name))
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = HELP.format(task=name)
+    return command
+
+
+def inspect_and_report(name: str, cfg: Any, as_json: bool, output: Path | None) -> None:
+    """Inspect, print the report (text or JSON), write it to `output`; exit 1 when a check found a problem."""
+    from nlpcli.runner.checks import PROBLEM
+    from nlpcli.runner.inspection import inspect_task
+
+    if output is not None:
+        check_output_file(output, bool(cfg.overwrite))
+    # with --json, stdout holds the report alone: what the build prints goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        found = inspect_task(name, cfg)
+    report = found.as_json()
+    if output is not None:
+        write_text_atomic(output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    if as_json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        show(report)
+    if found.status == PROBLEM:
+        raise typer.Exit(PROBLEM_EXIT)
 
 
 # ---------------------------------------------------------------- the text report

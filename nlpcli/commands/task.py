@@ -1,13 +1,14 @@
 """One command per task: its options, generated from the task's config fields (help panels, --no-FLAG for
 booleans, the task defaults shown), and what it does: resolve the configuration, run the task, print the
 metrics; or, with --print-config (and as `nlpcli config TASK`, which takes the same options), print the
-configuration and stop. `configured_command` builds such a command around another action (`nlpcli inspect TASK`)."""
+configuration and stop. `task_parameters` and `read_options` are what `nlpcli tune TASK` shares of it."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,25 +89,9 @@ def _panel_of(param_name: str, shared: set[str]) -> str:
     return panel_for(key, task_specific=key not in shared and key not in CONFIG_OPTIONS)
 
 
-def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
-    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order: it
-    resolves the configuration, runs the task and prints the metrics. `print_only`: the command of `nlpcli config
-    NAME`, which prints the configuration (as --print-config does)."""
-    if print_only:
-        return configured_command(name, lambda cfg, extras: _print_resolved(cfg, name), print_flag=False,
-                                  doc=f"Print the {name} configuration these options resolve to (as nlpcli {name} ... "
-                                      "--print-config does).")
-    return configured_command(name, lambda cfg, extras: show_result(run(name, cfg)), doc=task_class(name).help)
-
-
-Action = Callable[[Any, dict[str, Any]], None]  # (the resolved configuration, the values of the extra options)
-
-
-def configured_command(name: str, action: Action, extra: list[inspect.Parameter] | None = None,
-                       doc: str | None = None, print_flag: bool = True) -> Callable[..., None]:
-    """A command that takes every option of task `name` (as `nlpcli NAME` does), plus `extra` options listed
-    first; it resolves the configuration and hands it, with the extra options' values, to `action` (with
-    --print-config, when `print_flag`, it prints the configuration instead)."""
+def task_parameters(name: str, print_only: bool = False) -> list[inspect.Parameter]:
+    """The options of task `name`'s command (its config keys, --config, --set and, unless `print_only`,
+    --print-config), in panel order."""
     task = task_class(name)
     cls = task.config_class
     defaults = task_defaults(name)
@@ -131,7 +116,7 @@ def configured_command(name: str, action: Action, extra: list[inspect.Parameter]
                                  help="Override any config key: --set key=value (repeatable)."),
         )
     )
-    if print_flag:
+    if not print_only:
         params.append(
             inspect.Parameter(
                 "print_config", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
@@ -141,41 +126,68 @@ def configured_command(name: str, action: Action, extra: list[inspect.Parameter]
             )
         )
     params.sort(key=lambda param: PANEL_ORDER.index(_panel_of(param.name, shared)))  # panels in a fixed order
-    extra = list(extra or [])
-    params = extra + params
-    extra_names = [param.name for param in extra]
+    return params
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What a task's options said on one command line: its --config file, its --set pairs and the options given
+    (the config layers above the task defaults)."""
+
+    task: str
+    config_file: Path | None
+    set_values: dict[str, str]
+    values: dict[str, Any]  # config key -> the option's value (None: not given)
+
+    def resolve(self, **overrides: Any) -> RunConfig:
+        """The resolved configuration, with `overrides` given as if on the command line."""
+        return resolve_config(task_class(self.task).config_class, self.task, self.config_file,
+                              {**self.values, **overrides}, self.set_values)
+
+
+def read_options(name: str, kwargs: dict[str, Any]) -> TaskOptions:
+    """The task's options out of a command's keyword arguments (which lose them): --no-FLAG folded in, an
+    option the task does not use refused."""
+    task = task_class(name)
+    config_file = kwargs.pop("config_file")
+    set_values = parse_set_options(kwargs.pop("set_values") or [])
+    keys = {f.name for f in dataclasses.fields(task.config_class)}
+    negations = {key + NEGATION for key in keys}
+    values = _with_negations({key: kwargs.pop(key) for key in [*kwargs] if key in keys or key in negations})
+    for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
+        if values.get(key) is not None:
+            raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
+                            hint=f"See nlpcli {name} --help for the options it reads.")
+    return TaskOptions(name, config_file, set_values, values)
+
+
+def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
+    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order.
+    `print_only`: the command of `nlpcli config NAME`, which prints the configuration (as --print-config does)."""
+    params = task_parameters(name, print_only)
 
     @reports_user_errors
     def command(**kwargs: Any) -> None:
-        extras = {key: kwargs.pop(key) for key in extra_names}
-        config_file, print_config = kwargs.pop("config_file"), kwargs.pop("print_config", False)
-        set_values = parse_set_options(kwargs.pop("set_values") or [])
-        kwargs = _with_negations(kwargs)
-        for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
-            if kwargs.get(key) is not None:
-                raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
-                                hint=f"See nlpcli {name} --help for the options it reads.")
-        cfg = resolve_config(cls, name, config_file, kwargs, set_values)
+        print_config = kwargs.pop("print_config", print_only)
+        cfg = read_options(name, kwargs).resolve()
         if print_config:
-            _print_resolved(cfg, name)
+            from nlpcli.commands.print_config import print_config as print_resolved
+
+            print_resolved(cfg, name)
             return
-        action(cfg, extras)
+        show_result(run(name, cfg))
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = doc or task.help
+    command.__doc__ = (f"Print the {name} configuration these options resolve to (as nlpcli {name} ... --print-config "
+                       "does)." if print_only else task_class(name).help)
     return command
 
 
-def _print_resolved(cfg: Any, name: str) -> None:
-    from nlpcli.commands.print_config import print_config
-
-    print_config(cfg, name)
-
-
-def run(name: str, cfg: Any) -> dict[str, Any]:
-    """Run a task; once its files are saved, draw its curves.png."""
+def run(name: str, cfg: Any, on_evaluation: Any = None) -> dict[str, Any]:
+    """Run a task; once its files are saved, draw its curves.png. `on_evaluation`: see `runner.run.run_task`
+    (`nlpcli tune` reports each evaluation to its study there)."""
     from nlpcli.reporting.plot import write_curves
     from nlpcli.runner.run import run_task
 
-    return run_task(name, cfg, on_saved=write_curves)
+    return run_task(name, cfg, on_saved=write_curves, on_evaluation=on_evaluation)
