@@ -197,7 +197,7 @@ class RunConfig:
 
 
 ORIGINS = "_nlpcli_origins"  # where `resolve_config` keeps each value's source (not a config key)
-SOURCE_ORDER = ("task defaults", "preset", "saved run", "--config", "--set", "command line")
+SOURCE_ORDER = ("task defaults", "bundled sample", "preset", "saved run", "--config", "--set", "command line")
 
 
 def value_origins(cfg: RunConfig) -> dict[str, str]:

@@ -18,7 +18,8 @@ from nlpcli.config_layers import TASK_DEFAULTS, task_defaults
 from nlpcli.config_values import coerce
 from nlpcli.errors import UserError
 
-ORDER_LINE = "# sources, lowest first: task defaults < preset < saved run < --config < --set < command line"
+ORDER_LINE = ("# sources, lowest first: task defaults < bundled sample < preset < saved run < --config < --set < "
+              "command line")
 
 
 def value_sources(cfg: RunConfig, task: str) -> dict[str, str]:
