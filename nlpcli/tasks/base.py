@@ -49,6 +49,14 @@ ScoreFunction = Callable[[list[dict[str, Any]]], dict[str, float]]  # rows -> me
 LossFunction = Callable[[Any, dict[str, Any]], Any]  # (model outputs, batch) -> the batch's mean loss
 
 
+def padding_multiple() -> int | None:
+    """What a padding collator pads the batch length to a multiple of: 8 on a CUDA GPU (its tensor cores work on
+    tiles of 8 in fp16 and bf16), none on a CPU (every padded position is work there)."""
+    import torch
+
+    return 8 if torch.cuda.is_available() else None
+
+
 @dataclass(frozen=True)
 class Normalized:
     """What `Task.normalize` made: the cleaned splits, and what cleaning them kept and dropped (run.json)."""
@@ -232,6 +240,7 @@ class Task:
                             dataclasses.replace(cfg, max_eval_samples=None), setup).eval
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
+        """The batches of both loops; a padding collator pads to `padding_multiple()`."""
         raise NotImplementedError
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:

@@ -26,6 +26,7 @@ from nlpcli.tasks.base import (
     Task,
     TaskSetup,
     build_pipeline,
+    padding_multiple,
     pipeline_outputs,
 )
 from nlpcli.tasks.examples import IGNORE, batch_row, uniform_guess, word_rows
@@ -267,7 +268,7 @@ class NerTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         from transformers import DataCollatorForTokenClassification
 
-        return DataCollatorForTokenClassification(tokenizer)
+        return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=padding_multiple())
 
     def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: NerConfig,
                          setup: TaskSetup) -> dict[str, Any]:

@@ -23,7 +23,15 @@ from nlpcli.config_layers import predict_settings
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, check_columns, describe, map_workers
-from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
+from nlpcli.tasks.base import (
+    Normalized,
+    PredictionTable,
+    PredictRequest,
+    Prepared,
+    Task,
+    TaskSetup,
+    padding_multiple,
+)
 from nlpcli.tasks.examples import COUNTED_FEATURES, Baseline, Targets, batch_row, decode, unpadded
 from nlpcli.tasks.qa_windows import (
     QaConfig,
@@ -183,7 +191,7 @@ class QaTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         from transformers import DataCollatorWithPadding
 
-        return DataCollatorWithPadding(tokenizer)
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=padding_multiple())
 
     def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: QaConfig,
                          setup: TaskSetup) -> dict[str, Any]:

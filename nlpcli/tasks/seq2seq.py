@@ -28,7 +28,15 @@ from nlpcli.config_layers import predict_settings
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import map_workers, record_location
-from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
+from nlpcli.tasks.base import (
+    Normalized,
+    PredictionTable,
+    PredictRequest,
+    Prepared,
+    Task,
+    TaskSetup,
+    padding_multiple,
+)
 from nlpcli.tasks.examples import batch_row, decode, scored, unpadded
 
 SOURCE, TARGET = "source", "target"
@@ -197,7 +205,8 @@ class Seq2SeqTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq
 
-        return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+        return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100,
+                                      pad_to_multiple_of=padding_multiple())
 
     def sources(self, raw_eval: Any) -> list[str]:
         return list(raw_eval[SOURCE])
