@@ -83,8 +83,8 @@ def test_every_public_hook_is_named_in_the_architecture_notes():
 def test_padding_collators_pad_to_a_multiple_of_8_on_a_gpu_only(monkeypatch):
     """Tensor cores want multiples of 8; on a CPU every padded position is work, so none is added there."""
     import torch
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
     from nlpcli.tasks import get_task
 
