@@ -28,7 +28,7 @@ from nlpcli.console import say, warn
 from nlpcli.errors import UserError
 from nlpcli.sources import data as sources
 from nlpcli.sources.data import Sample, describe
-from nlpcli.tasks.base import PredictionTable, PredictRequest, Prepared, Task, TaskSetup
+from nlpcli.tasks.base import PredictionTable, PredictRequest, Prepared, Task, TaskSetup, padding_multiple
 from nlpcli.tasks.classify_data import (
     ClassifyConfig,
     check_records,
@@ -129,7 +129,7 @@ class ClassifyTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         from transformers import DataCollatorWithPadding
 
-        return DataCollatorWithPadding(tokenizer)
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=padding_multiple())
 
     def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: ClassifyConfig,
                          setup: TaskSetup) -> dict[str, Any]:
