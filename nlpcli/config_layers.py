@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli import run_folder
-from nlpcli.config import ORIGINS, RunConfig, check_model_selection
+from nlpcli.config import RunConfig, check_model_selection, with_origins
 from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
 from nlpcli.config_values import coerce
@@ -28,6 +28,7 @@ CONFIG_DIR = _config_dir()
 PRESET_DIR = CONFIG_DIR / "presets"  # a model preset's own defaults (e.g. a random-init model's learning rate)
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 TASK_DEFAULTS = "task defaults"  # the origin of a value from configs/<task>.yaml
+PRESET_TASKS_KEY = "tasks"  # a preset file's per-task defaults: {task: {key: value}}
 
 # TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` is refused naming the option (one way
 # to say each thing, which both loops honour)
@@ -55,9 +56,11 @@ def _check_trainer_args(cls: type[RunConfig], layer: dict[str, Any], source: str
                             f"{flag(TRAINER_ARG_OPTIONS[name])} (both loops honour it).")
 
 
-def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
+def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str) -> set[str]:
+    """Apply one layer to `values`; the keys it set over a different value (the built-in default's included)."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
     _check_trainer_args(cls, layer, source)
+    replaced = set()
     for key, value in layer.items():
         if key not in known:
             raise UserError(
@@ -66,7 +69,10 @@ def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], 
         coerced = coerce(cls, key, value, source)
         if isinstance(coerced, dict) and isinstance(values.get(key), dict):
             coerced = {**values[key], **coerced}  # mappings (trainer_args) merge across layers
+        if coerced != values.get(key, known[key].default):
+            replaced.add(key)
         values[key] = coerced
+    return replaced
 
 
 NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model
@@ -118,7 +124,7 @@ def resolve_config(
     values: dict[str, Any] = {}
     defaults_file = CONFIG_DIR / f"{task_name}.yaml"
     defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
-    _apply(cls, values, defaults, str(defaults_file))
+    replaced = _apply(cls, values, defaults, str(defaults_file))
     origins = dict.fromkeys(defaults, TASK_DEFAULTS)
     layers = [
         (run_folder.config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
@@ -131,15 +137,15 @@ def resolve_config(
         for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):
             values.pop(bound, None)
             origins.pop(bound, None)
+            replaced.discard(bound)
     model = next((layer["model"] for layer, _ in reversed(layers) if layer.get("model") is not None),
                  values.get("model", cls.model))
-    preset, preset_file = preset_layer(str(model))
+    preset, preset_file = preset_layer(str(model), task_name)
     labels = [f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set", "command line"]
     for (layer, source), label in zip([(preset, str(preset_file)), *layers], labels, strict=True):
-        _apply(cls, values, layer, source)
+        replaced |= _apply(cls, values, layer, source)
         origins.update(dict.fromkeys(layer, label))
-    cfg = cls(**values)
-    cfg.__dict__[ORIGINS] = origins
+    cfg = with_origins(cls(**values), origins, replaced)
     if cfg.epochs == 0 and cfg.max_steps <= 0:
         raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")
     check_model_selection(cfg)
@@ -147,10 +153,13 @@ def resolve_config(
 
 
 
-def preset_layer(model: str) -> tuple[dict[str, Any], Path]:
-    """The defaults of model preset `model` (configs/presets/<model>.yaml) and that file; empty for a model
-    that is no preset (a hub id, a folder), or a preset without defaults of its own."""
+def preset_layer(model: str, task_name: str) -> tuple[dict[str, Any], Path]:
+    """The defaults of model preset `model` for task `task_name` (configs/presets/<model>.yaml: its keys, then
+    those of its `tasks: {task_name: ...}` section) and that file; empty for a model that is no preset (a hub id, a
+    folder), or a preset without defaults of its own."""
     path = PRESET_DIR / f"{model}.yaml"
     if not model.isidentifier() or not path.is_file():
         return {}, path
-    return read_yaml(path), path
+    values = read_yaml(path)
+    by_task = values.pop(PRESET_TASKS_KEY, None) or {}
+    return {**values, **(by_task.get(task_name) or {})}, path
