@@ -208,8 +208,8 @@ def with_origins(cfg: RunConfig, origins: dict[str, str], replaced: set[str] | N
 
 
 def chosen(cfg: RunConfig, key: str, value: Any, why: str) -> RunConfig:
-    """A copy of `cfg` with `key` set to a value nlpcli chose (`why` is its source, e.g. 'chosen for a 30-step run'),
-    keeping what else `cfg` knows about itself (origins, a resume's plan)."""
+    """A copy of `cfg` with `key` set to a value nlpcli chose (`why` is its source, e.g. "chosen for the run's 30
+    steps"), keeping what else `cfg` knows about itself (origins, a resume's plan)."""
     copy = dataclasses.replace(cfg, **{key: value})
     names = {f.name for f in dataclasses.fields(cfg)}
     copy.__dict__.update({k: v for k, v in cfg.__dict__.items() if k not in names})

@@ -115,5 +115,5 @@ def test_what_ran_is_recorded_and_the_launchers_bf16_does_not_sneak_into_a_cpu_r
         == ("fp32", 3, 1.5, 1, 8)
     assert read_json(out / "train_results.json")["epoch"] == 1.5
     # no --logging-steps: an interval chosen for 3 steps (every step), said in the header, in both loops
-    assert "chosen for a 3-step run: logging_steps=1" in output and info["logging_steps"] == 1
+    assert "chosen for the run's 3 steps: logging_steps=1" in output and info["logging_steps"] == 1
     assert [line["step"] for line in read_jsonl(out / "log_history.jsonl") if "loss" in line] == [1, 2, 3]

@@ -39,8 +39,8 @@ def test_logging_steps_are_chosen_for_the_run_unless_a_layer_gave_them(tmp_path)
     course = resolve_config(ClmConfig, "clm")  # configs/clm.yaml leaves logging to the run's length
     assert course.logging_steps is None and "logging_steps: null" in config_yaml(course, "clm")  # saved as not set
     short = settings.with_logging_interval(resolve_config(NerConfig, "ner", cli_values={"model": "tiny"}), 30)
-    assert short.logging_steps == 1 and value_origins(short)["logging_steps"] == "chosen for a 30-step run"
-    assert "chosen for a 30-step run: logging_steps=1" in origin_lines(short)  # the header says it was chosen
+    assert short.logging_steps == 1 and value_origins(short)["logging_steps"] == "chosen for the run's 30 steps"
+    assert "chosen for the run's 30 steps: logging_steps=1" in origin_lines(short)  # the header says it was chosen
     assert value_origins(short)["learning_rate"] == "preset tiny"  # the copy keeps what the config knew
     config = tmp_path / "c.yaml"
     config.write_text("logging_steps: 7\n")

@@ -150,12 +150,12 @@ def logging_interval(steps: int, checkpoint_every: int | None = None) -> int:
 
 def with_logging_interval(cfg: RunConfig, steps: int) -> RunConfig:
     """`cfg` with --logging-steps chosen for a run of `steps` optimizer steps when no layer set it (its source:
-    'chosen for a N-step run', which the run header shows); as it was otherwise."""
+    'chosen for the run's N steps', which the run header shows); as it was otherwise."""
     if cfg.logging_steps is not None:
         return cfg
     follows = cfg.load_best_model_at_end and cfg.evaluation_strategy == "steps" and not cfg.eval_steps
     return chosen(cfg, "logging_steps", logging_interval(steps, cfg.saving_interval if follows else None),
-                  f"chosen for a {steps}-step run")
+                  f"chosen for the run's {steps} steps")
 
 
 def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str, run_folder: str | None = None) -> Any:
