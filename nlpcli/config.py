@@ -139,6 +139,13 @@ class RunConfig:
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, "
                                                  "more compute.")
     torch_compile: bool = option(False, "Compile the model with torch.compile before training.")
+    preprocessing_workers: int | None = option(
+        None, "Tokenize and prepare the data with N processes (datasets' num_proc) [1].", at_least=1,
+    )
+    threads: int | None = option(
+        None, "Torch's intra-op CPU threads [OMP_NUM_THREADS if set, else the CPUs this process may use (affinity, "
+              "cgroup quota) divided among this machine's processes].", at_least=1,
+    )
     group_by_length: bool = option(False, "Batch training inputs of similar length together (less padding).")
     trainer_args: dict[str, Any] | None = option(
         None, "Set a transformers TrainingArguments field: KEY=VALUE (repeatable; a trainer_args: mapping in YAML). "
@@ -228,18 +235,21 @@ def given_by_user(cfg: RunConfig, key: str) -> bool:
     return value_origins(cfg).get(key, "").startswith(USER_SOURCES)
 
 
-def non_default_values(cfg: RunConfig) -> dict[str, dict[str, Any]]:
-    """The values that differ from the built-in defaults, or that a layer set over another value (`--warmup-ratio
-    0` over the tiny preset's 0.1), grouped by where they came from (in order of precedence; 'set by nlpcli' for a
-    value the run changed itself)."""
+def stated_values(cfg: RunConfig) -> dict[str, str]:
+    """Key -> where its value came from, for each value a layer stated: one that differs from the built-in default,
+    or that a layer set over a different value (`--warmup-ratio 0` over the tiny preset's 0.1; the preset's
+    `warmup_steps: 0` over clm's 1000). What the run header and --print-config name ('set by nlpcli' for a value
+    with no recorded source)."""
     origins, replaced = value_origins(cfg), cfg.__dict__.get(REPLACED, set())
-    grouped: dict[str, dict[str, Any]] = {}
-    for item in dataclasses.fields(cfg):
-        value = getattr(cfg, item.name)
-        if value == item.default and item.name not in replaced:
-            continue
-        grouped.setdefault(origins.get(item.name, "set by nlpcli"), {})[item.name] = value
+    return {item.name: origins.get(item.name, "set by nlpcli") for item in dataclasses.fields(cfg)
+            if getattr(cfg, item.name) != item.default or item.name in replaced}
 
+
+def non_default_values(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """The values `stated_values` names, grouped by where they came from, in order of precedence."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, source in stated_values(cfg).items():
+        grouped.setdefault(source, {})[key] = getattr(cfg, key)
     return dict(sorted(grouped.items(), key=lambda item: _rank(item[0])))
 
 

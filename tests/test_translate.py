@@ -62,12 +62,14 @@ def read_sample_pairs() -> list[tuple[str, str]]:
 @pytest.mark.e2e
 def test_both_loops_generate_the_same_predictions(trained, tmp_path):
     outputs = {}
-    for loop in ("trainer", "accelerate"):
+    for loop, generation_batch in (("trainer", []), ("accelerate", ["--generation-batch-size", "5"])):
         out = tmp_path / loop
         result = run_cli("translate", "--model", trained, "--eval-only", *SAMPLE, "--loop", loop,
-                         "--eval-batch-size", "3", "--output-dir", out)
+                         "--eval-batch-size", "3", *generation_batch, "--output-dir", out)
         assert result.exit_code == 0, result.output
         outputs[loop] = (read_json(out / "metrics.json"), read_jsonl(out / "eval_predictions.jsonl"))
+        assert read_json(out / "run.json")["generation"]["batch_size"] == (5 if generation_batch else 3)
+    # the generation batch size changes the batches, not the translations (data order, same texts)
     assert_agree(outputs["trainer"], outputs["accelerate"])
     assert outputs["trainer"][0]["eval_bleu"] == pytest.approx(read_json(trained / "metrics.json")["eval_bleu"])
 

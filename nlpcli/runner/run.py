@@ -36,6 +36,7 @@ from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
 from nlpcli.runner.report import RunReport, training_lines
 from nlpcli.runner.results import write_example_script_results
+from nlpcli.runner.threads import apply_threads
 from nlpcli.sources import data, models, presets
 from nlpcli.tasks import get_task
 from nlpcli.tasks.base import Prepared, Task, TaskSetup
@@ -96,6 +97,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
     task = get_task(task_name)
     set_seed(cfg.seed)
     settings.check_training_settings(cfg)
+    threads = apply_threads(cfg.threads)  # by the CPUs this process may use, not the host's cores
     if cfg.eval_only and cfg.push_to_hub:
         raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
     preset = presets.find(cfg.model)
@@ -120,7 +122,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
             checkpoints.remove_incomplete(output_dir)
             drop_newer(output_dir, cfg)
         state.wait_for_everyone()
-        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved)
+        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, threads)
     finally:
         lock.release()
         interrupt.uninstall(previous)
@@ -157,14 +159,15 @@ class Built:
     tokenizer: Any
     setup: TaskSetup
     prepared: Prepared
+    features_cache: dict[str, str] = dataclasses.field(default_factory=dict)  # run.json: per split, reused/made
 
 
 def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
-                on_saved: RunHook | None) -> dict:
+                on_saved: RunHook | None, threads: dict[str, Any] | None = None) -> dict:
     """The run, once its output folder is locked (the first step that reads data)."""
     run_data = splits.read(task, cfg)
     built = build(task, cfg, state, run_data, output_dir)
-    ctx = context(task, cfg, state, run_data, built, output_dir)  # ctx.cfg: with the logging interval chosen
+    ctx = context(task, cfg, state, run_data, built, output_dir, threads)  # ctx.cfg: the logging interval chosen
     announce(task_name, cfg, state, ctx)
     pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
     if pusher is not None:
@@ -185,6 +188,7 @@ def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, outp
     """setup (on every split, test included: its records must fit the label list the task builds) -> the model
     and tokenizer -> the features of train, validation and test."""
     raw = run_data.raw
+    began = time.time()
     if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
         import datasets
 
@@ -220,7 +224,23 @@ def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, outp
     if train is not None and data.is_streamed(train):  # no sampler shuffles a stream
         prepared = dataclasses.replace(prepared, train=train.shuffle(seed=cfg.seed,
                                                                      buffer_size=STREAM_SHUFFLE_BUFFER))
-    return Built(model, tokenizer, setup, prepared)
+    return Built(model, tokenizer, setup, prepared, features_cache(prepared, began))
+
+
+def features_cache(prepared: Prepared, began: float) -> dict[str, str]:
+    """Per split, whether its features came from datasets' cache (`reused`: a run before this one made them from
+    the same data, tokenizer and settings), were made now (`made`, and cached for the next run), or live in
+    memory only (`not cached`: a stream, or data built in memory)."""
+    found = {}
+    for split, features in (("train", prepared.train), ("validation", prepared.eval), ("test", prepared.test)):
+        if features is None:
+            continue
+        files = [Path(entry["filename"]) for entry in getattr(features, "cache_files", None) or []]
+        if not files:
+            found[split] = "not cached"
+        else:
+            found[split] = "reused" if all(f.exists() and f.stat().st_mtime < began for f in files) else "made"
+    return found
 
 
 def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
@@ -232,7 +252,7 @@ def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
 
 
 def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, built: Built,
-            output_dir: Path) -> RunContext:
+            output_dir: Path, threads: dict[str, Any] | None = None) -> RunContext:
     """What the loop is handed, with the run report started: what ran where, what training will do (steps,
     epochs, batch; the logging interval chosen for that length when --logging-steps was not given), the sample
     counts and what reading and preparing the data reported."""
@@ -246,12 +266,13 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
     report = RunReport(
         header={"task": task.name, "model": cfg.model, "loop": cfg.loop, "eval_only": cfg.eval_only,
                 "world_size": state.num_processes, "distributed": distributed_type(state), "device": device_name(),
-                "precision": precision_name(precision), "seed": cfg.seed, **plan},
+                "precision": precision_name(precision), "seed": cfg.seed,
+                **({"threads": threads} if threads else {}), **plan},
         samples={"train_examples": count(run_data.raw.get("train")), "train_samples": count(prepared.train),
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
         filters=run_data.filter_counts,
         data=run_data.data_report,
-        task={**run_data.task_facts, **prepared.facts},
+        task={**run_data.task_facts, **prepared.facts, "features_cache": built.features_cache},
         test={"test_samples": len(run_data.test), "test_labelled": run_data.test_labelled}
         if run_data.test is not None else {},
         resumes=continuity.resumes(cfg),
@@ -275,12 +296,18 @@ def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> Non
                         continuity.first_run_record(cfg, state.num_processes))
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
-        f"precision={ctx.report.header['precision']} "
+        f"precision={ctx.report.header['precision']}{_threads_shown(ctx)} "
         f"train={count(ctx.train_features) if not cfg.streaming else 'streamed'} eval={len(ctx.eval_features)} "
         f"-> {ctx.output_dir}"
     )
     for line in [*training_lines(ctx.report.header), *origin_lines(ctx.cfg)]:  # then where each value came from
         say(f"  [dim]{escape(line)}[/dim]")
+
+
+def _threads_shown(ctx: RunContext) -> str:
+    """` threads=N` on a CPU (a GPU run's speed does not hang on it)."""
+    threads = ctx.report.header.get("threads")
+    return f" threads={threads['count']}" if threads and ctx.report.header["device"] == "cpu" else ""
 
 
 def run_loop(ctx: RunContext) -> dict[str, Any]:

@@ -45,9 +45,11 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
         loss_is_scaled_for_ga = False if loss_fn is not None else None
         tokens = 0  # training tokens of this process (for tokens/s), counted as the Accelerate loop counts them
         samples = 0  # training samples of this process
+        positions = 0  # token positions of this process's batches, padding included
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             self.tokens += optimization.batch_tokens(inputs)
+            self.positions += optimization.batch_positions(inputs)
             self.samples += optimization.batch_samples(inputs)
             loss = super().training_step(model, inputs, num_items_in_batch)  # this micro-batch's share of the step
             guard.observe(loss)
@@ -323,7 +325,8 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     losses.settle(trainer.accelerator)
     tokens = optimization.gathered_count(trainer.accelerator, trainer.tokens)
     samples = optimization.gathered_count(trainer.accelerator, trainer.samples)
-    ctx.report.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples))
+    positions = optimization.gathered_count(trainer.accelerator, trainer.positions)
+    ctx.report.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples, positions))
     step = trainer.state.global_step
     best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:

@@ -17,7 +17,7 @@ from typing import Any
 from nlpcli.config import RunConfig, option
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, describe
+from nlpcli.sources.data import Sample, describe, map_workers
 from nlpcli.tasks.base import (
     PredictionTable,
     PredictRequest,
@@ -255,7 +255,8 @@ class NerTask(Task):
 
         features = {
             split: data.map(tokenize_and_align, batched=True, remove_columns=data.column_names,
-                            fn_kwargs={"for_eval": split != "train"}, desc=f"Tokenizing {split}")
+                            fn_kwargs={"for_eval": split != "train"}, desc=f"Tokenizing {split}",
+                            **map_workers(cfg, data))
             for split, data in raw.items()
         }
         return Prepared(features.get("train"), features["validation"],

@@ -20,7 +20,7 @@ import numpy as np
 from nlpcli.config import RunConfig, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, check_columns, describe
+from nlpcli.sources.data import Sample, check_columns, describe, map_workers
 from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
 from nlpcli.tasks.qa_windows import (
     QaConfig,
@@ -167,6 +167,7 @@ class QaTask(Task):
         features = {
             split: data.map(
                 window_features, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
+                **map_workers(cfg, data),
                 fn_kwargs={"tokenizer": tokenizer, "cfg": cfg, "max_length": max_length,
                            "for_eval": split == "validation"},
             )

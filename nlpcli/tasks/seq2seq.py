@@ -25,7 +25,7 @@ from nlpcli import layout
 from nlpcli.config import RunConfig, option, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import record_location
+from nlpcli.sources.data import map_workers, record_location
 from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
 
 SOURCE, TARGET = "source", "target"
@@ -40,6 +40,9 @@ class Seq2SeqConfig(RunConfig):
     num_beams: int | None = option(None, "Beams for generation [the model's generation config].", at_least=1)
     generation_max_length: int | None = option(
         None, "Longest generated sequence, in tokens [max_target_length].", at_least=1
+    )
+    generation_batch_size: int | None = option(
+        None, "Sequences generated per batch in evaluation (length-sorted batches) [--eval-batch-size].", at_least=1
     )
     min_target_words: int = option(0, "Drop pairs whose target has fewer words than this (0: keep all).", at_least=0)
     skip_bad_records: bool = option(False, "Skip (and count) records with an empty side instead of stopping.")
@@ -64,7 +67,7 @@ class Seq2SeqTask(Task):
     pipeline_task = "text2text-generation"  # not in transformers 5: `predict` generates itself
     evaluation = "generation"
     evaluate_before_training = True
-    resumable_options = ("num_beams", "generation_max_length")  # how the evaluation generates
+    resumable_options = ("num_beams", "generation_max_length", "generation_batch_size")  # how the evaluation generates
     output_name: ClassVar[str] = "output"
     side_names: ClassVar[tuple[str, str]] = ("source", "target")
     prefix_example: ClassVar[str] = ""
@@ -182,7 +185,8 @@ class Seq2SeqTask(Task):
             return features
 
         features = {
-            split: data.map(tokenize, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}")
+            split: data.map(tokenize, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
+                            **map_workers(cfg, data))
             for split, data in raw.items()
         }
         return Prepared(features.get("train"), features["validation"], facts=self.run_facts(cfg))
