@@ -202,7 +202,7 @@ class RunConfig:
 
 ORIGINS = "_nlpcli_origins"  # where `resolve_config` keeps each value's source (not a config key)
 REPLACED = "_nlpcli_replaced"  # the keys a layer set over another value (not a config key)
-SOURCE_ORDER = ("task defaults", "preset", "saved run", "--config", "--set", "command line")
+SOURCE_ORDER = ("task defaults", "bundled sample", "preset", "saved run", "--config", "--set", "command line")
 USER_SOURCES = ("--config", "--set", "command line")  # the layers a user writes (--trainer-arg: command line)
 
 

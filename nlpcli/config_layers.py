@@ -1,7 +1,7 @@
-"""The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < model preset
-(configs/presets/<model>.yaml) < saved run (`--eval-only --model RUN_DIR`) < --config FILE < --set key=value <
-command-line options. `resolve_config` merges them into one checked `RunConfig` and records where each value
-came from."""
+"""The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < bundled sample
+(configs/samples/<task>.yaml, with `--dataset sample`) < model preset (configs/presets/<model>.yaml) < saved run
+(`--eval-only --model RUN_DIR`) < --config FILE < --set key=value < command-line options. `resolve_config`
+merges them into one checked `RunConfig` and records where each value came from."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
 from nlpcli.config_values import coerce
 from nlpcli.errors import UserError
+from nlpcli.suggestions import did_you_mean
 
 
 def _config_dir() -> Path:
@@ -26,9 +27,12 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = _config_dir()
 PRESET_DIR = CONFIG_DIR / "presets"  # a model preset's own defaults (e.g. a random-init model's learning rate)
+SAMPLE_DIR = CONFIG_DIR / "samples"  # what a task's bundled sample needs (e.g. translate's languages: en-ro)
+SAMPLE = "sample"  # the --dataset value that picks the bundled sample
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 TASK_DEFAULTS = "task defaults"  # the origin of a value from configs/<task>.yaml
 PRESET_TASKS_KEY = "tasks"  # a preset file's per-task defaults: {task: {key: value}}
+SAMPLE_LABEL = "bundled sample"  # the origin of a value from configs/samples/<task>.yaml
 
 # TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` is refused naming the option (one way
 # to say each thing, which both loops honour)
@@ -56,20 +60,27 @@ def _check_trainer_args(cls: type[RunConfig], layer: dict[str, Any], source: str
                             f"{flag(TRAINER_ARG_OPTIONS[name])} (both loops honour it).")
 
 
-def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str) -> set[str]:
+def unknown_key_hint(key: str, known: set[str], task_name: str) -> str:
+    """The keys closest to an unknown one (transformers' name of an nlpcli key: that key), else where to look."""
+    if key in TRAINER_ARG_OPTIONS and TRAINER_ARG_OPTIONS[key] in known:
+        return f"Did you mean {TRAINER_ARG_OPTIONS[key]}? ({key} is transformers' name for it.)"
+    return did_you_mean(key, known, otherwise=f"`nlpcli config {task_name}` lists every key.") or ""
+
+
+def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str,
+           task_name: str) -> set[str]:
     """Apply one layer to `values`; the keys it set over a different value (the built-in default's included)."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = set(fields)
     _check_trainer_args(cls, layer, source)
     replaced = set()
     for key, value in layer.items():
         if key not in known:
-            raise UserError(
-                f"{source}: unknown config key '{key}'.", hint=f"Known keys: {', '.join(sorted(known))}."
-            )
+            raise UserError(f"{source}: unknown config key '{key}'.", hint=unknown_key_hint(key, known, task_name))
         coerced = coerce(cls, key, value, source)
         if isinstance(coerced, dict) and isinstance(values.get(key), dict):
             coerced = {**values[key], **coerced}  # mappings (trainer_args) merge across layers
-        if coerced != values.get(key, known[key].default):
+        if coerced != values.get(key, fields[key].default):
             replaced.add(key)
         values[key] = coerced
     return replaced
@@ -120,9 +131,10 @@ def resolve_config(
     cli_values: dict[str, Any] | None = None,
     set_values: dict[str, str] | None = None,
 ) -> RunConfig:
-    """Merge the layers in order of precedence: task defaults < preset < saved run < --config < --set < CLI
-    options. The saved-run layer is the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see
-    `saved_run_layer`).
+    """Merge the layers in order of precedence: task defaults < bundled sample < preset < saved run < --config <
+    --set < CLI options. The bundled-sample layer is configs/samples/<task>.yaml when the other layers choose
+    `--dataset sample` (translate's sample is en-ro where the task defaults say en-fr). The saved-run layer is
+    the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see `saved_run_layer`).
 
     The preset layer is `configs/presets/<model>.yaml` when the model the other layers choose is a preset that
     has one (the tiny preset's random weights need a larger learning rate than the course's fine-tuning).
@@ -133,7 +145,7 @@ def resolve_config(
     """
     values: dict[str, Any] = {}
     defaults = task_defaults(task_name)
-    replaced = _apply(cls, values, defaults, str(task_defaults_file(task_name)))
+    replaced = _apply(cls, values, defaults, str(task_defaults_file(task_name)), task_name)
     origins = dict.fromkeys(defaults, TASK_DEFAULTS)
     layers = [
         (run_folder.config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
@@ -147,12 +159,16 @@ def resolve_config(
             values.pop(bound, None)
             origins.pop(bound, None)
             replaced.discard(bound)
-    model = next((layer["model"] for layer, _ in reversed(layers) if layer.get("model") is not None),
-                 values.get("model", cls.model))
+    model, dataset = (next((layer[key] for layer, _ in reversed(layers) if layer.get(key) is not None),
+                           values.get(key, getattr(cls, key))) for key in ("model", "dataset"))
     preset, preset_file = preset_layer(str(model), task_name)
-    labels = [f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set", "command line"]
-    for (layer, source), label in zip([(preset, str(preset_file)), *layers], labels, strict=True):
-        replaced |= _apply(cls, values, layer, source)
+    sample_file = SAMPLE_DIR / f"{task_name}.yaml"
+    sample = read_yaml(sample_file) if dataset == SAMPLE and sample_file.is_file() else {}
+    labels = [SAMPLE_LABEL, f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set",
+              "command line"]
+    defaults_layers = [(sample, str(sample_file)), (preset, str(preset_file))]
+    for (layer, source), label in zip([*defaults_layers, *layers], labels, strict=True):
+        replaced |= _apply(cls, values, layer, source, task_name)
         origins.update(dict.fromkeys(layer, label))
     cfg = with_origins(cls(**values), origins, replaced)
     if cfg.epochs == 0 and cfg.max_steps <= 0:

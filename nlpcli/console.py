@@ -1,4 +1,6 @@
-"""Console output that only the main process prints (torchrun / accelerate launch start several)."""
+"""Console output that only the main process prints (torchrun / accelerate launch start several); tables as
+rich boxes on a terminal and as plain aligned text elsewhere (a log file, a pipe: no box characters, no
+escapes, no wrapping)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -25,3 +28,25 @@ def say(*objects: Any, **kwargs: Any) -> None:
 def warn(message: str) -> None:
     if is_main_process():
         err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)  # one line in a log
+
+
+def plain_table(table: Table, title: bool = True) -> str:
+    """A rich table as aligned text: its title (with `title`), a header line (when it shows one), then one line
+    per row, columns two spaces apart, never wrapped; a line break inside a cell is written as \\n."""
+    columns = [[str(column.header), *map(str, column.cells)] for column in table.columns]
+    if not table.show_header:
+        columns = [column[1:] for column in columns]
+    lines = [[cell.replace("\n", "\\n") for cell in row] for row in zip(*columns, strict=True)]
+    widths = [max((len(line[i]) for line in lines), default=0) for i in range(len(columns))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
+    return "\n".join(([str(table.title)] if title and table.title else []) + text)
+
+
+def show_table(table: Table) -> None:
+    """Print a table on the main process: boxed on a terminal, `plain_table` text elsewhere."""
+    if not is_main_process():
+        return
+    if console.is_terminal:
+        console.print(table)
+    else:
+        console.print(plain_table(table), markup=False, highlight=False, emoji=False, soft_wrap=True)

@@ -26,11 +26,11 @@ INPUT, SETTINGS, OUTPUT = "Input", "Prediction", "Output"  # the panels of `nlpc
 def predict(
     task: str = typer.Argument(..., help=f"Task of the saved model: {', '.join(TASK_MODULES)}."),
     model_dir: str = typer.Argument(..., help="Output folder of a training run (or any model folder)."),
-    texts: list[str] | None = typer.Argument(None, help="Input text(s)."),
+    texts: list[str] | None = typer.Argument(None, metavar="TEXT", help="Input text(s)."),
     question: str | None = typer.Option(None, help="Question (qa).", rich_help_panel=INPUT),
     context: str | None = typer.Option(None, help="Context passage (qa).", rich_help_panel=INPUT),
     input_file: str | None = typer.Option(
-        None, "--file", rich_help_panel=INPUT,
+        None, "--file", metavar="FILE", rich_help_panel=INPUT,
         help="Inputs, one per line: a text file, a .jsonl file (see --text-column; qa: question and context), "
         "or - for stdin.",
     ),
@@ -59,7 +59,8 @@ def predict(
         False, "--json", help="Print JSON instead of a table: one object per input.", rich_help_panel=OUTPUT
     ),
     output: Path | None = typer.Option(
-        None, help="Write JSON lines here instead of stdout (its folder must exist).", rich_help_panel=OUTPUT
+        None, metavar="FILE", help="Write JSON lines here instead of stdout (its folder must exist).",
+        rich_help_panel=OUTPUT
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file.",
                                    rich_help_panel=OUTPUT),

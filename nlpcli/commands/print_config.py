@@ -18,7 +18,8 @@ from nlpcli.config import RunConfig, resuming, stated_values
 from nlpcli.config_values import coerce
 from nlpcli.errors import UserError
 
-ORDER_LINE = "# sources, lowest first: task defaults < preset < saved run < --config < --set < command line"
+ORDER_LINE = ("# sources, lowest first: task defaults < bundled sample < preset < saved run < --config < --set < "
+              "command line")
 
 
 def _flow(value: Any) -> str:

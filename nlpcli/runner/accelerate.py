@@ -325,6 +325,9 @@ class AccelerateLoop:
         metrics = self.evaluate(model, self.eval_loader)
         self.run_log.evaluation(step, epoch, metrics, training=True)
         self.record.observe(self.ctx.cfg, step, metrics)
+        stop = self.ctx.after_evaluation(step, metrics)
+        if stop is not None:  # the loops then end as after early stopping
+            self.record.request_stop(step, stop.reason)
         self.last_evaluation = (step, metrics)
 
     def _record_throughput(self, seconds: float) -> None:

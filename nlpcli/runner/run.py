@@ -30,7 +30,7 @@ from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.runner import checkpoints, continuity, interrupt, settings, sharing, splits, testset
-from nlpcli.runner.context import RunContext
+from nlpcli.runner.context import EvaluationHook, RunContext
 from nlpcli.runner.devices import device_name, distributed_type, precision_name, resolve_precision
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
@@ -82,10 +82,12 @@ def count(split: Any | None) -> int | None:
 RunHook = Callable[[Path], object]  # called with the output folder
 
 
-def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) -> dict[str, Any]:
+def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
+             on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Run one task end to end and return the final metrics (also written to metrics.json). `on_saved` is
     called by the main process once the run's files are written, before --push-to-hub uploads them (the
-    training command draws the curves there)."""
+    training command draws the curves there). `on_evaluation` is asked after each evaluation made while
+    training whether to go on (`runner.context.EvaluationHook`)."""
     started = time.time()
     import torch
     from accelerate import PartialState
@@ -122,7 +124,8 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
             checkpoints.remove_incomplete(output_dir)
             drop_newer(output_dir, cfg)
         state.wait_for_everyone()
-        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, threads)
+        hooks = [on_evaluation] if on_evaluation is not None else []
+        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, threads, hooks)
     finally:
         lock.release()
         interrupt.uninstall(previous)
@@ -163,11 +166,13 @@ class Built:
 
 
 def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
-                on_saved: RunHook | None, threads: dict[str, Any] | None = None) -> dict:
+                on_saved: RunHook | None, threads: dict[str, Any] | None = None,
+                evaluation_hooks: list[EvaluationHook] | None = None) -> dict:
     """The run, once its output folder is locked (the first step that reads data)."""
     run_data = splits.read(task, cfg)
     built = build(task, cfg, state, run_data, output_dir)
     ctx = context(task, cfg, state, run_data, built, output_dir, threads)  # ctx.cfg: the logging interval chosen
+    ctx.evaluation_hooks.extend(evaluation_hooks or [])
     announce(task_name, cfg, state, ctx)
     pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
     if pusher is not None:

@@ -164,7 +164,7 @@ def interrupt_callback(ctx: RunContext, trainer: Any) -> Any:
 
 def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
     """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
-    (best model, early stopping) from the evaluations made while training."""
+    (best model, early stopping, a stop the evaluation hooks ask for) from the evaluations made while training."""
     from transformers import TrainerCallback
 
     cfg = ctx.cfg
@@ -195,6 +195,9 @@ def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, traine
             run_log.evaluation(state.global_step, state.epoch, metrics, self.training)
             if self.training:
                 record.observe(cfg, state.global_step, metrics)
+                stop = ctx.after_evaluation(state.global_step, metrics)
+                if stop is not None:
+                    record.request_stop(state.global_step, stop.reason)
                 if record.should_stop:
                     control.should_training_stop = True
 

@@ -168,6 +168,9 @@ class Task:
     # the task's own config keys that a --resume may change (they only shape evaluation); every other key of
     # the task's that differs from the run's is refused (see runner/continuity.py)
     resumable_options: ClassVar[tuple[str, ...]] = ()
+    # the task's own options `nlpcli tune` varies by default, in a --space file's format ({key: {type: categorical,
+    # choices: [...]}} or {key: {type: float|int, low, high, log}}), beside the shared learning rate, warm-up, ...
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {}
     # Feature columns the task's collator reads (and removes) itself: both loops keep them for it.
     collator_columns: ClassVar[tuple[str, ...]] = ()
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies

@@ -150,6 +150,7 @@ class ClmTask(Task):
     model_class = "AutoModelForCausalLM"
     pipeline_task = "text-generation"
     unused_options = ("label_column", "max_length")  # windows are --context-length tokens; no labels
+    search_space = {"pack": {"type": "categorical", "choices": [False, True]}}
     evaluation = "loss"
     evaluate_before_training = True
     shifts_labels = True

@@ -204,6 +204,8 @@ class MlmTask(Task):
     collator_columns = ("word_ids",)
     limits_count_features = True
     unused_options = ("label_column", "max_length")  # chunks are --chunk-size tokens; no labels
+    search_space = {"whole_word_masking": {"type": "categorical", "choices": [False, True]},
+                    "mlm_probability": {"type": "float", "low": 0.1, "high": 0.25}}
     sample = Sample(
         files={"train": "wiki_00.txt"},
         description="two English Wikipedia articles, one text per line (10% of the lines held out)",

@@ -188,6 +188,7 @@ class NerTask(Task):
     model_class = "AutoModelForTokenClassification"
     pipeline_task = "token-classification"
     evaluation = "logits"
+    search_space = {"label_all_tokens": {"type": "categorical", "choices": [True, False]}}
     sample = Sample(
         files={"train": "conll2003_sample.jsonl", "validation": "conll2003_sample.jsonl"},
         rename={"words": "tokens", "ner": "ner_tags"},
