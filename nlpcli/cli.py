@@ -1,8 +1,8 @@
 """The Typer app: one command per task (options generated from the task's config fields), plus
-`predict`, `demo`, `env`, `report`, `config` and `tune` (one subcommand per task each, with the task's options),
-in the order `nlpcli --help` lists them; the commands themselves are in `nlpcli.commands`, and how each reads
-its command line in `nlpcli.commands.parsing`. Nothing heavy is imported at module level, so `--help` answers
-at once."""
+`predict`, `demo`, `env`, `report`, `config`, `tune` and `inspect` (one subcommand per task each, with the task's
+options), in the order `nlpcli --help` lists them; the commands themselves are in `nlpcli.commands`, and how each
+reads its command line in `nlpcli.commands.parsing`. Nothing heavy is imported at module level, so `--help`
+answers at once."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import typer
 
 from nlpcli.commands.demo import demo
 from nlpcli.commands.info import env, report
+from nlpcli.commands.inspect import GROUP_HELP as INSPECT_HELP
+from nlpcli.commands.inspect import inspect_command, inspect_command_help
 from nlpcli.commands.parsing import Command, Group, TaskCommand
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
@@ -57,9 +59,10 @@ app.command(cls=Command)(env)
 app.command(cls=Command)(report)
 
 
-def task_group(make: Callable[[str], Callable[..., None]]) -> type[Group]:
-    """A group with one subcommand per task (`make(task)`), each built when asked for, so other commands do not
-    pay for building six more option lists."""
+def task_group(make: Callable[[str], Callable[..., None]], command_class: type[click.Command] = Command,
+               command_help: Callable[[str], dict[str, str]] = lambda name: {}) -> type[Group]:
+    """A group with one subcommand per task (`make(task)`, of `command_class`, with `command_help(task)`), each
+    built when asked for, so other commands do not pay for building six more option lists."""
 
     class TaskGroup(Group):
         def list_commands(self, ctx: click.Context) -> list[str]:
@@ -69,7 +72,7 @@ def task_group(make: Callable[[str], Callable[..., None]]) -> type[Group]:
             if cmd_name not in TASK_MODULES:
                 return None
             single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-            single.command(cmd_name, cls=Command)(make(cmd_name))
+            single.command(cmd_name, cls=command_class, **command_help(cmd_name))(make(cmd_name))
             return typer.main.get_command(single)
 
     return TaskGroup
@@ -84,6 +87,10 @@ config_app = typer.Typer(
 app.add_typer(config_app, name="config")
 tune_app = typer.Typer(cls=task_group(tune_command), help=TUNE_HELP, no_args_is_help=True)  # nlpcli tune TASK
 app.add_typer(tune_app, name="tune")
+# nlpcli inspect TASK: the task's options, read as the task's command reads them (the scripts' flags answered alike)
+inspect_app = typer.Typer(cls=task_group(inspect_command, TaskCommand, inspect_command_help), help=INSPECT_HELP,
+                          no_args_is_help=True)
+app.add_typer(inspect_app, name="inspect")
 
 
 def main() -> None:

@@ -229,10 +229,14 @@ def value_origins(cfg: RunConfig) -> dict[str, str]:
     return dict(cfg.__dict__.get(ORIGINS, {}))
 
 
+def user_given(cfg: RunConfig) -> set[str]:
+    """The keys whose value comes from a layer the user wrote: --config, --set or an option (--trainer-arg
+    included), not from the task defaults, the bundled sample's settings, a preset or a saved run."""
+    return {key for key, origin in value_origins(cfg).items() if origin.startswith(USER_SOURCES)}
+
+
 def given_by_user(cfg: RunConfig, key: str) -> bool:
-    """Whether the value of `key` comes from a layer the user wrote: --config, --set or an option (--trainer-arg
-    included), not from the task defaults, a preset or a saved run."""
-    return value_origins(cfg).get(key, "").startswith(USER_SOURCES)
+    return key in user_given(cfg)
 
 
 def stated_values(cfg: RunConfig) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < bundled sample
 (configs/samples/<task>.yaml, with `--dataset sample`) < model preset (configs/presets/<model>.yaml) < saved run
 (`--eval-only --model RUN_DIR`) < --config FILE < --set key=value < command-line options. `resolve_config`
-merges them into one checked `RunConfig` and records where each value came from."""
+merges them into one checked `RunConfig` and records where each value came from. `predict_settings` gives
+`nlpcli predict` a saved run's settings, or the task defaults."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli import run_folder
-from nlpcli.config import RunConfig, check_model_selection, with_origins
+from nlpcli.config import RunConfig, check_model_selection, saved_config, with_origins
 from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
 from nlpcli.config_values import coerce
@@ -176,6 +177,22 @@ def resolve_config(
     check_model_selection(cfg)
     return cfg
 
+
+
+def predict_settings(cls: type[RunConfig], task_name: str, model: str) -> tuple[RunConfig, bool]:
+    """(the settings `nlpcli predict` uses with `model`, whether a run saved them): those of the nlpcli_config.yaml
+    that describes it (its folder's, its run folder's for a checkpoint, or its hub repo's), else the task's defaults
+    (configs/<task>.yaml) for a model nlpcli did not train, their --max-length within the model's positions."""
+    from nlpcli.sources.models import config_positions, pretrained_config, settings_source
+
+    saved = settings_source(model)
+    if saved is not None:
+        return saved_config(cls, saved.parent), True
+    defaults = resolve_config(cls, task_name)
+    positions = config_positions(pretrained_config(model))
+    if defaults.max_length and positions and defaults.max_length > positions:  # the defaults' are for another model
+        defaults = dataclasses.replace(defaults, max_length=positions)
+    return defaults, False
 
 
 def preset_layer(model: str, task_name: str) -> tuple[dict[str, Any], Path]:

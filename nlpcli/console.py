@@ -5,6 +5,8 @@ escapes, no wrapping)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -25,9 +27,25 @@ def say(*objects: Any, **kwargs: Any) -> None:
         console.print(*objects, **kwargs)
 
 
+_collectors: list[list[str]] = []  # what `collected_warnings` gathers
+
+
 def warn(message: str) -> None:
+    for collected in _collectors:
+        collected.append(message)
     if is_main_process():
         err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)  # one line in a log
+
+
+@contextmanager
+def collected_warnings() -> Iterator[list[str]]:
+    """A list that receives every `warn` message while the block runs (they are still printed)."""
+    collected: list[str] = []
+    _collectors.append(collected)
+    try:
+        yield collected
+    finally:
+        _collectors.remove(collected)
 
 
 def plain_table(table: Table, title: bool = True) -> str:

@@ -23,7 +23,7 @@ def one_line_error(result, fragment: str) -> str:
 
 
 @pytest.mark.parametrize("command", [[], ["predict"], ["config"], ["config", "ner"], ["report"], ["env"], ["demo"],
-                                     ["ner"]])
+                                     ["ner"], ["inspect"], ["inspect", "qa"]])
 def test_every_help_page_names_values_the_same_way(command):
     page = run_cli(*command, "--help").output
     assert not PYTHON_TYPE.search(page), PYTHON_TYPE.search(page).group()
@@ -33,6 +33,7 @@ def test_every_help_page_names_values_the_same_way(command):
     expected = {"predict": {"--top-k": "N", "--temperature": "X", "--question": "TEXT", "--file": "FILE",
                             "--output": "FILE", "--json": "Print"},
                 "config ner": {"--set": "KEY=VALUE", "--config": "FILE"},
+                "inspect qa": {"--output": "FILE", "--json": "Print", "--doc-stride": "N"},
                 "ner": {"--epochs": "X", "--eval-only": "Evaluate"},
                 "report": {"--output": "FILE", "--json": "Print"},
                 "demo": {"--output-root": "DIR", "--task": "TEXT"}, "": {"--version": "Show"}}
@@ -42,7 +43,7 @@ def test_every_help_page_names_values_the_same_way(command):
 
 def test_predict_and_config_arguments_are_named_not_typed():
     page = run_cli("predict", "--help").output
-    assert re.search(r"\{TASK\} \{MODEL_DIR\} \[TEXT\]", page)
+    assert re.search(r"\{TASK\} \{MODEL\} \[TEXT\]", page)
     assert re.search(r"│ \*\s+TASK\s+Task of the saved model", page)
 
 

@@ -10,13 +10,11 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from nlpcli import layout
 from nlpcli.commands.exits import reports_user_errors
 from nlpcli.commands.tables import print_predictions
 from nlpcli.config import MAX_SEED
 from nlpcli.console import err_console
 from nlpcli.errors import UserError
-from nlpcli.files import model_folder_problem
 from nlpcli.tasks import TASK_MODULES, task_class
 
 INPUT, SETTINGS, OUTPUT = "Input", "Prediction", "Output"  # the panels of `nlpcli predict --help`
@@ -25,7 +23,8 @@ INPUT, SETTINGS, OUTPUT = "Input", "Prediction", "Output"  # the panels of `nlpc
 @reports_user_errors
 def predict(
     task: str = typer.Argument(..., help=f"Task of the saved model: {', '.join(TASK_MODULES)}."),
-    model_dir: str = typer.Argument(..., help="Output folder of a training run (or any model folder)."),
+    model: str = typer.Argument(
+        ..., help="A run's output folder, any folder written by save_pretrained, or a hub model id."),
     texts: list[str] | None = typer.Argument(None, metavar="TEXT", help="Input text(s)."),
     question: str | None = typer.Option(None, help="Question (qa).", rich_help_panel=INPUT),
     context: str | None = typer.Option(None, help="Context passage (qa).", rich_help_panel=INPUT),
@@ -65,11 +64,14 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file.",
                                    rich_help_panel=OUTPUT),
 ) -> None:
-    """Run a saved model on new input (the task's pipeline, or generation for seq2seq tasks).
+    """Run a saved model on new input: a run's folder, any save_pretrained folder, or a hub model id.
+
+    The task's pipeline (generation for seq2seq tasks), with the settings the run saved, else the task's defaults.
 
     With --file: every line is an input, and the output is one JSON object per input, in input order."""
     from nlpcli.predict_io import Inputs, read_inputs, write_json_lines
     from nlpcli.run_folder import check_model_task
+    from nlpcli.sources.models import checkpoint
     from nlpcli.tasks import get_task
     from nlpcli.tasks.base import PredictRequest
 
@@ -87,16 +89,15 @@ def predict(
             raise UserError(f"{name}: blank; give the text.")
     if output is not None:
         check_output_file(output, overwrite)
-    folder = Path(model_dir)
-    if not (folder / layout.MODEL_CONFIG).is_file():
-        raise UserError(f"{model_dir}: not a saved model folder (no {layout.MODEL_CONFIG}).")
     chosen = get_task(task)
     if input_file and (texts or question or context):
         raise UserError("Give the input as arguments (or --question/--context) or as --file, not both.")
     if chosen.predict_fields and texts:
         raise UserError(f"predict {task} reads {', '.join(chosen.predict_fields)}, not text arguments.",
                         hint=" ".join(f'--{name} "..."' for name in chosen.predict_fields) + ", or --file.")
-    check_model_task(folder, task, {name: task_class(name).model_class for name in TASK_MODULES})
+    saved = checkpoint(model)  # a folder (a run's, or any save_pretrained one) or a hub id
+    check_model_task(model, task, {name: task_class(name).model_class for name in TASK_MODULES}, saved.settings,
+                     saved.architectures)
     fields = {name: name for name in chosen.predict_fields} or {"text": text_column}
     if input_file:
         inputs = read_inputs(input_file, fields, skip_bad_records)
@@ -110,11 +111,8 @@ def predict(
                              where=inputs.where, skip_bad_records=skip_bad_records, skipped=list(inputs.skipped))
     from nlpcli.runner.run import quiet_libraries
 
-    damaged = model_folder_problem(folder)
-    if damaged:
-        raise UserError(f"{model_dir}: the saved model is damaged: {damaged}.")
     quiet_libraries()
-    table = chosen.predict(str(folder), request)
+    table = chosen.predict(saved.where, request)
     if request.skipped:
         total = len(inputs.records) + len(inputs.skipped)
         shown = ", ".join(request.skipped[:10]) + (", ..." if len(request.skipped) > 10 else "")

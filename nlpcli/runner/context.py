@@ -72,8 +72,17 @@ class RunContext:
         write_jsonl_atomic(self.output_dir / self.predictions_file, rows)
 
     def model_inputs(self, features: Any) -> Any:
-        """`features` without the columns the model's forward() does not take (QA offsets, example ids),
-        except those the task's collator consumes itself (`Task.collator_columns`)."""
-        accepted = set(inspect.signature(self.model.forward).parameters) | {"labels"}
-        accepted |= set(self.task.collator_columns)
-        return features.remove_columns([c for c in features.column_names or [] if c not in accepted])
+        return model_inputs(features, self.model, self.task)
+
+
+def dropped_columns(features: Any, model: Any, task: Task) -> list[str]:
+    """The feature columns the loops leave out: those the model's forward() does not take (QA offsets, example
+    ids), except those the task's collator consumes itself (`Task.collator_columns`)."""
+    accepted = set(inspect.signature(model.forward).parameters) | {"labels"}
+    accepted |= set(task.collator_columns)
+    return [c for c in features.column_names or [] if c not in accepted]
+
+
+def model_inputs(features: Any, model: Any, task: Task) -> Any:
+    """`features` without the `dropped_columns`: what both loops (and `nlpcli inspect`) hand the collator."""
+    return features.remove_columns(dropped_columns(features, model, task))

@@ -98,15 +98,8 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
-    settings.check_training_settings(cfg)
+    check_options(task, cfg)
     threads = apply_threads(cfg.threads)  # by the CPUs this process may use, not the host's cores
-    if cfg.eval_only and cfg.push_to_hub:
-        raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
-    preset = presets.find(cfg.model)
-    if cfg.eval_only and preset is not None and preset.random_weights:
-        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
-                        f"{preset.name} preset has random weights.")
-    check_max_length(task, cfg)
     output_dir = _output_dir(cfg, task_name)
     check_output_dir(output_dir, cfg, task_name)
     continuity.check(task, task_name, cfg, output_dir, state.num_processes)  # a resume continues its own run
@@ -131,6 +124,18 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
         interrupt.uninstall(previous)
         if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
             output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
+
+
+def check_options(task: Task, cfg: RunConfig) -> None:
+    """Refuse, before any data is read, options that no run could follow (a run and `nlpcli inspect` alike)."""
+    settings.check_training_settings(cfg)
+    if cfg.eval_only and cfg.push_to_hub:
+        raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
+    preset = presets.find(cfg.model)
+    if cfg.eval_only and preset is not None and preset.random_weights:
+        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
+                        f"{preset.name} preset has random weights.")
+    check_max_length(task, cfg)
 
 
 def check_max_length(task: Task, cfg: RunConfig) -> None:
@@ -190,33 +195,15 @@ def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_d
 
 
 def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, output_dir: Path) -> Built:
-    """setup (on every split, test included: its records must fit the label list the task builds) -> the model
-    and tokenizer -> the features of train, validation and test."""
-    raw = run_data.raw
-    began = time.time()
-    if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
-        import datasets
-
-        datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
-    setup = task.setup(run_data.with_test(), cfg, models.pretrained_config(cfg.model))
-    # A new run fits its own preset tokenizer in a staging folder, moved into place once every split's features
-    # are made: a run refused for its data leaves the output folder as it found it. A resume loads the kept one.
+    """`assemble` with the run's preset tokenizer folder: a new run fits its own preset tokenizer in a staging
+    folder, moved into place once every split's features are made (a run refused for its data leaves the output
+    folder as it found it); a resume loads the kept one."""
     kept = output_dir / layout.PRESET_TOKENIZER
     tokenizer_dir = kept if resuming(cfg) else output_dir / layout.PRESET_TOKENIZER_STAGING
     if state.is_main_process:
         shutil.rmtree(output_dir / layout.PRESET_TOKENIZER_STAGING, ignore_errors=True)  # a killed run's
     try:
-        # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
-        # datasets cache the others then read.
-        with state.main_process_first():
-            texts = lambda: task.preset_texts(raw, cfg)  # noqa: E731
-            model, tokenizer = task.load_model(cfg, setup.model_kwargs, texts, tokenizer_dir) or (
-                models.load_model_and_tokenizer(cfg.model, task.model_class, setup.model_kwargs, texts,
-                                                cfg.preset_vocab_size, tokenizer_dir))
-            prepared = task.prepare(raw, tokenizer, cfg, setup)
-            if run_data.test is not None:
-                prepared = dataclasses.replace(prepared, test=task.prepare_test(run_data.test, tokenizer, cfg, setup))
-        _check_features(prepared, cfg)
+        built = assemble(task, cfg, state, run_data, tokenizer_dir)
         state.wait_for_everyone()  # every process has loaded the staged tokenizer before it moves
         if state.is_main_process and tokenizer_dir != kept:
             shutil.rmtree(kept, ignore_errors=True)  # a new run's tokenizer replaces an earlier run's
@@ -225,6 +212,32 @@ def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, outp
     finally:
         if state.is_main_process and tokenizer_dir != kept:
             shutil.rmtree(tokenizer_dir, ignore_errors=True)
+    return built
+
+
+def assemble(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, tokenizer_dir: Path) -> Built:
+    """setup (on every split, test included: its records must fit the label list the task builds) -> the model
+    and tokenizer (a preset's tokenizer fitted into, or loaded from, `tokenizer_dir`) -> the features of train,
+    validation and test. What a run trains on, and what `nlpcli inspect` looks at; it writes nothing else (but
+    datasets' cache of the features, which the next run with the same data and settings reuses)."""
+    raw = run_data.raw
+    began = time.time()
+    if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
+        import datasets
+
+        datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
+    setup = task.setup(run_data.with_test(), cfg, models.pretrained_config(cfg.model))
+    # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
+    # datasets cache the others then read.
+    with state.main_process_first():
+        texts = lambda: task.preset_texts(raw, cfg)  # noqa: E731
+        model, tokenizer = task.load_model(cfg, setup.model_kwargs, texts, tokenizer_dir) or (
+            models.load_model_and_tokenizer(cfg.model, task.model_class, setup.model_kwargs, texts,
+                                            cfg.preset_vocab_size, tokenizer_dir))
+        prepared = task.prepare(raw, tokenizer, cfg, setup)
+        if run_data.test is not None:
+            prepared = dataclasses.replace(prepared, test=task.prepare_test(run_data.test, tokenizer, cfg, setup))
+    _check_features(prepared, cfg)
     train = prepared.train
     if train is not None and data.is_streamed(train):  # no sampler shuffles a stream
         prepared = dataclasses.replace(prepared, train=train.shuffle(seed=cfg.seed,

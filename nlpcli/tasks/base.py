@@ -25,7 +25,9 @@ this order (docs/architecture.md shows the whole data path):
    - "generation": `generation_settings(cfg, tokenizer)` -> generated ids -> decoded text, with
      `sources(raw_eval)` -> `score(sources, predictions, references)` (translate, summarize).
 
-`predict(model_dir, request)` answers `nlpcli predict` from a saved run folder; no run hook precedes it.
+`predict(model_dir, request)` answers `nlpcli predict` from a saved model folder or hub id; no run hook precedes
+it. `nlpcli inspect` builds a run's data, model and first batch through hooks 1-9 and then asks
+`describe_example`, `baseline_loss` and `count_targets` (defaults in tasks/examples.py), training nothing.
 """
 
 from __future__ import annotations
@@ -39,10 +41,20 @@ from typing import Any, ClassVar
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample
+from nlpcli.tasks import examples
+from nlpcli.tasks.examples import Baseline, Targets
 
 RowsFunction = Callable[[Any, Any, Any], list[dict[str, Any]]]  # (predictions, eval features, raw eval) -> rows
 ScoreFunction = Callable[[list[dict[str, Any]]], dict[str, float]]  # rows -> metrics
 LossFunction = Callable[[Any, dict[str, Any]], Any]  # (model outputs, batch) -> the batch's mean loss
+
+
+def padding_multiple() -> int | None:
+    """What a padding collator pads the batch length to a multiple of: 8 on a CUDA GPU (its tensor cores work on
+    tiles of 8 in fp16 and bf16), none on a CPU (every padded position is work there)."""
+    import torch
+
+    return 8 if torch.cuda.is_available() else None
 
 
 @dataclass(frozen=True)
@@ -228,10 +240,30 @@ class Task:
                             dataclasses.replace(cfg, max_eval_samples=None), setup).eval
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
+        """The batches of both loops; a padding collator pads to `padding_multiple()`."""
         raise NotImplementedError
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         raise NotImplementedError
+
+    # ------------------------------------------------------------ what `nlpcli inspect` shows (tasks/examples.py)
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: RunConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """One example of the first collated training batch (made from the first features of `raw`, in order),
+        decoded back to text with its targets shown the task's way, as plain data. Default: row 0, each token
+        with its label (-100: not scored)."""
+        return examples.default_example(batch, tokenizer)
+
+    def baseline_loss(self, batch: dict[str, Any], model_config: Any) -> Baseline | None:
+        """The loss a constant predictor would get on `batch`. Default: the unigram entropy of its scored labels
+        (shifted by one token when `shifts_labels`); None when the batch has no labels."""
+        return examples.label_entropy(batch, self.shifts_labels)
+
+    def count_targets(self, features: Any, cfg: RunConfig) -> Targets | None:
+        """How many training features have something to learn. Default: features with a scored label; None when
+        the collator makes the labels."""
+        return examples.labelled_features(features)
 
 
 def build_pipeline(task: str, model_dir: str, **kwargs: Any) -> Any:

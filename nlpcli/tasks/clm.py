@@ -37,6 +37,7 @@ from nlpcli.tasks.base import (
 )
 from nlpcli.tasks.clm_chunks import TOKENIZER_BATCH, Chunking, chunk_split, chunk_stream
 from nlpcli.tasks.clm_generate import complete_prompts, ensure_pad_token
+from nlpcli.tasks.examples import batch_row, decode, shifted_rows
 
 DEFAULT_COLUMN = "content"  # codeparrot's column of file contents
 STREAMED = "streamed: not counted"
@@ -310,6 +311,15 @@ class ClmTask(Task):
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         return ClmCollator()
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: ClmConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """The first window, and its first targets: the labels are the inputs, which the model shifts, so the
+        token at each position is scored against the next one."""
+        row = batch_row(batch, 0)
+        return {"text": decode(tokenizer, row["input_ids"]), "tokens": len(row["input_ids"]), "shifted targets":
+                shifted_rows(tokenizer.convert_ids_to_tokens(row["input_ids"]),
+                             tokenizer.convert_ids_to_tokens(row["labels"]))}
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         return complete_prompts(model_dir, request, self.pipeline_task)

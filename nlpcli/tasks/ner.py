@@ -19,16 +19,17 @@ from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, describe, map_workers
 from nlpcli.tasks.base import (
+    Baseline,
     PredictionTable,
     PredictRequest,
     Prepared,
     Task,
     TaskSetup,
     build_pipeline,
+    padding_multiple,
     pipeline_outputs,
 )
-
-IGNORE = -100
+from nlpcli.tasks.examples import IGNORE, batch_row, uniform_guess, word_rows
 
 
 @dataclass
@@ -267,7 +268,21 @@ class NerTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         from transformers import DataCollatorForTokenClassification
 
-        return DataCollatorForTokenClassification(tokenizer)
+        return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=padding_multiple())
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: NerConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """The first sentence, word by word: its label, and its sub-tokens with the label each is trained on
+        (-100: not scored, as special tokens and, without --label-all-tokens, a word's later sub-tokens)."""
+        words, tags = as_list(raw[0][cfg.text_column]), as_list(raw[0][cfg.label_column])
+        word_ids = tokenizer(words, is_split_into_words=True, truncation=True, max_length=cfg.max_length).word_ids()
+        rows = word_rows(words, [label_name(tag, setup.labels) for tag in tags], word_ids,
+                         tokenizer.convert_ids_to_tokens(batch_row(batch, 0)["input_ids"]),
+                         batch_row(batch, 0)["labels"], setup.labels)
+        return {"sentence": " ".join(words), "words": rows}
+
+    def baseline_loss(self, batch: dict[str, Any], model_config: Any) -> Baseline | None:
+        return uniform_guess(model_config)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         if not request.texts:
