@@ -104,7 +104,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
                         f"{preset.name} preset has random weights.")
     check_max_length(task, cfg)
     output_dir = _output_dir(cfg, task_name)
-    check_output_dir(output_dir, cfg, task_name)
+    check_output_dir(output_dir, cfg)
     continuity.check(task, task_name, cfg, output_dir, state.num_processes)  # a resume continues its own run
     created = not output_dir.exists()
     lock = FolderLock(output_dir)
