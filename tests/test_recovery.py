@@ -230,3 +230,57 @@ def test_a_two_process_run_killed_after_a_checkpoint_resumes_to_the_same_metrics
     timeless = [{k: v for k, v in r.items() if k != "samples_per_second"} for r in read_jsonl(cut / HISTORY)]
     assert timeless == [{k: v for k, v in r.items() if k != "samples_per_second"}
                         for r in read_jsonl(tmp_path / "full" / HISTORY)]
+
+
+@pytest.fixture
+def file_size_limit():
+    """Sets this process's file size limit (what `ulimit -f` sets) when called with a size, lifts it when called
+    with None; lifted after the test whatever happens."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if hard != resource.RLIM_INFINITY:
+        pytest.skip("a hard file size limit is set")
+
+    def limit(size: int | None) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY if size is None else size, hard))
+
+    yield limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_a_full_disk_during_a_checkpoint_exits_2_and_the_run_resumes_once_there_is_space(tmp_path, loop, monkeypatch,
+                                                                                      file_size_limit):
+    """A file size limit set once checkpoint-2 is in place (Python ignores SIGXFSZ: a write past it fails with
+    EFBIG): checkpoint-4's optimizer state (~0.9 MB) cannot be written. One message naming it and the reason, no
+    traceback; the staging folder and the lock are gone, checkpoint-2 is untouched, and --resume goes on from it."""
+    from nlpcli.runner import checkpoints
+
+    publish = checkpoints.publish
+
+    def publish_then_limit(staged, path):
+        publish(staged, path)
+        if path.name == "checkpoint-2":
+            file_size_limit(600_000)
+
+    monkeypatch.setattr(checkpoints, "publish", publish_then_limit)
+    out = tmp_path / "run"
+    args = (*NER, "--loop", loop, "--max-steps", "4", "--save-steps", "2", "--eval-strategy", "no",
+            "--max-eval-samples", "2", "--output-dir", out)
+    result = run_cli(*args)
+    file_size_limit(None)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert (f"error: saving checkpoint-4 failed (what it had written, {out / '.checkpoints.partial' / 'checkpoint-4'}"
+            ", is removed): the file size limit (ulimit -f) was reached." in said), said
+    assert "(checkpoint-2 is the newest); once there is space" in said and "Traceback" not in result.output
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-2"] and not (out / "metrics.json").exists()
+    assert not (out / ".checkpoints.partial").exists() and not (out / ".nlpcli.lock").exists()
+    kept = {p.name: p.read_bytes() for p in (out / "checkpoint-2").iterdir()}
+    assert checkpoints.latest(out) == out / "checkpoint-2"  # every file reads back
+    resumed = run_cli(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from checkpoint-2 (step 2," in resumed.output
+    assert {p.name: p.read_bytes() for p in (out / "checkpoint-2").iterdir()} == kept
+    assert (out / "checkpoint-4").is_dir() and (out / "metrics.json").is_file()

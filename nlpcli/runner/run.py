@@ -29,7 +29,7 @@ from nlpcli.config import RunConfig, origin_lines, resuming, save_config, save_s
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints, continuity, interrupt, settings, sharing, splits, testset
+from nlpcli.runner import checkpoints, continuity, disk_full, interrupt, settings, sharing, splits, testset
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.devices import device_name, distributed_type, precision_name, resolve_precision
 from nlpcli.runner.evaluation import final_metrics
@@ -121,6 +121,11 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
             drop_newer(output_dir, cfg)
         state.wait_for_everyone()
         return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved)
+    except Exception as err:
+        full = disk_full.stopped(err, output_dir)  # a full disk or `ulimit -f`: exit 2, what it cut short removed
+        if full is None:
+            raise
+        raise full from None
     finally:
         lock.release()
         interrupt.uninstall(previous)
