@@ -70,7 +70,8 @@ def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], 
         values[key] = coerced
 
 
-NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model
+# the evaluation names its own model, and shares none (an --eval-only run refuses --push-to-hub)
+NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model", "push_to_hub")
 
 
 def _latest(layers: list[dict[str, Any]], key: str) -> Any:
