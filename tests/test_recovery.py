@@ -73,6 +73,35 @@ KILLED = {
 }
 
 
+def killed_once_complete(checkpoint, *args) -> None:
+    """`nlpcli ARGS` in a process of its own, killed with SIGKILL once `checkpoint` is complete (its loop's state is
+    the last file a save writes before the rename). The process is forked from this one, so it imports nothing
+    again: it runs the command as this process would and never comes back (whatever happens, it ends with
+    os._exit, running no clean-up of this process's)."""
+    import os
+    import signal
+    import time
+
+    child = os.fork()
+    if child == 0:
+        try:
+            run_cli(*args)
+        finally:
+            os._exit(0)
+    done = ("trainer_state.json", "nlpcli_state.json")
+    deadline = time.time() + 300
+    while not any((checkpoint / name).is_file() for name in done):
+        ended, _ = os.waitpid(child, os.WNOHANG)
+        if ended or time.time() > deadline:
+            if not ended:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            pytest.fail(f"the run ended (or took 300 s) before {checkpoint.name}")
+        time.sleep(0.01)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 @pytest.mark.parametrize("task", ["ner", "mlm"])
@@ -80,27 +109,12 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
     """SIGKILL once checkpoint-4 (inside the first or second epoch) is complete, then --resume: metrics.json
     equals an uninterrupted run's, to the last digit (dropout and mlm's masks included). The killed run is a
     process of its own; the uninterrupted and the resumed ones run here, on the same one thread."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from conftest import REPO
-
     args = [*KILLED[task], "--save-steps", "2", "--logging-steps", "2", "--save-total-limit", "10", "--loop", loop]
     full = run_cli(*args, "--output-dir", tmp_path / "full")
     assert full.exit_code == 0, full.output
     cut = tmp_path / "cut"
-    running = subprocess.Popen([sys.executable, "-m", "nlpcli", *args, "--output-dir", str(cut)], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = ("trainer_state.json", "nlpcli_state.json")
-    deadline = time.time() + 300
-    while not any((cut / "checkpoint-4" / name).is_file() for name in done):
-        assert running.poll() is None and time.time() < deadline, "the run ended before checkpoint-4"
-        time.sleep(0.01)
-    running.send_signal(signal.SIGKILL)
-    running.wait()
-    assert not (cut / "metrics.json").exists()
+    killed_once_complete(cut / "checkpoint-4", *args, "--output-dir", cut)
+    assert not (cut / "metrics.json").exists() and (cut / ".nlpcli.lock").is_file()  # nothing ran its clean-up
     resumed = run_cli(*args, "--output-dir", cut, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")  # train_loss too
@@ -194,35 +208,20 @@ def test_a_two_process_run_killed_after_a_checkpoint_resumes_to_the_same_metrics
     """torchrun with 2 processes, SIGKILL to the launcher and both workers once checkpoint-4 is complete, then
     --resume with 2 processes: metrics.json equals the uninterrupted 2-process run's, to the last digit (same
     world size and batch shapes). The Accelerate loop, whose resume goes inside the epoch through each process's
-    own loader state (test_signals resumes the Trainer under torchrun); three torchrun runs: ~40 s."""
-    loop = "accelerate"
-    import os
-    import signal
+    own loader state (test_signals kills the Trainer's under torchrun); three torchrun runs."""
     import subprocess
-    import sys
-    import time
 
-    import psutil
+    from conftest import REPO, kill_launched, torchrun, torchrun_command, wait_for
 
-    from conftest import REPO, free_port, torchrun
-
-    args = [*KILLED["ner"], "--save-steps", "2", "--logging-steps", "2", "--save-total-limit", "10", "--loop", loop]
+    args = [*KILLED["ner"], "--save-steps", "2", "--logging-steps", "2", "--save-total-limit", "10", "--loop",
+            "accelerate"]
     full = torchrun(2, *args, "--output-dir", tmp_path / "full")
     assert full.returncode == 0, full.stderr[-3000:]
     cut = tmp_path / "cut"
-    launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                                 "--master_port", str(free_port()), "-m", "nlpcli", *args, "--output-dir", str(cut)],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = ("trainer_state.json", "nlpcli_state.json")
-    deadline = time.time() + 300
-    while not any((cut / "checkpoint-4" / name).is_file() for name in done):
-        assert launcher.poll() is None and time.time() < deadline, "the run ended before checkpoint-4"
-        time.sleep(0.01)
-    workers = psutil.Process(launcher.pid).children(recursive=True)  # each in a session of its own
-    for pid in (launcher.pid, *(worker.pid for worker in workers)):
-        os.kill(pid, signal.SIGKILL)
-    launcher.wait()
-    psutil.wait_procs(workers, timeout=30)
+    launcher = subprocess.Popen(torchrun_command(2, *args, "--output-dir", cut), cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (cut / "checkpoint-4" / "nlpcli_state.json").is_file(), launcher, "checkpoint-4")
+    kill_launched(launcher)
     assert not (cut / "metrics.json").exists()
     resumed = torchrun(2, *args, "--output-dir", cut, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
