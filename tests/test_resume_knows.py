@@ -98,6 +98,20 @@ def test_a_bare_resume_inherits_the_run_settings(ner_run, monkeypatch):
     refused(seed, "this command differs: --seed: 42 in the run, 7 now.")
 
 
+def test_more_epochs_of_a_run_that_stops_at_max_steps_are_named_as_changing_nothing(ner_run, monkeypatch):
+    out, _ = ner_run
+    saved = yaml.safe_load((out / "nlpcli_config.yaml").read_text())
+    (out / "nlpcli_config.yaml").write_text(yaml.safe_dump({**saved, "max_steps": 4}, sort_keys=False))
+    stop_before_the_loop(monkeypatch)
+    kept = run_cli("ner", "--output-dir", out, "--resume", "--epochs", "5")
+    assert kept.exit_code == 0, kept.output
+    assert ("--epochs 5 changes nothing: the run stops at --max-steps 4, which it keeps (give --max-steps -1 to "
+            "train by epochs)") in " ".join(kept.output.split())
+    by_epochs = run_cli("ner", "--output-dir", out, "--resume", "--epochs", "5", "--max-steps", "-1")
+    assert by_epochs.exit_code == 0 and "changes nothing" not in by_epochs.output
+    assert "--epochs 3 -> 5, --max-steps 4 -> -1" in by_epochs.output
+
+
 def test_a_checkpoint_of_another_run_is_refused_naming_every_difference(ner_run, tmp_path):
     """`--resume PATH` of another folder, loop and task: one refusal that names each, nothing written anywhere."""
     out, data = ner_run

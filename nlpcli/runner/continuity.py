@@ -186,6 +186,9 @@ def check(task: Any, task_name: str, cfg: Any, output_dir: Path, world_size: int
         warn(f"--resume: continuing {run_dir} with changed settings: "
              + ", ".join(f"{flag(key)} {_shown(old)} -> {_shown(new)}" for key, (old, new) in accepted.items())
              + (" (the same effective batch)" if set(accepted) & {*BATCH_KEYS, "processes"} else "") + ".")
+    if "epochs" in accepted and "max_steps" not in accepted and cfg.max_steps > 0:
+        warn(f"--epochs {_shown(cfg.epochs)} changes nothing: the run stops at --max-steps {cfg.max_steps}, which it "
+             "keeps (give --max-steps -1 to train by epochs).")
     resumes = original.get(run_folder.RESUMES_KEY)
     entry = {"at": datetime.now().isoformat(timespec="seconds"), "checkpoint": checkpoint.name,
              "step": layout.checkpoint_step(checkpoint.name), "changed": accepted}
