@@ -101,19 +101,20 @@ def _batch(cfg: Any, saved: dict[str, Any], accepted: dict[str, list[Any]], worl
             f"{shown[1]} now"]
 
 
-def _whose(checkpoint: Path | None, cfg: Any, output_dir: Path) -> tuple[Path, list[str]]:
+def _whose(checkpoint: Path | None, cfg: Any, output_dir: Path) -> tuple[Path, dict[str, str]]:
     """The run folder a resume continues (the output folder, or the folder of the checkpoint `--resume PATH`
-    names), and what the command says otherwise of a PATH: another --output-dir, the other loop."""
+    names), and what the command says otherwise of a PATH, by config key: another --output-dir, the other loop
+    (by the loop state the checkpoint holds)."""
     if checkpoint is None:
-        return output_dir, []
+        return output_dir, {}
     run_dir = checkpoint.absolute().parent
-    refused = []
+    refused = {}
     if run_dir.resolve() != output_dir.absolute().resolve():
-        refused.append(f"--output-dir: {run_dir} holds the checkpoint, {output_dir} now (leave --output-dir out, "
-                       f"or give that folder)")
+        refused["output_dir"] = (f"--output-dir: {run_dir} holds the checkpoint, {output_dir} now (leave --output-dir "
+                                 "out, or give that folder)")
     loops = written_by(checkpoint)
     if loops and cfg.loop not in loops:
-        refused.append(f"--loop: {loops[0]} in the run ({checkpoint.name} holds its state), {cfg.loop} now")
+        refused["loop"] = f"--loop: {loops[0]} in the run ({checkpoint.name} holds its state), {cfg.loop} now"
     return run_dir, refused
 
 
@@ -159,7 +160,8 @@ def check(task: Any, task_name: str, cfg: Any, output_dir: Path, world_size: int
     checkpoint = given or checkpoints.latest(output_dir)
     if checkpoint is None:
         return
-    run_dir, refused = _whose(given, cfg, output_dir)
+    run_dir, whose = _whose(given, cfg, output_dir)
+    refused = list(whose.values())
     path = run_folder.settings_file(run_dir)
     from nlpcli.config_files import read_yaml
 
@@ -169,13 +171,12 @@ def check(task: Any, task_name: str, cfg: Any, output_dir: Path, world_size: int
     task_then = saved.get(run_folder.TASK_KEY)
     if task_then is not None and str(task_then) != task_name:
         refused.append(f"task: {task_then} in the run, {task_name} now")
-    named = {"loop"} if any(reason.startswith("--loop") for reason in refused) else set()  # by the checkpoint
-    refused += _differences(task, cfg, path, saved, accepted, named)
+    refused += _differences(task, cfg, path, saved, accepted, set(whose))
     if original:
         refused += _batch(cfg, saved, accepted, world_size)
     if refused:
-        whose = f"--resume {given}" if given is not None else "--resume"
-        raise UserError(f"{whose} continues the run in {run_dir} as it was set up ({path}); this command "
+        resume = f"--resume {given}" if given is not None else "--resume"
+        raise UserError(f"{resume} continues the run in {run_dir} as it was set up ({path}); this command "
                         f"differs: {'; '.join(refused)}.",
                         hint=(f"Resume it with nlpcli {task_then}, " if task_then not in (None, task_name) else
                               "Give the run's values to resume it (or leave them out: a resume keeps them), ")
