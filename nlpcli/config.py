@@ -285,8 +285,9 @@ def check_strategies(cfg: RunConfig) -> None:
             continue
         strategy_from = origins.get(f"{kind}_strategy", "command line")
         steps_from = origins.get(f"{kind}_steps", "command line")
-        if _rank(strategy_from) > _rank(steps_from):
-            continue
+        if _rank(strategy_from) > _rank(steps_from) or (
+                strategy_from == steps_from and strategy_from.startswith("saved run")):
+            continue  # a later strategy overrides; a run's saved settings passed this check when it ran
         where = ("" if strategy_from == steps_from == "command line" else f" (both from {steps_from})"
                  if strategy_from == steps_from else f" ({kind}_steps from {steps_from}, {kind}_strategy from "
                                                      f"{strategy_from})")

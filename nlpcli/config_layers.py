@@ -1,8 +1,8 @@
 """The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < bundled sample
 (configs/samples/<task>.yaml, with `--dataset sample`) < model preset (configs/presets/<model>.yaml) < saved run
-(`--eval-only --model RUN_DIR`) < --config FILE < --set key=value < command-line options. `resolve_config`
-merges them into one checked `RunConfig` and records where each value came from. `predict_settings` gives
-`nlpcli predict` a saved run's settings, or the task defaults."""
+(`--eval-only --model RUN_DIR`, or the run `--resume` continues) < --config FILE < --set key=value < command-line
+options. `resolve_config` merges them into one checked `RunConfig` and records where each value came from.
+`predict_settings` gives `nlpcli predict` a saved run's settings, or the task defaults."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from nlpcli import run_folder
 from nlpcli.config import RunConfig, check_model_selection, saved_config, with_origins
+from nlpcli.config_args import RESUME_CHOICES
 from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
 from nlpcli.config_values import coerce
@@ -97,7 +98,8 @@ def task_defaults(task_name: str) -> dict[str, Any]:
     return read_yaml(path) if path.is_file() else {}
 
 
-NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model
+# the evaluation names its own model, and shares none (an --eval-only run refuses --push-to-hub)
+NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model", "push_to_hub")
 
 
 def _latest(layers: list[dict[str, Any]], key: str) -> Any:
@@ -125,6 +127,36 @@ def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> t
     return layer, str(path)
 
 
+RESUME_NOT_INHERITED = (*run_folder.RUN_ONLY_KEYS, "eval_only")  # what the resuming command does with the folder
+
+
+def resumed_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """With `--resume` (yes, auto or PATH): the settings of the run it continues (the folder of the checkpoint
+    PATH names, else --output-dir), as its nlpcli_config.yaml holds them with every resume's changes applied, as
+    a config layer below `later`. A resume continues its run: the options the command gives are the changes,
+    which `runner.continuity` accepts or refuses. When `later` names other data than the run's, the run's data
+    keys are left out (continuity names the difference). ({}, "") when the command resumes nothing, or the run
+    saved no settings, or saved another task's (continuity refuses it, naming each difference)."""
+    resume = _latest(later, "resume")
+    if resume is None:
+        return {}, ""
+    resume = coerce(cls, "resume", resume, "--resume")
+    if resume == "no":
+        return {}, ""
+    output_dir = _latest(later, "output_dir")
+    folder = Path(str(resume)).expanduser().parent if resume not in RESUME_CHOICES else (
+        Path(str(output_dir)).expanduser() if output_dir is not None else None)
+    saved = run_folder.saved_settings(folder) if folder is not None else None
+    if saved is None or str(saved.get(run_folder.TASK_KEY)) != task_name:
+        return {}, ""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    layer = {k: v for k, v in saved.items() if k in fields and k not in RESUME_NOT_INHERITED}
+    if any(_latest(later, key) not in (None, layer.get(key)) for key in DATA_SOURCE_KEYS):
+        data_bound = {name for name, f in fields.items() if f.metadata.get("data_bound")}
+        layer = {k: v for k, v in layer.items() if k not in (*DATA_SOURCE_KEYS, *data_bound)}
+    return layer, str(run_folder.settings_file(folder))
+
+
 def resolve_config(
     cls: type[RunConfig],
     task_name: str,
@@ -135,7 +167,8 @@ def resolve_config(
     """Merge the layers in order of precedence: task defaults < bundled sample < preset < saved run < --config <
     --set < CLI options. The bundled-sample layer is configs/samples/<task>.yaml when the other layers choose
     `--dataset sample` (translate's sample is en-ro where the task defaults say en-fr). The saved-run layer is
-    the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see `saved_run_layer`).
+    the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see `saved_run_layer`), or with `--resume`
+    the one of the run it continues (see `resumed_run_layer`).
 
     The preset layer is `configs/presets/<model>.yaml` when the model the other layers choose is a preset that
     has one (the tiny preset's random weights need a larger learning rate than the course's fine-tuning).
@@ -154,6 +187,8 @@ def resolve_config(
         ({k: v for k, v in (cli_values or {}).items() if v is not None}, "command line"),
     ]
     saved, saved_file = saved_run_layer(cls, task_name, [layer for layer, _ in layers])  # --eval-only RUN_DIR
+    if not saved_file:
+        saved, saved_file = resumed_run_layer(cls, task_name, [layer for layer, _ in layers])  # --resume
     layers.insert(0, (saved, saved_file))
     if any(layer.get(key) not in (None, defaults.get(key)) for layer, _ in layers for key in DATA_SOURCE_KEYS):
         for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):

@@ -4,6 +4,7 @@ and the predict command line the demo shows (`nlpcli env`: test_env.py)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ from nlpcli.config_layers import resolve_config
 from nlpcli.tasks import TASK_MODULES, task_class
 
 
+@functools.cache  # one process per page: several tests read the same one
 def help_page(task: str, columns: int = 80) -> str:
     env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb", "NO_COLOR": "1"}
     result = subprocess.run([sys.executable, "-m", "nlpcli", *task.split(), "--help"], capture_output=True, text=True,

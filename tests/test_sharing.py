@@ -7,20 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import read_json, run_cli
+from conftest import front_matter, read_json, run_cli
 from nlpcli.runner import sharing
 from nlpcli.sources import hub
 
 TINY_MLM = ("mlm", "--model", "tiny", "--dataset", "sample", "--max-steps", "6", "--batch-size", "8",
             "--set", "chunk_size=32", "--max-train-samples", "48", "--max-eval-samples", "16")
-
-
-def front_matter(card: Path) -> dict:
-    text = card.read_text(encoding="utf-8")
-    assert text.startswith("---\n")
-    return yaml.safe_load(text.split("---\n")[1])
 
 
 @pytest.mark.e2e
@@ -167,14 +160,14 @@ def test_push_is_refused_with_eval_only(tmp_path):
     assert result.exit_code == 2 and "--push-to-hub shares a trained model" in result.output
 
 
-@pytest.mark.e2e
-def test_under_ddp_one_card_and_one_push_message(tmp_path):
-    from conftest import torchrun
+# Under DDP (one card, one push message): test_distributed.py's Trainer run pushes.
 
-    out = tmp_path / "ddp"
-    result = torchrun(2, *TINY_MLM, "--output-dir", out, "--push-to-hub")
-    assert result.returncode != 0  # rank 0 ends with exit 2 after the save
-    assert "exitcode  : 2" in result.stderr
-    assert result.stderr.count("--push-to-hub: not pushed") == 1  # the main process speaks, once
-    assert front_matter(out / "README.md")["hyperparameters"]["world_size"] == 2
-    assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
+
+def test_eval_only_on_a_pushed_run_does_not_push(tmp_path):
+    """--eval-only --model RUN_DIR reads the run's settings, but not its --push-to-hub (refused with --eval-only)."""
+    from nlpcli.config_layers import resolve_config
+    from nlpcli.tasks.mlm import MlmConfig
+
+    (tmp_path / "nlpcli_config.yaml").write_text("task: mlm\nmodel: tiny\npush_to_hub: true\nhub_model_id: me/x\n")
+    cfg = resolve_config(MlmConfig, "mlm", cli_values={"model": str(tmp_path), "eval_only": True})
+    assert cfg.push_to_hub is False and cfg.model == str(tmp_path)

@@ -29,7 +29,7 @@ from nlpcli.config import RunConfig, origin_lines, resuming, save_config, save_s
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints, continuity, interrupt, settings, sharing, splits, testset
+from nlpcli.runner import checkpoints, continuity, disk_full, interrupt, settings, sharing, splits, testset
 from nlpcli.runner.context import EvaluationHook, RunContext
 from nlpcli.runner.devices import device_name, distributed_type, precision_name, resolve_precision
 from nlpcli.runner.evaluation import final_metrics
@@ -101,7 +101,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
     check_options(task, cfg)
     threads = apply_threads(cfg.threads)  # by the CPUs this process may use, not the host's cores
     output_dir = _output_dir(cfg, task_name)
-    check_output_dir(output_dir, cfg, task_name)
+    check_output_dir(output_dir, cfg)
     continuity.check(task, task_name, cfg, output_dir, state.num_processes)  # a resume continues its own run
     created = not output_dir.exists()
     lock = FolderLock(output_dir)
@@ -119,6 +119,11 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
         state.wait_for_everyone()
         hooks = [on_evaluation] if on_evaluation is not None else []
         return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, threads, hooks)
+    except Exception as err:
+        full = disk_full.stopped(err, output_dir)  # a full disk or `ulimit -f`: exit 2, what it cut short removed
+        if full is None:
+            raise
+        raise full from None
     finally:
         lock.release()
         interrupt.uninstall(previous)
