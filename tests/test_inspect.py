@@ -17,7 +17,7 @@ from nlpcli.tasks import TASK_MODULES
 SAMPLES = Path(__file__).resolve().parent.parent / "nlpcli" / "samples"
 TASK_ARGS = {
     "ner": (), "mlm": (), "translate": ("--target-lang", "ro"), "summarize": ("--max-length", "64"),
-    "qa": ("--version-2-with-negative",), "clm": (),
+    "qa": ("--version-2-with-negative",), "clm": (), "classify": (),
 }
 CHECKS = ["data", "example", "targets", "batch", "signature", "forward", "model"]
 
@@ -76,6 +76,10 @@ def test_inspect_builds_what_a_run_would_and_writes_nothing_but_its_report(task,
         gold = {"".join(text.split()) for record in read_json(SAMPLES / "squad_v2_sample.json")["data"]
                 for text in record["answers"]["text"]}
         assert "".join(example["answer read back"].split()) in gold and example["start_positions"] > 0
+    elif task == "classify":  # the first training sentence and its article; two of each in the batch: ln 2
+        record = first_record("wiki_topics_train.jsonl")
+        assert example == {"text": f"[CLS] {record['text']} [SEP]", "label": record["label"]}
+        assert math.isclose(forward["baseline"]["loss"], math.log(2), rel_tol=1e-3)  # the report rounds to 4 places
     elif task == "mlm":  # masked positions, each with the token to predict
         assert example["targets"] and all(row["position"] < 128 for row in example["targets"])
         assert any(row["input"] == "[MASK]" for row in example["targets"])

@@ -40,7 +40,7 @@ def demo(
         result = run(name, cfg)
         show_result(result)
         headline = next(
-            (k for k in ("eval_overall_f1", "eval_f1", "eval_perplexity", "eval_bleu", "eval_rougeL")
+            (k for k in ("eval_overall_f1", "eval_f1", "eval_f1_macro", "eval_perplexity", "eval_bleu", "eval_rougeL")
              if k in result["metrics"]), "eval_loss",
         )
         summary.add_row(name, headline, cell(result["metrics"].get(headline)), str(out))

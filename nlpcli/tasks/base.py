@@ -21,7 +21,8 @@ this order (docs/architecture.md shows the whole data path):
 10. evaluation, chosen by `evaluation` and run by the runner for both loops:
    - "loss": perplexity from the mean eval loss (mlm, clm);
    - "logits": gathered logits -> `Prepared.prediction_rows(predictions, eval_features, raw_eval)` (one row
-     per eval example, written as eval_predictions.jsonl) -> `Prepared.score_rows(rows)`, the metrics (ner, qa);
+     per eval example, written as eval_predictions.jsonl) -> `Prepared.score_rows(rows)`, the metrics (ner, qa,
+     classify);
    - "generation": `generation_settings(cfg, tokenizer)` -> generated ids -> decoded text, with
      `sources(raw_eval)` -> `score(sources, predictions, references)` (translate, summarize).
 
@@ -98,6 +99,7 @@ class PredictRequest:
     """What `nlpcli predict` received; each task reads the parts it needs."""
 
     texts: list[str] = field(default_factory=list)
+    text_pairs: list[str] = field(default_factory=list)  # the second text of each input, for pair models (classify)
     question: str | None = None
     context: str | None = None
     top_k: int | None = None  # mlm: candidates per mask [5]; clm: sampling's top-k [50], 0: no limit
@@ -175,6 +177,7 @@ class Task:
     # JSON keys of a `predict --file` line whose input has several fields (qa: question, context);
     # empty: one text per input (the line, or --text-column of a JSON line), in `PredictRequest.texts`
     predict_fields: ClassVar[tuple[str, ...]] = ()
+    reads_text_pairs: ClassVar[bool] = False  # predict takes a second text per input (`PredictRequest.text_pairs`)
     # shared config keys this task does not read: `nlpcli TASK --help` leaves their options out
     unused_options: ClassVar[tuple[str, ...]] = ()
     # the task's own config keys that a --resume may change (they only shape evaluation); every other key of

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from nlpcli.config import RunConfig, option
@@ -30,6 +29,7 @@ from nlpcli.tasks.base import (
     pipeline_outputs,
 )
 from nlpcli.tasks.examples import IGNORE, batch_row, uniform_guess, word_rows
+from nlpcli.tasks.labels import given_labels
 
 
 @dataclass
@@ -92,29 +92,11 @@ def mixed_record(label_lists: list) -> int:
     return 0
 
 
-LABEL_FILE_SUFFIXES = (".txt", ".lst", ".list", ".labels", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml")
-
-
-def looks_like_a_file(value: str) -> bool:
-    """Whether a single --labels value names a file rather than one label."""
-    return "/" in value or "\\" in value or Path(value).suffix.lower() in LABEL_FILE_SUFFIXES
-
-
 def label_names(raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
     """--labels, the data's ClassLabel names, a saved model's labels (--eval-only), or every label of train and
     validation together, in `label_sort_key` order."""
-    if cfg.labels:
-        from_file = len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file()
-        if len(cfg.labels) == 1 and not from_file and looks_like_a_file(cfg.labels[0]):
-            raise UserError(f"--labels {cfg.labels[0]}: no such file (a single value with a path separator or a "
-                            "file suffix is read as a file of labels).",
-                            hint="Give the labels file's path, or the labels themselves: --labels O,B-PER,I-PER")
-        given = ([line.strip() for line in Path(cfg.labels[0]).read_text(encoding="utf-8-sig").splitlines()
-                  if line.strip()] if from_file else list(cfg.labels))
-        repeated = sorted({label for label in given if given.count(label) > 1})
-        if repeated:
-            raise UserError(f"--labels {cfg.labels[0] if from_file else ','.join(given)}: "
-                            f"{', '.join(repeated)} given more than once; each label must be named once.")
+    given = given_labels(cfg.labels, "O,B-PER,I-PER")
+    if given is not None:
         return given
     first = raw["train"] if "train" in raw else raw["validation"]
     feature = first.features[cfg.label_column]
