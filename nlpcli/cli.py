@@ -10,7 +10,7 @@ from nlpcli.commands.demo import demo
 from nlpcli.commands.info import env, report, show_config
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
-from nlpcli.config_args import with_resume_values
+from nlpcli.config_args import with_bare_values
 from nlpcli.tasks import TASK_MODULES, task_class
 
 app = typer.Typer(
@@ -53,7 +53,7 @@ app.command()(report)
 def main() -> None:
     import sys
 
-    app(args=with_resume_values(sys.argv[1:]))
+    app(args=with_bare_values(sys.argv[1:]))
 
 
 if __name__ == "__main__":

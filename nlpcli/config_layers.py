@@ -69,7 +69,8 @@ def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], 
         values[key] = coerced
 
 
-NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model
+# the evaluation names its own model; an overfit check's run is evaluated as any other
+NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model", "overfit_batch")
 
 
 def _latest(layers: list[dict[str, Any]], key: str) -> Any:

@@ -1,6 +1,6 @@
 """One command per task: its options, generated from the task's config fields (help panels, --no-FLAG for
 booleans, the task defaults shown), and what it does: resolve the configuration, run the task, print the
-metrics."""
+metrics (and an overfit check's verdict: exit 1 when the batch was not learnt)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from nlpcli.config_args import parse_set_options
 from nlpcli.config_fields import base_type, field_type
 from nlpcli.config_files import read_yaml
 from nlpcli.config_layers import CONFIG_DIR, resolve_config
+from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.help_panels import ORDER as PANEL_ORDER
 from nlpcli.help_panels import panel_for, panel_title
@@ -126,12 +127,25 @@ def task_command(name: str) -> Callable[..., None]:
                 raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
                                 hint=f"See nlpcli {name} --help for the options it reads.")
         cfg = resolve_config(cls, name, config_file, kwargs, set_values)
-        show_result(run(name, cfg))
+        result = run(name, cfg)
+        show_result(result)
+        if "overfit" in result:
+            show_verdict(result["overfit"])
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = task.help
     return command
+
+
+def show_verdict(verdict: dict[str, Any]) -> None:
+    """An overfit check's verdict (--overfit-batch), after the metrics; exit 1 when the batch was not learnt."""
+    from nlpcli.runner.overfit import verdict_lines
+
+    for line in verdict_lines(verdict):
+        say(line)
+    if not verdict["overfits"]:
+        raise typer.Exit(1)
 
 
 def run(name: str, cfg: Any) -> dict[str, Any]:

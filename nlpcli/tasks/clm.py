@@ -144,7 +144,7 @@ class ClmTask(Task):
     pipeline_task = "text-generation"
     unused_options = ("label_column", "max_length")  # windows are --context-length tokens; no labels
     evaluation = "loss"
-    evaluate_before_training = True
+    best_scores = {"eval_perplexity": 1.0, "eval_accuracy": 1.0}
     shifts_labels = True
     token_accuracy = True
     supports_streaming = True
