@@ -1,7 +1,7 @@
 """--overfit-batch N: the course's overfit-one-batch check (chapter 8), the same for every task and both loops.
 
-A model and a training set-up that work learn one small batch by heart: trained on it for a few tens of steps
-and evaluated on that same batch, the loss falls near 0 and the task's metrics near the best their scale allows
+A model and a training set-up that work learn one small batch by heart: trained on it for some steps (tens for a
+pretrained checkpoint, OVERFIT_STEPS by default, which random weights need) and evaluated on that same batch, the loss falls near 0 and the task's metrics near the best their scale allows
 (`Task.best_scores`: F1 1.0, BLEU 100, perplexity 1, ...). One that does not shows a broken set-up in seconds
 (a learning rate too low or too high, labels misaligned with their inputs, a loss that never reaches the
 weights) instead of after hours of training.
@@ -9,8 +9,9 @@ weights) instead of after hours of training.
 - `check(cfg)`: what an overfit check cannot be combined with (exit 2, before anything is written);
 - `configure(cfg)`: the run's settings: N training examples (records, or features for a task that counts
   features), the validation split a copy of the training split (`runner/splits.py`), one batch per step,
-  OVERFIT_STEPS steps (or --max-steps), no evaluation or checkpoint while training; the run header shows each
-  value it changed as coming from --overfit-batch;
+  OVERFIT_STEPS steps (or --max-steps) of a bare optimizer (a constant learning rate, no warm-up, no clipping),
+  no evaluation or checkpoint while training; the run header shows each value it changed as coming from
+  --overfit-batch;
 - `one_batch(task, prepared, cfg)`: the features of that batch (`Task.overfit_features`), and the batch sizes
   that make them one batch;
 - `judge(task, cfg, metrics, history)`: the verdict, kept in run.json (`overfit`); `verdict_lines` says it.
@@ -27,9 +28,13 @@ from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.metrics.kinds import best_bound, higher_is_better, near_best
 from nlpcli.runner.splits import wanted
+from nlpcli.sources import presets
 from nlpcli.tasks.base import Prepared, Task
 
-OVERFIT_STEPS = 40  # optimizer steps of a check, unless --max-steps says otherwise
+OVERFIT_STEPS = 200  # optimizer steps of a check, unless --max-steps says otherwise (random weights need them)
+# the rate of a model with random weights (the tiny preset), unless --learning-rate says otherwise: its preset's 5e-3,
+# chosen for tens of steps of real training, keeps qa's start and end logits from settling on one batch
+RANDOM_WEIGHTS_RATE = 2e-3
 TOLERANCE = 0.1  # near the best: within 10% of it (F1 0.9, BLEU 90, perplexity 1.1); a loss: at most 0.1
 LOSS = "eval_loss"
 TRAIN_LOSS = "loss"  # a training line's loss (log_history.jsonl)
@@ -68,15 +73,18 @@ def replaced(cfg: RunConfig, **changes: Any) -> RunConfig:
 
 def configure(cfg: RunConfig) -> RunConfig:
     """The settings of an overfit check (see the module docstring); `cfg` itself without --overfit-batch. The
-    learning rate stays; it is constant, without warm-up or clipping (the course's check steps a bare optimizer).
-    The steps, logging interval, schedule, warm-up and clipping stay as given on the command line, --set or
-    --config."""
+    learning rate is the run's (RANDOM_WEIGHTS_RATE for a preset with random weights), constant, without warm-up
+    or clipping: the course's check steps a bare optimizer. The steps, learning rate, logging interval, schedule,
+    warm-up and clipping stay as given on the command line, --set or --config."""
     if not cfg.overfit_batch:
         return cfg
     count = cfg.overfit_batch
     steps = cfg.max_steps if _given(cfg, "max_steps") and cfg.max_steps > 0 else OVERFIT_STEPS
+    preset = presets.find(cfg.model)
+    random_weights = preset is not None and preset.random_weights
+    rate = RANDOM_WEIGHTS_RATE if random_weights and not _given(cfg, "learning_rate") else cfg.learning_rate
     return replaced(
-        cfg, max_train_samples=count, max_eval_samples=count, batch_size=count, eval_batch_size=count,
+        cfg, learning_rate=rate, max_train_samples=count, max_eval_samples=count, batch_size=count, eval_batch_size=count,
         gradient_accumulation_steps=1, max_steps=steps,
         logging_steps=cfg.logging_steps if _given(cfg, "logging_steps") else max(1, steps // 4),
         **{key: getattr(cfg, key) if _given(cfg, key) else value for key, value in BARE_OPTIMIZER.items()},
@@ -141,8 +149,8 @@ def advice(task: Task, checks: list[dict[str, Any]]) -> list[str]:
                  "(truncation, sub-token labels, answer offsets), or the evaluation reads them otherwise than "
                  "training does")
     else:
-        found = ("the metric did not reach its best: give it more steps (--max-steps), or the labels may be "
-                 "misaligned with their inputs (truncation, sub-token labels, answer offsets)")
+        found = ("the metric did not reach its best: give it more steps (--max-steps) or another --learning-rate, "
+                 "or the labels may be misaligned with their inputs (truncation, sub-token labels, answer offsets)")
     return [found, f"look at the batch, its labels and the first loss with: nlpcli inspect {task.name} (same "
                    "options)"]
 
