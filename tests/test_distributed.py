@@ -61,7 +61,7 @@ def test_ddp_training_on_cpu(tmp_path, loop):
     info = read_json(out / "run.json")
     assert (info["world_size"], info["distributed"], info["precision"]) == (2, "MULTI_CPU", "fp32")
     history = read_jsonl(out / "log_history.jsonl")  # written once, by the main process
-    assert [(r["step"], "loss" in r) for r in history] == [(1, True), (1, False), (2, True), (2, False)]
+    assert [(r["step"], "loss" in r) for r in history] == [(0, False), (1, True), (1, False), (2, True), (2, False)]
     assert read_json(out / "run.json")["train_samples_seen"] == 2 * 2 * 2  # 2 steps x 2 processes x batch 2
     assert "find_unused_parameters" not in result.stderr  # DDP told every parameter gets a gradient
     assert "eval_overall_f1" in read_json(out / "metrics.json")

@@ -4,6 +4,7 @@ conventional exit code and one line saying how to resume; the resumed run ends a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,9 +20,10 @@ ARGS = ["ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "2", "-
 
 
 def started_training(out: Path, running: subprocess.Popen, deadline: float = 300) -> None:
-    """Wait until the run logged its first training step."""
+    """Wait until the run logged a record past step 0 (the evaluation before training, at step 0, comes first)."""
     limit = time.time() + deadline
-    while not (out / "log_history.jsonl").is_file() or not (out / "log_history.jsonl").read_text().strip():
+    history = out / "log_history.jsonl"
+    while not history.is_file() or not re.search(r'^\{"step": [1-9]', history.read_text(), re.MULTILINE):
         assert running.poll() is None and time.time() < limit, "the run ended before it trained"
         time.sleep(0.01)
 
