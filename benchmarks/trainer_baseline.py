@@ -1,4 +1,6 @@
-"""nlpcli's training samples/s in both loops against a plain `transformers.Trainer` built here, in one run.
+"""Plain-transformers baselines: nlpcli's training samples/s in both loops against a plain `transformers.Trainer`
+built here, in one run (`main`: ner on the minilm preset), and, for every task, a bare Trainer that does what
+the transformers example script does (`train_peer`, run by `peers.py`).
 
 All three train the same model (the `minilm` preset's weights), on the same data (the bundled conll2003
 sample, repeated so that the steps fit in one epoch), with the same batch size, steps, learning rate,
@@ -132,6 +134,182 @@ def train_baseline(train: Path, valid: Path, out: Path, strategy: str) -> float:
     return time.perf_counter() - started
 
 
+# ---------------------------------------------------------------- every task: what the example scripts do
+# (`peers.py` drives these, one fresh process per run, with `--peer SPEC_JSON`)
+
+
+class CountingCollator:
+    """The script's collator, counting the training batches' tokens (attention mask) and positions."""
+
+    def __init__(self, collator, counts: dict) -> None:
+        self.collator, self.counts = collator, counts
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        if self.counts.get("training"):
+            mask = batch.get("attention_mask")
+            positions = int(batch["input_ids"].numel())
+            self.counts["positions"] += positions
+            self.counts["tokens"] += int(mask.sum()) if mask is not None else positions
+        return batch
+
+
+def group_texts(examples: dict, block: int) -> dict:
+    """run_mlm.py / run_clm.py: concatenate the texts and cut blocks of `block` tokens (the rest is dropped)."""
+    joined = {k: sum(examples[k], []) for k in examples}
+    total = len(joined["input_ids"]) // block * block
+    return {k: [t[i:i + block] for i in range(0, total, block)] for k, t in joined.items()}
+
+
+def _features(task: str, spec: dict, tokenizer, raw):
+    """The script's preprocessing of train and validation: (train features, eval features, collator, model class)."""
+    from transformers import (
+        DataCollatorForLanguageModeling,
+        DataCollatorForTokenClassification,
+        default_data_collator,
+    )
+
+    columns = raw["train"].column_names
+    if task == "ner":
+        def encode(batch):
+            encoded = tokenizer(batch["words"], truncation=True, is_split_into_words=True)
+            encoded["labels"] = [[-100 if w is None else spec["label2id"][tags[w]] for w in encoded.word_ids(i)]
+                                 for i, tags in enumerate(batch["ner"])]
+            return encoded
+        data = raw.map(encode, batched=True, remove_columns=columns)
+        return data["train"], data["validation"], DataCollatorForTokenClassification(tokenizer), "TokenClassification"
+    if task in ("mlm", "clm"):
+        column = "text" if task == "mlm" else "content"
+        tokens = raw.map(lambda b: tokenizer(b[column]), batched=True, remove_columns=columns)
+        data = tokens.map(group_texts, batched=True, fn_kwargs={"block": spec["block"]})
+        if task == "mlm":
+            masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+            return data["train"], data["validation"], masking, "MaskedLM"
+        data = data.map(lambda b: {"labels": [list(ids) for ids in b["input_ids"]]}, batched=True)
+        return data["train"], data["validation"], default_data_collator, "CausalLM"
+    if task in ("translate", "summarize"):
+        def encode(batch):
+            if task == "translate":
+                sources, targets = [p["en"] for p in batch["translation"]], [p["ro"] for p in batch["translation"]]
+            else:
+                sources, targets = batch["document"], batch["summary"]
+            encoded = tokenizer(sources, max_length=spec["max_length"], truncation=True)
+            encoded["labels"] = tokenizer(text_target=targets, max_length=spec["max_target_length"],
+                                          truncation=True)["input_ids"]
+            return encoded
+        data = raw.map(encode, batched=True, remove_columns=columns)
+        return data["train"], data["validation"], None, "Seq2SeqLM"
+    if task == "qa":  # run_qa.py's prepare_train_features, padded to max_seq_length (its default)
+        def encode(batch):
+            encoded = tokenizer(batch["question"], batch["context"], truncation="only_second", max_length=384,
+                                stride=128, return_overflowing_tokens=True, return_offsets_mapping=True,
+                                padding="max_length")
+            starts, ends = [], []
+            for i, offsets in enumerate(encoded.pop("offset_mapping")):
+                answers = batch["answers"][encoded["overflow_to_sample_mapping"][i]]
+                first = answers["answer_start"][0]
+                last = first + len(answers["text"][0])
+                sequence = encoded.sequence_ids(i)
+                context = [k for k, s in enumerate(sequence) if s == 1]
+                if not (offsets[context[0]][0] <= first and offsets[context[-1]][1] >= last):
+                    starts.append(0)
+                    ends.append(0)
+                    continue
+                starts.append(next(k for k in context if offsets[k][1] > first))
+                ends.append(next(k for k in reversed(context) if offsets[k][0] < last))
+            encoded.pop("overflow_to_sample_mapping")
+            encoded["start_positions"], encoded["end_positions"] = starts, ends
+            return encoded
+        data = raw.map(encode, batched=True, remove_columns=columns)
+        return data["train"], data["validation"], default_data_collator, "QuestionAnswering"
+    raise ValueError(task)
+
+
+def _metrics(task: str, tokenizer, model):
+    """The script's compute_metrics: seqeval for ner, sacrebleu for translate, rouge_score for summarize (what
+    `evaluate.load` wraps); none for mlm and clm (perplexity is the loss) and qa (its post-processing is left out,
+    which flatters the baseline)."""
+    import numpy as np
+
+    if task == "ner":
+        from seqeval.metrics import classification_report
+
+        names = model.config.id2label
+
+        def ner(prediction):
+            predicted = np.argmax(prediction.predictions, axis=-1)
+            pairs = [[(names[p], names[r]) for p, r in zip(ps, rs, strict=True) if r != -100]
+                     for ps, rs in zip(predicted, prediction.label_ids, strict=True)]
+            return {"f1": classification_report([[r for _, r in row] for row in pairs],
+                                                [[p for p, _ in row] for row in pairs], output_dict=True,
+                                                zero_division=0)["micro avg"]["f1-score"]}
+        return ner
+    if task in ("translate", "summarize"):
+        def texts(prediction):
+            predicted = np.where(prediction.predictions != -100, prediction.predictions, tokenizer.pad_token_id)
+            labels = np.where(prediction.label_ids != -100, prediction.label_ids, tokenizer.pad_token_id)
+            return (tokenizer.batch_decode(predicted, skip_special_tokens=True),
+                    tokenizer.batch_decode(labels, skip_special_tokens=True))
+
+        def bleu(prediction):
+            import sacrebleu
+
+            hypotheses, references = texts(prediction)
+            return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score}
+
+        def rouge(prediction):
+            from rouge_score import rouge_scorer
+
+            hypotheses, references = texts(prediction)
+            scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+            scores = [scorer.score(r, h) for h, r in zip(hypotheses, references, strict=True)]
+            return {"rouge1": float(np.mean([s["rouge1"].fmeasure for s in scores]))}
+        return bleu if task == "translate" else rouge
+    return None
+
+
+def train_peer(spec: dict) -> dict:
+    """One task the example script's way with a bare Trainer (Seq2SeqTrainer with predict_with_generate for
+    translate and summarize): train `steps` steps, then evaluate once; the seconds of each and the counts."""
+    import torch
+    import transformers
+    from datasets import load_dataset
+    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    transformers.logging.set_verbosity_error()
+    torch.set_num_threads(int(THREADS))
+    task = spec["task"]
+    tokenizer = AutoTokenizer.from_pretrained(spec["model"])
+    kind = "text" if spec["train"].endswith(".txt") else "json"
+    raw = load_dataset(kind, data_files={"train": spec["train"], "validation": spec["valid"]})
+    if task == "ner":
+        config = transformers.AutoConfig.from_pretrained(spec["model"])
+        spec["label2id"] = config.label2id
+    train, valid, collator, head = _features(task, spec, tokenizer, raw)
+    model = getattr(transformers, f"AutoModelFor{head}").from_pretrained(spec["model"])
+    if collator is None:
+        collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+    counts = {"training": True, "tokens": 0, "positions": 0}
+    seq2seq = head == "Seq2SeqLM"
+    args = Seq2SeqTrainingArguments(
+        output_dir=spec["out"], max_steps=spec["steps"], per_device_train_batch_size=spec["batch"],
+        per_device_eval_batch_size=spec["batch"], learning_rate=spec["lr"], weight_decay=0.0, warmup_steps=0,
+        logging_steps=10, seed=SEED, eval_strategy="no", save_strategy="no", report_to="none", disable_tqdm=True,
+        use_cpu=True, predict_with_generate=seq2seq, generation_max_length=spec.get("generation_max_length"),
+    )
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train, eval_dataset=valid,
+                             processing_class=tokenizer, data_collator=CountingCollator(collator, counts),
+                             compute_metrics=_metrics(task, tokenizer, model))
+    started = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - started
+    counts["training"] = False
+    started = time.perf_counter()
+    trainer.evaluate()
+    return {"train_s": train_s, "eval_s": time.perf_counter() - started, "samples": spec["steps"] * spec["batch"],
+            "tokens": counts["tokens"], "positions": counts["positions"]}
+
+
 def main() -> None:
     quiet = nlpcli_quiet_options()
     runs = {"transformers.Trainer (baseline)": [], "nlpcli --loop trainer": [], "nlpcli --loop accelerate": []}
@@ -156,7 +334,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--baseline"]:
+    if sys.argv[1:2] == ["--peer"]:
+        print(json.dumps(train_peer(json.loads(sys.argv[2]))))
+    elif sys.argv[1:2] == ["--baseline"]:
         print(train_baseline(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]))
     else:
         main()

@@ -143,6 +143,13 @@ class RunConfig:
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, "
                                                  "more compute.")
     torch_compile: bool = option(False, "Compile the model with torch.compile before training.")
+    preprocessing_workers: int | None = option(
+        None, "Tokenize and prepare the data with N processes (datasets' num_proc) [1].", at_least=1,
+    )
+    threads: int | None = option(
+        None, "Torch's intra-op CPU threads [OMP_NUM_THREADS if set, else the CPUs this process may use (affinity, "
+              "cgroup quota) divided among this machine's processes].", at_least=1,
+    )
     group_by_length: bool = option(False, "Batch training inputs of similar length together (less padding).")
     trainer_args: dict[str, Any] | None = option(
         None, "Set a transformers TrainingArguments field: KEY=VALUE (repeatable; a trainer_args: mapping in YAML). "
@@ -197,7 +204,7 @@ class RunConfig:
 
 
 ORIGINS = "_nlpcli_origins"  # where `resolve_config` keeps each value's source (not a config key)
-SOURCE_ORDER = ("task defaults", "preset", "saved run", "--config", "--set", "command line")
+SOURCE_ORDER = ("task defaults", "bundled sample", "preset", "saved run", "--config", "--set", "command line")
 
 
 def value_origins(cfg: RunConfig) -> dict[str, str]:

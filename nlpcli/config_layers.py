@@ -1,7 +1,8 @@
-"""The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < model preset
-(configs/presets/<model>.yaml) < saved run (`--eval-only --model RUN_DIR`) < --config FILE < --set key=value <
-command-line options. `resolve_config` merges them into one checked `RunConfig` and records where each value
-came from."""
+"""The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < bundled sample
+(configs/samples/<task>.yaml, with `--dataset sample`) < model preset (configs/presets/<model>.yaml) < saved run
+(`--eval-only --model RUN_DIR`) < --config FILE < --set key=value < command-line options. `resolve_config`
+merges them into one checked `RunConfig` and records where each value came from. `predict_settings` gives
+`nlpcli predict` a saved run's settings, or the task defaults."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli import run_folder
-from nlpcli.config import ORIGINS, RunConfig, check_model_selection
+from nlpcli.config import ORIGINS, RunConfig, check_model_selection, saved_config
 from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
 from nlpcli.config_values import coerce
 from nlpcli.errors import UserError
+from nlpcli.suggestions import did_you_mean
 
 
 def _config_dir() -> Path:
@@ -26,8 +28,11 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = _config_dir()
 PRESET_DIR = CONFIG_DIR / "presets"  # a model preset's own defaults (e.g. a random-init model's learning rate)
+SAMPLE_DIR = CONFIG_DIR / "samples"  # what a task's bundled sample needs (e.g. translate's languages: en-ro)
+SAMPLE = "sample"  # the --dataset value that picks the bundled sample
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 TASK_DEFAULTS = "task defaults"  # the origin of a value from configs/<task>.yaml
+SAMPLE_LABEL = "bundled sample"  # the origin of a value from configs/samples/<task>.yaml
 
 # TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` is refused naming the option (one way
 # to say each thing, which both loops honour)
@@ -55,18 +60,33 @@ def _check_trainer_args(cls: type[RunConfig], layer: dict[str, Any], source: str
                             f"{flag(TRAINER_ARG_OPTIONS[name])} (both loops honour it).")
 
 
-def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str) -> None:
+def unknown_key_hint(key: str, known: set[str], task_name: str) -> str:
+    """The keys closest to an unknown one (transformers' name of an nlpcli key: that key), else where to look."""
+    if key in TRAINER_ARG_OPTIONS and TRAINER_ARG_OPTIONS[key] in known:
+        return f"Did you mean {TRAINER_ARG_OPTIONS[key]}? ({key} is transformers' name for it.)"
+    return did_you_mean(key, known, otherwise=f"`nlpcli config {task_name}` lists every key.") or ""
+
+
+def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str, task_name: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     _check_trainer_args(cls, layer, source)
     for key, value in layer.items():
         if key not in known:
-            raise UserError(
-                f"{source}: unknown config key '{key}'.", hint=f"Known keys: {', '.join(sorted(known))}."
-            )
+            raise UserError(f"{source}: unknown config key '{key}'.", hint=unknown_key_hint(key, known, task_name))
         coerced = coerce(cls, key, value, source)
         if isinstance(coerced, dict) and isinstance(values.get(key), dict):
             coerced = {**values[key], **coerced}  # mappings (trainer_args) merge across layers
         values[key] = coerced
+
+
+def task_defaults_file(task_name: str) -> Path:
+    return CONFIG_DIR / f"{task_name}.yaml"
+
+
+def task_defaults(task_name: str) -> dict[str, Any]:
+    """The keys of configs/<task>.yaml as written (the lowest layer; `--help` shows them as the defaults)."""
+    path = task_defaults_file(task_name)
+    return read_yaml(path) if path.is_file() else {}
 
 
 # the evaluation names its own model; an overfit check's run is evaluated as any other
@@ -105,9 +125,10 @@ def resolve_config(
     cli_values: dict[str, Any] | None = None,
     set_values: dict[str, str] | None = None,
 ) -> RunConfig:
-    """Merge the layers in order of precedence: task defaults < preset < saved run < --config < --set < CLI
-    options. The saved-run layer is the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see
-    `saved_run_layer`).
+    """Merge the layers in order of precedence: task defaults < bundled sample < preset < saved run < --config <
+    --set < CLI options. The bundled-sample layer is configs/samples/<task>.yaml when the other layers choose
+    `--dataset sample` (translate's sample is en-ro where the task defaults say en-fr). The saved-run layer is
+    the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see `saved_run_layer`).
 
     The preset layer is `configs/presets/<model>.yaml` when the model the other layers choose is a preset that
     has one (the tiny preset's random weights need a larger learning rate than the course's fine-tuning).
@@ -117,9 +138,8 @@ def resolve_config(
     Where each value came from is kept for the run header (see `value_origins`).
     """
     values: dict[str, Any] = {}
-    defaults_file = CONFIG_DIR / f"{task_name}.yaml"
-    defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
-    _apply(cls, values, defaults, str(defaults_file))
+    defaults = task_defaults(task_name)
+    _apply(cls, values, defaults, str(task_defaults_file(task_name)), task_name)
     origins = dict.fromkeys(defaults, TASK_DEFAULTS)
     layers = [
         (run_folder.config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
@@ -132,12 +152,16 @@ def resolve_config(
         for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):
             values.pop(bound, None)
             origins.pop(bound, None)
-    model = next((layer["model"] for layer, _ in reversed(layers) if layer.get("model") is not None),
-                 values.get("model", cls.model))
+    model, dataset = (next((layer[key] for layer, _ in reversed(layers) if layer.get(key) is not None),
+                           values.get(key, getattr(cls, key))) for key in ("model", "dataset"))
     preset, preset_file = preset_layer(str(model))
-    labels = [f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set", "command line"]
-    for (layer, source), label in zip([(preset, str(preset_file)), *layers], labels, strict=True):
-        _apply(cls, values, layer, source)
+    sample_file = SAMPLE_DIR / f"{task_name}.yaml"
+    sample = read_yaml(sample_file) if dataset == SAMPLE and sample_file.is_file() else {}
+    labels = [SAMPLE_LABEL, f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set",
+              "command line"]
+    defaults_layers = [(sample, str(sample_file)), (preset, str(preset_file))]
+    for (layer, source), label in zip([*defaults_layers, *layers], labels, strict=True):
+        _apply(cls, values, layer, source, task_name)
         origins.update(dict.fromkeys(layer, label))
     cfg = cls(**values)
     cfg.__dict__[ORIGINS] = origins
@@ -146,6 +170,22 @@ def resolve_config(
     check_model_selection(cfg)
     return cfg
 
+
+
+def predict_settings(cls: type[RunConfig], task_name: str, model: str) -> tuple[RunConfig, bool]:
+    """(the settings `nlpcli predict` uses with `model`, whether a run saved them): those of the nlpcli_config.yaml
+    that describes it (its folder's, its run folder's for a checkpoint, or its hub repo's), else the task's defaults
+    (configs/<task>.yaml) for a model nlpcli did not train, their --max-length within the model's positions."""
+    from nlpcli.sources.models import config_positions, pretrained_config, settings_source
+
+    saved = settings_source(model)
+    if saved is not None:
+        return saved_config(cls, saved.parent), True
+    defaults = resolve_config(cls, task_name)
+    positions = config_positions(pretrained_config(model))
+    if defaults.max_length and positions and defaults.max_length > positions:  # the defaults' are for another model
+        defaults = dataclasses.replace(defaults, max_length=positions)
+    return defaults, False
 
 
 def preset_layer(model: str) -> tuple[dict[str, Any], Path]:

@@ -185,6 +185,9 @@ def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str
 
 NER_MODEL = ("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "20", "--learning-rate", "5e-3",
              "--batch-size", "4")  # a tiny ner model that tags the sample's entities: conftest.trained_once
+MLM_MODEL = ("mlm", "--model", "tiny", "--dataset", "sample", "--max-steps", "4", "--learning-rate", "5e-3",
+             "--chunk-size", "32", "--max-train-samples", "40", "--max-eval-samples", "16",
+             "--batch-size", "8")  # a tiny masked LM (test_run_folders, and classify's starting model): trained_once
 
 
 def run_processes(nproc: int, *args: str) -> str:

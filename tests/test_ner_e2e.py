@@ -56,6 +56,9 @@ def test_train_save_reload_predict(trained):
     assert 0.0 <= metrics["eval_overall_f1"] <= 1.0
     info = read_json(out / "run.json")
     assert info["world_size"] == 1 and info["eval_samples"] == 10
+    # sentences of 9 to 40 words in batches: some positions are padding, most are tokens
+    assert 0 < info["train_padding_share"] < 0.5
+    assert info["evaluation"]["examples"] == 10 and info["evaluation"]["seconds"] > 0  # the final evaluation
     assert out.parent.name.startswith(f"ner-{info['loop']}")  # the loop asked for ran
     assert (out / "nlpcli_config.yaml").is_file()
     assert list(out.glob("checkpoint-*")), "an epoch checkpoint is kept"

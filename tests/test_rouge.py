@@ -91,3 +91,20 @@ def test_lead3_takes_the_first_three_sentences_and_scores_them(splitter):
     direct = rouge_scores(["\n".join(ENGLISH_SENTENCES[:3])], [ENGLISH_SENTENCES[3]], splitter)
     assert partial == {f"lead3_{key}": value for key, value in direct.items()}
     assert 0 < partial["lead3_rouge1"] < 50
+
+
+def test_summarize_scores_lead3_once_per_evaluation_set(monkeypatch):
+    from nlpcli.tasks import summarize
+
+    calls = []
+    real = summarize.lead3_scores
+    monkeypatch.setattr(summarize, "lead3_scores", lambda *args: calls.append(args) or real(*args))
+    task = summarize.SummarizeTask()
+    documents, references = [ENGLISH + " once"], [ENGLISH_SENTENCES[0]]
+    first = task.score(documents, ["a guess"], references)
+    second = task.score(documents, ["another guess"], references)  # the next evaluation of the same set
+    assert len(calls) == 1
+    assert {k: v for k, v in first.items() if k.startswith("lead3")} == {
+        k: v for k, v in second.items() if k.startswith("lead3")}
+    task.score(documents + ["Another document."], ["x", "y"], references + ["Another."])
+    assert len(calls) == 2  # another set is scored anew

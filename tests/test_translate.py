@@ -62,12 +62,14 @@ def read_sample_pairs() -> list[tuple[str, str]]:
 @pytest.mark.e2e
 def test_both_loops_generate_the_same_predictions(trained, tmp_path):
     outputs = {}
-    for loop in ("trainer", "accelerate"):
+    for loop, generation_batch in (("trainer", []), ("accelerate", ["--generation-batch-size", "5"])):
         out = tmp_path / loop
         result = run_cli("translate", "--model", trained, "--eval-only", *SAMPLE, "--loop", loop,
-                         "--eval-batch-size", "3", "--output-dir", out)
+                         "--eval-batch-size", "3", *generation_batch, "--output-dir", out)
         assert result.exit_code == 0, result.output
         outputs[loop] = (read_json(out / "metrics.json"), read_jsonl(out / "eval_predictions.jsonl"))
+        assert read_json(out / "run.json")["generation"]["batch_size"] == (5 if generation_batch else 3)
+    # the generation batch size changes the batches, not the translations (data order, same texts)
     assert_agree(outputs["trainer"], outputs["accelerate"])
     assert outputs["trainer"][0]["eval_bleu"] == pytest.approx(read_json(trained / "metrics.json")["eval_bleu"])
 
@@ -241,3 +243,32 @@ def test_language_codes_set_the_forced_first_token():
         task.generation_settings(TranslateConfig(target_lang_code="xx_YY"), tokenizer)
     with pytest.raises(UserError, match="no language modes; leave out --source-lang-code"):
         task.configure_tokenizer(tokenizer, TranslateConfig(source_lang_code="en_XX"))
+
+
+class Split:
+    """What `read_pairs` reads of a data set split: its column names and a column."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.column_names = list(rows[0])
+
+    def __getitem__(self, column: str) -> list:
+        return [row[column] for row in self.rows]
+
+
+def test_the_samples_languages_win_unless_the_user_gives_others():
+    from nlpcli.config import origin_lines
+    from nlpcli.config_layers import resolve_config
+    from nlpcli.errors import UserError
+    from nlpcli.tasks.translate import TranslateConfig, TranslateTask
+
+    sample = resolve_config(TranslateConfig, "translate", cli_values={"model": "tiny", "dataset": "sample"})
+    assert (sample.source_lang, sample.target_lang) == ("en", "ro")  # wmt16 en-ro, not the task defaults' en-fr
+    assert "bundled sample: target_lang=ro" in origin_lines(sample)
+    assert resolve_config(TranslateConfig, "translate").target_lang == "fr"  # the course's KDE4 en-fr
+    given = resolve_config(TranslateConfig, "translate", cli_values={"dataset": "sample", "target_lang": "fr"})
+    assert given.target_lang == "fr"  # the user's choice wins, and the data refuses it naming its languages
+    split = Split([{"translation": {"en": source, "ro": target}} for source, target in PAIRS])
+    assert TranslateTask().read_pairs(split, sample, "train")[1] == [target for _, target in PAIRS]
+    with pytest.raises(UserError, match=r"--target-lang fr is not in the 'translation' column \(languages: en, ro\)"):
+        TranslateTask().read_pairs(split, given, "train")

@@ -1,12 +1,15 @@
 """One command per task: its options, generated from the task's config fields (help panels, --no-FLAG for
 booleans, the task defaults shown), and what it does: resolve the configuration, run the task, print the
-metrics (and an overfit check's verdict: exit 1 when the batch was not learnt)."""
+metrics (and an overfit check's verdict: exit 1 when the batch was not learnt); or, with --print-config (and as
+`nlpcli config TASK`, which takes the same options), print the configuration and stop. `task_parameters` and
+`read_options` are what `nlpcli tune TASK` shares of it."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +17,19 @@ import typer
 from rich.markup import escape
 
 from nlpcli.commands.exits import reports_user_errors
+from nlpcli.commands.parsing import metavar_for
 from nlpcli.commands.tables import show_result
 from nlpcli.config import RunConfig
 from nlpcli.config_args import parse_set_options
 from nlpcli.config_fields import base_type, field_type
-from nlpcli.config_files import read_yaml
-from nlpcli.config_layers import CONFIG_DIR, resolve_config
+from nlpcli.config_layers import resolve_config, task_defaults
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.help_panels import ORDER as PANEL_ORDER
 from nlpcli.help_panels import panel_for, panel_title
 from nlpcli.tasks import task_class
 
+CONFIG_OPTIONS = ("config_file", "set_values", "print_config")  # the Config files panel's options, not config keys
 NEGATION = "__off"  # suffix of the hidden parameter that reads a boolean option's --no-FLAG
 
 
@@ -63,11 +67,10 @@ def _options_for(cls: type, config_field: dataclasses.Field, defaults: dict[str,
     elif getattr(base, "__origin__", None) is list:
         annotation, info = str | None, typer.Option(None, flag, metavar="A,B", **common)
     else:
-        annotation, info = base | None, typer.Option(None, flag, metavar=METAVARS.get(base, "TEXT"), **common)
+        annotation, info = base | None, typer.Option(None, flag, metavar=metavar_for(base), **common)
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation), *extra]
 
 
-METAVARS = {int: "N", float: "X", str: "TEXT"}
 LONGEST_DEFAULT = 30  # characters of one word of a default shown in help
 
 
@@ -85,15 +88,15 @@ def _with_negations(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _panel_of(param_name: str, shared: set[str]) -> str:
     key = param_name.removesuffix(NEGATION)
-    return panel_for(key, task_specific=key not in shared and key not in ("config_file", "set_values"))
+    return panel_for(key, task_specific=key not in shared and key not in CONFIG_OPTIONS)
 
 
-def task_command(name: str) -> Callable[..., None]:
-    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order."""
+def task_parameters(name: str, print_only: bool = False) -> list[inspect.Parameter]:
+    """The options of task `name`'s command (its config keys, --config, --set and, unless `print_only`,
+    --print-config), in panel order."""
     task = task_class(name)
     cls = task.config_class
-    defaults_file = CONFIG_DIR / f"{name}.yaml"
-    defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
+    defaults = task_defaults(name)
     shared = {f.name for f in dataclasses.fields(RunConfig)}
     unused = set(task.unused_options) | (set() if task.supports_streaming else {"streaming"})
     params = [
@@ -115,18 +118,65 @@ def task_command(name: str) -> Callable[..., None]:
                                  help="Override any config key: --set key=value (repeatable)."),
         )
     )
+    if not print_only:
+        params.append(
+            inspect.Parameter(
+                "print_config", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                default=typer.Option(False, "--print-config", metavar="", rich_help_panel=panel_for("print_config"),
+                                     help="Print the resolved configuration as YAML, each value's source in a "
+                                          "comment, and stop: no data or model is read, nothing is written."),
+            )
+        )
     params.sort(key=lambda param: PANEL_ORDER.index(_panel_of(param.name, shared)))  # panels in a fixed order
+    return params
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What a task's options said on one command line: its --config file, its --set pairs and the options given
+    (the config layers above the task defaults)."""
+
+    task: str
+    config_file: Path | None
+    set_values: dict[str, str]
+    values: dict[str, Any]  # config key -> the option's value (None: not given)
+
+    def resolve(self, **overrides: Any) -> RunConfig:
+        """The resolved configuration, with `overrides` given as if on the command line."""
+        return resolve_config(task_class(self.task).config_class, self.task, self.config_file,
+                              {**self.values, **overrides}, self.set_values)
+
+
+def read_options(name: str, kwargs: dict[str, Any]) -> TaskOptions:
+    """The task's options out of a command's keyword arguments (which lose them): --no-FLAG folded in, an
+    option the task does not use refused."""
+    task = task_class(name)
+    config_file = kwargs.pop("config_file")
+    set_values = parse_set_options(kwargs.pop("set_values") or [])
+    keys = {f.name for f in dataclasses.fields(task.config_class)}
+    negations = {key + NEGATION for key in keys}
+    values = _with_negations({key: kwargs.pop(key) for key in [*kwargs] if key in keys or key in negations})
+    for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
+        if values.get(key) is not None:
+            raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
+                            hint=f"See nlpcli {name} --help for the options it reads.")
+    return TaskOptions(name, config_file, set_values, values)
+
+
+def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
+    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order.
+    `print_only`: the command of `nlpcli config NAME`, which prints the configuration (as --print-config does)."""
+    params = task_parameters(name, print_only)
 
     @reports_user_errors
     def command(**kwargs: Any) -> None:
-        config_file = kwargs.pop("config_file")
-        set_values = parse_set_options(kwargs.pop("set_values") or [])
-        kwargs = _with_negations(kwargs)
-        for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
-            if kwargs.get(key) is not None:
-                raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
-                                hint=f"See nlpcli {name} --help for the options it reads.")
-        cfg = resolve_config(cls, name, config_file, kwargs, set_values)
+        print_config = kwargs.pop("print_config", print_only)
+        cfg = read_options(name, kwargs).resolve()
+        if print_config:
+            from nlpcli.commands.print_config import print_config as print_resolved
+
+            print_resolved(cfg, name)
+            return
         result = run(name, cfg)
         show_result(result)
         if "overfit" in result:
@@ -134,7 +184,8 @@ def task_command(name: str) -> Callable[..., None]:
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = task.help
+    command.__doc__ = (f"Print the {name} configuration these options resolve to (as nlpcli {name} ... --print-config "
+                       "does)." if print_only else task_class(name).help)
     return command
 
 
@@ -148,9 +199,10 @@ def show_verdict(verdict: dict[str, Any]) -> None:
         raise typer.Exit(1)
 
 
-def run(name: str, cfg: Any) -> dict[str, Any]:
-    """Run a task; once its files are saved, draw its curves.png."""
+def run(name: str, cfg: Any, on_evaluation: Any = None) -> dict[str, Any]:
+    """Run a task; once its files are saved, draw its curves.png. `on_evaluation`: see `runner.run.run_task`
+    (`nlpcli tune` reports each evaluation to its study there)."""
     from nlpcli.reporting.plot import write_curves
     from nlpcli.runner.run import run_task
 
-    return run_task(name, cfg, on_saved=write_curves)
+    return run_task(name, cfg, on_saved=write_curves, on_evaluation=on_evaluation)

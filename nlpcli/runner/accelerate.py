@@ -93,6 +93,7 @@ class AccelerateLoop:
         self.losses = LossTotal(RunRecord())  # its record: train loss, evaluations, best model, early stop
         self.tokens: Any = 0  # training tokens of this process, this session (a tensor once counting)
         self.samples = 0  # training samples of this process, this session
+        self.positions = 0  # token positions of this process's batches, padding included
         self.epoch_length = 1  # batches in a training epoch (for the fractional epoch in logs)
         self.interval = LogInterval(0)  # the logging interval under way (it may span epochs)
         self.streamed = False  # --streaming: an epoch's length is not known in advance
@@ -251,6 +252,7 @@ class AccelerateLoop:
         step_loss, grad_norm, step_lr, batches_done = None, None, 0.0, skipped
         for batches_done, batch in enumerate(loader, start=skipped + 1):
             self.tokens += optimization.batch_tokens(batch)
+            self.positions += optimization.batch_positions(batch)
             self.samples += optimization.batch_samples(batch)
             with accelerator.accumulate(model):
                 if self.loss_fn is None:
@@ -323,12 +325,16 @@ class AccelerateLoop:
         metrics = self.evaluate(model, self.eval_loader)
         self.run_log.evaluation(step, epoch, metrics, training=True)
         self.record.observe(self.ctx.cfg, step, metrics)
+        stop = self.ctx.after_evaluation(step, metrics)
+        if stop is not None:  # the loops then end as after early stopping
+            self.record.request_stop(step, stop.reason)
         self.last_evaluation = (step, metrics)
 
     def _record_throughput(self, seconds: float) -> None:
         tokens = optimization.gathered_count(self.accelerator, self.tokens)
         samples = optimization.gathered_count(self.accelerator, self.samples)
-        self.ctx.report.training.update(optimization.throughput(tokens, seconds, samples))
+        positions = optimization.gathered_count(self.accelerator, self.positions)
+        self.ctx.report.training.update(optimization.throughput(tokens, seconds, samples, positions))
 
     def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""

@@ -105,8 +105,11 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
     `gather_for_metrics` drops the samples that even batching duplicates on the last step, so every
     sample counts once with 1 or N processes.
     """
+    import time
+
     import torch
 
+    started = time.perf_counter()
     task = ctx.task
     model.eval()
     sample_losses, outputs = [], []
@@ -147,4 +150,5 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
     if task.evaluation == "generation":
         metrics.update(prefixed(evaluate_generation(accelerator, model, ctx)))
     metrics.update(derived_metrics(task, metrics))
+    ctx.report.evaluation = {"examples": len(ctx.raw_eval), "seconds": round(time.perf_counter() - started, 3)}
     return metrics

@@ -64,8 +64,8 @@ def evaluate_generation(accelerator: Any, model: Any, ctx: Any) -> dict[str, flo
     task, cfg, tokenizer = ctx.task, ctx.cfg, ctx.tokenizer
     settings = task.generation_settings(cfg, tokenizer)
     started = time.perf_counter()
-    generated = generate_eval_ids(accelerator, model, tokenizer, ctx.eval_features, settings,
-                                  cfg.per_device_eval_batch_size)
+    batch_size = getattr(cfg, "generation_batch_size", None) or cfg.per_device_eval_batch_size  # a generation task's
+    generated = generate_eval_ids(accelerator, model, tokenizer, ctx.eval_features, settings, batch_size)
     seconds = time.perf_counter() - started
     predictions = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
     references = decode_labels(tokenizer, ctx.eval_features["labels"])
@@ -74,7 +74,8 @@ def evaluate_generation(accelerator: Any, model: Any, ctx: Any) -> dict[str, flo
     lengths = [generated_length(ids, tokenizer.pad_token_id) for ids in generated]
     metrics["gen_len"] = sum(lengths) / len(lengths) if lengths else 0.0
     ctx.report.generation = {"generated_tokens": sum(lengths), "generation_s": round(seconds, 3),
-                      "tokens_per_second": round(sum(lengths) / seconds, 1) if seconds else 0.0}
+                             "batch_size": batch_size,
+                             "tokens_per_second": round(sum(lengths) / seconds, 1) if seconds else 0.0}
     if accelerator.is_main_process:
         rows = [{"source": s, "prediction": p, "reference": r}
                 for s, p, r in zip(sources, predictions, references, strict=True)]

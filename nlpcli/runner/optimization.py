@@ -65,6 +65,11 @@ def batch_tokens(batch: dict[str, Any]) -> Any:
     return mask.sum() if mask is not None else batch["input_ids"].new_tensor(batch["input_ids"].numel())
 
 
+def batch_positions(batch: dict[str, Any]) -> int:
+    """Token positions a batch computes on, padding included."""
+    return int(batch["input_ids"].numel())
+
+
 def gathered_count(accelerator: Any, count: Any) -> int:
     """A per-process count (int or tensor) summed over all processes."""
     import torch
@@ -78,15 +83,17 @@ def batch_samples(batch: dict[str, Any]) -> int:
     return int(next(iter(batch.values())).shape[0])
 
 
-def throughput(tokens: int, seconds: float, samples: int) -> dict[str, Any]:
+def throughput(tokens: int, seconds: float, samples: int, positions: int = 0) -> dict[str, Any]:
     """The training facts run.json keeps: samples and tokens trained on (all processes, this session), time,
-    samples and tokens per second, and the peak memory of this process."""
+    samples and tokens per second, the share of the batches' positions that was padding, and the peak memory
+    of this process."""
     return {
         "train_samples_seen": int(samples),
         "train_tokens": int(tokens),
         "train_runtime_s": round(seconds, 3),
         "train_samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
         "train_tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
+        **({"train_padding_share": round(1 - tokens / positions, 4)} if positions else {}),
         "peak_memory_mb": peak_memory_mb(),
     }
 

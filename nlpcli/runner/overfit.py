@@ -1,10 +1,10 @@
 """--overfit-batch N: the course's overfit-one-batch check (chapter 8), the same for every task and both loops.
 
 A model and a training set-up that work learn one small batch by heart: trained on it for some steps (tens for a
-pretrained checkpoint, OVERFIT_STEPS by default, which random weights need) and evaluated on that same batch, the loss falls near 0 and the task's metrics near the best their scale allows
-(`Task.best_scores`: F1 1.0, BLEU 100, perplexity 1, ...). One that does not shows a broken set-up in seconds
-(a learning rate too low or too high, labels misaligned with their inputs, a loss that never reaches the
-weights) instead of after hours of training.
+pretrained checkpoint; OVERFIT_STEPS by default, which random weights need) and evaluated on that same batch, the
+loss falls near 0 and the task's metrics near the best their scale allows (`Task.best_scores`: F1 1.0, BLEU 100,
+perplexity 1, ...). One that does not shows a broken set-up in minutes (a learning rate too low or too high, labels
+misaligned with their inputs, a loss that never reaches the weights) instead of after hours of training.
 
 - `check(cfg)`: what an overfit check cannot be combined with (exit 2, before anything is written);
 - `configure(cfg)`: the run's settings: N training examples (records, or features for a task that counts
@@ -84,8 +84,8 @@ def configure(cfg: RunConfig) -> RunConfig:
     random_weights = preset is not None and preset.random_weights
     rate = RANDOM_WEIGHTS_RATE if random_weights and not _given(cfg, "learning_rate") else cfg.learning_rate
     return replaced(
-        cfg, learning_rate=rate, max_train_samples=count, max_eval_samples=count, batch_size=count, eval_batch_size=count,
-        gradient_accumulation_steps=1, max_steps=steps,
+        cfg, learning_rate=rate, max_train_samples=count, max_eval_samples=count, batch_size=count,
+        eval_batch_size=count, gradient_accumulation_steps=1, max_steps=steps,
         logging_steps=cfg.logging_steps if _given(cfg, "logging_steps") else max(1, steps // 4),
         **{key: getattr(cfg, key) if _given(cfg, key) else value for key, value in BARE_OPTIMIZER.items()},
         eval_strategy="no", eval_steps=None, save_strategy="no", save_steps=None,

@@ -5,8 +5,8 @@ Who adds what:
   overfit check's verdict (`overfit`, right after the header: such a run folder holds no model to use);
 - the task, through what its hooks return: `Normalized.data_report` (per split: records kept and dropped)
   and `Normalized.facts` / `Prepared.facts` (e.g. clm's chunking, summarize's sentence splitter);
-- the loops: throughput, the run record's summary and gradient checkpointing (`training`), and the last
-  generation evaluation's size and time (`generation`).
+- the loops: throughput, the run record's summary and gradient checkpointing (`training`), the last
+  evaluation's size and time (`evaluation`) and the last generation evaluation's (`generation`).
 `as_json` lays them out in run.json's order and adds the wall time, the command and the library versions.
 """
 
@@ -44,6 +44,7 @@ class RunReport:
     filters: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
     data: dict[str, Any] = field(default_factory=dict)  # the task's per-split data report
     generation: dict[str, Any] = field(default_factory=dict)  # the last generation evaluation's size and time
+    evaluation: dict[str, Any] = field(default_factory=dict)  # the last evaluation's examples and seconds
     training: dict[str, Any] = field(default_factory=dict)  # what the loop measured and counted
     task: dict[str, Any] = field(default_factory=dict)  # facts only the task knows
     test: dict[str, Any] = field(default_factory=dict)  # test_samples, test_labelled (--test-file / --do-predict)
@@ -58,6 +59,7 @@ class RunReport:
             "filters": self.filters,
             "data": self.data,
             **({"generation": self.generation} if self.generation else {}),
+            **({"evaluation": self.evaluation} if self.evaluation else {}),
             **self.training,
             **self.task,
             "wall_time_s": round(time.time() - started, 2),

@@ -5,13 +5,15 @@ Accelerate loop's optimizer (the Trainer's own optimizer choice: `--optim`, fuse
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib.util
 from typing import Any
 
 from nlpcli.config import RunConfig
+from nlpcli.config_fields import flag
+from nlpcli.config_layers import TRAINER_ARG_OPTIONS
 from nlpcli.errors import UserError
 from nlpcli.runner import devices, optimization, trackers
+from nlpcli.suggestions import closest, did_you_mean
 
 # TrainingArguments fields nlpcli sets itself from how it runs: a pass-through value would break a guarantee (the
 # fields that are nlpcli options are refused by config_layers.TRAINER_ARG_OPTIONS, naming the option)
@@ -69,6 +71,14 @@ def check_sharding(passed: dict[str, Any]) -> None:
                             "processes; this is one process.", hint=f"Run: {launch}")
 
 
+def trainer_arg_hint(name: str, known: set[str]) -> str:
+    """The fields closest to an unknown `--trainer-arg` key, those nlpcli has an option for named by the option
+    (`lerning_rate` -> --learning-rate: `--trainer-arg learning_rate` would be refused)."""
+    found = closest(name, known)
+    shown = [flag(TRAINER_ARG_OPTIONS[field]) if field in TRAINER_ARG_OPTIONS else field for field in found]
+    return f"Did you mean {', '.join(dict.fromkeys(shown))}?" if shown else "See transformers' TrainingArguments."
+
+
 def check_training_settings(cfg: RunConfig) -> None:
     """Refuse, before any data is read, what neither loop can run: unknown or managed `--trainer-arg` keys
     (naming the closest fields), pass-through keys the Accelerate loop cannot honour, an unknown `--optim`,
@@ -80,9 +90,8 @@ def check_training_settings(cfg: RunConfig) -> None:
             if name in MANAGED:
                 raise UserError(f"--trainer-arg {name}: nlpcli sets this itself ({MANAGED[name]}).")
             if name not in known:
-                close = difflib.get_close_matches(name, sorted(known), n=3)
-                hint = f"Did you mean {', '.join(close)}?" if close else "See transformers' TrainingArguments."
-                raise UserError(f"--trainer-arg {name}: not a TrainingArguments field.", hint=hint)
+                raise UserError(f"--trainer-arg {name}: not a TrainingArguments field.",
+                                hint=trainer_arg_hint(name, known))
         check_sharding(passed)
         if cfg.loop == "accelerate":
             raise UserError(
@@ -93,9 +102,8 @@ def check_training_settings(cfg: RunConfig) -> None:
 
     names = [o.value for o in OptimizerNames]
     if cfg.optim not in names:
-        close = difflib.get_close_matches(cfg.optim, names, n=3)
         raise UserError(f"--optim {cfg.optim}: not a transformers optimizer name.",
-                        hint=f"Did you mean {', '.join(close)}?" if close else f"Known: {', '.join(names)}.")
+                        hint=did_you_mean(cfg.optim, names, otherwise=f"Known: {', '.join(names)}."))
     if cfg.group_by_length and cfg.streaming:
         raise UserError("--group-by-length sorts a whole training set by length; a --streaming one is read as it "
                         "comes: drop one of them.")

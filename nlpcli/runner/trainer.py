@@ -45,9 +45,11 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
         loss_is_scaled_for_ga = False if loss_fn is not None else None
         tokens = 0  # training tokens of this process (for tokens/s), counted as the Accelerate loop counts them
         samples = 0  # training samples of this process
+        positions = 0  # token positions of this process's batches, padding included
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             self.tokens += optimization.batch_tokens(inputs)
+            self.positions += optimization.batch_positions(inputs)
             self.samples += optimization.batch_samples(inputs)
             loss = super().training_step(model, inputs, num_items_in_batch)  # this micro-batch's share of the step
             guard.observe(loss)
@@ -162,7 +164,7 @@ def interrupt_callback(ctx: RunContext, trainer: Any) -> Any:
 
 def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
     """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
-    (best model, early stopping) from the evaluations made while training."""
+    (best model, early stopping, a stop the evaluation hooks ask for) from the evaluations made while training."""
     from transformers import TrainerCallback
 
     cfg = ctx.cfg
@@ -193,6 +195,9 @@ def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, traine
             run_log.evaluation(state.global_step, state.epoch, metrics, self.training)
             if self.training:
                 record.observe(cfg, state.global_step, metrics)
+                stop = ctx.after_evaluation(state.global_step, metrics)
+                if stop is not None:
+                    record.request_stop(state.global_step, stop.reason)
                 if record.should_stop:
                     control.should_training_stop = True
 
@@ -326,7 +331,8 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     losses.settle(trainer.accelerator)
     tokens = optimization.gathered_count(trainer.accelerator, trainer.tokens)
     samples = optimization.gathered_count(trainer.accelerator, trainer.samples)
-    ctx.report.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples))
+    positions = optimization.gathered_count(trainer.accelerator, trainer.positions)
+    ctx.report.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples, positions))
     step = trainer.state.global_step
     best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:

@@ -173,7 +173,7 @@ def describe(cfg: Any, split: str) -> str:
     return f"data set {cfg.dataset} ({split})"
 
 
-def _own_file(cfg: Any, split: str) -> Path | None:
+def own_file(cfg: Any, split: str) -> Path | None:
     """The local file a split was read from, record for record (not a bundled sample or a hub data set)."""
     if cfg.dataset == "sample" and split != "test":
         return None
@@ -207,7 +207,7 @@ def _nth_record_line(path: Path, index: int) -> int | None:
 def record_location(cfg: Any, split: str, index: int) -> str:
     """Where record `index` (0-based, in file order) of a split came from: file and line for JSON lines, CSV,
     TSV and text files, else the record number."""
-    path = _own_file(cfg, split)
+    path = own_file(cfg, split)
     suffix = path.suffix.lower() if path is not None else ""
     line = None
     if suffix in (".json", ".jsonl") and not cfg.field and _is_json_lines(path):
@@ -289,6 +289,13 @@ def subsample(raw: Any, max_train: int | None, max_eval: int | None) -> Any:
 
 
 # ---------------------------------------------------------------- --streaming
+
+
+def map_workers(cfg: Any, split: Any) -> dict[str, int]:
+    """`num_proc` for a `Dataset.map`/`filter` of a whole split under --preprocessing-workers (a stream is
+    prepared as it is read, by one process)."""
+    workers = getattr(cfg, "preprocessing_workers", None) or 1
+    return {"num_proc": workers} if workers > 1 and not is_streamed(split) else {}
 
 
 def is_streamed(split: Any) -> bool:

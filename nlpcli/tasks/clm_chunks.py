@@ -25,6 +25,7 @@ class Chunking:
     column: str
     length: int
     pack: bool
+    workers: int = 1  # processes that tokenize a whole split (--preprocessing-workers)
 
     @property
     def name(self) -> str:
@@ -67,12 +68,13 @@ def chunk_split(data: Any, split: str, where: str, tokenizer: Any, how: Chunking
     from datasets.fingerprint import Hasher
 
     column, length = how.column, how.length
-    texts = data.filter(has_text(column), batched=True, desc=f"Checking {split}")
+    workers = {"num_proc": how.workers} if how.workers > 1 else {}
+    texts = data.filter(has_text(column), batched=True, desc=f"Checking {split}", **workers)
     if len(texts) < len(data):
         warn(f"{where}: {len(data) - len(texts)} of {len(data)} records have no text in '{column}'; they are skipped.")
     if how.pack:
         tokens = texts.map(lambda batch: with_eos(tokenizer, batch[column]), batched=True,
-                           remove_columns=texts.column_names, desc=f"Tokenizing {split}")
+                           remove_columns=texts.column_names, desc=f"Tokenizing {split}", **workers)
         chunks = datasets.Dataset.from_generator(
             lambda: ({"input_ids": block} for block in pack_blocks(
                 (ids for batch in tokens.iter(batch_size=TOKENIZER_BATCH) for ids in batch["input_ids"]), length)),
@@ -84,7 +86,7 @@ def chunk_split(data: Any, split: str, where: str, tokenizer: Any, how: Chunking
         )
     else:
         windows = texts.map(lambda batch: full_windows(tokenizer, batch[column], length), batched=True,
-                            remove_columns=texts.column_names, desc=f"Cutting {split} into windows")
+                            remove_columns=texts.column_names, desc=f"Cutting {split} into windows", **workers)
         tokens = windows
         chunks = windows.filter(lambda batch: [n == length for n in batch["length"]], batched=True,
                                 desc=f"Keeping full windows of {split}").remove_columns("length")

@@ -25,7 +25,7 @@ from typing import Any
 
 from nlpcli.config import RunConfig, option
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, describe
+from nlpcli.sources.data import Sample, describe, map_workers
 from nlpcli.tasks.base import (
     PredictionTable,
     PredictRequest,
@@ -35,10 +35,11 @@ from nlpcli.tasks.base import (
     build_pipeline,
     pipeline_outputs,
 )
+from nlpcli.tasks.examples import IGNORE, SHOWN_TOKENS, batch_row, decode, unpadded
 
-IGNORE = -100
 NOT_A_WORD = -1  # word id of special tokens ([CLS], [SEP]) and padding
 MARKUP_LINE = re.compile(r"^\s*</?doc\b[^>]*>\s*$")  # WikiExtractor's <doc ...> / </doc> lines
+TOP_K = 5  # `predict --top-k` default: candidates per mask
 
 
 @dataclass
@@ -204,11 +205,13 @@ class MlmTask(Task):
     collator_columns = ("word_ids",)
     limits_count_features = True
     unused_options = ("label_column", "max_length")  # chunks are --chunk-size tokens; no labels
+    search_space = {"whole_word_masking": {"type": "categorical", "choices": [False, True]},
+                    "mlm_probability": {"type": "float", "low": 0.1, "high": 0.25}}
     sample = Sample(
         files={"train": "wiki_00.txt"},
         description="two English Wikipedia articles, one text per line (10% of the lines held out)",
     )
-    demo_request = PredictRequest(texts=["Anarchism is a political [MASK]."], top_k=5)
+    demo_request = PredictRequest(texts=["Anarchism is a political [MASK]."])
 
     def required_columns(self, cfg: RunConfig) -> list[str]:
         return [cfg.text_column or "text"]  # label columns (e.g. imdb's) are ignored
@@ -236,7 +239,7 @@ class MlmTask(Task):
                 continue
             data = raw[split]
             grouped = data.map(tokenize_and_group, batched=True, remove_columns=data.column_names,
-                               desc=f"Chunking {split}")
+                               desc=f"Chunking {split}", **map_workers(cfg, data))
             if len(grouped) == 0:
                 raise UserError(
                     f"{describe(cfg, split)}: fewer than {cfg.chunk_size} tokens of text, not one chunk.",
@@ -282,9 +285,25 @@ class MlmTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: MlmConfig) -> Any:
         return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, epoch_seed=cfg.seed)
 
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: MlmConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """The first chunk as the collator masked it, and each masked position: what the model reads there (the
+        mask token, a random token or the token itself) and the token it must predict."""
+        row = batch_row(batch, 0)
+        ids, labels = row["input_ids"], row["labels"]
+        tokens = tokenizer.convert_ids_to_tokens(ids)
+        masked = [i for i, label in enumerate(labels) if label != IGNORE]
+        targets = [{"position": i, "input": tokens[i], "target": tokenizer.convert_ids_to_tokens(labels[i])}
+                   for i in masked[:SHOWN_TOKENS]]
+        return {"masked input": decode(tokenizer, unpadded(row)),
+                "masked": f"{len(masked)} of {len(unpadded(row))} tokens ({cfg.mlm_probability:.0%} asked, "
+                          f"{'whole words' if cfg.whole_word_masking else 'single tokens'})",
+                "targets": targets}
+
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
-        if request.top_k < 1:
-            raise UserError(f"--top-k must be at least 1, got {request.top_k}.")
+        top_k = TOP_K if request.top_k is None else request.top_k
+        if top_k < 1:
+            raise UserError(f"--top-k must be at least 1, got {top_k}.")
         fill = build_pipeline(self.pipeline_task, model_dir)
         mask = fill.tokenizer.mask_token
         example = f'nlpcli predict mlm {model_dir} "This is a great {mask}."'
@@ -298,7 +317,7 @@ class MlmTask(Task):
                 request.reject(index, f"{text!r} has no {mask}: this model's mask token is {mask}.",
                                hint=f"Put {mask} where the missing word goes, e.g. {example}")
         records, rows = [], []
-        for text, found in pipeline_outputs(fill, texts, request.batch_size, top_k=request.top_k):
+        for text, found in pipeline_outputs(fill, texts, request.batch_size, top_k=top_k):
             per_mask = found if found and isinstance(found[0], list) else [found]
             candidates = [
                 {"mask": position, "token": candidate["token_str"], "score": round(float(candidate["score"]), 4),
@@ -312,4 +331,4 @@ class MlmTask(Task):
             columns.insert(0, "mask")
         if len(texts) > 1:
             columns.insert(0, "text")
-        return PredictionTable(columns=columns, rows=rows, title=f"top {request.top_k} for {mask}", records=records)
+        return PredictionTable(columns=columns, rows=rows, title=f"top {top_k} for {mask}", records=records)

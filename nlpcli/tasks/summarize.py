@@ -8,6 +8,7 @@ sentence splitter and scorer. run.json names the splitter that ran.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,17 @@ from nlpcli.metrics.sentences import sentence_splitter
 from nlpcli.sources.data import Sample, describe
 from nlpcli.tasks.base import PredictRequest
 from nlpcli.tasks.seq2seq import Seq2SeqConfig, Seq2SeqTask
+
+
+@functools.lru_cache(maxsize=4)
+def _lead3(sources: tuple[str, ...], references: tuple[str, ...], splitter: str) -> dict[str, float]:
+    return lead3_scores(list(sources), list(references), sentence_splitter())
+
+
+def lead3_once(sources: tuple[str, ...], references: tuple[str, ...], splitter: str) -> dict[str, float]:
+    """The lead-3 figures of an evaluation set: the same before training and at every evaluation (they read the
+    documents only), so computed once per set and splitter."""
+    return dict(_lead3(sources, references, splitter))
 
 
 @dataclass
@@ -64,7 +76,8 @@ class SummarizeTask(Seq2SeqTask):
 
     def score(self, sources: list[str], predictions: list[str], references: list[str]) -> dict[str, float]:
         splitter = sentence_splitter()
-        return {**rouge_scores(predictions, references, splitter), **lead3_scores(sources, references, splitter)}
+        return {**rouge_scores(predictions, references, splitter),
+                **lead3_once(tuple(sources), tuple(references), splitter.name)}
 
     def run_facts(self, cfg: SummarizeConfig) -> dict[str, Any]:
         return {"sentence_splitter": sentence_splitter().name}
