@@ -19,7 +19,7 @@ from nlpcli.commands.parsing import Command, Group, TaskCommand
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
 from nlpcli.commands.tune import TUNE_HELP, tune_command
-from nlpcli.config_args import with_resume_values
+from nlpcli.config_args import with_bare_values
 from nlpcli.tasks import TASK_MODULES, task_class
 
 app = typer.Typer(
@@ -96,7 +96,7 @@ app.add_typer(inspect_app, name="inspect")
 def main() -> None:
     import sys
 
-    app(args=with_resume_values(sys.argv[1:]))
+    app(args=with_bare_values(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -109,6 +109,13 @@ class RunConfig:
     )
     overwrite: bool = option(False, "Delete what the output folder holds (a finished run, checkpoints) first.")
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
+    eval_before: bool = option(True, "Evaluate the model before training too (*_before metrics, "
+                                     "metrics_before.json, eval_predictions_before.jsonl).")
+    overfit_batch: int | None = option(
+        None, "Overfit check: train on one batch of N training examples (a bare --overfit-batch: 8) for "
+              "--max-steps steps [40], evaluate on that batch, exit 1 unless the loss falls near 0 and the "
+              "metric near its best.", at_least=1,
+    )
     logging_steps: int | None = option(
         None, "Log the training loss every N optimizer steps [chosen for the run's length: about 25 logs, at least "
               "every step].", at_least=1,

@@ -1,6 +1,6 @@
 """How the command line spells config values: `--set KEY=VALUE` and `--trainer-arg KEY=VALUE` pairs (and a
-`trainer_args:` mapping in YAML), and a bare `--resume`. Values stay as given here; `config_values.coerce`
-types them."""
+`trainer_args:` mapping in YAML), and the options that may stand alone (`--resume`, `--overfit-batch`). Values
+stay as given here; `config_values.coerce` types them."""
 
 from __future__ import annotations
 
@@ -44,15 +44,22 @@ def parse_set_options(pairs: list[str]) -> dict[str, str]:
     return _key_value_pairs(pairs, "--set")
 
 
-def with_resume_values(args: list[str]) -> list[str]:
-    """The command line with a bare `--resume` read as `--resume yes` and `--no-resume` as `--resume no`
-    (the option also takes `auto`, or a checkpoint folder: any value that is not an option)."""
+BARE_OVERFIT_BATCH = 8  # the examples of a bare `--overfit-batch`
+
+
+def with_bare_values(args: list[str]) -> list[str]:
+    """The command line with the options that may stand alone given their value: a bare `--resume` read as
+    `--resume yes` and `--no-resume` as `--resume no` (the option also takes `auto`, or a checkpoint folder: any
+    value that is not an option), a bare `--overfit-batch` as `--overfit-batch 8`."""
     out: list[str] = []
     for index, arg in enumerate(args):
+        bare = index + 1 == len(args) or args[index + 1].startswith("-")
         if arg == "--no-resume":
             out += ["--resume", "no"]
-        elif arg == "--resume" and (index + 1 == len(args) or args[index + 1].startswith("-")):
+        elif arg == "--resume" and bare:
             out += ["--resume", "yes"]
+        elif arg == "--overfit-batch" and bare:
+            out += ["--overfit-batch", str(BARE_OVERFIT_BATCH)]
         else:
             out.append(arg)
     return out

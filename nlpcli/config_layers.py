@@ -98,8 +98,9 @@ def task_defaults(task_name: str) -> dict[str, Any]:
     return read_yaml(path) if path.is_file() else {}
 
 
-# the evaluation names its own model, and shares none (an --eval-only run refuses --push-to-hub)
-NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model", "push_to_hub")
+# the evaluation names its own model, and shares none (an --eval-only run refuses --push-to-hub); an overfit
+# check's run is evaluated as any other
+NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model", "push_to_hub", "overfit_batch")
 
 
 def _latest(layers: list[dict[str, Any]], key: str) -> Any:

@@ -106,10 +106,10 @@ def loops_guarded() -> Iterator[None]:
 def run_cli(*args: str) -> CliResult:
     """Invoke `nlpcli ARGS` in this process, as `main` reads a command line; output holds stdout and stderr."""
     from nlpcli.cli import app
-    from nlpcli.config_args import with_resume_values
+    from nlpcli.config_args import with_bare_values
 
     with loops_guarded():
-        result = CliRunner().invoke(app, with_resume_values([str(a) for a in args]), catch_exceptions=False)
+        result = CliRunner().invoke(app, with_bare_values([str(a) for a in args]), catch_exceptions=False)
     return CliResult(result.exit_code, result.output)
 
 

@@ -54,7 +54,7 @@ def test_ddp_training_on_cpu_evaluates_as_one_process_does(tmp_path, loop):
     assert (info["world_size"], info["distributed"], info["precision"]) == (2, "MULTI_CPU", "fp32")
     assert (info["eval_samples"], info["test_samples"]) == (7, 10 if loop == "accelerate" else 2)
     history = read_jsonl(out / "log_history.jsonl")  # written once, by the main process
-    assert [(r["step"], "loss" in r) for r in history] == [(1, True), (1, False), (2, True), (2, False)]
+    assert [(r["step"], "loss" in r) for r in history] == [(0, False), (1, True), (1, False), (2, True), (2, False)]
     assert info["train_samples_seen"] == 2 * 2 * 2  # 2 steps x 2 processes x batch 2
     assert "find_unused_parameters" not in result.stderr  # DDP told every parameter gets a gradient
     metrics = read_json(out / "metrics.json")

@@ -137,14 +137,14 @@ def test_resume_auto_starts_a_job_and_restarts_it_with_one_command_line(tmp_path
 
 
 def test_resume_values_on_the_command_line_and_in_yaml(tmp_path):
-    from nlpcli.config_args import with_resume_values
+    from nlpcli.config_args import with_bare_values
     from nlpcli.config_layers import resolve_config
     from nlpcli.tasks.ner import NerConfig
 
-    assert with_resume_values(["ner", "--resume", "--epochs", "2"]) == ["ner", "--resume", "yes", "--epochs", "2"]
-    assert with_resume_values(["ner", "--resume"]) == ["ner", "--resume", "yes"]
-    assert with_resume_values(["ner", "--resume", "auto"]) == ["ner", "--resume", "auto"]
-    assert with_resume_values(["ner", "--no-resume"]) == ["ner", "--resume", "no"]
+    assert with_bare_values(["ner", "--resume", "--epochs", "2"]) == ["ner", "--resume", "yes", "--epochs", "2"]
+    assert with_bare_values(["ner", "--resume"]) == ["ner", "--resume", "yes"]
+    assert with_bare_values(["ner", "--resume", "auto"]) == ["ner", "--resume", "auto"]
+    assert with_bare_values(["ner", "--no-resume"]) == ["ner", "--resume", "no"]
     saved = tmp_path / "old.yaml"
     saved.write_text("resume: true\n")  # configs saved before resume took `auto`
     assert resolve_config(NerConfig, "ner", saved).resume == "yes"

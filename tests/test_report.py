@@ -181,9 +181,9 @@ def test_report_reads_a_real_run(tmp_path, monkeypatch):
     trained = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "4", "--learning-rate",
                       "5e-3", "--max-steps", "6", "--logging-steps", "2", "--output-dir", out)
     assert trained.exit_code == 0, trained.output
-    curves = read_history(out)  # steps 2, 4, 6 logged; an evaluation at the end of each 3-step epoch
+    curves = read_history(out)  # steps 2, 4, 6 logged; an evaluation before training and after each 3-step epoch
     assert [step for step, _ in curves["loss"]] == [2, 4, 6]
-    assert [step for step, _ in curves["eval_overall_f1"]] == [3, 6]
+    assert [step for step, _ in curves["eval_overall_f1"]] == [0, 3, 6]
     assert_png(out / CURVES_FILE)  # drawn at the end of the run
     result = run_cli("report", out, "--json")
     assert result.exit_code == 0, result.output

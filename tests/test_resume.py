@@ -90,13 +90,13 @@ def test_resume_path_refusals(tmp_path, run_folder):
 
 
 def test_resume_takes_a_path_on_the_command_line():
-    from nlpcli.config_args import with_resume_values
+    from nlpcli.config_args import with_bare_values
     from nlpcli.config_layers import resolve_config
     from nlpcli.tasks.ner import NerConfig
 
-    assert with_resume_values(["ner", "--resume", "runs/x/checkpoint-40", "--epochs", "2"]) == [
+    assert with_bare_values(["ner", "--resume", "runs/x/checkpoint-40", "--epochs", "2"]) == [
         "ner", "--resume", "runs/x/checkpoint-40", "--epochs", "2"]
-    assert with_resume_values(["ner", "--resume", "--epochs", "2"]) == ["ner", "--resume", "yes", "--epochs", "2"]
+    assert with_bare_values(["ner", "--resume", "--epochs", "2"]) == ["ner", "--resume", "yes", "--epochs", "2"]
     cfg = resolve_config(NerConfig, "ner", cli_values={"resume": "runs/x/checkpoint-40"})
     assert cfg.resume == "runs/x/checkpoint-40"
 

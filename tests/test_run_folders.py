@@ -1,5 +1,6 @@
-"""Run folders read back: batch predict (file and stdin) for ner, mlm and qa, the wrong-task refusal, and the
-saved settings that --eval-only and --config reuse. Three tiny runs on the bundled samples, trained once."""
+"""Run folders read back: batch predict (file and stdin) for ner, mlm and qa, the wrong-task refusal, the evaluation
+before training (ner and qa; --no-eval-before), and the saved settings that --eval-only and --config reuse. Three
+tiny runs on the bundled samples, trained once."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import json
 import shutil
 
 import pytest
+import seqeval.metrics
 import yaml
 from typer.testing import CliRunner
 
 from conftest import MLM_MODEL, NER_MODEL, read_json, read_jsonl, run_cli, trained_once
 from nlpcli.config_layers import resolve_config
 from nlpcli.layout import RUN_CONFIG
+from nlpcli.metrics.squad import squad_scores
 from nlpcli.tasks.mlm import MlmConfig
 
 QA = ["--model", "tiny", "--dataset", "sample", "--version-2-with-negative", "--max-length", "96", "--doc-stride", "32",
@@ -173,6 +176,47 @@ def test_runs_record_their_task_and_predict_refuses_another(runs, tmp_path):
     assert nothing.exit_code == 2 and "--file" in nothing.output
 
 
+# ---------------------------------------------------------------- the evaluation before training: ner and qa too
+
+
+@pytest.mark.e2e
+def test_ner_and_qa_evaluate_before_training_and_the_figures_recompute_from_their_rows(runs):
+    for task in ("ner", "qa"):
+        metrics = read_json(runs[task] / "metrics.json")
+        before = read_json(runs[task] / "metrics_before.json")
+        assert before == {k: v for k, v in metrics.items() if k.endswith("_before")} and "eval_loss_before" not in (
+            before if task == "qa" else {})  # qa's evaluation features carry no labels: no loss
+        assert read_json(runs[task] / "run.json")["eval_before"] is True
+        first = read_jsonl(runs[task] / "log_history.jsonl")[0]  # logged once, at step 0
+        assert first["step"] == 0 and {k.removesuffix("_before"): v for k, v in before.items()}.items() <= first.items()
+    rows = read_jsonl(runs["ner"] / "eval_predictions_before.jsonl")
+    references, predictions = [r["reference"] for r in rows], [r["prediction"] for r in rows]
+    before = read_json(runs["ner"] / "metrics_before.json")
+    assert before["eval_overall_f1_before"] == pytest.approx(seqeval.metrics.f1_score(references, predictions))
+    assert before["eval_overall_accuracy_before"] == pytest.approx(
+        seqeval.metrics.accuracy_score(references, predictions))
+    assert before["eval_overall_f1_before"] < read_json(runs["ner"] / "metrics.json")["eval_overall_f1"]
+    rows = read_jsonl(runs["qa"] / "eval_predictions_before.jsonl")
+    scores = squad_scores({r["id"]: r["prediction"] for r in rows}, {r["id"]: r["references"] for r in rows}, True)
+    before = read_json(runs["qa"] / "metrics_before.json")
+    assert {f"eval_{k}_before": v for k, v in scores.items()} == before
+    assert len(rows) == read_json(runs["qa"] / "run.json")["eval_samples"] == before["eval_HasAns_total_before"] + \
+        before["eval_NoAns_total_before"]
+
+
+@pytest.mark.e2e
+def test_no_eval_before_skips_it_and_trains_the_same_model(runs, tmp_path):
+    out = tmp_path / "ner"
+    result = run_cli(*NER_MODEL, "--no-eval-before", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert "before training" not in result.output
+    assert not (out / "metrics_before.json").exists() and not (out / "eval_predictions_before.jsonl").exists()
+    trained = read_json(runs["ner"] / "metrics.json")  # the same settings, evaluated before training
+    assert read_json(out / "metrics.json") == {k: v for k, v in trained.items() if not k.endswith("_before")}
+    assert read_json(out / "run.json")["eval_before"] is False
+    assert yaml.safe_load((out / RUN_CONFIG).read_text())["eval_before"] is False
+
+
 # ---------------------------------------------------------------- saved settings: --eval-only, --config
 
 
@@ -183,7 +227,8 @@ def test_eval_only_reads_the_runs_settings_and_data(runs, tmp_path):
     result = run_cli("qa", "--model", runs["qa"], "--eval-only", "--output-dir", tmp_path / "qa")
     assert result.exit_code == 0, result.output
     evaluated = read_json(runs["qa"] / "metrics.json")
-    assert read_json(tmp_path / "qa" / "metrics.json") == {k: v for k, v in evaluated.items() if k.startswith("eval_")}
+    assert read_json(tmp_path / "qa" / "metrics.json") == {k: v for k, v in evaluated.items()
+                                                          if k.startswith("eval_") and not k.endswith("_before")}
     assert evaluated["eval_NoAns_total"] == 6  # v2, on the bundled sample
 
     result = run_cli("mlm", "--model", runs["mlm"], "--eval-only", "--output-dir", tmp_path / "mlm")

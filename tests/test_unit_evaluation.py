@@ -115,7 +115,7 @@ def test_before_training_evaluates_once_and_keeps_the_figures(tmp_path):
         return {"eval_loss": 2.0, "eval_perplexity": math.inf, "eval_runtime": 0.5}
 
     out = tmp_path
-    metrics = evaluation.before_training(out, resume=False, evaluate=evaluate)
+    metrics = evaluation.before_training(out, resumed=False, evaluate=evaluate)
     assert metrics == {"eval_loss_before": 2.0, "eval_perplexity_before": math.inf, "eval_runtime_before": 0.5}
     assert json.loads((out / BEFORE_FILE).read_text()) == {"eval_loss_before": 2.0, "eval_perplexity_before": None}
     assert not (out / "eval_predictions.jsonl").exists()
@@ -124,18 +124,34 @@ def test_before_training_evaluates_once_and_keeps_the_figures(tmp_path):
     def fails():
         raise AssertionError("a resumed run must not evaluate its checkpoint")
 
-    resumed = evaluation.before_training(out, resume=True, evaluate=fails)
+    resumed = evaluation.before_training(out, resumed=True, evaluate=fails)
     assert resumed == {"eval_loss_before": 2.0, "eval_perplexity_before": None} and calls == [1]
-    fresh = evaluation.before_training(out, resume=False, evaluate=evaluate)  # a new run measures again
+    fresh = evaluation.before_training(out, resumed=False, evaluate=evaluate)  # a new run measures again
     assert fresh["eval_loss_before"] == 2.0 and calls == [1, 1]
 
 
-def test_before_training_on_resume_without_the_file_evaluates(tmp_path):
-    out = tmp_path / "run"  # created by the evaluation's write
-    metrics = evaluation.before_training(out, resume=True, evaluate=lambda: {"eval_loss": 1.0})
-    assert metrics == {"eval_loss_before": 1.0}
-    assert json.loads((out / BEFORE_FILE).read_text()) == {"eval_loss_before": 1.0}
-    assert not (out / "eval_predictions_before.jsonl").exists()  # nothing written: nothing renamed
+def test_before_training_on_resume_without_the_file_measures_nothing(tmp_path):
+    """A run with --no-eval-before (or one made before ner and qa evaluated before training) keeps no figures: its
+    resume does not measure the checkpoint it resumes from and call that 'before training'."""
+
+    def fails():
+        raise AssertionError("a resumed run must not evaluate its checkpoint")
+
+    assert evaluation.before_training(tmp_path, resumed=True, evaluate=fails) == {}
+    assert not (tmp_path / BEFORE_FILE).exists()
+
+
+def test_before_training_leaves_the_random_state_as_it_found_it(tmp_path):
+    """An evaluation may draw random numbers (a DataLoader without a generator draws its base seed from torch's):
+    with or without it, training then draws the same dropout masks and shuffles."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    metrics = evaluation.before_training(tmp_path, False, lambda: {"eval_loss": float(torch.rand(1))})
+    assert metrics["eval_loss_before"] == pytest.approx(float(expected[0]))  # it did draw
+    torch.manual_seed(0)
+    evaluation.before_training(tmp_path, False, lambda: {"eval_loss": float(torch.rand(5).sum())})
+    assert torch.equal(torch.rand(3), expected)
 
 
 def test_before_training_writes_on_the_main_process_only(tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ def test_piped_output_and_history_have_one_record_per_logging_interval(tmp_path,
         assert math.isfinite(record["loss"]) and record["grad_norm"] > 0 and record["samples_per_second"] > 0
     assert [r["epoch"] for r in train] == [0.6, 1.2, 1.8, 2.4]
     assert [r["learning_rate"] for r in train] == pytest.approx([5e-3 * (1 - s / 12) for s in (2, 5, 8, 11)])
-    assert [r["step"] for r in evaluations(history)] == [4, 8, 12]
+    assert [r["step"] for r in evaluations(history)] == [0, 4, 8, 12]  # 0: the evaluation before training
     metrics = read_json(out / "metrics.json")
     assert evaluations(history)[-1]["eval_loss"] == metrics["eval_loss"]
     info = read_json(out / "run.json")
@@ -64,7 +64,7 @@ def test_eval_and_save_strategies(tmp_path, loop):
     result = run_cli(*SMOKE, "--loop", loop, "--max-steps", "20", "--eval-strategy", "steps", "--eval-steps", "5",
                      "--save-strategy", "no", "--output-dir", out)
     assert result.exit_code == 0, result.output
-    assert [r["step"] for r in evaluations(read_jsonl(out / "log_history.jsonl"))] == [5, 10, 15, 20]
+    assert [r["step"] for r in evaluations(read_jsonl(out / "log_history.jsonl"))] == [0, 5, 10, 15, 20]
     assert not list(out.glob("checkpoint-*")) and (out / "model.safetensors").is_file()  # the final model, still
     assert run_cli("predict", "ner", out, "EU rejects German call").exit_code == 0
 
@@ -75,7 +75,7 @@ def test_eval_and_save_strategies(tmp_path, loop):
     # steps 4, 8 and the last one (10); no forced epoch-end checkpoint at 5
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-4", "checkpoint-8"]
     history = read_jsonl(out / "log_history.jsonl")
-    assert [r["step"] for r in evaluations(history)] == [10]  # no evaluation while training: only the final one
+    assert [r["step"] for r in evaluations(history)] == [0, 10]  # before training, and the final one: none while
     assert read_json(out / "run.json")["evaluations"] == 0
 
 
@@ -113,7 +113,7 @@ def test_early_stopping_stops(tmp_path, loop):
                      "--greater-is-better", "--early-stopping-patience", "2", "--output-dir", out)
     assert result.exit_code == 0, result.output
     history = read_jsonl(out / "log_history.jsonl")
-    assert [r["step"] for r in evaluations(history)] == [3, 6, 9]
+    assert [r["step"] for r in evaluations(history)] == [0, 3, 6, 9]  # the one before training does not count
     info = read_json(out / "run.json")
     assert info["early_stopping"] == {"patience": 2, "stopped": True, "stopped_at_step": 9, "steps_trained": 9}
 

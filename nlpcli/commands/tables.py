@@ -12,12 +12,15 @@ from nlpcli.metrics.kinds import metric_kind
 
 
 def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
-    """One table of overall metrics, and one of per-group metrics (per entity, HasAns/NoAns, ...)."""
+    """One table of overall metrics, and one of per-group metrics (per entity, HasAns/NoAns, ...); the per-group
+    figures before training are left out."""
     overall = Table("metric", "value", title="metrics", title_justify="left")
     groups: dict[str, dict[str, Any]] = {}
     for key, value in metrics.items():
         kind = metric_kind(key)
-        if kind.per_group and kind.split == "eval" and not kind.before:
+        if kind.per_group and kind.before:
+            continue  # per group before training: in metrics.json and metrics_before.json, not on the screen
+        if kind.per_group and kind.split == "eval":
             groups.setdefault(str(kind.group), {})[str(kind.measure)] = value
         else:
             overall.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))

@@ -1,7 +1,8 @@
 """One command per task: its options, generated from the task's config fields (help panels, --no-FLAG for
 booleans, the task defaults shown), and what it does: resolve the configuration, run the task, print the
-metrics; or, with --print-config (and as `nlpcli config TASK`, which takes the same options), print the
-configuration and stop. `task_parameters` and `read_options` are what `nlpcli tune TASK` shares of it."""
+metrics (and an overfit check's verdict: exit 1 when the batch was not learnt); or, with --print-config (and as
+`nlpcli config TASK`, which takes the same options), print the configuration and stop. `task_parameters` and
+`read_options` are what `nlpcli tune TASK` shares of it."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from nlpcli.config import RunConfig
 from nlpcli.config_args import parse_set_options
 from nlpcli.config_fields import base_type, field_type
 from nlpcli.config_layers import resolve_config, task_defaults
+from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.help_panels import ORDER as PANEL_ORDER
 from nlpcli.help_panels import panel_for, panel_title
@@ -175,13 +177,26 @@ def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
 
             print_resolved(cfg, name)
             return
-        show_result(run(name, cfg))
+        result = run(name, cfg)
+        show_result(result)
+        if "overfit" in result:
+            show_verdict(result["overfit"])
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = (f"Print the {name} configuration these options resolve to (as nlpcli {name} ... --print-config "
                        "does)." if print_only else task_class(name).help)
     return command
+
+
+def show_verdict(verdict: dict[str, Any]) -> None:
+    """An overfit check's verdict (--overfit-batch), after the metrics; exit 1 when the batch was not learnt."""
+    from nlpcli.runner.overfit import verdict_lines
+
+    for line in verdict_lines(verdict):
+        say(line)
+    if not verdict["overfits"]:
+        raise typer.Exit(1)
 
 
 def run(name: str, cfg: Any, on_evaluation: Any = None) -> dict[str, Any]:

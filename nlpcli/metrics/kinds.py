@@ -7,11 +7,13 @@ its group is `overall`; the group may hold underscores (`WORK_OF_ART_f1`). Timin
 steps per second, preparation time) are no metrics; counts (number, total, samples) are no scores; a loss or
 a perplexity is better lower, any other metric higher. A name `<baseline>_<metric>` (`lead3_rouge1`) is a
 baseline's score on the metric the model is scored by (`rouge1`): the same at every evaluation of a run, drawn
-as a reference line on that metric's curve and printed once.
+as a reference line on that metric's curve and printed once. `near_best` says whether a value is close to the best
+its scale allows (the overfit check's rule).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 SPLITS = ("eval", "test")
@@ -81,3 +83,21 @@ def is_timing(key: str) -> bool:
 
 def higher_is_better(key: str) -> bool:
     return metric_kind(key).higher_is_better
+
+
+def best_bound(key: str, best: float, tolerance: float) -> float:
+    """How far from `best` (the best value of metric `key` on its scale) a value may be and still count as near
+    it, `tolerance` being a share of it: a score at least best x (1 - tolerance) (F1 0.9 of 1.0, BLEU 90 of 100),
+    a loss or perplexity at most best x (1 + tolerance) (perplexity 1.1 of 1), or at most `tolerance` itself when
+    its best is 0 (a loss)."""
+    if higher_is_better(key):
+        return best * (1 - tolerance)
+    return best * (1 + tolerance) if best > 0 else tolerance
+
+
+def near_best(key: str, value: float | None, best: float, tolerance: float) -> bool:
+    """Whether `value` of metric `key` is within `best_bound`; a missing or non-finite value is near nothing."""
+    if value is None or not math.isfinite(value):
+        return False
+    bound = best_bound(key, best, tolerance)
+    return value >= bound if higher_is_better(key) else value <= bound

@@ -178,8 +178,9 @@ class AccelerateLoop:
                 trackers.accelerate_init_kwargs(self.trackers, trackers.run_name(ctx.output_dir)),
             )
         if before:
-            metrics.update(before_training(ctx.output_dir, resume, lambda: self.evaluate(model, eval_loader)))
-            if not (resume and found is not None):
+            measure = lambda: self.evaluate(model, eval_loader)  # noqa: E731
+            metrics.update(before_training(ctx.output_dir, found is not None, measure))
+            if found is None:
                 self.run_log.evaluation(0, 0.0, {k.removesuffix(BEFORE_SUFFIX): v for k, v in metrics.items()}, False)
 
         if step >= total_steps or self.record.should_stop:  # a resumed run that had already finished

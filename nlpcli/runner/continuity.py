@@ -43,7 +43,7 @@ RESUMABLE = (
     "epochs", "max_steps", "logging_steps", "eval_strategy", "eval_steps", "save_strategy", "save_steps",
     "save_total_limit", "report_to", "push_to_hub", "hub_model_id", "hub_private", "hub_strategy",
     "eval_batch_size", "test_file", "do_predict", "precision", "gradient_checkpointing", "torch_compile",
-    "load_best_model_at_end", "early_stopping_patience",
+    "load_best_model_at_end", "early_stopping_patience", "eval_before",
     "threads", "preprocessing_workers",
 )
 BATCH_KEYS = ("batch_size", "gradient_accumulation_steps")  # may change when the effective batch does not

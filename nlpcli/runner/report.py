@@ -2,7 +2,8 @@
 
 Who adds what:
 - the runner: what ran where and what training will do (`header`: world size, precision, planned steps and
-  epochs, the batch, the logging interval), the sample counts, the --filter counts, the test set's size;
+  epochs, the batch, the logging interval), the sample counts, the --filter counts, the test set's size, and an
+  overfit check's verdict (`overfit`, right after the header: such a run folder holds no model to use);
 - the task, through what its hooks return: `Normalized.data_report` (per split: records kept and dropped)
   and `Normalized.facts` / `Prepared.facts` (e.g. clm's chunking, summarize's sentence splitter);
 - the loops: the steps and epochs trained, throughput, the run record's summary and gradient checkpointing
@@ -41,6 +42,7 @@ class RunReport:
     """run.json in parts, each filled by whoever knows it (see above); one per run, in its RunContext."""
 
     header: dict[str, Any] = field(default_factory=dict)  # task, model, loop, eval_only, world size, device, ...
+    overfit: dict[str, Any] = field(default_factory=dict)  # --overfit-batch: the check's verdict (runner/overfit.py)
     samples: dict[str, Any] = field(default_factory=dict)  # train examples, train/eval samples, eval features
     filters: list[dict[str, Any]] = field(default_factory=list)  # per --filter: rows seen/kept per split
     data: dict[str, Any] = field(default_factory=dict)  # the task's per-split data report
@@ -55,6 +57,7 @@ class RunReport:
         """run.json's content; `started`: the run's start (`time.time()`), for its wall time."""
         return {
             **self.header,
+            **({"overfit": self.overfit} if self.overfit else {}),
             **self.samples,
             "filters": self.filters,
             "data": self.data,

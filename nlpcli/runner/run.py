@@ -29,10 +29,12 @@ from nlpcli.config import RunConfig, origin_lines, resuming, save_config, save_s
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints, continuity, disk_full, interrupt, settings, sharing, splits, testset
+from nlpcli.metrics.kinds import metric_kind
+from nlpcli.runner import checkpoints, continuity, disk_full, interrupt, overfit, settings, sharing, splits, testset
 from nlpcli.runner.context import EvaluationHook, RunContext
 from nlpcli.runner.devices import device_name, distributed_type, precision_name, resolve_precision
 from nlpcli.runner.evaluation import final_metrics
+from nlpcli.runner.history import read_history
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
 from nlpcli.runner.report import RunReport, training_lines
 from nlpcli.runner.results import write_example_script_results
@@ -46,8 +48,8 @@ STREAM_SHUFFLE_BUFFER = 10_000  # features a streamed training set is shuffled w
 
 
 def _output_dir(cfg: RunConfig, task_name: str) -> Path:
-    """cfg.output_dir (or the run folder of `--resume PATH`), or runs/<task>-<timestamp>; every process agrees on
-    the same folder."""
+    """cfg.output_dir (or the run folder of `--resume PATH`), or runs/<task>-<timestamp> (an overfit check:
+    runs/<task>-overfit-<timestamp>); every process agrees on the same folder."""
     given = output_dir_of(cfg)
     if given is not None:
         return given
@@ -55,7 +57,7 @@ def _output_dir(cfg: RunConfig, task_name: str) -> Path:
 
     stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
     broadcast_object_list(stamp)
-    return layout.default_output_dir(task_name, stamp[0])
+    return layout.default_output_dir(f"{task_name}-overfit" if cfg.overfit_batch else task_name, stamp[0])
 
 
 def quiet_libraries() -> None:
@@ -98,6 +100,8 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
+    overfit.check(cfg)
+    cfg = overfit.configure(cfg)  # --overfit-batch: one batch, trained on and evaluated on
     check_options(task, cfg)
     threads = apply_threads(cfg.threads)  # by the CPUs this process may use, not the host's cores
     output_dir = _output_dir(cfg, task_name)
@@ -181,6 +185,9 @@ def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_d
     """The run, once its output folder is locked (the first step that reads data)."""
     run_data = splits.read(task, cfg)
     built = build(task, cfg, state, run_data, output_dir)
+    if cfg.overfit_batch:
+        prepared, cfg = overfit.one_batch(task, built.prepared, cfg)
+        built = dataclasses.replace(built, prepared=prepared)
     ctx = context(task, cfg, state, run_data, built, output_dir, threads)  # ctx.cfg: the logging interval chosen
     ctx.evaluation_hooks.extend(evaluation_hooks or [])
     announce(task_name, cfg, state, ctx)
@@ -191,12 +198,15 @@ def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_d
     if built.prepared.test is not None:
         metrics.update(testset.evaluate_test(ctx, run_data.test, run_data.test_labelled))
     metrics = final_metrics({**metrics, **({"train_loss": ctx.train_loss} if ctx.train_loss is not None else {})})
+    if cfg.overfit_batch:
+        ctx.report.overfit = overfit.judge(task, cfg, metrics, read_history(output_dir / layout.HISTORY))
     if state.is_main_process:
         write_results(ctx, metrics, started, on_saved)
     state.wait_for_everyone()
     if pusher is not None:  # everything is saved locally: a failed push loses nothing
         say(f"pushed to {pusher.finish()}")
-    return {"output_dir": str(output_dir), "metrics": metrics}
+    return {"output_dir": str(output_dir), "metrics": metrics,
+            **({"overfit": ctx.report.overfit} if cfg.overfit_batch else {})}
 
 
 def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, output_dir: Path) -> Built:
@@ -338,9 +348,11 @@ def run_loop(ctx: RunContext) -> dict[str, Any]:
     from nlpcli.runner import accelerate as accelerate_loop
     from nlpcli.runner import trainer as trainer_loop
 
-    before = ctx.task.evaluate_before_training and not ctx.cfg.eval_only
+    before = ctx.cfg.eval_before and not ctx.cfg.eval_only
     loop = accelerate_loop if ctx.cfg.loop == "accelerate" else trainer_loop
-    return loop.run(ctx, resume=resuming(ctx.cfg), before=before)
+    metrics = loop.run(ctx, resume=resuming(ctx.cfg), before=before)
+    ctx.report.header["eval_before"] = any(metric_kind(key).before for key in metrics)  # measured, or read back
+    return metrics
 
 
 def write_results(ctx: RunContext, metrics: dict[str, Any], started: float, on_saved: RunHook | None) -> None:
@@ -353,7 +365,8 @@ def write_results(ctx: RunContext, metrics: dict[str, Any], started: float, on_s
     info = ctx.report.as_json(started)
     write_text_atomic(output_dir / layout.RUN_INFO, json.dumps(info, indent=2))
     write_example_script_results(output_dir, metrics, info)
-    if not ctx.cfg.eval_only:  # the card describes a trained model; an evaluation leaves it as it was
+    if not ctx.cfg.eval_only and not ctx.cfg.overfit_batch:  # the card describes a model to use: an evaluation
+        # leaves it as it was, an overfit check (which learnt one batch by heart) writes none
         sharing.write_model_card(ctx.task, ctx.cfg, metrics, info, output_dir)
     if on_saved is not None:
         on_saved(output_dir)

@@ -5,7 +5,8 @@
 - normalise: the task's `normalize` over every split, test included (records are checked, and bad ones
   named or skipped, before a validation part is held out of train);
 - split off the test set: exactly train and validation remain (10% of train held out when there is no
-  validation split), --max-*-samples cut them, and every split, test included, must have the task's columns.
+  validation split; with --overfit-batch the validation split is the training split), --max-*-samples cut
+  them, and every split, test included, must have the task's columns.
 The result, `RunData`, carries the test split as one of its parts; `runner/run.py` goes on from it.
 """
 
@@ -56,6 +57,8 @@ def read(task: Task, cfg: RunConfig) -> RunData:
         raw, test = split_off_test(normalized, cfg)
     if cfg.eval_only and "train" in raw:
         del raw["train"]
+    if cfg.overfit_batch:  # the overfit check evaluates on the batch it trains on (runner/overfit.py)
+        raw["validation"] = raw["train"]
     if not task.limits_count_features:
         raw = data.subsample(raw, cfg.max_train_samples, cfg.max_eval_samples)
     found = RunData(raw, test, test_labelled, filter_counts, normalized.data_report, normalized.facts)

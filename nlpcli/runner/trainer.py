@@ -302,7 +302,7 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
         say(checkpoints.resuming_line(latest, checkpoint_step(latest), checkpoint_epoch(latest)))
     metrics: dict[str, Any] = {}
     if before:
-        metrics.update(before_training(ctx.output_dir, resume, trainer.evaluate))
+        metrics.update(before_training(ctx.output_dir, latest is not None, trainer.evaluate))
     if ctx.cfg.eval_only:
         metrics.update(trainer.evaluate())
         return metrics

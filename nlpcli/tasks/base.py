@@ -16,7 +16,8 @@ this order (docs/architecture.md shows the whole data path):
 6. `load_model(cfg, model_kwargs, texts, tokenizer_dir)`: (model, tokenizer) the task's own way, or None;
 7. `prepare(raw, tokenizer, cfg, setup) -> Prepared`: train and eval features, the row, score and loss
    functions bound to what setup and prepare learned, and the task's facts for run.json;
-8. `prepare_test(test, tokenizer, cfg, setup)`: the test split's features, made as eval features are;
+8. `prepare_test(test, tokenizer, cfg, setup)`: the test split's features, made as eval features are; with
+   --overfit-batch, `overfit_features(prepared, count)`: the features of the one batch it trains on;
 9. `collator(tokenizer, model, cfg)`: the batch collator both loops (and the test evaluation) use;
 10. evaluation, chosen by `evaluation` and run by the runner for both loops:
    - "loss": perplexity from the mean eval loss (mlm, clm);
@@ -34,9 +35,10 @@ it. `nlpcli inspect` builds a run's data, model and first batch through hooks 1-
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from nlpcli.config import RunConfig
@@ -167,7 +169,9 @@ class Task:
     pipeline_task: ClassVar[str]
     hub_task: ClassVar[str | None] = None  # the Hub's pipeline tag for the model card [pipeline_task]
     evaluation: ClassVar[str] = "logits"
-    evaluate_before_training: ClassVar[bool] = False
+    # the headline metrics and the best value each can reach on its scale (seqeval's F1 1.0, SQuAD's and
+    # sacrebleu's 100, perplexity 1): a model that learnt its training batch by heart (--overfit-batch) is near it
+    best_scores: ClassVar[Mapping[str, float]] = MappingProxyType({})
     shifts_labels: ClassVar[bool] = False  # causal LM: logits at t are scored against labels at t + 1
     token_accuracy: ClassVar[bool] = False  # loss evaluation also reports eval_accuracy (labelled tokens right)
     # True: `prepare` accepts a streamed (iterable) training split, with --streaming
@@ -242,6 +246,13 @@ class Task:
         return self.prepare(datasets.DatasetDict({"validation": test}), tokenizer,
                             dataclasses.replace(cfg, max_eval_samples=None), setup).eval
 
+    def overfit_features(self, prepared: Prepared, count: int) -> Prepared:
+        """The one batch of an overfit check (--overfit-batch): the first `count` training features, and the
+        evaluation features of the same examples. The runner has made the validation split a copy of the training
+        split (both cut to `count` records, unless the task counts features), so for a task whose training and
+        evaluation features line up one to one, in order, these are the first `count` of each."""
+        return dataclasses.replace(prepared, train=_first(prepared.train, count), eval=_first(prepared.eval, count))
+
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         """The batches of both loops; a padding collator pads to `padding_multiple()`."""
         raise NotImplementedError
@@ -267,6 +278,10 @@ class Task:
         """How many training features have something to learn. Default: features with a scored label; None when
         the collator makes the labels."""
         return examples.labelled_features(features)
+
+
+def _first(features: Any, count: int) -> Any:
+    return features.select(range(count)) if features is not None and len(features) > count else features
 
 
 def build_pipeline(task: str, model_dir: str, **kwargs: Any) -> Any:

@@ -52,7 +52,7 @@ class ClassifyTask(Task):
     model_class = "AutoModelForSequenceClassification"
     pipeline_task = "text-classification"
     evaluation = "logits"
-    evaluate_before_training = True
+    best_scores = {"eval_accuracy": 1.0, "eval_f1_macro": 1.0}  # 0 to 1, over the classes the batch has
     sample = Sample(
         files={"train": "wiki_topics_train.jsonl", "validation": "wiki_topics_dev.jsonl"},
         description="200 sentences of two Wikipedia articles (160 train, 40 validation), labelled with their article",

@@ -153,7 +153,7 @@ class ClmTask(Task):
     unused_options = ("label_column", "max_length")  # windows are --context-length tokens; no labels
     search_space = {"pack": {"type": "categorical", "choices": [False, True]}}
     evaluation = "loss"
-    evaluate_before_training = True
+    best_scores = {"eval_perplexity": 1.0, "eval_accuracy": 1.0}
     shifts_labels = True
     token_accuracy = True
     supports_streaming = True

@@ -16,6 +16,7 @@ chunks without them were masked in `prepare` and are only padded and stacked.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -200,7 +201,7 @@ class MlmTask(Task):
     model_class = "AutoModelForMaskedLM"
     pipeline_task = "fill-mask"
     evaluation = "loss"
-    evaluate_before_training = True
+    best_scores = {"eval_perplexity": 1.0}
     collator_columns = ("word_ids",)
     limits_count_features = True
     unused_options = ("label_column", "max_length")  # chunks are --chunk-size tokens; no labels
@@ -251,6 +252,12 @@ class MlmTask(Task):
             # that reached it without its word ids would fail loudly instead of training unmasked.
             train = train.remove_columns("labels")
         return Prepared(train, self._mask_once(chunks["validation"], tokenizer, cfg))
+
+    def overfit_features(self, prepared: Prepared, count: int) -> Prepared:
+        """The batch the overfit check repeats is masked once, as the course repeats one collated batch: it trains
+        on the evaluation's masked chunks (fresh masks at every step would be another batch each time)."""
+        batch = prepared.eval.select(range(min(count, len(prepared.eval))))
+        return dataclasses.replace(prepared, train=batch, eval=batch)
 
     @staticmethod
     def _check_tokenizer(tokenizer: Any, cfg: MlmConfig) -> None:

@@ -77,7 +77,6 @@ class Seq2SeqTask(Task):
     model_class = "AutoModelForSeq2SeqLM"
     pipeline_task = "text2text-generation"  # not in transformers 5: `predict` generates itself
     evaluation = "generation"
-    evaluate_before_training = True
     resumable_options = ("num_beams", "generation_max_length", "generation_batch_size")  # how the evaluation generates
     output_name: ClassVar[str] = "output"
     side_names: ClassVar[tuple[str, str]] = ("source", "target")

@@ -44,6 +44,7 @@ class SummarizeTask(Seq2SeqTask):
     help = "Summarization: fine-tune a seq2seq model on document/summary pairs, ROUGE and lead-3 before/after."
     config_class = SummarizeConfig
     output_name = "summary"
+    best_scores = {"eval_rouge1": 100.0, "eval_rougeL": 100.0}  # rouge_score x 100
     unused_options = ("label_column",)  # the reference is --summary-column
     side_names = ("document", "summary")
     prefix_example = "summarize: "

@@ -36,6 +36,7 @@ class TranslateTask(Seq2SeqTask):
     help = "Translation: fine-tune a seq2seq model on sentence pairs, BLEU/chrF from generated text before/after."
     config_class = TranslateConfig
     output_name = "translation"
+    best_scores = {"eval_bleu": 100.0, "eval_chrf": 100.0}  # sacrebleu: 0 to 100
     unused_options = ("text_column", "label_column")  # --translation-column, or --source/--target-column
     prefix_example = "translate English to French: "
     sample = Sample(
