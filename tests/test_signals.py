@@ -5,6 +5,7 @@ torchrun too, where a SIGKILL after the resume is survived as well."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,7 +72,9 @@ def test_sigterm_then_sigkill_under_torchrun_and_the_resumed_run_ends_as_the_uni
     running = subprocess.Popen(torchrun_command(2, *args, "--output-dir", out), cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "400"})
     history = out / "log_history.jsonl"
-    wait_for(lambda: history.is_file() and bool(history.read_text().strip()), running, "it logged")
+    # a training record (step 1 on): the evaluation before training logs step 0 first
+    wait_for(lambda: history.is_file() and bool(re.search(r'^\{"step": [1-9]', history.read_text(), re.MULTILINE)),
+             running, "it trained")
     running.send_signal(signal.SIGTERM)  # torchrun forwards it to its workers
     output, _ = running.communicate(timeout=300)
     assert running.returncode != 0, output
