@@ -3,6 +3,8 @@ run of the same data and settings reuses datasets' cached features (run.json say
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -53,3 +55,47 @@ def test_two_workers_make_the_features_of_one_and_a_second_run_reuses_them(tmp_p
     single = _build("ner", options)
     for split in ("train", "eval"):
         assert getattr(single.prepared, split).to_list() == getattr(first.prepared, split).to_list()
+
+
+SEQ2SEQ = {"translate": ("wmt16_en_ro_sample.jsonl", {"source_lang": "en", "target_lang": "ro"}),
+           "summarize": ("xsum_sample.jsonl", {})}
+
+
+@pytest.mark.parametrize("task_name", sorted(SEQ2SEQ))
+def test_seq2seq_pairs_are_cleaned_in_cache_and_a_second_run_reuses_their_features(tmp_path, monkeypatch,
+                                                                                    task_name):
+    from nlpcli.tasks.summarize import SummarizeTask
+
+    monkeypatch.setattr(SummarizeTask, "run_facts", lambda self, cfg: {})  # not nltk's import: not tested here
+    sample, options = SEQ2SEQ[task_name]
+    train = tmp_path / "train.jsonl"  # a file of its own: no other test has cached its features
+    shutil.copy(SAMPLES / sample, train)
+    options = {**options, "train_file": str(train)}
+    first = _build(task_name, options)
+    assert first.features_cache == {"train": "made", "validation": "made"}
+    again = _build(task_name, options)
+    assert again.features_cache == {"train": "reused", "validation": "reused"}
+    assert again.prepared.train.to_list() == first.prepared.train.to_list()
+    assert len(first.prepared.train) + len(first.prepared.eval) == 10  # the sample's 10 records, 1 held out
+
+
+@pytest.mark.slow
+def test_two_workers_clean_translation_pairs_as_one_process_does(tmp_path):
+    rows = [json.loads(line) for line in (SAMPLES / "wmt16_en_ro_sample.jsonl").read_text().splitlines()]
+    rows[3]["translation"]["ro"] = " "  # bad records on both sides of the middle, where the shards meet
+    rows[7]["translation"]["en"] = None
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    options = {"train_file": str(train), "validation_file": str(train), "source_lang": "en", "target_lang": "ro",
+               "skip_bad_records": True, "min_target_words": 7}
+    task = get_task("translate")
+    cfg = resolve_config(task.config_class, "translate", cli_values={"model": "tiny", **options})
+    single = splits.read(task, cfg)
+    shared = splits.read(task, dataclasses.replace(cfg, preprocessing_workers=2))
+    assert shared.data_report == single.data_report
+    assert single.data_report["train"] == {"records": 10, "bad_records_skipped": 2, "short_targets_dropped": 3,
+                                           "kept": 5}
+    assert shared.raw["train"].to_list() == single.raw["train"].to_list()
+    kept = [row["translation"] for index, row in enumerate(rows) if index not in (3, 7)]
+    assert [pair["source"] for pair in single.raw["train"]] == [pair["en"] for pair in kept
+                                                                 if len(pair["ro"].split()) >= 7]
