@@ -129,21 +129,15 @@ class Seq2SeqTask(Task):
     # ------------------------------------------------------------ features
 
     def encode_sources(self, tokenizer: Any, sources: list[str], cfg: Any) -> Any:
-        prefix = cfg.source_prefix or ""
-        return tokenizer([prefix + s for s in sources], max_length=cfg.max_length, truncation=True)
+        return encode_sources(tokenizer, sources, cfg.source_prefix or "", cfg.max_length)
 
     def prepare(self, raw: Any, tokenizer: Any, cfg: Any, setup: TaskSetup) -> Prepared:
         self.configure_tokenizer(tokenizer, cfg)
-
-        def tokenize(batch: dict[str, list[str]]) -> dict[str, Any]:
-            features = dict(self.encode_sources(tokenizer, batch[SOURCE], cfg))
-            targets = tokenizer(text_target=batch[TARGET], max_length=cfg.max_target_length, truncation=True)
-            features["labels"] = targets["input_ids"]
-            return features
-
+        shape = {"tokenizer": tokenizer, "prefix": cfg.source_prefix or "", "max_length": cfg.max_length,
+                 "max_target_length": cfg.max_target_length}
         features = {
-            split: data.map(tokenize, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
-                            **map_workers(cfg, data))
+            split: data.map(tokenize_pairs, batched=True, remove_columns=data.column_names, fn_kwargs=shape,
+                            desc=f"Tokenizing {split}", **map_workers(cfg, data))
             for split, data in raw.items()
         }
         return Prepared(features.get("train"), features["validation"], facts=self.run_facts(cfg))
@@ -177,6 +171,21 @@ class Seq2SeqTask(Task):
                                          cfg.per_device_eval_batch_size)
         rows = [{"source": text, self.output_name: output} for text, output in zip(request.texts, outputs, strict=True)]
         return PredictionTable(columns=["source", self.output_name], rows=rows)
+
+
+def encode_sources(tokenizer: Any, sources: list[str], prefix: str, max_length: int | None) -> Any:
+    return tokenizer([prefix + s for s in sources], max_length=max_length, truncation=True)
+
+
+def tokenize_pairs(batch: dict[str, list[str]], tokenizer: Any, prefix: str, max_length: int | None,
+                   max_target_length: int) -> dict[str, Any]:
+    """The features of a batch of pairs (targets with `text_target`). Given only what shapes the features, so that
+    datasets' fingerprint of the map, and so the cache a later run reuses, does not change with other options
+    (learning rate, output folder, ...)."""
+    features = dict(encode_sources(tokenizer, batch[SOURCE], prefix, max_length))
+    targets = tokenizer(text_target=batch[TARGET], max_length=max_target_length, truncation=True)
+    features["labels"] = targets["input_ids"]
+    return features
 
 
 def generate_with_progress(model: Any, tokenizer: Any, features: list[dict], settings: dict, batch_size: int) -> list:
