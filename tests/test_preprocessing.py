@@ -42,6 +42,19 @@ def test_workers_apply_to_whole_splits_only():
     assert map_workers(Cfg, whole) == {}
 
 
+
+def test_rows_read_a_batch_at_a_time_in_data_order(monkeypatch):
+    import datasets
+
+    from nlpcli.sources import data
+
+    monkeypatch.setattr(data, "READ_BATCH", 2)
+    whole = datasets.Dataset.from_dict({"a": list(range(5)), "b": list("vwxyz"), "c": [[1]] * 5})
+    picked = whole.select([4, 0, 3, 1, 2])  # an indices mapping over the table, as a filter or shuffle leaves
+    assert list(data.rows_of(picked, "b", "a")) == [("z", 4), ("v", 0), ("y", 3), ("w", 1), ("x", 2)]
+    assert list(data.values_of(picked, "a")) == [4, 0, 3, 1, 2]
+    assert list(data.rows_of(whole, "a", "a"))[:2] == [(0, 0), (1, 1)]
+
 @pytest.mark.slow
 def test_two_workers_make_the_features_of_one_and_a_second_run_reuses_them(tmp_path):
     train = tmp_path / "train.jsonl"  # a file of its own: no other test has cached its features

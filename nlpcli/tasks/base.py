@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample
+from nlpcli.sources.data import Sample, values_of
 
 RowsFunction = Callable[[Any, Any, Any], list[dict[str, Any]]]  # (predictions, eval features, raw eval) -> rows
 ScoreFunction = Callable[[list[dict[str, Any]]], dict[str, float]]  # rows -> metrics
@@ -197,7 +197,7 @@ class Task:
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         """Text to train the tiny preset's tokenizer on."""
         column = raw["train"] if "train" in raw else raw["validation"]
-        for value in column[cfg.text_column]:
+        for value in values_of(column, cfg.text_column):
             yield " ".join(value) if isinstance(value, list) else value
 
     def load_model(

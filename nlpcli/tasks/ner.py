@@ -17,7 +17,7 @@ from typing import Any
 from nlpcli.config import RunConfig, option
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, describe, map_workers
+from nlpcli.sources.data import Sample, describe, map_workers, rows_of, values_of
 from nlpcli.tasks.base import (
     PredictionTable,
     PredictRequest,
@@ -124,7 +124,7 @@ def label_names(raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list
     if cfg.eval_only and saved and not all(str(v).startswith("LABEL_") for v in saved.values()):
         return [saved[i] for i in sorted(saved)]
     scanned = {split: raw[split] for split in ("train", "validation") if split in raw}
-    counts = {split: Counter(tag for tags in data[cfg.label_column] for tag in as_list(tags))
+    counts = {split: Counter(tag for tags in values_of(data, cfg.label_column) for tag in as_list(tags))
               for split, data in scanned.items()}
     for split, data in scanned.items():
         if len({isinstance(v, str) for v in counts[split]}) > 1:
@@ -200,7 +200,7 @@ class NerTask(Task):
         """The label list, and every record of every split checked against it: words that are not strings are
         refused, records without words are named in a warning (they carry no label, so they add nothing)."""
         for split, data in raw.items():
-            for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
+            for row, (words, tags) in enumerate(rows_of(data, cfg.text_column, cfg.label_column)):
                 problem = value_problem(words, cfg.text_column, "words") or value_problem(tags, cfg.label_column,
                                                                                            "labels")
                 if problem:
@@ -209,7 +209,7 @@ class NerTask(Task):
         known = set(labels)
         for split, data in raw.items():
             empty = []
-            for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
+            for row, (words, tags) in enumerate(rows_of(data, cfg.text_column, cfg.label_column)):
                 problem = record_problem(as_list(words), as_list(tags), known, labels)
                 if problem:
                     raise UserError(f"{describe(cfg, split)}, record {row + 1}: {problem}.")

@@ -20,7 +20,7 @@ import numpy as np
 from nlpcli.config import RunConfig, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, check_columns, describe, map_workers
+from nlpcli.sources.data import Sample, check_columns, describe, map_workers, rows_of
 from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
 from nlpcli.tasks.qa_windows import (
     QaConfig,
@@ -88,8 +88,8 @@ def clean_split(data: Any, cfg: QaConfig, split: str) -> Any:
     id_col, question_col, context_col, answers_col = columns_of(cfg)
     bad: list[tuple[int, str]] = []
     seen: set[str] = set()
-    rows = zip(data[id_col], data[question_col], data[context_col], data[answers_col], strict=True)
-    for row, (record_id, question, context, gold) in enumerate(rows):
+    records = rows_of(data, id_col, question_col, context_col, answers_col)
+    for row, (record_id, question, context, gold) in enumerate(records):
         problem = record_problem(question, context, gold, not cfg.version_2_with_negative)
         if problem is None and record_id is None:
             problem = f"no {id_col}"

@@ -26,7 +26,7 @@ from nlpcli import layout
 from nlpcli.config import RunConfig, option, saved_config
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import map_workers
+from nlpcli.sources.data import map_workers, rows_of
 from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
 from nlpcli.tasks.seq2seq_pairs import SOURCE, TARGET, PairColumns, clean_pairs
 
@@ -122,7 +122,7 @@ class Seq2SeqTask(Task):
     def preset_texts(self, raw: Any, cfg: Any) -> Iterable[str]:
         split = raw["train"] if "train" in raw else raw["validation"]
         prefix = cfg.source_prefix or ""
-        for source, target in zip(split[SOURCE], split[TARGET], strict=True):
+        for source, target in rows_of(split, SOURCE, TARGET):
             yield prefix + source
             yield target
 
