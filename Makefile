@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/seq2seq_throughput.py
 	$(BIN)/python benchmarks/trainer_baseline.py
+	$(BIN)/python benchmarks/scaling.py
 
 gpu-check: setup  # every task, both loops, --precision auto (2 processes too with 2 GPUs): a table in minutes
 	$(BIN)/python benchmarks/gpu_check.py

@@ -70,17 +70,18 @@ def test_two_workers_make_the_features_of_one_and_a_second_run_reuses_them(tmp_p
         assert getattr(single.prepared, split).to_list() == getattr(first.prepared, split).to_list()
 
 
-SEQ2SEQ = {"translate": ("wmt16_en_ro_sample.jsonl", {"source_lang": "en", "target_lang": "ro"}),
-           "summarize": ("xsum_sample.jsonl", {})}
+SAMPLE_FILES = {"translate": ("wmt16_en_ro_sample.jsonl", {"source_lang": "en", "target_lang": "ro"}),
+                "summarize": ("xsum_sample.jsonl", {}),
+                "ner": ("conll2003_sample.jsonl", {"text_column": "words", "label_column": "ner"})}
 
 
-@pytest.mark.parametrize("task_name", sorted(SEQ2SEQ))
-def test_seq2seq_pairs_are_cleaned_in_cache_and_a_later_run_reuses_their_features(tmp_path, monkeypatch,
-                                                                                    task_name):
+@pytest.mark.parametrize("task_name", sorted(SAMPLE_FILES))
+def test_a_later_run_with_other_training_options_reuses_the_cached_features(tmp_path, monkeypatch, task_name):
+    """translate and summarize clean their pairs in datasets' cache too (their features were in memory only)."""
     from nlpcli.tasks.summarize import SummarizeTask
 
     monkeypatch.setattr(SummarizeTask, "run_facts", lambda self, cfg: {})  # not nltk's import: not tested here
-    sample, options = SEQ2SEQ[task_name]
+    sample, options = SAMPLE_FILES[task_name]
     train = tmp_path / "train.jsonl"  # a file of its own: no other test has cached its features
     shutil.copy(SAMPLES / sample, train)
     options = {**options, "train_file": str(train)}

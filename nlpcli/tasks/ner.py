@@ -181,6 +181,24 @@ def label_ids(labels: list[str] | tuple[str, ...]) -> dict[str, int]:
     return {name: i for i, name in enumerate(labels)}
 
 
+def tokenize_and_align(batch: dict[str, list], tokenizer: Any, text_column: str, label_column: str,
+                       max_length: int | None, label2id: dict[str, int], continuation: list[int],
+                       label_all_tokens: bool, for_eval: bool) -> dict[str, list]:
+    """The features of a batch of records: sub-tokens and their label ids (`for_eval`: also each token's word).
+    Given only what shapes the features, so that datasets' fingerprint of the map, and so the cache a later run
+    reuses, does not change with other options (learning rate, output folder, ...)."""
+    words = [as_list(value) for value in batch[text_column]]
+    encoded = tokenizer(words, truncation=True, is_split_into_words=True, max_length=max_length)
+    encoded["labels"] = [
+        align_labels_with_tokens([label2id[t] if isinstance(t, str) else int(t) for t in as_list(tags)],
+                                 encoded.word_ids(i), continuation, label_all_tokens)
+        for i, tags in enumerate(batch[label_column])
+    ]
+    if for_eval:  # which word each token belongs to (-1: special token), for word-level evaluation
+        encoded["word_ids"] = [[-1 if w is None else w for w in encoded.word_ids(i)] for i in range(len(words))]
+    return encoded
+
+
 class NerTask(Task):
     name = "ner"
     help = "Token classification (NER): fine-tune on conll2003-style data, seqeval metrics."
@@ -233,29 +251,12 @@ class NerTask(Task):
         return test.map(placeholders, batched=True)
 
     def prepare(self, raw: Any, tokenizer: Any, cfg: NerConfig, setup: TaskSetup) -> Prepared:
-        continuation = continuation_ids(list(setup.labels))
-        label2id = label_ids(setup.labels)
-
-        def tokenize_and_align(batch: dict[str, list], for_eval: bool) -> dict[str, list]:
-            words = [as_list(value) for value in batch[cfg.text_column]]
-            encoded = tokenizer(words, truncation=True, is_split_into_words=True, max_length=cfg.max_length)
-            encoded["labels"] = [
-                align_labels_with_tokens(
-                    [label2id[t] if isinstance(t, str) else int(t) for t in as_list(tags)],
-                    encoded.word_ids(i),
-                    continuation,
-                    cfg.label_all_tokens,
-                )
-                for i, tags in enumerate(batch[cfg.label_column])
-            ]
-            if for_eval:  # which word each token belongs to (-1: special token), for word-level evaluation
-                encoded["word_ids"] = [[-1 if w is None else w for w in encoded.word_ids(i)]
-                                       for i in range(len(words))]
-            return encoded
-
+        shape = {"tokenizer": tokenizer, "text_column": cfg.text_column, "label_column": cfg.label_column,
+                 "max_length": cfg.max_length, "label2id": label_ids(setup.labels),
+                 "continuation": continuation_ids(list(setup.labels)), "label_all_tokens": cfg.label_all_tokens}
         features = {
             split: data.map(tokenize_and_align, batched=True, remove_columns=data.column_names,
-                            fn_kwargs={"for_eval": split != "train"}, desc=f"Tokenizing {split}",
+                            fn_kwargs={**shape, "for_eval": split != "train"}, desc=f"Tokenizing {split}",
                             **map_workers(cfg, data))
             for split, data in raw.items()
         }
