@@ -5,7 +5,7 @@ repeated with small variations (a number in every repeat, so that no two records
 validation file. Every run is a fresh `nlpcli` process on a cold datasets cache (its own HF_DATASETS_CACHE),
 from the same starting weights (the tiny preset's for the 1x data, saved once: the tokenizer does not change
 with the scale), training a fixed number of steps with no evaluation or checkpoint inside the loop; then the
-100x run once more on the warm cache (its features `reused`).
+100x run once more, into another output folder, on the warm cache (its features `reused`).
 
 Printed per task and scale: records; preparation seconds (read and clean: `splits.read`; features: the task's
 `setup` and `prepare`), timed inside the process around those calls; the training loop's seconds for the fixed
@@ -174,11 +174,11 @@ def main() -> None:
                 rows.append(row(task, f"{scale}x", records, measured, base))
                 base = base or measured
                 print(f"{task} {scale}x: {time.perf_counter() - started:.0f} s so far", file=sys.stderr, flush=True)
-            again = measure(task, model, train, valid, scratch / "out" / f"{task}-{SCALES[-1]}x", cache)
+            again = measure(task, model, train, valid, scratch / "out" / f"{task}-again", cache)  # a later run
             rows.append(row(task, f"{SCALES[-1]}x again", records, again, base))
     print(f"\nScaling: {STEPS} training steps x batch {BATCH} at every scale, tiny preset weights, {THREADS} torch "
-          f"thread(s), fresh process per run, cold datasets cache except 'again' (the last command once more); "
-          f"ratios to {SCALES[0]}x; {time.perf_counter() - started:.0f} s in all")
+          f"thread(s), fresh process per run, cold datasets cache except 'again' (the last scale once more, another "
+          f"output folder); ratios to {SCALES[0]}x; {time.perf_counter() - started:.0f} s in all")
     print(table(rows))
 
 
