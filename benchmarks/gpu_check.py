@@ -4,7 +4,11 @@ prints one row per run: task, loop, processes, the precision that ran, whether t
 finite, training tokens/s and peak memory (GPU, or the process's RSS on a CPU), all read from the run's
 run.json and metrics.json. Runs on a CPU too (fp32), so the check itself stays tested.
 
-CHECK_STEPS (default 30) sets the training steps of every run; CHECK_TASKS (comma-separated) a subset."""
+Then, on a GPU (or with CHECK_FLOPS=1), one throughput row: clm at GPT-2-small size, tokens/s and model FLOPs
+utilisation (`gpu_flops.py`).
+
+CHECK_STEPS (default 30) sets the training steps of every run; CHECK_TASKS (comma-separated) a subset;
+CHECK_FLOPS_STEPS (default 30) the throughput run's."""
 
 from __future__ import annotations
 
@@ -76,7 +80,14 @@ def main() -> int:
         plans += [(task, loop, 2) for task in tasks for loop in ("trainer", "accelerate")]
     with tempfile.TemporaryDirectory() as scratch:
         rows = [check(task, loop, processes, Path(scratch), steps) for task, loop, processes in plans]
-    print(table(rows))
+        print(table(rows))
+        if gpus or os.environ.get("CHECK_FLOPS") == "1":
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from gpu_flops import throughput_row
+
+            flops_steps = int(os.environ.get("CHECK_FLOPS_STEPS", "30"))
+            row = throughput_row(Path(scratch), flops_steps, device, {**os.environ, "HF_HUB_OFFLINE": "1"})
+            print(f"\n{row['run']}: {row['result']}")
     return 0 if all(r["loss finite"].startswith("yes") for r in rows) else 1
 
 

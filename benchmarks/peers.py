@@ -13,7 +13,8 @@ tokens/s (tokens: attention-mask tokens), final evaluation time (generation incl
 summarize), peak RSS; and each side's share of padding in the training batches.
 
 Environment: BENCH_TASKS (comma list, default all six), BENCH_STEPS (default 40), BENCH_BATCH (default 8),
-BENCH_THREADS (default 1), BENCH_ROUNDS (best of N, default 1).
+BENCH_THREADS (default 1), BENCH_ROUNDS (best of N, default 1), BENCH_NLPCLI_OPTIONS (more options for
+nlpcli's runs, e.g. "--group-by-length" or "--no-group-by-length", to measure one choice against the other).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ EVAL_RECORDS = 16
 LEARNING_RATE = 1e-3
 BLOCK = 128  # mlm chunk size and clm context length: the course's, and the scripts' block size here
 GENERATION_MAX_LENGTH = 32
+EXTRA = os.environ.get("BENCH_NLPCLI_OPTIONS", "").split()
 
 
 @dataclasses.dataclass
@@ -85,7 +87,7 @@ def nlpcli_run(task: str, loop: str, model: Path, train: Path, valid: Path, out:
                "--batch-size", str(BATCH), "--eval-batch-size", str(BATCH), "--learning-rate", str(LEARNING_RATE),
                "--weight-decay", "0", "--warmup-ratio", "0", "--seed", str(SEED), "--logging-steps", "10",
                "--eval-strategy", "no", "--save-strategy", "no", "--loop", loop, "--output-dir", str(out),
-               "--overwrite", *eval_before_switch()]
+               "--overwrite", *eval_before_switch(), *EXTRA]
     if task in ("mlm",):
         command += ["--chunk-size", str(BLOCK)]
     if task == "clm":
@@ -144,7 +146,8 @@ def main() -> None:
             print(f"{task}: baseline train {theirs.train_s:.1f} s, eval {theirs.eval_s:.1f} s, "
                   f"wall {theirs.wall_s:.1f} s", flush=True)
     print(f"\nnlpcli / example-script baseline: {STEPS} steps x batch {BATCH}, tiny preset weights, {THREADS} torch "
-          f"thread(s), best of {ROUNDS}; speeds as ratios (> 1: nlpcli faster), times and memory as ratios "
+          f"thread(s), best of {ROUNDS}{'; nlpcli ' + ' '.join(EXTRA) if EXTRA else ''}; "
+          "speeds as ratios (> 1: nlpcli faster), times and memory as ratios "
           "(< 1: nlpcli less)")
     header = ("task", "loop", "wall", "train samples/s", "train tokens/s", "eval time", "peak RSS",
               "padding nlpcli", "padding baseline")

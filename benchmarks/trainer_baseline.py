@@ -225,6 +225,49 @@ def _features(task: str, spec: dict, tokenizer, raw):
     raise ValueError(task)
 
 
+def _metrics(task: str, tokenizer, model):
+    """The script's compute_metrics: seqeval for ner, sacrebleu for translate, rouge_score for summarize (what
+    `evaluate.load` wraps); none for mlm and clm (perplexity is the loss) and qa (its post-processing is left out,
+    which flatters the baseline)."""
+    import numpy as np
+
+    if task == "ner":
+        from seqeval.metrics import classification_report
+
+        names = model.config.id2label
+
+        def ner(prediction):
+            predicted = np.argmax(prediction.predictions, axis=-1)
+            pairs = [[(names[p], names[r]) for p, r in zip(ps, rs, strict=True) if r != -100]
+                     for ps, rs in zip(predicted, prediction.label_ids, strict=True)]
+            return {"f1": classification_report([[r for _, r in row] for row in pairs],
+                                                [[p for p, _ in row] for row in pairs], output_dict=True,
+                                                zero_division=0)["micro avg"]["f1-score"]}
+        return ner
+    if task in ("translate", "summarize"):
+        def texts(prediction):
+            predicted = np.where(prediction.predictions != -100, prediction.predictions, tokenizer.pad_token_id)
+            labels = np.where(prediction.label_ids != -100, prediction.label_ids, tokenizer.pad_token_id)
+            return (tokenizer.batch_decode(predicted, skip_special_tokens=True),
+                    tokenizer.batch_decode(labels, skip_special_tokens=True))
+
+        def bleu(prediction):
+            import sacrebleu
+
+            hypotheses, references = texts(prediction)
+            return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score}
+
+        def rouge(prediction):
+            from rouge_score import rouge_scorer
+
+            hypotheses, references = texts(prediction)
+            scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
+            scores = [scorer.score(r, h) for h, r in zip(hypotheses, references, strict=True)]
+            return {"rouge1": float(np.mean([s["rouge1"].fmeasure for s in scores]))}
+        return bleu if task == "translate" else rouge
+    return None
+
+
 def train_peer(spec: dict) -> dict:
     """One task the example script's way with a bare Trainer (Seq2SeqTrainer with predict_with_generate for
     translate and summarize): train `steps` steps, then evaluate once; the seconds of each and the counts."""
@@ -255,7 +298,8 @@ def train_peer(spec: dict) -> dict:
         use_cpu=True, predict_with_generate=seq2seq, generation_max_length=spec.get("generation_max_length"),
     )
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train, eval_dataset=valid,
-                             processing_class=tokenizer, data_collator=CountingCollator(collator, counts))
+                             processing_class=tokenizer, data_collator=CountingCollator(collator, counts),
+                             compute_metrics=_metrics(task, tokenizer, model))
     started = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - started

@@ -1,13 +1,16 @@
 """The Typer app: one command per task (options generated from the task's config fields), plus
-`predict`, `demo`, `config`, `env` and `report` (the commands themselves are in `nlpcli.commands`), in the
-order `nlpcli --help` lists them. Nothing heavy is imported at module level, so `--help` answers at once."""
+`predict`, `demo`, `env`, `report` and `config` (one subcommand per task, with the task's options), in the
+order `nlpcli --help` lists them; the commands themselves are in `nlpcli.commands`. Nothing heavy is imported
+at module level, so `--help` answers at once."""
 
 from __future__ import annotations
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from nlpcli.commands.demo import demo
-from nlpcli.commands.info import env, report, show_config
+from nlpcli.commands.info import env, report
 from nlpcli.commands.predict import predict
 from nlpcli.commands.task import task_command
 from nlpcli.config_args import with_resume_values
@@ -45,9 +48,32 @@ for _task_name in TASK_MODULES:
     app.command(_task_name, help=task_class(_task_name).help)(task_command(_task_name))
 app.command()(predict)
 app.command()(demo)
-app.command("config")(show_config)
 app.command()(env)
 app.command()(report)
+
+
+class TaskConfigs(TyperGroup):
+    """`nlpcli config TASK`: one subcommand per task, with that task's options (`task_command(print_only=True)`),
+    built when asked for, so other commands do not pay for building six more option lists."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(TASK_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in TASK_MODULES:
+            return None
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single.command(cmd_name)(task_command(cmd_name, print_only=True))
+        return typer.main.get_command(single)
+
+
+config_app = typer.Typer(
+    cls=TaskConfigs,
+    help="Print a task's resolved configuration as YAML, each value's source in a comment: nlpcli config TASK "
+         "(with the task's options). Edit it and pass it back with nlpcli TASK --config FILE.",
+    no_args_is_help=True,
+)
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

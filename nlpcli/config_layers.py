@@ -69,6 +69,16 @@ def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], 
         values[key] = coerced
 
 
+def task_defaults_file(task_name: str) -> Path:
+    return CONFIG_DIR / f"{task_name}.yaml"
+
+
+def task_defaults(task_name: str) -> dict[str, Any]:
+    """The keys of configs/<task>.yaml as written (the lowest layer; `--help` shows them as the defaults)."""
+    path = task_defaults_file(task_name)
+    return read_yaml(path) if path.is_file() else {}
+
+
 NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model
 
 
@@ -116,9 +126,8 @@ def resolve_config(
     Where each value came from is kept for the run header (see `value_origins`).
     """
     values: dict[str, Any] = {}
-    defaults_file = CONFIG_DIR / f"{task_name}.yaml"
-    defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
-    _apply(cls, values, defaults, str(defaults_file))
+    defaults = task_defaults(task_name)
+    _apply(cls, values, defaults, str(task_defaults_file(task_name)))
     origins = dict.fromkeys(defaults, TASK_DEFAULTS)
     layers = [
         (run_folder.config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),

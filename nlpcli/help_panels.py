@@ -11,18 +11,18 @@ ORDER = (TASK, DATA, MODEL, TRAINING, EVALUATION, OUTPUT, CONFIG)  # the order p
 PANELS = {
     **dict.fromkeys(("dataset", "dataset_config", "dataset_revision", "data_dir", "validation_dataset",
                      "train_file", "validation_file", "streaming", "field", "text_column", "label_column",
-                     "filter", "split_seed", "max_train_samples", "max_eval_samples"), DATA),
+                     "filter", "split_seed", "max_train_samples", "max_eval_samples", "preprocessing_workers"), DATA),
     **dict.fromkeys(("model", "max_length", "preset_vocab_size"), MODEL),
     **dict.fromkeys(("loop", "epochs", "max_steps", "learning_rate", "weight_decay", "warmup_ratio",
                      "warmup_steps", "lr_scheduler", "batch_size", "gradient_accumulation_steps", "max_grad_norm",
                      "seed", "precision", "logging_steps", "optim", "gradient_checkpointing", "torch_compile",
-                     "group_by_length", "trainer_args"), TRAINING),
+                     "group_by_length", "threads", "trainer_args"), TRAINING),
     **dict.fromkeys(("eval_only", "eval_strategy", "eval_steps", "eval_batch_size", "load_best_model_at_end",
                      "metric_for_best_model", "greater_is_better", "early_stopping_patience", "test_file",
                      "do_predict"), EVALUATION),
     **dict.fromkeys(("output_dir", "resume", "overwrite", "save_strategy", "save_total_limit", "save_steps",
                      "report_to", "push_to_hub", "hub_model_id", "hub_private", "hub_strategy"), OUTPUT),
-    **dict.fromkeys(("config_file", "set_values"), CONFIG),
+    **dict.fromkeys(("config_file", "set_values", "print_config"), CONFIG),
 }
 
 

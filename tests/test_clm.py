@@ -465,3 +465,42 @@ def test_clm_options_are_checked_against_their_ranges(tmp_path):
                                    ("--keytoken-alpha", "-1", "at least 0")):
         result = run_cli("clm", "--model", "tiny", "--dataset", "sample", option, value, "--output-dir", tmp_path)
         assert result.exit_code == 2 and f"{option} must be {message}" in result.output, result.output
+
+
+def test_a_txt_file_is_one_text_per_line_without_text_column(tmp_path):
+    from nlpcli.config_layers import resolve_config
+    from nlpcli.runner import splits
+    from nlpcli.tasks import get_task
+
+    lines = ["def add(a, b):", "    return a + b", "", "   ", "class Model:", "", "x = 1"]
+    source = tmp_path / "code.txt"
+    source.write_text("\n".join(lines) + "\n")
+    validation = tmp_path / "valid.txt"
+    validation.write_text("import os\n\nprint(os.sep)\n")
+    task = get_task("clm")
+    cfg = resolve_config(ClmConfig, "clm", cli_values={"model": "tiny", "train_file": str(source),
+                                                       "validation_file": str(validation)})
+    read = splits.read(task, cfg)  # no --text-column: the lines are read into clm's text column
+    assert read.raw["train"]["content"] == [line for line in lines if line.strip()]
+    assert read.raw["validation"]["content"] == ["import os", "print(os.sep)"]
+    assert read.data_report == {"train": {"lines": 7, "blank_lines": 3}, "validation": {"lines": 3, "blank_lines": 1}}
+
+
+@pytest.mark.e2e
+def test_predict_top_k_limits_sampling(trained):
+    def generate(*extra: str) -> str:
+        result = run_cli("predict", "clm", trained, "def ", "class ", "--max-new-tokens", "10", *extra)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    greedy = json.loads(generate("--json"))
+    # top-k 1 keeps only the most likely token: sampling at any temperature is then greedy decoding
+    assert json.loads(generate("--json", "--temperature", "2.0", "--top-k", "1", "--seed", "3")) == greedy
+    wide = json.loads(generate("--json", "--temperature", "2.0", "--top-k", "0", "--seed", "3"))
+    assert wide != greedy  # no limit: a temperature of 2 leaves the greedy path
+    shown = generate("--temperature", "0.7", "--top-k", "5", "--top-p", "0.9", "--seed", "1")
+    assert "10 new tokens, temperature 0.7, top-k 5, top-p 0.9" in shown
+    ignored = generate("--top-k", "5")
+    assert "--top-k: used only when sampling" in ignored and "10 new tokens, greedy" in ignored
+    refused = run_cli("predict", "clm", trained, "def ", "--top-k", "-1", "--temperature", "1")
+    assert refused.exit_code == 2 and "--top-k must be 0 (no limit) or more, got -1" in refused.output

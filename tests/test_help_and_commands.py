@@ -1,10 +1,9 @@
 """Help pages (panels, only the options a task reads, whole flags at 80 columns), --version, `nlpcli config`,
-`env --json` keys, and the predict command line the demo shows."""
+and the predict command line the demo shows (`nlpcli env`: test_env.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import subprocess
@@ -130,14 +129,6 @@ def test_config_command_prints_yaml_that_config_reads_back(tmp_path):
     wrong = run_cli("mlm", "--config", saved)
     assert wrong.exit_code == 2 and "ner configuration" in wrong.output
     assert run_cli("config", "pos").exit_code == 2
-
-
-def test_env_json_keys_have_no_spaces():
-    result = run_cli("env", "--json")
-    assert result.exit_code == 0, result.output
-    facts = json.loads(result.output)
-    assert all(re.fullmatch(r"[a-z0-9_]+", key) for key in facts), list(facts)
-    assert facts["default_precision"] == "fp32" and facts["version_torch"].startswith("2.")
 
 
 def test_demo_shows_the_predict_input_as_a_command_line():

@@ -151,3 +151,33 @@ def test_words_and_labels_of_the_wrong_type_are_refused():
         raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"tokens": tokens, "ner_tags": tags})})
         with pytest.raises(UserError, match=re.escape(f"record 1: {message}")):
             NerTask().setup(raw, NerConfig(train_file="t.jsonl"), None)
+
+
+def test_entity_scores_are_seqevals_float_for_float_on_random_tag_sequences():
+    """nlpcli scores entities itself (seqeval imports scikit-learn: seconds per process); it must give exactly
+    what seqeval's classification_report and accuracy_score give, odd tags and schemes included."""
+    import random
+    import warnings
+
+    from seqeval.metrics import accuracy_score, classification_report
+
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "E-LOC", "S-ORG", "I-ORG", ".", "B-MISC", "PER", "I-"]
+    rng = random.Random(7)
+    compared = 0
+    for _ in range(400):
+        references = [[rng.choice(tags) for _ in range(rng.randint(1, 8))] for _ in range(rng.randint(1, 4))]
+        predictions = [[rng.choice(tags) for _ in sentence] for sentence in references]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # seqeval warns about tags such as '.' or 'PER'
+            report = classification_report(references, predictions, output_dict=True, zero_division=0)
+            accuracy = accuracy_score(references, predictions)
+        micro = report.pop("micro avg")
+        expected = {"overall_precision": micro["precision"], "overall_recall": micro["recall"],
+                    "overall_f1": micro["f1-score"], "overall_accuracy": accuracy}
+        for kind, values in report.items():
+            if not kind.endswith(" avg"):
+                expected |= {f"{kind}_precision": values["precision"], f"{kind}_recall": values["recall"],
+                             f"{kind}_f1": values["f1-score"], f"{kind}_number": values["support"]}
+        assert seqeval_scores(references, predictions) == expected, (references, predictions)
+        compared += 1
+    assert compared == 400

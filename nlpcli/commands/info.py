@@ -1,5 +1,5 @@
-"""The commands that train nothing: `nlpcli config` (a task's resolved configuration as YAML), `nlpcli env`
-(this machine, for bug reports) and `nlpcli report` (runs compared)."""
+"""The commands that train nothing and read no task options: `nlpcli env` (this machine, for bug reports) and
+`nlpcli report` (runs compared). `nlpcli config TASK` takes a task's options: see commands/task.py."""
 
 from __future__ import annotations
 
@@ -7,44 +7,18 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from nlpcli.commands.exits import reports_user_errors
-from nlpcli.config import config_yaml
-from nlpcli.config_args import parse_set_options
-from nlpcli.config_layers import resolve_config
-from nlpcli.console import console
-from nlpcli.errors import UserError
-from nlpcli.tasks import TASK_MODULES, task_class
 
 
 @reports_user_errors
-def show_config(
-    task: str = typer.Argument(..., help=f"Task: {', '.join(TASK_MODULES)}."),
-    config_file: Path | None = typer.Option(None, "--config", help="A YAML file of config keys to apply first."),
-    set_values: list[str] | None = typer.Option(None, "--set", help="Override a config key: key=value (repeatable)."),
-) -> None:
-    """Print the task's resolved configuration as YAML: copy it, edit it, pass it back with --config."""
-    if task not in TASK_MODULES:
-        raise UserError(f"Unknown task '{task}'. Known: {', '.join(TASK_MODULES)}.")
-    cfg = resolve_config(task_class(task).config_class, task, config_file, {}, parse_set_options(set_values or []))
-    print(f"# nlpcli {task}: resolved configuration (use it with: nlpcli {task} --config FILE)")
-    print(config_yaml(cfg, task), end="")
-
-
-@reports_user_errors
-def env(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Show versions, device, precision, hub reachability and presets (paste it into bug reports)."""
-    from nlpcli.environment import describe_environment
+def env(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of Markdown.")) -> None:
+    """Describe this machine for a bug report, as Markdown to paste into an issue: platform, Python, package
+    versions, CPUs and threads, CUDA and GPUs, precision, accelerate config, Hugging Face caches and variables."""
+    from nlpcli.environment import as_markdown, describe_environment
 
     facts = describe_environment()
-    if as_json:
-        print(json.dumps(facts, indent=2))
-        return
-    table = Table("", "", show_header=False)
-    for key, value in facts.items():
-        table.add_row(key.replace("_", " "), str(value))
-    console.print(table)
+    print(json.dumps(facts, indent=2) if as_json else as_markdown(facts), end="\n" if as_json else "")
 
 
 @reports_user_errors

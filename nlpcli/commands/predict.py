@@ -39,7 +39,10 @@ def predict(
         False, "--skip-bad-records", rich_help_panel=INPUT,
         help="Skip (and count, on stderr) bad input lines instead of stopping.",
     ),
-    top_k: int = typer.Option(5, help="Number of candidates (mlm).", rich_help_panel=SETTINGS),
+    top_k: int | None = typer.Option(
+        None, help="mlm: candidates per mask [5]. clm, when sampling: draw from the K most likely tokens only "
+        "[50]; 0: no limit.", rich_help_panel=SETTINGS,
+    ),
     max_new_tokens: int = typer.Option(50, help="Tokens to generate (clm).", rich_help_panel=SETTINGS),
     temperature: float = typer.Option(0.0, help="Sampling temperature; 0: greedy (clm).", rich_help_panel=SETTINGS),
     top_p: float = typer.Option(

@@ -1,6 +1,7 @@
 """One command per task: its options, generated from the task's config fields (help panels, --no-FLAG for
 booleans, the task defaults shown), and what it does: resolve the configuration, run the task, print the
-metrics."""
+metrics; or, with --print-config (and as `nlpcli config TASK`, which takes the same options), print the
+configuration and stop."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from nlpcli.commands.tables import show_result
 from nlpcli.config import RunConfig
 from nlpcli.config_args import parse_set_options
 from nlpcli.config_fields import base_type, field_type
-from nlpcli.config_files import read_yaml
-from nlpcli.config_layers import CONFIG_DIR, resolve_config
+from nlpcli.config_layers import resolve_config, task_defaults
 from nlpcli.errors import UserError
 from nlpcli.help_panels import ORDER as PANEL_ORDER
 from nlpcli.help_panels import panel_for, panel_title
 from nlpcli.tasks import task_class
 
+CONFIG_OPTIONS = ("config_file", "set_values", "print_config")  # the Config files panel's options, not config keys
 NEGATION = "__off"  # suffix of the hidden parameter that reads a boolean option's --no-FLAG
 
 
@@ -84,15 +85,15 @@ def _with_negations(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _panel_of(param_name: str, shared: set[str]) -> str:
     key = param_name.removesuffix(NEGATION)
-    return panel_for(key, task_specific=key not in shared and key not in ("config_file", "set_values"))
+    return panel_for(key, task_specific=key not in shared and key not in CONFIG_OPTIONS)
 
 
-def task_command(name: str) -> Callable[..., None]:
-    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order."""
+def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
+    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order.
+    `print_only`: the command of `nlpcli config NAME`, which prints the configuration (as --print-config does)."""
     task = task_class(name)
     cls = task.config_class
-    defaults_file = CONFIG_DIR / f"{name}.yaml"
-    defaults = read_yaml(defaults_file) if defaults_file.is_file() else {}
+    defaults = task_defaults(name)
     shared = {f.name for f in dataclasses.fields(RunConfig)}
     unused = set(task.unused_options) | (set() if task.supports_streaming else {"streaming"})
     params = [
@@ -114,11 +115,20 @@ def task_command(name: str) -> Callable[..., None]:
                                  help="Override any config key: --set key=value (repeatable)."),
         )
     )
+    if not print_only:
+        params.append(
+            inspect.Parameter(
+                "print_config", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                default=typer.Option(False, "--print-config", metavar="", rich_help_panel=panel_for("print_config"),
+                                     help="Print the resolved configuration as YAML, each value's source in a "
+                                          "comment, and stop: no data or model is read, nothing is written."),
+            )
+        )
     params.sort(key=lambda param: PANEL_ORDER.index(_panel_of(param.name, shared)))  # panels in a fixed order
 
     @reports_user_errors
     def command(**kwargs: Any) -> None:
-        config_file = kwargs.pop("config_file")
+        config_file, print_config = kwargs.pop("config_file"), kwargs.pop("print_config", print_only)
         set_values = parse_set_options(kwargs.pop("set_values") or [])
         kwargs = _with_negations(kwargs)
         for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
@@ -126,11 +136,17 @@ def task_command(name: str) -> Callable[..., None]:
                 raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
                                 hint=f"See nlpcli {name} --help for the options it reads.")
         cfg = resolve_config(cls, name, config_file, kwargs, set_values)
+        if print_config:
+            from nlpcli.commands.print_config import print_config as print_resolved
+
+            print_resolved(cfg, name)
+            return
         show_result(run(name, cfg))
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = task.help
+    command.__doc__ = (f"Print the {name} configuration these options resolve to (as nlpcli {name} ... --print-config "
+                       "does)." if print_only else task.help)
     return command
 
 

@@ -74,9 +74,9 @@ def split_seed(cfg: RunConfig) -> int:
     return cfg.seed if cfg.split_seed is None else cfg.split_seed
 
 
-def columns(cfg: RunConfig) -> tuple[str, str]:
-    """The text and label columns a file's reader names its columns by."""
-    return cfg.text_column or "text", cfg.label_column or "label"
+def columns(cfg: RunConfig, task: Task) -> tuple[str, str]:
+    """The text and label columns a file's reader names its columns by (a .txt file's lines: the text column)."""
+    return cfg.text_column or task.default_text_column, cfg.label_column or "label"
 
 
 def load_streamed(task: Task, cfg: RunConfig) -> Any:
@@ -87,12 +87,12 @@ def load_streamed(task: Task, cfg: RunConfig) -> Any:
         raise UserError("--streaming needs --max-steps: a stream has no length to count epochs in.")
     if wanted(cfg):
         raise UserError("--test-file / --do-predict read a whole test set; drop --streaming to use them.")
-    return data.load_streamed(cfg, task.sample, *columns(cfg))
+    return data.load_streamed(cfg, task.sample, *columns(cfg, task))
 
 
 def load(task: Task, cfg: RunConfig) -> tuple[Any, bool, list[dict[str, Any]]]:
     """(the splits, test included, whether the test split has labels, the --filter counts)."""
-    raw, test_labelled = add_test_split(data.load_raw(cfg, task.sample, *columns(cfg)), cfg, task)
+    raw, test_labelled = add_test_split(data.load_raw(cfg, task.sample, *columns(cfg, task)), cfg, task)
     if cfg.eval_only and "train" in raw and ("validation" in raw or "test" in raw):
         del raw["train"]  # not needed: the evaluation data is there
     raw, filter_counts = data.apply_filters(raw, cfg.filter, cfg)
@@ -105,7 +105,7 @@ def add_test_split(raw: Any, cfg: RunConfig, task: Task) -> tuple[Any, bool]:
     task's placeholder labels (`Task.without_labels`), when it has a way to predict without them.
     Without either option, (`raw` as it is, True)."""
     if cfg.test_file:
-        raw[TEST_SPLIT] = data.load_split_file(cfg, task.sample, TEST_SPLIT, *columns(cfg))
+        raw[TEST_SPLIT] = data.load_split_file(cfg, task.sample, TEST_SPLIT, *columns(cfg, task))
     elif cfg.do_predict and TEST_SPLIT not in raw:
         source = "the bundled sample" if cfg.dataset == "sample" else (
             cfg.dataset if cfg.dataset and not cfg.train_file else "the local files")

@@ -175,7 +175,7 @@ def describe(cfg: Any, split: str) -> str:
     return f"data set {cfg.dataset} ({split})"
 
 
-def _own_file(cfg: Any, split: str) -> Path | None:
+def own_file(cfg: Any, split: str) -> Path | None:
     """The local file a split was read from, record for record (not a bundled sample or a hub data set)."""
     if cfg.dataset == "sample" and split != "test":
         return None
@@ -209,7 +209,7 @@ def _nth_record_line(path: Path, index: int) -> int | None:
 def record_location(cfg: Any, split: str, index: int) -> str:
     """Where record `index` (0-based, in file order) of a split came from: file and line for JSON lines, CSV,
     TSV and text files, else the record number."""
-    path = _own_file(cfg, split)
+    path = own_file(cfg, split)
     suffix = path.suffix.lower() if path is not None else ""
     line = None
     if suffix in (".json", ".jsonl") and not cfg.field and _is_json_lines(path):

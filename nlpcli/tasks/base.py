@@ -88,7 +88,7 @@ class PredictRequest:
     texts: list[str] = field(default_factory=list)
     question: str | None = None
     context: str | None = None
-    top_k: int = 5
+    top_k: int | None = None  # mlm: candidates per mask [5]; clm: sampling's top-k [50], 0: no limit
     # generation (clm): greedy when temperature is 0
     max_new_tokens: int = 50
     temperature: float = 0.0
@@ -173,6 +173,8 @@ class Task:
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies
     # them; the runner then leaves the raw data whole.
     limits_count_features: ClassVar[bool] = False
+    # the column a .txt file's lines are read into when --text-column is not given
+    default_text_column: ClassVar[str] = "text"
     # keys of an evaluation row that hold the reference: an unlabelled test set's rows are written without them
     reference_keys: ClassVar[tuple[str, ...]] = ("reference",)
 

@@ -9,7 +9,7 @@ The course's story, in pieces:
   (the course), or `--pack`: texts joined with EOS and cut into full blocks, so only the last partial block is lost;
 - training: the model's own loss, or the key-token weighted loss (`--keytokens`), in both loops;
 - evaluation: perplexity and next-token accuracy (the runner's loss evaluation, labels shifted);
-- predict: the text-generation pipeline.
+- predict: the text-generation pipeline (`tasks/clm_generate.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from nlpcli.config import RunConfig, option
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.sources import models, presets
-from nlpcli.sources.data import Sample, check_columns, describe, is_streamed, values_of
+from nlpcli.sources.data import Sample, check_columns, describe, is_streamed, own_file, values_of
 from nlpcli.tasks.base import (
     Normalized,
     PredictionTable,
@@ -33,13 +33,11 @@ from nlpcli.tasks.base import (
     Prepared,
     Task,
     TaskSetup,
-    build_pipeline,
-    pipeline_outputs,
 )
 from nlpcli.tasks.clm_chunks import TOKENIZER_BATCH, Chunking, chunk_split, chunk_stream
+from nlpcli.tasks.clm_generate import complete_prompts, ensure_pad_token
 
 DEFAULT_COLUMN = "content"  # codeparrot's column of file contents
-PREDICT_BATCH = 8  # prompts generated together by `predict`
 STREAMED = "streamed: not counted"
 STREAM_TOKENIZER_TEXTS = 10_000  # texts of a streamed training split that a tokenizer is fitted to
 
@@ -60,6 +58,22 @@ class ClmConfig(RunConfig):
 
 def text_column(cfg: RunConfig) -> str:
     return cfg.text_column or DEFAULT_COLUMN
+
+
+def without_blank_lines(raw: Any, cfg: RunConfig) -> dict[str, Any]:
+    """Leave out the blank (empty or whitespace) lines of the splits read from a .txt file (one text per line;
+    a blank line is no text); per such split, {"lines": read, "blank_lines": left out} (a stream: not counted)."""
+    column, report = text_column(cfg), {}
+    for split in list(raw):
+        source = own_file(cfg, split)
+        if source is None or source.suffix.lower() != ".txt" or column not in (raw[split].column_names or [column]):
+            continue
+        kept = raw[split].filter(lambda batch: [isinstance(t, str) and bool(t.strip()) for t in batch[column]],
+                                 batched=True, **({} if is_streamed(raw[split]) else {"desc": f"Reading {split}"}))
+        report[split] = STREAMED if is_streamed(kept) else {"lines": len(raw[split]),
+                                                             "blank_lines": len(raw[split]) - len(kept)}
+        raw[split] = kept
+    return report
 
 
 def mentions_any(texts: list[Any], keywords: list[str]) -> list[bool]:
@@ -128,14 +142,6 @@ def batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def ensure_pad_token(tokenizer: Any, where: str) -> Any:
-    if tokenizer.eos_token is None:
-        raise UserError(f"{where}: the tokenizer has no end-of-text token, which a causal LM needs.")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 class ClmTask(Task):
     name = "clm"
     help = "Causal LM from scratch (code completion): trained tokenizer, windows or packing, key-token loss."
@@ -148,6 +154,7 @@ class ClmTask(Task):
     shifts_labels = True
     token_accuracy = True
     supports_streaming = True
+    default_text_column = DEFAULT_COLUMN  # a .txt file's lines, without --text-column
     # predict: one row per prompt, in input order (N rows, numbered by `sequence`, with --num-return-sequences N)
     sample = Sample(
         files={"train": "python_code.jsonl"},
@@ -159,9 +166,11 @@ class ClmTask(Task):
         return [text_column(cfg)]
 
     def normalize(self, raw: Any, cfg: ClmConfig) -> Normalized:
-        """The course's keyword filter, over every split, with a progress bar and a kept/seen count."""
+        """A .txt file's blank lines left out (counted in run.json's "data"), then the course's keyword filter,
+        over every split, with a progress bar and a kept/seen count."""
+        report = without_blank_lines(raw, cfg)
         if not cfg.filter_keywords:
-            return Normalized(raw)
+            return Normalized(raw, data_report=report)
         import datasets
 
         check_columns(raw, [text_column(cfg)], cfg)
@@ -188,7 +197,7 @@ class ClmTask(Task):
             if not is_streamed(raw[split]) and len(raw[split]) == 0:
                 raise UserError(f"{describe(cfg, split)}: no text mentions any of {', '.join(keywords)}.",
                                 hint="Check --filter-keywords (matching is case-sensitive).")
-        return Normalized(raw, facts={"filter": counts})
+        return Normalized(raw, data_report=report, facts={"filter": counts})
 
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         split = raw["train"] if "train" in raw else raw["validation"]
@@ -298,47 +307,4 @@ class ClmTask(Task):
         return ClmCollator()
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
-        check_generation_request(request, model_dir)
-        from transformers import set_seed
-
-        generator = build_pipeline(self.pipeline_task, model_dir)
-        tokenizer = ensure_pad_token(generator.tokenizer, model_dir)
-        tokenizer.padding_side = "left"  # a decoder-only model continues the prompt's last token
-        settings: dict[str, Any] = {
-            "max_new_tokens": request.max_new_tokens,
-            "num_return_sequences": request.num_return_sequences,
-            "do_sample": request.temperature > 0,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-        if request.temperature > 0:
-            settings.update(temperature=request.temperature, top_p=request.top_p)
-        if request.seed is not None:
-            set_seed(request.seed)
-        rows = []
-        for prompt, candidates in pipeline_outputs(generator, request.texts, PREDICT_BATCH, **settings):
-            for number, candidate in enumerate(candidates, start=1):
-                rows.append({"prompt": prompt, "sequence": number, "generated_text": candidate["generated_text"]})
-        columns = ["generated_text"]
-        if request.num_return_sequences > 1:
-            columns.insert(0, "sequence")
-        if len(request.texts) > 1:
-            columns.insert(0, "prompt")
-        how = "greedy" if request.temperature == 0 else f"temperature {request.temperature}, top-p {request.top_p}"
-        return PredictionTable(columns=columns, rows=rows, title=f"{request.max_new_tokens} new tokens, {how}")
-
-
-def check_generation_request(request: PredictRequest, model_dir: str) -> None:
-    if not request.texts:
-        raise UserError("Give a prompt to continue.",
-                        hint=f'For example: nlpcli predict clm {model_dir} "# create scatter plot with x, y"')
-    if request.max_new_tokens < 1:
-        raise UserError(f"--max-new-tokens must be at least 1, got {request.max_new_tokens}.")
-    if request.temperature < 0:
-        raise UserError(f"--temperature must be 0 (greedy) or more, got {request.temperature}.")
-    if not 0 < request.top_p <= 1:
-        raise UserError(f"--top-p must be in (0, 1], got {request.top_p}.")
-    if request.num_return_sequences < 1:
-        raise UserError(f"--num-return-sequences must be at least 1, got {request.num_return_sequences}.")
-    if request.num_return_sequences > 1 and request.temperature == 0:
-        raise UserError("--num-return-sequences above 1 needs sampling: greedy decoding gives one answer.",
-                        hint="Add --temperature 0.8 (for example).")
+        return complete_prompts(model_dir, request, self.pipeline_task)

@@ -38,6 +38,7 @@ from nlpcli.tasks.base import (
 IGNORE = -100
 NOT_A_WORD = -1  # word id of special tokens ([CLS], [SEP]) and padding
 MARKUP_LINE = re.compile(r"^\s*</?doc\b[^>]*>\s*$")  # WikiExtractor's <doc ...> / </doc> lines
+TOP_K = 5  # `predict --top-k` default: candidates per mask
 
 
 @dataclass
@@ -207,7 +208,7 @@ class MlmTask(Task):
         files={"train": "wiki_00.txt"},
         description="two English Wikipedia articles, one text per line (10% of the lines held out)",
     )
-    demo_request = PredictRequest(texts=["Anarchism is a political [MASK]."], top_k=5)
+    demo_request = PredictRequest(texts=["Anarchism is a political [MASK]."])
 
     def required_columns(self, cfg: RunConfig) -> list[str]:
         return [cfg.text_column or "text"]  # label columns (e.g. imdb's) are ignored
@@ -276,8 +277,9 @@ class MlmTask(Task):
         return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, epoch_seed=cfg.seed)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
-        if request.top_k < 1:
-            raise UserError(f"--top-k must be at least 1, got {request.top_k}.")
+        top_k = TOP_K if request.top_k is None else request.top_k
+        if top_k < 1:
+            raise UserError(f"--top-k must be at least 1, got {top_k}.")
         fill = build_pipeline(self.pipeline_task, model_dir)
         mask = fill.tokenizer.mask_token
         example = f'nlpcli predict mlm {model_dir} "This is a great {mask}."'
@@ -291,7 +293,7 @@ class MlmTask(Task):
                 request.reject(index, f"{text!r} has no {mask}: this model's mask token is {mask}.",
                                hint=f"Put {mask} where the missing word goes, e.g. {example}")
         records, rows = [], []
-        for text, found in pipeline_outputs(fill, texts, request.batch_size, top_k=request.top_k):
+        for text, found in pipeline_outputs(fill, texts, request.batch_size, top_k=top_k):
             per_mask = found if found and isinstance(found[0], list) else [found]
             candidates = [
                 {"mask": position, "token": candidate["token_str"], "score": round(float(candidate["score"]), 4),
@@ -305,4 +307,4 @@ class MlmTask(Task):
             columns.insert(0, "mask")
         if len(texts) > 1:
             columns.insert(0, "text")
-        return PredictionTable(columns=columns, rows=rows, title=f"top {request.top_k} for {mask}", records=records)
+        return PredictionTable(columns=columns, rows=rows, title=f"top {top_k} for {mask}", records=records)
