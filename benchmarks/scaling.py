@@ -11,9 +11,9 @@ Printed per task and scale: records; preparation seconds (read and clean: `split
 `setup` and `prepare`), timed inside the process around those calls, and per 10,000 records; the training
 loop's seconds for the fixed steps (`run.json` train_runtime_s; with BENCH_ROUNDS=N the best of N runs, the
 others on the warm cache) and from it one epoch's estimate (seconds per sample x training samples); peak RSS of
-the whole process, and after the preparation; and the ratios to 1x. Linear cost: the preparation and epoch
-ratios at most the data ratio (10, 100; below it where fixed costs weigh at 1x), the training seconds for the
-fixed steps near 1. Flat memory: the RSS ratio near 1.
+the whole process, and its anonymous (not file-mapped) memory once the data is prepared; and the ratios to 1x.
+Linear cost: the preparation and epoch ratios at most the data ratio (10, 100; below it where fixed costs weigh
+at 1x), the training seconds for the fixed steps near 1. Flat memory: the RSS ratio near 1.
 
 Environment: BENCH_SCALING_TASKS (default ner,translate,clm), BENCH_SCALES (default 1,10,100),
 BENCH_SCALING_STEPS (default 20), BENCH_BATCH (default 8), BENCH_THREADS (torch threads, default 1),
@@ -91,6 +91,18 @@ def nlpcli_args(task: str, model: Path, train: Path, valid: Path, out: Path) -> 
 # ---------------------------------------------------------------- the measured process
 
 
+def anonymous_rss_mb() -> float:
+    """This process's resident memory that is not a mapped file (Linux `RssAnon`: the datasets cache's arrow files
+    are memory-mapped, and the pages of them that were read count in RSS as file pages the system can drop); the
+    peak RSS where the system does not say."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(timings_file: str, args: list[str]) -> None:
     """Run `nlpcli ARGS` in this process, timing the steps that read the data (`splits.read`: load and clean) and
     make its features (the task's `setup` and `prepare`); their seconds and the peak RSS after them go to
@@ -106,7 +118,7 @@ def child(timings_file: str, args: list[str]) -> None:
             started = time.perf_counter()
             result = function(*positional, **named)
             timings[f"{name}_s"] = timings.get(f"{name}_s", 0.0) + time.perf_counter() - started
-            timings["prepared_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            timings["prepared_anon_mb"] = anonymous_rss_mb()
             return result
         return wrapper
 
@@ -143,13 +155,14 @@ def row(task: str, label: str, records: int, m: dict[str, Any], base: dict[str, 
     ratios = ["", "", "", ""] if base is None else [
         f"{prep / (base['read_s'] + base['features_s']):.1f}", f"{m['train_s'] / base['train_s']:.2f}",
         f"{m['epoch_s'] / base['epoch_s']:.1f}", f"{m['rss_mb'] / base['rss_mb']:.2f}"]
+    # anon MiB: RssAnon once the data is prepared (`anonymous_rss_mb`)
     return [task, label, f"{records:,}", f"{m['samples']:,}", m["cache"], f"{m['read_s']:.1f}",
             f"{m['features_s']:.1f}", f"{prep / records * 10_000:.2f}", f"{m['train_s']:.1f}", f"{m['epoch_s']:.0f}",
-            f"{m['rss_mb']:.0f}", f"{m['prepared_rss_mb']:.0f}", *ratios]
+            f"{m['rss_mb']:.0f}", f"{m['prepared_anon_mb']:.0f}", *ratios]
 
 
 HEADER = ["task", "scale", "records", "train samples", "features", "read s", "features s", "prep s/10k",
-          f"{STEPS} steps s", "epoch s", "peak RSS MiB", "after prep", "prep ratio", "steps ratio", "epoch ratio",
+          f"{STEPS} steps s", "epoch s", "peak RSS MiB", "anon MiB", "prep ratio", "steps ratio", "epoch ratio",
           "RSS ratio"]
 
 
@@ -168,22 +181,26 @@ def main() -> None:
         os.environ["HF_DATASETS_CACHE"] = str(scratch / "cache" / "start")  # this process's, not the user's
         for task in TASKS:
             cache = scratch / "cache" / task  # cold for the task's first run of each scale: new files
-            base: dict[str, Any] | None = None
-            model = None
+            runs, measured = {}, {}
             for scale in SCALES:
-                records = BASE[task] * scale
-                train, valid = write_data(task, scratch / "data" / task / f"{scale}x", records)
-                model = model or peer_data.save_start_model(task, train, valid, scratch / "model" / task)
-                measured = measure(task, model, train, valid, scratch / "out" / f"{task}-{scale}x", cache)
-                for round_ in range(1, ROUNDS):  # warm runs, for the steps' seconds only (best of ROUNDS)
-                    warm = measure(task, model, train, valid, scratch / "out" / f"{task}-{scale}x-{round_}", cache)
-                    if warm["train_s"] < measured["train_s"]:
-                        measured.update(train_s=warm["train_s"], epoch_s=warm["epoch_s"])
-                rows.append(row(task, f"{scale}x", records, measured, base))
-                base = base or measured
+                train, valid = write_data(task, scratch / "data" / task / f"{scale}x", BASE[task] * scale)
+                model = peer_data.save_start_model(task, train, valid, scratch / "model" / task)  # made at 1x
+                runs[scale] = (model, train, valid)
+                measured[scale] = measure(task, *runs[scale], scratch / "out" / f"{task}-{scale}x", cache)
                 print(f"{task} {scale}x: {time.perf_counter() - started:.0f} s so far", file=sys.stderr, flush=True)
-            again = measure(task, model, train, valid, scratch / "out" / f"{task}-again", cache)  # a later run
-            rows.append(row(task, f"{SCALES[-1]}x again", records, again, base))
+            # warm runs into other output folders, interleaved over the scales so that a neighbour's load falls on
+            # all of them: the steps' seconds are the best of ROUNDS; the last scale's first is the 'again' row
+            again = None
+            for round_ in range(1, max(ROUNDS, 2)):
+                for scale in SCALES if round_ < ROUNDS else SCALES[-1:]:
+                    warm = measure(task, *runs[scale], scratch / "out" / f"{task}-{scale}x-{round_}", cache)
+                    again = again or (warm if scale == SCALES[-1] else None)
+                    if round_ < ROUNDS and warm["train_s"] < measured[scale]["train_s"]:
+                        measured[scale].update(train_s=warm["train_s"], epoch_s=warm["epoch_s"])
+            base = measured[SCALES[0]]
+            rows += [row(task, f"{scale}x", BASE[task] * scale, measured[scale], None if scale == SCALES[0] else base)
+                     for scale in SCALES]
+            rows.append(row(task, f"{SCALES[-1]}x again", BASE[task] * SCALES[-1], again, base))
     print(f"\nScaling: {STEPS} training steps x batch {BATCH} at every scale, tiny preset weights, {THREADS} torch "
           f"thread(s), fresh process per run, cold datasets cache except 'again' (the last scale once more, another "
           f"output folder); steps' seconds best of {ROUNDS}; epoch s: an estimate from the steps' seconds per "
