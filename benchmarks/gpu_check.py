@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TASKS = ("ner", "mlm", "translate", "summarize", "clm", "qa")
+TASKS = ("ner", "mlm", "translate", "summarize", "clm", "qa", "classify")
 
 
 def gpu_count() -> int:

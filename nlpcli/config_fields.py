@@ -5,6 +5,7 @@ and which type the field holds. Works on any dataclass whose fields `option` mad
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import field
@@ -52,7 +53,13 @@ def is_repeatable(cls: type, key: str) -> bool:
 
 
 def field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
+    return _type_hints(cls)[name]
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A config class's field types, evaluated once per class (every CLI option and every coerced value asks)."""
+    return typing.get_type_hints(cls)
 
 
 def base_type(hint: Any) -> tuple[Any, bool]:

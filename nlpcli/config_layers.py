@@ -1,7 +1,8 @@
-"""The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < model preset
-(configs/presets/<model>.yaml) < saved run (`--eval-only --model RUN_DIR`) < --config FILE < --set key=value <
-command-line options. `resolve_config` merges them into one checked `RunConfig` and records where each value
-came from."""
+"""The layers of a run's configuration and their order: task defaults (configs/<task>.yaml) < bundled sample
+(configs/samples/<task>.yaml, with `--dataset sample`) < model preset (configs/presets/<model>.yaml) < saved run
+(`--eval-only --model RUN_DIR`, or the run `--resume` continues) < --config FILE < --set key=value < command-line
+options. `resolve_config` merges them into one checked `RunConfig` and records where each value came from.
+`predict_settings` gives `nlpcli predict` a saved run's settings, or the task defaults."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli import run_folder
-from nlpcli.config import ORIGINS, RunConfig, check_model_selection
+from nlpcli.config import RunConfig, check_model_selection, saved_config, with_origins
+from nlpcli.config_args import RESUME_CHOICES
 from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
 from nlpcli.config_values import coerce
 from nlpcli.errors import UserError
+from nlpcli.suggestions import did_you_mean
 
 
 def _config_dir() -> Path:
@@ -26,8 +29,12 @@ def _config_dir() -> Path:
 
 CONFIG_DIR = _config_dir()
 PRESET_DIR = CONFIG_DIR / "presets"  # a model preset's own defaults (e.g. a random-init model's learning rate)
+SAMPLE_DIR = CONFIG_DIR / "samples"  # what a task's bundled sample needs (e.g. translate's languages: en-ro)
+SAMPLE = "sample"  # the --dataset value that picks the bundled sample
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 TASK_DEFAULTS = "task defaults"  # the origin of a value from configs/<task>.yaml
+PRESET_TASKS_KEY = "tasks"  # a preset file's per-task defaults: {task: {key: value}}
+SAMPLE_LABEL = "bundled sample"  # the origin of a value from configs/samples/<task>.yaml
 
 # TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` is refused naming the option (one way
 # to say each thing, which both loops honour)
@@ -55,18 +62,30 @@ def _check_trainer_args(cls: type[RunConfig], layer: dict[str, Any], source: str
                             f"{flag(TRAINER_ARG_OPTIONS[name])} (both loops honour it).")
 
 
-def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
+def unknown_key_hint(key: str, known: set[str], task_name: str) -> str:
+    """The keys closest to an unknown one (transformers' name of an nlpcli key: that key), else where to look."""
+    if key in TRAINER_ARG_OPTIONS and TRAINER_ARG_OPTIONS[key] in known:
+        return f"Did you mean {TRAINER_ARG_OPTIONS[key]}? ({key} is transformers' name for it.)"
+    return did_you_mean(key, known, otherwise=f"`nlpcli config {task_name}` lists every key.") or ""
+
+
+def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str,
+           task_name: str) -> set[str]:
+    """Apply one layer to `values`; the keys it set over a different value (the built-in default's included)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = set(fields)
     _check_trainer_args(cls, layer, source)
+    replaced = set()
     for key, value in layer.items():
         if key not in known:
-            raise UserError(
-                f"{source}: unknown config key '{key}'.", hint=f"Known keys: {', '.join(sorted(known))}."
-            )
+            raise UserError(f"{source}: unknown config key '{key}'.", hint=unknown_key_hint(key, known, task_name))
         coerced = coerce(cls, key, value, source)
         if isinstance(coerced, dict) and isinstance(values.get(key), dict):
             coerced = {**values[key], **coerced}  # mappings (trainer_args) merge across layers
+        if coerced != values.get(key, fields[key].default):
+            replaced.add(key)
         values[key] = coerced
+    return replaced
 
 
 def task_defaults_file(task_name: str) -> Path:
@@ -79,7 +98,8 @@ def task_defaults(task_name: str) -> dict[str, Any]:
     return read_yaml(path) if path.is_file() else {}
 
 
-NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model")  # the evaluation names its own model
+# the evaluation names its own model, and shares none (an --eval-only run refuses --push-to-hub)
+NOT_EVALUATED_KEYS = (*run_folder.RUN_ONLY_KEYS, "eval_only", "model", "push_to_hub")
 
 
 def _latest(layers: list[dict[str, Any]], key: str) -> Any:
@@ -107,6 +127,36 @@ def saved_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> t
     return layer, str(path)
 
 
+RESUME_NOT_INHERITED = (*run_folder.RUN_ONLY_KEYS, "eval_only")  # what the resuming command does with the folder
+
+
+def resumed_run_layer(cls: type, task_name: str, later: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """With `--resume` (yes, auto or PATH): the settings of the run it continues (the folder of the checkpoint
+    PATH names, else --output-dir), as its nlpcli_config.yaml holds them with every resume's changes applied, as
+    a config layer below `later`. A resume continues its run: the options the command gives are the changes,
+    which `runner.continuity` accepts or refuses. When `later` names other data than the run's, the run's data
+    keys are left out (continuity names the difference). ({}, "") when the command resumes nothing, or the run
+    saved no settings, or saved another task's (continuity refuses it, naming each difference)."""
+    resume = _latest(later, "resume")
+    if resume is None:
+        return {}, ""
+    resume = coerce(cls, "resume", resume, "--resume")
+    if resume == "no":
+        return {}, ""
+    output_dir = _latest(later, "output_dir")
+    folder = Path(str(resume)).expanduser().parent if resume not in RESUME_CHOICES else (
+        Path(str(output_dir)).expanduser() if output_dir is not None else None)
+    saved = run_folder.saved_settings(folder) if folder is not None else None
+    if saved is None or str(saved.get(run_folder.TASK_KEY)) != task_name:
+        return {}, ""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    layer = {k: v for k, v in saved.items() if k in fields and k not in RESUME_NOT_INHERITED}
+    if any(_latest(later, key) not in (None, layer.get(key)) for key in DATA_SOURCE_KEYS):
+        data_bound = {name for name, f in fields.items() if f.metadata.get("data_bound")}
+        layer = {k: v for k, v in layer.items() if k not in (*DATA_SOURCE_KEYS, *data_bound)}
+    return layer, str(run_folder.settings_file(folder))
+
+
 def resolve_config(
     cls: type[RunConfig],
     task_name: str,
@@ -114,9 +164,11 @@ def resolve_config(
     cli_values: dict[str, Any] | None = None,
     set_values: dict[str, str] | None = None,
 ) -> RunConfig:
-    """Merge the layers in order of precedence: task defaults < preset < saved run < --config < --set < CLI
-    options. The saved-run layer is the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see
-    `saved_run_layer`).
+    """Merge the layers in order of precedence: task defaults < bundled sample < preset < saved run < --config <
+    --set < CLI options. The bundled-sample layer is configs/samples/<task>.yaml when the other layers choose
+    `--dataset sample` (translate's sample is en-ro where the task defaults say en-fr). The saved-run layer is
+    the run's nlpcli_config.yaml with `--eval-only --model RUN_DIR` (see `saved_run_layer`), or with `--resume`
+    the one of the run it continues (see `resumed_run_layer`).
 
     The preset layer is `configs/presets/<model>.yaml` when the model the other layers choose is a preset that
     has one (the tiny preset's random weights need a larger learning rate than the course's fine-tuning).
@@ -127,7 +179,7 @@ def resolve_config(
     """
     values: dict[str, Any] = {}
     defaults = task_defaults(task_name)
-    _apply(cls, values, defaults, str(task_defaults_file(task_name)))
+    replaced = _apply(cls, values, defaults, str(task_defaults_file(task_name)), task_name)
     origins = dict.fromkeys(defaults, TASK_DEFAULTS)
     layers = [
         (run_folder.config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
@@ -135,20 +187,26 @@ def resolve_config(
         ({k: v for k, v in (cli_values or {}).items() if v is not None}, "command line"),
     ]
     saved, saved_file = saved_run_layer(cls, task_name, [layer for layer, _ in layers])  # --eval-only RUN_DIR
+    if not saved_file:
+        saved, saved_file = resumed_run_layer(cls, task_name, [layer for layer, _ in layers])  # --resume
     layers.insert(0, (saved, saved_file))
     if any(layer.get(key) not in (None, defaults.get(key)) for layer, _ in layers for key in DATA_SOURCE_KEYS):
         for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):
             values.pop(bound, None)
             origins.pop(bound, None)
-    model = next((layer["model"] for layer, _ in reversed(layers) if layer.get("model") is not None),
-                 values.get("model", cls.model))
-    preset, preset_file = preset_layer(str(model))
-    labels = [f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set", "command line"]
-    for (layer, source), label in zip([(preset, str(preset_file)), *layers], labels, strict=True):
-        _apply(cls, values, layer, source)
+            replaced.discard(bound)
+    model, dataset = (next((layer[key] for layer, _ in reversed(layers) if layer.get(key) is not None),
+                           values.get(key, getattr(cls, key))) for key in ("model", "dataset"))
+    preset, preset_file = preset_layer(str(model), task_name)
+    sample_file = SAMPLE_DIR / f"{task_name}.yaml"
+    sample = read_yaml(sample_file) if dataset == SAMPLE and sample_file.is_file() else {}
+    labels = [SAMPLE_LABEL, f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set",
+              "command line"]
+    defaults_layers = [(sample, str(sample_file)), (preset, str(preset_file))]
+    for (layer, source), label in zip([*defaults_layers, *layers], labels, strict=True):
+        replaced |= _apply(cls, values, layer, source, task_name)
         origins.update(dict.fromkeys(layer, label))
-    cfg = cls(**values)
-    cfg.__dict__[ORIGINS] = origins
+    cfg = with_origins(cls(**values), origins, replaced)
     if cfg.epochs == 0 and cfg.max_steps <= 0:
         raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")
     check_model_selection(cfg)
@@ -156,10 +214,29 @@ def resolve_config(
 
 
 
-def preset_layer(model: str) -> tuple[dict[str, Any], Path]:
-    """The defaults of model preset `model` (configs/presets/<model>.yaml) and that file; empty for a model
-    that is no preset (a hub id, a folder), or a preset without defaults of its own."""
+def predict_settings(cls: type[RunConfig], task_name: str, model: str) -> tuple[RunConfig, bool]:
+    """(the settings `nlpcli predict` uses with `model`, whether a run saved them): those of the nlpcli_config.yaml
+    that describes it (its folder's, its run folder's for a checkpoint, or its hub repo's), else the task's defaults
+    (configs/<task>.yaml) for a model nlpcli did not train, their --max-length within the model's positions."""
+    from nlpcli.sources.models import config_positions, pretrained_config, settings_source
+
+    saved = settings_source(model)
+    if saved is not None:
+        return saved_config(cls, saved.parent), True
+    defaults = resolve_config(cls, task_name)
+    positions = config_positions(pretrained_config(model))
+    if defaults.max_length and positions and defaults.max_length > positions:  # the defaults' are for another model
+        defaults = dataclasses.replace(defaults, max_length=positions)
+    return defaults, False
+
+
+def preset_layer(model: str, task_name: str) -> tuple[dict[str, Any], Path]:
+    """The defaults of model preset `model` for task `task_name` (configs/presets/<model>.yaml: its keys, then
+    those of its `tasks: {task_name: ...}` section) and that file; empty for a model that is no preset (a hub id, a
+    folder), or a preset without defaults of its own."""
     path = PRESET_DIR / f"{model}.yaml"
     if not model.isidentifier() or not path.is_file():
         return {}, path
-    return read_yaml(path), path
+    values = read_yaml(path)
+    by_task = values.pop(PRESET_TASKS_KEY, None) or {}
+    return {**values, **(by_task.get(task_name) or {})}, path

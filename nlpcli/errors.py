@@ -17,6 +17,11 @@ class UserError(Exception):
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
 
 
+class TrainingDiverged(UserError):
+    """The training loss (or the weights) turned NaN or infinite: the run stopped. A result of its settings (a
+    learning rate too high), not of broken input: `nlpcli tune` records such a trial as failed and goes on."""
+
+
 class Interrupted(BaseException):
     """The run was stopped by a signal (SIGTERM, SIGINT): one line saying what was kept and how to resume, and
     the conventional exit code (128 + the signal's number). A BaseException, as KeyboardInterrupt is: no

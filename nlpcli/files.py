@@ -1,10 +1,13 @@
-"""Writing files so that a crash never leaves half of one (write beside it, then rename over it), and reading
-back a saved model's or a checkpoint's files to find one that is torn."""
+"""Writing files so that a crash never leaves half of one (write beside it, then rename over it), reading
+back a saved model's or a checkpoint's files to find one that is torn, and telling a write that failed for want
+of space (a full disk, a quota, `ulimit -f`) from other errors."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -126,4 +129,44 @@ def model_folder_problem(folder: Path) -> str | None:
         problem = unreadable(path) if path.is_file() else None
         if problem:
             return problem
+    return None
+
+
+# A write that failed for want of space. Python ignores SIGXFSZ, so a write past `ulimit -f` fails with EFBIG
+# instead of killing the process. safetensors says so in its message only ("File too large (os error 27)"),
+# and torch's zip writer with neither errno nor reason ("unexpected pos ...", "basic_ios::clear: iostream error").
+NO_SPACE = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "the file size limit (ulimit -f) was reached",
+            errno.EDQUOT: "the disk quota is exceeded"}
+_SAID = {errno.ENOSPC: re.compile(r"No space left on device|os error 28\b"),
+         errno.EFBIG: re.compile(r"File too large|os error 27\b"),
+         errno.EDQUOT: re.compile(r"Disk quota exceeded|os error 122\b")}
+_SHORT_WRITE = re.compile(r"unexpected pos \d+ vs \d+|basic_ios::clear: iostream error|\d+ requested and \d+ written")
+
+
+def _file_size_limited() -> bool:
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: no `ulimit -f`
+        return False
+    return resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
+
+
+def write_failure(err: BaseException) -> str | None:
+    """Why a write failed when `err`, or an error it was raised from or while handling, says a disk is full, a
+    quota is exceeded or a file size limit was reached ("no space left on the device", ...); None for other
+    errors. A short write that gives no reason is put down to the file size limit when one is set, else to a
+    full disk."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in NO_SPACE:
+            return NO_SPACE[current.errno]
+        text = str(current)
+        for code, said in _SAID.items():
+            if said.search(text):
+                return NO_SPACE[code]
+        if _SHORT_WRITE.search(text):
+            return NO_SPACE[errno.EFBIG] if _file_size_limited() else NO_SPACE[errno.ENOSPC]
+        current = current.__cause__ or current.__context__
     return None

@@ -14,6 +14,10 @@ A run folder holds the saved model (transformers' own files, named below as tran
   record (`nlpcli_record.json`);
 - `preset-tokenizer/`: the tokenizer a preset fitted to this run's text; `.nlpcli.lock`: the running run's lock.
 
+A study's folder (`nlpcli tune`) holds one run folder per trial (`trial-<number>/`, each with `tune_trial.json`: the
+trial's state as the study recorded it), the study's journal (`tune.journal`, unless --storage names a database),
+`tune.json` (the trials, the best one), `tune.png` (history and importances) and `best_config.yaml`.
+
 Imports nothing from nlpcli, so every layer may use it.
 """
 
@@ -55,6 +59,14 @@ WEIGHTS = "pytorch_model.bin"  # transformers.utils.WEIGHTS_NAME
 TRAINER_STATE = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME
 TOKENIZER_FILE = "tokenizer.json"  # transformers.tokenization_utils_fast.TOKENIZER_FILE
 
+# a study's folder (nlpcli tune)
+TRIAL_PREFIX = "trial-"  # trial-<number>: one run folder per trial
+TRIAL_STATE = "tune_trial.json"  # in a trial's folder: its number, state, parameters and objective
+TUNE_JOURNAL = "tune.journal"  # the study's default storage (Optuna's journal file)
+TUNE_RESULTS = "tune.json"  # the trials and the best one
+TUNE_CHART = "tune.png"  # optimisation history and parameter importances
+BEST_CONFIG = "best_config.yaml"  # the best trial's configuration, for `nlpcli TASK --config`
+
 DEFAULT_ROOT = "runs"  # where a run without --output-dir goes: runs/<task>-<timestamp>
 
 # what shows that a folder holds a finished run
@@ -78,3 +90,13 @@ def checkpoint_step(name: str) -> int | None:
 
 def default_output_dir(task: str, stamp: str) -> Path:
     return Path(DEFAULT_ROOT) / f"{task}-{stamp}"
+
+
+def trial_name(number: int) -> str:
+    return f"{TRIAL_PREFIX}{number}"
+
+
+def default_study_dir(task: str) -> Path:
+    """Where `nlpcli tune TASK` keeps its study without --output-dir: the same folder for every worker started
+    with the same command."""
+    return Path(DEFAULT_ROOT) / f"tune-{task}"

@@ -6,7 +6,8 @@ the one reader of that file (a checkpoint folder is described by its run folder'
   `--config` (task options, and the data unless a later layer names data), so a SQuAD v2 run is evaluated
   as v2 on the data it used (`config.saved_run_layer`);
 - `--config RUN_DIR/nlpcli_config.yaml`: repeats the run, but not into the old folder;
-- `predict`: the folder must hold a model of the task asked for (its saved task, else its architecture).
+- `predict`: the model (a folder, or a hub repo's own nlpcli_config.yaml) must be of the task asked for (its saved
+  task, else its architecture), and predicts with the saved settings.
 Keys that belong to the run that wrote the folder (its output folder, resume, overwrite) are not carried.
 Beside the config keys the file records what a later `--resume` checks (`RECORD_KEYS`, never config keys): the
 world size and the sha256 of the local data files of the first run, and `resumes:`, one entry per resume with
@@ -65,12 +66,6 @@ def current(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def saved_task(folder: str | Path) -> str | None:
-    """The task a run folder was trained for, from its nlpcli_config.yaml (None: not recorded)."""
-    task = (saved_settings(folder) or {}).get(TASK_KEY)
-    return str(task) if task else None
-
-
 def check_task_of_file(values: dict[str, Any], task_name: str, source: str) -> dict[str, Any]:
     """The config keys of a YAML layer without its `task` key, which must name this task when present."""
     values = dict(values)
@@ -127,19 +122,21 @@ def auto_class_architectures(auto_class: str) -> set[str]:
     return found
 
 
-def check_model_task(folder: str | Path, task_name: str, model_classes: dict[str, str]) -> None:
-    """Refuse a model folder trained for another task: its saved task when it has one, else its architecture
-    (`model_classes`: task name -> auto class). A folder that says neither is let through."""
-    recorded = saved_task(folder)
+def check_model_task(name: str | Path, task_name: str, model_classes: dict[str, str], settings: Path | None,
+                     found: list[str]) -> None:
+    """Refuse a model (a folder or a hub id, `name`) trained for another task: the task its nlpcli_config.yaml
+    (`settings`, None when it has none) records, else its architectures (`found`, config.json's `architectures`)
+    against the classes of each task's auto class (`model_classes`: task name -> auto class). A model that says
+    neither is let through."""
+    recorded = (current(read_yaml(settings)).get(TASK_KEY) if settings is not None else None) or None
     if recorded is not None:
-        if recorded != task_name:
-            raise UserError(f"{folder} holds a model trained for {recorded} ({settings_file(folder)} says task: "
-                            f"{recorded}), not for {task_name}.", hint=f"Use nlpcli predict {recorded} {folder} ...")
+        if str(recorded) != task_name:
+            raise UserError(f"{name} holds a model trained for {recorded} ({settings} says task: {recorded}), not "
+                            f"for {task_name}.", hint=f"Use nlpcli predict {recorded} {name} ...")
         return
-    found = architectures(folder)
     if not found or set(found) & auto_class_architectures(model_classes[task_name]):
         return
-    fits = [name for name, auto in model_classes.items() if set(found) & auto_class_architectures(auto)]
+    fits = [task for task, auto in model_classes.items() if set(found) & auto_class_architectures(auto)]
     where = f"; it fits {', '.join(fits)}" if fits else ""
-    raise UserError(f"{folder} holds a {', '.join(found)}, which has no {task_name} head{where}.",
-                    hint=f"Use nlpcli predict {fits[0]} {folder} ..." if fits else None)
+    raise UserError(f"{name} holds a {', '.join(found)}, which has no {task_name} head{where}.",
+                    hint=f"Use nlpcli predict {fits[0]} {name} ..." if fits else None)

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,15 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def front_matter(card: Path) -> dict:
+    """The YAML block a model card (README.md) starts with."""
+    import yaml
+
+    text = Path(card).read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
 def read_jsonl(path: Path) -> list[Any]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -146,12 +155,40 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def torchrun_command(nproc: int, *args: str) -> list[str]:
+    """`torchrun --nproc_per_node NPROC -m nlpcli ARGS`, as a command line (on a free port)."""
+    require_e2e("launches torchrun")
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+            "--master_port", str(free_port()), "-m", "nlpcli", *map(str, args)]
+
+
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
     """`torchrun --nproc_per_node NPROC -m nlpcli ARGS`: DDP over gloo on this CPU box (one thread each)."""
-    require_e2e("launches torchrun")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-               "--master_port", str(free_port()), "-m", "nlpcli", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    return subprocess.run(torchrun_command(nproc, *args), capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def wait_for(done: Callable[[], bool], running: subprocess.Popen, what: str, deadline: float = 300) -> None:
+    """Poll `done` until it holds; fail if the process ended first (or after `deadline` seconds)."""
+    import time
+
+    limit = time.time() + deadline
+    while not done():
+        assert running.poll() is None and time.time() < limit, f"the run ended before {what}"
+        time.sleep(0.01)
+
+
+def kill_launched(launcher: subprocess.Popen) -> None:
+    """SIGKILL to a launcher and to every process it started (each in a session of its own), as a lost node stops
+    them: nothing of theirs runs a clean-up."""
+    import signal
+
+    import psutil
+
+    workers = psutil.Process(launcher.pid).children(recursive=True)
+    for pid in (launcher.pid, *(worker.pid for worker in workers)):
+        os.kill(pid, signal.SIGKILL)
+    launcher.wait()
+    psutil.wait_procs(workers, timeout=30)
 
 
 def accelerate_launch(config: str, nproc: int, *args: str) -> subprocess.CompletedProcess:
@@ -185,6 +222,9 @@ def trained_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str
 
 NER_MODEL = ("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "20", "--learning-rate", "5e-3",
              "--batch-size", "4")  # a tiny ner model that tags the sample's entities: conftest.trained_once
+MLM_MODEL = ("mlm", "--model", "tiny", "--dataset", "sample", "--max-steps", "4", "--learning-rate", "5e-3",
+             "--chunk-size", "32", "--max-train-samples", "40", "--max-eval-samples", "16",
+             "--batch-size", "8")  # a tiny masked LM (test_run_folders, and classify's starting model): trained_once
 
 
 def run_processes(nproc: int, *args: str) -> str:

@@ -63,3 +63,15 @@ def test_predict_from_a_closed_stdin_is_refused(monkeypatch):
     monkeypatch.setattr(sys, "stdin", None)  # what Python makes of a closed file descriptor 0
     with pytest.raises(UserError, match="--file -: stdin is closed"):
         read_inputs("-", {"text": "text"})
+
+
+def test_tables_in_a_log_or_a_pipe_are_plain_text(capsys):
+    """A redirected run's final tables: aligned text, no box characters (a terminal still gets the boxes)."""
+    from nlpcli.commands.tables import show_result
+
+    show_result({"metrics": {"eval_loss": 0.8574, "eval_overall_f1": 0.5, "eval_LOC_f1": 0.25, "eval_LOC_number": 15},
+                 "output_dir": "runs/x"})
+    out = capsys.readouterr().out
+    assert out.splitlines() == ["metrics", "metric           value", "eval_loss        0.8574",
+                                "eval_overall_f1  0.5000", "per group", "group  f1      number", "LOC    0.2500  15",
+                                "saved to runs/x"]

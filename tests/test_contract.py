@@ -78,3 +78,22 @@ def test_every_public_hook_is_named_in_the_architecture_notes():
     assert {"normalize", "setup", "prepare", "prepare_test", "collator", "predict"} <= set(hooks)
     missing = [name for name in hooks if f"`{name}(" not in notes]
     assert not missing, f"docs/architecture.md does not name these Task hooks: {', '.join(missing)}"
+
+
+def test_padding_collators_pad_to_a_multiple_of_8_on_a_gpu_only(monkeypatch):
+    """Tensor cores want multiples of 8; on a CPU every padded position is work, so none is added there."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from nlpcli.tasks import get_task
+
+    backend = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, "a": 2}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
+    rows = [{"input_ids": [2, 2, 2], "attention_mask": [1, 1, 1], "labels": [0, 0, 0]},
+            {"input_ids": [2], "attention_mask": [1], "labels": [0]}]
+    for on_gpu, length in ((False, 3), (True, 8)):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda on_gpu=on_gpu: on_gpu)
+        collator = get_task("ner").collator(tokenizer, None, get_task("ner").config_class())
+        assert collator(rows)["input_ids"].shape == (2, length)

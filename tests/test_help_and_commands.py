@@ -4,6 +4,7 @@ and the predict command line the demo shows (`nlpcli env`: test_env.py)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import subprocess
@@ -20,9 +21,10 @@ from nlpcli.config_layers import resolve_config
 from nlpcli.tasks import TASK_MODULES, task_class
 
 
+@functools.cache  # one process per page: several tests read the same one
 def help_page(task: str, columns: int = 80) -> str:
     env = {**os.environ, "COLUMNS": str(columns), "TERM": "dumb", "NO_COLOR": "1"}
-    result = subprocess.run([sys.executable, "-m", "nlpcli", task, "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "nlpcli", *task.split(), "--help"], capture_output=True, text=True,
                             cwd=REPO, env=env, check=True)
     return result.stdout
 
@@ -149,6 +151,6 @@ def test_every_option_in_help_is_in_a_readme_options_table():
     rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `")]
     documented = set(re.findall(r"--[a-z0-9][a-z0-9-]*", "\n".join(rows)))
     documented |= {"--help", "--config", "--set"}  # --config and --set: the Configuration section's layer list
-    for command in [*TASK_MODULES, "predict"]:
+    for command in [*TASK_MODULES, "predict", "inspect ner"]:
         flags = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", help_page(command, columns=200)))
         assert flags <= documented, f"nlpcli {command} --help: {sorted(flags - documented)} in no README table"

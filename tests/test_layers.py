@@ -11,13 +11,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nlpcli"
 # top to bottom; a module belongs to the first layer with a prefix that names it or a package above it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("nlpcli.cli", "nlpcli.commands", "nlpcli.__main__", "nlpcli.environment")),
+    ("tuning", ("nlpcli.tuning",)),
     ("reporting", ("nlpcli.reporting",)),
     ("runner", ("nlpcli.runner",)),
     ("tasks", ("nlpcli.tasks",)),
     ("sources/config", ("nlpcli.sources", "nlpcli.config", "nlpcli.config_layers", "nlpcli.config_values",
                         "nlpcli.config_args", "nlpcli.config_fields", "nlpcli.run_folder", "nlpcli.predict_io")),
     ("metrics/helpers", ("nlpcli.metrics", "nlpcli.layout", "nlpcli.files", "nlpcli.config_files", "nlpcli.console",
-                         "nlpcli.errors", "nlpcli.generation", "nlpcli.help_panels", "nlpcli")),
+                         "nlpcli.errors", "nlpcli.generation", "nlpcli.help_panels", "nlpcli.suggestions", "nlpcli")),
 ]
 
 
@@ -103,3 +104,12 @@ def test_the_checker_finds_circles_and_upward_arrows():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
     assert layer_of("nlpcli.runner.run") < layer_of("nlpcli.tasks.clm") < layer_of("nlpcli.metrics.squad")
+    assert layer_of("nlpcli.commands.tune") < layer_of("nlpcli.tuning.loop") < layer_of("nlpcli.reporting.plot")
+
+
+def test_the_runner_knows_no_tuning():
+    """The runner offers a generic evaluation hook; what a study does with it stays in nlpcli.tuning."""
+    for name, path in modules().items():
+        if name.startswith("nlpcli.runner"):
+            text = path.read_text(encoding="utf-8").lower()
+            assert "optuna" not in text and "tune" not in text, name

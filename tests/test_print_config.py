@@ -76,6 +76,9 @@ def test_saved_run_layers_and_resume_differences_are_named(tmp_path):
     assert f"learning_rate: 0.002  # saved run {run / 'nlpcli_config.yaml'}" in evaluation
     resumed = run_cli("ner", "--print-config", "--resume", "--output-dir", run, "--model", "tiny", "--dataset",
                       "sample", "--epochs", "5").output.splitlines()
-    assert "learning_rate: 0.005  # preset tiny; the run: 0.002" in resumed
+    # a resume keeps the run's settings (not the preset's 0.005): only what the command changes differs
+    assert f"learning_rate: 0.002  # saved run {run / 'nlpcli_config.yaml'}" in resumed
+    changed = run_cli("ner", "--print-config", "--resume", "--output-dir", run, "--learning-rate", "0.005").output
+    assert "learning_rate: 0.005  # command line; the run: 0.002" in changed.splitlines()
     assert "epochs: 5.0  # command line; the run: 3.0" in resumed and "resume: 'yes'  # command line" in resumed
     assert not any(line.startswith("model:") and "the run" in line for line in resumed)

@@ -73,6 +73,35 @@ KILLED = {
 }
 
 
+def killed_once_complete(checkpoint, *args) -> None:
+    """`nlpcli ARGS` in a process of its own, killed with SIGKILL once `checkpoint` is complete (its loop's state is
+    the last file a save writes before the rename). The process is forked from this one, so it imports nothing
+    again: it runs the command as this process would and never comes back (whatever happens, it ends with
+    os._exit, running no clean-up of this process's)."""
+    import os
+    import signal
+    import time
+
+    child = os.fork()
+    if child == 0:
+        try:
+            run_cli(*args)
+        finally:
+            os._exit(0)
+    done = ("trainer_state.json", "nlpcli_state.json")
+    deadline = time.time() + 300
+    while not any((checkpoint / name).is_file() for name in done):
+        ended, _ = os.waitpid(child, os.WNOHANG)
+        if ended or time.time() > deadline:
+            if not ended:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            pytest.fail(f"the run ended (or took 300 s) before {checkpoint.name}")
+        time.sleep(0.01)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("loop", ["trainer", "accelerate"])
 @pytest.mark.parametrize("task", ["ner", "mlm"])
@@ -80,27 +109,12 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
     """SIGKILL once checkpoint-4 (inside the first or second epoch) is complete, then --resume: metrics.json
     equals an uninterrupted run's, to the last digit (dropout and mlm's masks included). The killed run is a
     process of its own; the uninterrupted and the resumed ones run here, on the same one thread."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from conftest import REPO
-
     args = [*KILLED[task], "--save-steps", "2", "--logging-steps", "2", "--save-total-limit", "10", "--loop", loop]
     full = run_cli(*args, "--output-dir", tmp_path / "full")
     assert full.exit_code == 0, full.output
     cut = tmp_path / "cut"
-    running = subprocess.Popen([sys.executable, "-m", "nlpcli", *args, "--output-dir", str(cut)], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = ("trainer_state.json", "nlpcli_state.json")
-    deadline = time.time() + 300
-    while not any((cut / "checkpoint-4" / name).is_file() for name in done):
-        assert running.poll() is None and time.time() < deadline, "the run ended before checkpoint-4"
-        time.sleep(0.01)
-    running.send_signal(signal.SIGKILL)
-    running.wait()
-    assert not (cut / "metrics.json").exists()
+    killed_once_complete(cut / "checkpoint-4", *args, "--output-dir", cut)
+    assert not (cut / "metrics.json").exists() and (cut / ".nlpcli.lock").is_file()  # nothing ran its clean-up
     resumed = run_cli(*args, "--output-dir", cut, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")  # train_loss too
@@ -194,35 +208,20 @@ def test_a_two_process_run_killed_after_a_checkpoint_resumes_to_the_same_metrics
     """torchrun with 2 processes, SIGKILL to the launcher and both workers once checkpoint-4 is complete, then
     --resume with 2 processes: metrics.json equals the uninterrupted 2-process run's, to the last digit (same
     world size and batch shapes). The Accelerate loop, whose resume goes inside the epoch through each process's
-    own loader state (test_signals resumes the Trainer under torchrun); three torchrun runs: ~40 s."""
-    loop = "accelerate"
-    import os
-    import signal
+    own loader state (test_signals kills the Trainer's under torchrun); three torchrun runs."""
     import subprocess
-    import sys
-    import time
 
-    import psutil
+    from conftest import REPO, kill_launched, torchrun, torchrun_command, wait_for
 
-    from conftest import REPO, free_port, torchrun
-
-    args = [*KILLED["ner"], "--save-steps", "2", "--logging-steps", "2", "--save-total-limit", "10", "--loop", loop]
+    args = [*KILLED["ner"], "--save-steps", "2", "--logging-steps", "2", "--save-total-limit", "10", "--loop",
+            "accelerate"]
     full = torchrun(2, *args, "--output-dir", tmp_path / "full")
     assert full.returncode == 0, full.stderr[-3000:]
     cut = tmp_path / "cut"
-    launcher = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                                 "--master_port", str(free_port()), "-m", "nlpcli", *args, "--output-dir", str(cut)],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = ("trainer_state.json", "nlpcli_state.json")
-    deadline = time.time() + 300
-    while not any((cut / "checkpoint-4" / name).is_file() for name in done):
-        assert launcher.poll() is None and time.time() < deadline, "the run ended before checkpoint-4"
-        time.sleep(0.01)
-    workers = psutil.Process(launcher.pid).children(recursive=True)  # each in a session of its own
-    for pid in (launcher.pid, *(worker.pid for worker in workers)):
-        os.kill(pid, signal.SIGKILL)
-    launcher.wait()
-    psutil.wait_procs(workers, timeout=30)
+    launcher = subprocess.Popen(torchrun_command(2, *args, "--output-dir", cut), cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: (cut / "checkpoint-4" / "nlpcli_state.json").is_file(), launcher, "checkpoint-4")
+    kill_launched(launcher)
     assert not (cut / "metrics.json").exists()
     resumed = torchrun(2, *args, "--output-dir", cut, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -230,3 +229,57 @@ def test_a_two_process_run_killed_after_a_checkpoint_resumes_to_the_same_metrics
     timeless = [{k: v for k, v in r.items() if k != "samples_per_second"} for r in read_jsonl(cut / HISTORY)]
     assert timeless == [{k: v for k, v in r.items() if k != "samples_per_second"}
                         for r in read_jsonl(tmp_path / "full" / HISTORY)]
+
+
+@pytest.fixture
+def file_size_limit():
+    """Sets this process's file size limit (what `ulimit -f` sets) when called with a size, lifts it when called
+    with None; lifted after the test whatever happens."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if hard != resource.RLIM_INFINITY:
+        pytest.skip("a hard file size limit is set")
+
+    def limit(size: int | None) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY if size is None else size, hard))
+
+    yield limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("loop", ["trainer", "accelerate"])
+def test_a_full_disk_during_a_checkpoint_exits_2_and_the_run_resumes_once_there_is_space(tmp_path, loop, monkeypatch,
+                                                                                      file_size_limit):
+    """A file size limit set once checkpoint-2 is in place (Python ignores SIGXFSZ: a write past it fails with
+    EFBIG): checkpoint-4's optimizer state (~0.9 MB) cannot be written. One message naming it and the reason, no
+    traceback; the staging folder and the lock are gone, checkpoint-2 is untouched, and --resume goes on from it."""
+    from nlpcli.runner import checkpoints
+
+    publish = checkpoints.publish
+
+    def publish_then_limit(staged, path):
+        publish(staged, path)
+        if path.name == "checkpoint-2":
+            file_size_limit(600_000)
+
+    monkeypatch.setattr(checkpoints, "publish", publish_then_limit)
+    out = tmp_path / "run"
+    args = (*NER, "--loop", loop, "--max-steps", "4", "--save-steps", "2", "--eval-strategy", "no",
+            "--max-eval-samples", "2", "--output-dir", out)
+    result = run_cli(*args)
+    file_size_limit(None)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert (f"error: saving checkpoint-4 failed (what it had written, {out / '.checkpoints.partial' / 'checkpoint-4'}"
+            ", is removed): the file size limit (ulimit -f) was reached." in said), said
+    assert "(checkpoint-2 is the newest); once there is space" in said and "Traceback" not in result.output
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-2"] and not (out / "metrics.json").exists()
+    assert not (out / ".checkpoints.partial").exists() and not (out / ".nlpcli.lock").exists()
+    kept = {p.name: p.read_bytes() for p in (out / "checkpoint-2").iterdir()}
+    assert checkpoints.latest(out) == out / "checkpoint-2"  # every file reads back
+    resumed = run_cli(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from checkpoint-2 (step 2," in resumed.output
+    assert {p.name: p.read_bytes() for p in (out / "checkpoint-2").iterdir()} == kept
+    assert (out / "checkpoint-4").is_dir() and (out / "metrics.json").is_file()

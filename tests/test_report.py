@@ -233,3 +233,83 @@ def test_the_cli_table_and_the_report_agree_on_per_group_metrics(tmp_path):
     history = [{"step": 1, **dict.fromkeys(keys, 0.5)}]
     curves = parse_history([json.dumps(line) for line in history], tmp_path / "log_history.jsonl")
     assert set(curves) == in_overall
+
+
+def ner_run(folder: Path, settings: dict, resumed_to: int | None = None, precision: str = "fp32") -> Path:
+    """A run folder as a tiny ner run writes it: nlpcli_config.yaml (from the resolved configuration, with a
+    resume's changes when `resumed_to`), run.json, metrics.json and a history."""
+    from nlpcli.config import config_yaml
+    from nlpcli.config_layers import resolve_config
+    from nlpcli.tasks.ner import NerConfig
+
+    cfg = resolve_config(NerConfig, "ner", cli_values={"model": "tiny", "dataset": "sample",
+                                                       "output_dir": str(folder), **settings})
+    record: dict = {"world_size": 1}
+    if resumed_to is not None:
+        record["resumes"] = [{"at": "2026-01-01T00:00:00", "checkpoint": "checkpoint-30", "step": 30,
+                              "changed": {"max_steps": [cfg.max_steps, resumed_to]}}]
+    run = make_run(folder, {"eval_loss": 0.5, "eval_overall_f1": 0.75}, history_lines(),
+                   {"task": "ner", "model": "tiny", "loop": cfg.loop, "precision": precision, "world_size": 1})
+    (run / "nlpcli_config.yaml").write_text(config_yaml(cfg, "ner", record))
+    return run
+
+
+def three_ner_runs(tmp_path: Path) -> list[Path]:
+    """30 steps; 30 then resumed to 40; 30 steps at another learning rate (the issue's three runs)."""
+    return [ner_run(tmp_path / "ner-a", {"max_steps": 30}), ner_run(tmp_path / "ner-b", {"max_steps": 30}, 40),
+            ner_run(tmp_path / "ner-c", {"max_steps": 30, "learning_rate": 1e-3})]
+
+
+def test_report_shows_the_settings_that_differ_between_the_runs(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr("nlpcli.reporting.compare.draw_curves", lambda runs, path, title: drawn.append(runs) or path)
+    runs = three_ner_runs(tmp_path)
+    result = run_cli("report", *runs, "--output", tmp_path / "chart.png")
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[1:] if line.strip()}
+    assert rows["max_steps"] == ["30", "40", "30"]  # the resume's value, not the first run's
+    assert rows["learning_rate"] == ["0.005", "0.005", "0.001"]
+    assert rows["resumes"] == ["0", "1", "0"]
+    assert not {"batch_size", "precision", "output_dir", "seed", "dataset"} & set(rows)  # the same in every run
+    keys = list(rows)
+    assert keys.index("loop") < keys.index("max_steps") < keys.index("eval_loss")  # between the facts and metrics
+    (legend,) = drawn
+    assert [label for label, _ in legend] == ["ner-a (max_steps=30, learning_rate=0.005, resumes=0)",
+                                              "ner-b (max_steps=40, learning_rate=0.005, resumes=1)",
+                                              "ner-c (max_steps=30, learning_rate=0.001, resumes=0)"]
+    report = json.loads(run_cli("report", *runs, "--output", tmp_path / "chart.png", "--json").output)
+    assert report["differing_settings"] == ["max_steps", "learning_rate", "resumes"]
+    assert report["runs"][1]["settings"] == {"max_steps": 40, "learning_rate": 0.005, "resumes": 1}
+
+
+def test_report_settings_say_what_ran_and_stay_out_of_a_single_run(tmp_path, monkeypatch):
+    from nlpcli.reporting.compare import differing_settings, legend_labels
+    from nlpcli.reporting.runs import read_run
+
+    cpu = read_run(ner_run(tmp_path / "cpu", {"max_steps": 30, "precision": "auto"}))
+    gpu = read_run(ner_run(tmp_path / "gpu", {"max_steps": 30, "precision": "auto"}, precision="bf16"))
+    assert cpu.settings["precision"] == "fp32"  # what run.json says ran, not the configuration's auto
+    assert differing_settings([cpu, gpu]) == ["precision"]
+    assert differing_settings([cpu]) == [] and legend_labels([cpu]) == ["cpu"]
+    old = make_run(tmp_path / "old", {"eval_loss": 0.5}, None)  # no nlpcli_config.yaml: nothing to compare
+    assert differing_settings([cpu, read_run(old)]) == []
+
+
+def test_lead3_is_a_reference_line_on_its_rouge_panel_not_a_panel_of_its_own():
+    from matplotlib.figure import Figure
+
+    from nlpcli.reporting.plot import draw_panel
+
+    steps = [(10, 1.0), (20, 2.0)]
+    curves = {"loss": steps, "eval_loss": steps, **{f"eval_{key}": steps for key in ("rouge1", "rouge2", "gen_len")},
+              **{f"eval_lead3_{key}": [(0, 15.4), (10, 15.4), (20, 15.4)] for key in ("rouge1", "rouge2")}}
+    assert panels([("run", curves)]) == ["loss", "eval_rouge1", "eval_rouge2", "eval_gen_len"]
+    axes = Figure().add_subplot()
+    draw_panel(axes, "eval_rouge1", [("run", curves)], ["C0"])
+    model, lead3 = axes.get_lines()
+    assert list(model.get_ydata()) == [1.0, 2.0]
+    assert list(lead3.get_ydata()) == [15.4, 15.4] and lead3.get_linestyle() == ":"  # a horizontal line
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["model", "lead-3"]
+    axes = Figure().add_subplot()
+    draw_panel(axes, "eval_gen_len", [("run", curves)], ["C0"])
+    assert len(axes.get_lines()) == 1  # no baseline scores the generated length

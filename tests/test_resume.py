@@ -50,6 +50,10 @@ def run_folder(tmp_path):
     out = tmp_path / "run"
     (out / "checkpoint-4").mkdir(parents=True)
     (out / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"global_step": 4, "epoch": 1.33}))
+    import safetensors.torch
+    import torch
+
+    safetensors.torch.save_file({"w": torch.zeros(4)}, str(out / "checkpoint-4" / "model.safetensors"))  # reads back
     (out / "nlpcli_config.yaml").write_text("task: ner\nmodel: tiny\n")
     return out
 
@@ -74,13 +78,13 @@ def test_resume_path_refusals(tmp_path, run_folder):
     (out / "checkpoint-2").mkdir()
     refused(run_cli(*NER, "--resume", out / "checkpoint-2"), "is not complete", "trainer_state.json")
     refused(run_cli(*NER, "--loop", "accelerate", "--resume", out / "checkpoint-4"),
-            "written by the trainer loop", "--loop trainer")
+            "--loop: trainer in the run (checkpoint-4 holds its state), accelerate now")
     refused(run_cli(*NER, "--resume", out / "checkpoint-4", "--output-dir", tmp_path / "other"),
-            "belongs to the run in", "not to --output-dir")
+            f"--output-dir: {out} holds the checkpoint, {tmp_path / 'other'} now")
     refused(run_cli("mlm", "--model", "tiny", "--dataset", "sample", "--resume", out / "checkpoint-4"),
-            "belongs to a ner run", "nlpcli ner")
+            "task: ner in the run, mlm now", "Resume it with nlpcli ner")
     refused(run_cli(*NER, "--model", "bert-base-cased", "--resume", out / "checkpoint-4"),
-            "belongs to a run of model tiny", "--model tiny")
+            "--model: tiny in the run, bert-base-cased now")
     assert sorted(p.name for p in out.iterdir()) == [".checkpoints.partial", "checkpoint-2", "checkpoint-4",
                                                      "nlpcli_config.yaml", "notes"]  # nothing written
 

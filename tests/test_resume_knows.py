@@ -81,6 +81,52 @@ def test_another_task_model_and_training_settings_are_refused_naming_each(ner_ru
     assert snapshot(out) == before  # nothing written
 
 
+def test_a_bare_resume_inherits_the_run_settings(ner_run, monkeypatch):
+    """`nlpcli ner --output-dir RUN --resume`, no other option: the run's model, data and settings, not the task
+    defaults; an option given is a change (here an accepted one), checked as when every option is repeated."""
+    out, data = ner_run
+    reached = stop_before_the_loop(monkeypatch)
+    result = run_cli("ner", "--output-dir", out, "--resume", "--epochs", "5")
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if "changed settings" in line] == [
+        f"warning: --resume: continuing {out} with changed settings: --epochs 3 -> 5."]
+    cfg = reached[0]["cfg"]
+    assert (cfg.model, cfg.train_file, cfg.batch_size, cfg.learning_rate, cfg.warmup_ratio, cfg.epochs) == (
+        "tiny", str(data), 4, 5e-3, 0.1, 5.0)  # not the task defaults' bert-base-cased, conll2003, batch 8
+    assert cfg.resume == "yes" and cfg.output_dir == str(out)
+    seed = run_cli("ner", "--resume", out / "checkpoint-4", "--seed", "7")  # PATH: its folder's run
+    refused(seed, "this command differs: --seed: 42 in the run, 7 now.")
+
+
+def test_more_epochs_of_a_run_that_stops_at_max_steps_are_named_as_changing_nothing(ner_run, monkeypatch):
+    out, _ = ner_run
+    saved = yaml.safe_load((out / "nlpcli_config.yaml").read_text())
+    (out / "nlpcli_config.yaml").write_text(yaml.safe_dump({**saved, "max_steps": 4}, sort_keys=False))
+    stop_before_the_loop(monkeypatch)
+    kept = run_cli("ner", "--output-dir", out, "--resume", "--epochs", "5")
+    assert kept.exit_code == 0, kept.output
+    assert ("--epochs 5 changes nothing: the run stops at --max-steps 4, which it keeps (give --max-steps -1 to "
+            "train by epochs)") in " ".join(kept.output.split())
+    by_epochs = run_cli("ner", "--output-dir", out, "--resume", "--epochs", "5", "--max-steps", "-1")
+    assert by_epochs.exit_code == 0 and "changes nothing" not in by_epochs.output
+    assert "--epochs 3 -> 5, --max-steps 4 -> -1" in by_epochs.output
+
+
+def test_a_checkpoint_of_another_run_is_refused_naming_every_difference(ner_run, tmp_path):
+    """`--resume PATH` of another folder, loop and task: one refusal that names each, nothing written anywhere."""
+    out, data = ner_run
+    before = snapshot(out)
+    other = tmp_path / "other"
+    refused(run_cli("mlm", "--model", "tiny", "--train-file", data, "--loop", "accelerate", "--learning-rate", "1e-3",
+                    "--output-dir", other, "--resume", out / "checkpoint-4"),
+            f"--resume {out / 'checkpoint-4'} continues the run in {out}",
+            f"--output-dir: {out} holds the checkpoint, {other} now",
+            "--loop: trainer in the run (checkpoint-4 holds its state), accelerate now",
+            "task: ner in the run, mlm now", "--learning-rate: 0.005 in the run, 0.001 now",
+            "Resume it with nlpcli ner")
+    assert snapshot(out) == before and not other.exists()
+
+
 def test_a_changed_train_file_is_refused(ner_run, tmp_path):
     out, data = ner_run
     before = snapshot(out)
@@ -106,7 +152,7 @@ def test_more_epochs_and_the_same_effective_batch_are_accepted(ner_run, monkeypa
     cfg = reached[0]["cfg"]
     [entry] = resumes(cfg)
     assert entry["checkpoint"] == "checkpoint-4" and entry["step"] == 4
-    assert entry["changed"] == {"epochs": [3.0, 5.0], "logging_steps": [50, 1], "batch_size": [4, 2],
+    assert entry["changed"] == {"epochs": [3.0, 5.0], "logging_steps": [None, 1], "batch_size": [4, 2],
                                 "gradient_accumulation_steps": [1, 2]}
     saved = settings_to_save(cfg)
     assert saved["epochs"] == 3.0 and saved["batch_size"] == 4 and saved["resumes"] == [entry]  # the first run's

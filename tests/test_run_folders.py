@@ -10,13 +10,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import NER_MODEL, read_json, read_jsonl, run_cli, trained_once
+from conftest import MLM_MODEL, NER_MODEL, read_json, read_jsonl, run_cli, trained_once
 from nlpcli.config_layers import resolve_config
 from nlpcli.layout import RUN_CONFIG
 from nlpcli.tasks.mlm import MlmConfig
 
-MLM = ["--model", "tiny", "--dataset", "sample", "--max-steps", "4", "--learning-rate", "5e-3", "--chunk-size", "32",
-       "--max-train-samples", "40", "--max-eval-samples", "16", "--batch-size", "8"]
 QA = ["--model", "tiny", "--dataset", "sample", "--version-2-with-negative", "--max-length", "96", "--doc-stride", "32",
       "--max-steps", "4", "--learning-rate", "5e-3", "--batch-size", "8"]
 SENTENCE = "President Bill Clinton earlier this month invoked special powers to appoint Fowler ."
@@ -32,8 +30,8 @@ def train(folder, task: str, options: list[str]):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    return {"ner": trained_once(tmp_path_factory, "ner", *NER_MODEL), "mlm": train(root / "mlm", "mlm", MLM),
-            "qa": train(root / "qa", "qa", QA)}
+    return {"ner": trained_once(tmp_path_factory, "ner", *NER_MODEL),
+            "mlm": trained_once(tmp_path_factory, "mlm", *MLM_MODEL), "qa": train(root / "qa", "qa", QA)}
 
 
 def predict(*args, stdin: str | None = None):

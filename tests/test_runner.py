@@ -43,7 +43,7 @@ def test_step_checkpoints_let_a_run_resume_mid_epoch(tmp_path, loop):
         assert read_json(out / "checkpoint-4" / "nlpcli_state.json") == {"epoch": 1, "step": 4, "batches": 1}
     assert not (out / "checkpoint-6").exists()
     again = run_cli("ner", *SMOKE, "--loop", loop, "--epochs", "2", "--save-steps", "2", "--resume",
-                    "--output-dir", out)
+                    "--output-dir", out, "--max-steps", "-1")  # a resume keeps the run's --max-steps unless told
     assert again.exit_code == 0, again.output
     assert "training" in again.output and "6/6" in again.output  # continued from step 4 to the end of epoch 2
     if loop == "accelerate":  # it skipped the batch it had seen: epoch 2 ends exactly at step 6

@@ -7,20 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import read_json, run_cli
+from conftest import front_matter, read_json, run_cli
 from nlpcli.runner import sharing
 from nlpcli.sources import hub
 
 TINY_MLM = ("mlm", "--model", "tiny", "--dataset", "sample", "--max-steps", "6", "--batch-size", "8",
             "--set", "chunk_size=32", "--max-train-samples", "48", "--max-eval-samples", "16")
-
-
-def front_matter(card: Path) -> dict:
-    text = card.read_text(encoding="utf-8")
-    assert text.startswith("---\n")
-    return yaml.safe_load(text.split("---\n")[1])
 
 
 @pytest.mark.e2e
@@ -37,7 +30,7 @@ def test_a_run_writes_a_model_card_with_metrics_hyperparameters_and_command(tmp_
     assert meta["pipeline_tag"] == "fill-mask" and meta["library_name"] == "transformers"
     assert "base_model" not in meta  # the tiny preset starts from no hub model
     assert meta["hyperparameters"]["learning_rate"] == 0.002 and meta["hyperparameters"]["chunk_size"] == 32
-    assert meta["hyperparameters"]["max_steps"] == 6
+    assert meta["hyperparameters"]["steps"] == 6  # what ran (run.json's steps)
     assert meta["nlpcli_command"] == "nlpcli " + " ".join(args)
     scores = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert scores["perplexity"] == metrics["eval_perplexity"] and scores["loss"] == metrics["eval_loss"]
@@ -52,7 +45,7 @@ def test_a_hub_base_model_and_data_set_are_named(tmp_path):
     from nlpcli.tasks.translate import TranslateConfig
 
     cfg = resolve_config(TranslateConfig, "translate")
-    info = {"world_size": 2, "versions": {}}
+    info = {"world_size": 2, "total_train_batch_size": cfg.batch_size * 2, "versions": {}}  # run.json's facts
     metrics = {"eval_bleu": 21.5, "eval_runtime": 3.0, "eval_bleu_before": 0.1, "eval_total": 10, "test_bleu": 19.0,
                "train_loss": 2.5}
     card = sharing.build_model_card(get_task("translate"), cfg, metrics, info, "me/m")
@@ -167,14 +160,14 @@ def test_push_is_refused_with_eval_only(tmp_path):
     assert result.exit_code == 2 and "--push-to-hub shares a trained model" in result.output
 
 
-@pytest.mark.e2e
-def test_under_ddp_one_card_and_one_push_message(tmp_path):
-    from conftest import torchrun
+# Under DDP (one card, one push message): test_distributed.py's Trainer run pushes.
 
-    out = tmp_path / "ddp"
-    result = torchrun(2, *TINY_MLM, "--output-dir", out, "--push-to-hub")
-    assert result.returncode != 0  # rank 0 ends with exit 2 after the save
-    assert "exitcode  : 2" in result.stderr
-    assert result.stderr.count("--push-to-hub: not pushed") == 1  # the main process speaks, once
-    assert front_matter(out / "README.md")["hyperparameters"]["world_size"] == 2
-    assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
+
+def test_eval_only_on_a_pushed_run_does_not_push(tmp_path):
+    """--eval-only --model RUN_DIR reads the run's settings, but not its --push-to-hub (refused with --eval-only)."""
+    from nlpcli.config_layers import resolve_config
+    from nlpcli.tasks.mlm import MlmConfig
+
+    (tmp_path / "nlpcli_config.yaml").write_text("task: mlm\nmodel: tiny\npush_to_hub: true\nhub_model_id: me/x\n")
+    cfg = resolve_config(MlmConfig, "mlm", cli_values={"model": str(tmp_path), "eval_only": True})
+    assert cfg.push_to_hub is False and cfg.model == str(tmp_path)

@@ -1,5 +1,6 @@
 """SIGTERM and SIGINT stop a run at the end of its optimizer step, with a checkpoint there, the lock removed, the
-conventional exit code and one line saying how to resume; the resumed run ends as an uninterrupted one."""
+conventional exit code and one line saying how to resume; the resumed run ends as an uninterrupted one, under
+torchrun too, where a SIGKILL after the resume is survived as well."""
 
 from __future__ import annotations
 
@@ -7,66 +8,90 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, read_json, run_cli, torchrun
+from conftest import REPO, read_json, read_jsonl, run_cli, torchrun
 
 ARGS = ["ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "2", "--learning-rate", "5e-3",
-        "--logging-steps", "1", "--max-steps", "30", "--save-steps", "100"]  # 29 steps of margin for the signal
-
-
-def started_training(out: Path, running: subprocess.Popen, deadline: float = 300) -> None:
-    """Wait until the run logged its first training step."""
-    limit = time.time() + deadline
-    while not (out / "log_history.jsonl").is_file() or not (out / "log_history.jsonl").read_text().strip():
-        assert running.poll() is None and time.time() < limit, "the run ended before it trained"
-        time.sleep(0.01)
+        "--logging-steps", "1", "--max-steps", "8", "--save-steps", "100"]  # 5 steps an epoch: one epoch-end evaluation
+HISTORY = "log_history.jsonl"
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(("loop", "signum"), [("trainer", signal.SIGTERM), ("accelerate", signal.SIGINT)])
-def test_a_signal_saves_a_checkpoint_at_the_step_and_resume_finishes_as_an_uninterrupted_run(tmp_path, loop, signum):
+def test_a_signal_saves_a_checkpoint_at_the_step_and_resume_finishes_as_an_uninterrupted_run(tmp_path, loop, signum,
+                                                                                           monkeypatch):
+    """The run in this process is sent a real signal (the kernel delivers it, the run's handler takes it) during
+    step 3, once the step's work is done; test_sigterm_to_torchrun... sends one from another process, at any time."""
+    from nlpcli.runner import interrupt
+
     args = [*ARGS, "--loop", loop]
     cut = tmp_path / "cut"
-    running = subprocess.Popen([sys.executable, "-m", "nlpcli", *args, "--output-dir", str(cut)], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "COLUMNS": "400"})
-    started_training(cut, running)
-    os.kill(running.pid, signum)
-    output, _ = running.communicate(timeout=300)
-    assert running.returncode == 128 + signum, output
-    step = int(output.split("interrupted at step ")[1].split(":")[0])
-    assert f"checkpoint-{step} saved; resume with: nlpcli {' '.join(args)} --output-dir {cut} --resume" in output
-    assert 1 <= step < 30 and (cut / f"checkpoint-{step}" / "nlpcli_record.json").is_file()
+    agreed, steps = interrupt.agreed, []
+
+    def signalled_in_step_3(accelerator):
+        steps.append(len(steps) + 1)
+        if len(steps) == 3:
+            os.kill(os.getpid(), signum)
+        return agreed(accelerator)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(interrupt, "agreed", signalled_in_step_3)
+        patch.setattr(sys, "argv", ["nlpcli", *args, "--output-dir", str(cut)])  # the command line it repeats
+        stopped = run_cli(*args, "--output-dir", cut)
+    assert stopped.exit_code == 128 + signum, stopped.output
+    step = int(stopped.output.split("interrupted at step ")[1].split(":")[0])
+    assert f"checkpoint-{step} saved; resume with: nlpcli {' '.join(args)} --output-dir {cut} --resume" in " ".join(
+        stopped.output.split())
+    assert 3 <= step < 8 and (cut / f"checkpoint-{step}" / "nlpcli_record.json").is_file()
     assert not (cut / ".nlpcli.lock").exists() and not (cut / "metrics.json").exists()
+    assert signal.getsignal(signum) is not interrupt.WATCH.handle  # the handlers before the run are back
     resumed = run_cli(*args, "--output-dir", cut, "--resume")
     assert resumed.exit_code == 0, resumed.output
+    assert f"resuming from checkpoint-{step}" in resumed.output
     full = run_cli(*args, "--output-dir", tmp_path / "full")
     assert full.exit_code == 0, full.output
     assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")
 
 
 @pytest.mark.e2e
-def test_sigterm_to_torchrun_stops_both_processes_at_one_step_and_resume_finishes(tmp_path):
-    from conftest import free_port
+def test_sigterm_then_sigkill_under_torchrun_and_the_resumed_run_ends_as_the_uninterrupted_one(tmp_path):
+    """The Trainer loop, 2 processes (test_recovery kills the Accelerate loop's):
+    1. SIGTERM to torchrun (it forwards it to its workers) once the run logged: both processes stop at one step
+       and save checkpoint-<step> there; one line says so; the lock is removed.
+    2. --resume, killed with SIGKILL (the launcher and both workers) once it saved its next checkpoint.
+    3. --resume again: metrics.json and the history are exactly those of the uninterrupted 2-process run."""
+    from conftest import kill_launched, torchrun_command, wait_for
 
+    args = [*ARGS[:-6], "--max-steps", "30", "--save-steps", "4", "--save-total-limit", "10"]  # margin for signals
+    full = torchrun(2, *args, "--output-dir", tmp_path / "full")
+    assert full.returncode == 0, full.stderr[-3000:]
     out = tmp_path / "run"
-    args = [*ARGS[:-6], "--max-steps", "30", "--save-steps", "100", "--output-dir", str(out)]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(free_port()), "-m", "nlpcli", *args]
-    running = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "COLUMNS": "400"})
-    started_training(out, running)
+    running = subprocess.Popen(torchrun_command(2, *args, "--output-dir", out), cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "400"})
+    history = out / "log_history.jsonl"
+    wait_for(lambda: history.is_file() and bool(history.read_text().strip()), running, "it logged")
     running.send_signal(signal.SIGTERM)  # torchrun forwards it to its workers
     output, _ = running.communicate(timeout=300)
     assert running.returncode != 0, output
     step = int(output.split("interrupted at step ")[1].split(":")[0])
     assert output.count("interrupted at step") == 1, output  # the main process says it
     assert (out / f"checkpoint-{step}" / "trainer_state.json").is_file() and not (out / ".nlpcli.lock").exists()
-    resumed = torchrun(2, *args, "--resume")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"resuming from checkpoint-{step}" in resumed.stdout + resumed.stderr
-    assert "eval_loss" in read_json(out / "metrics.json") and not (out / ".nlpcli.lock").exists()
+    log = tmp_path / "resumed.log"
+    with log.open("w") as sink:
+        resumed = subprocess.Popen(torchrun_command(2, *args, "--output-dir", out, "--resume"), cwd=REPO,
+                                   stdout=sink, stderr=subprocess.STDOUT)
+        later = step + 4 - step % 4  # the next checkpoint the resumed run saves
+        assert later < 30, f"the signal stopped the run at step {step}: no margin left"
+        wait_for(lambda: (out / f"checkpoint-{later}" / "trainer_state.json").is_file(), resumed, f"checkpoint-{later}")
+        kill_launched(resumed)
+    assert f"resuming from checkpoint-{step}" in log.read_text() and not (out / "metrics.json").exists()
+    again = torchrun(2, *args, "--output-dir", out, "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    newest = int((again.stdout + again.stderr).split("resuming from checkpoint-")[1].split(" ")[0])
+    assert newest >= later  # the newest whole checkpoint (the kill may come a save later)
+    assert read_json(out / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")  # train_loss too
+    timeless = [[{k: v for k, v in r.items() if k != "samples_per_second"} for r in read_jsonl(run / HISTORY)]
+                for run in (out, tmp_path / "full")]
+    assert timeless[0] == timeless[1] and not (out / ".nlpcli.lock").exists()

@@ -243,3 +243,24 @@ def test_language_codes_set_the_forced_first_token():
         task.generation_settings(TranslateConfig(target_lang_code="xx_YY"), tokenizer)
     with pytest.raises(UserError, match="no language modes; leave out --source-lang-code"):
         task.configure_tokenizer(tokenizer, TranslateConfig(source_lang_code="en_XX"))
+
+
+def test_the_samples_languages_win_unless_the_user_gives_others():
+    import datasets
+
+    from nlpcli.config import origin_lines
+    from nlpcli.config_layers import resolve_config
+    from nlpcli.errors import UserError
+    from nlpcli.tasks.translate import TranslateConfig, TranslateTask
+
+    sample = resolve_config(TranslateConfig, "translate", cli_values={"model": "tiny", "dataset": "sample"})
+    assert (sample.source_lang, sample.target_lang) == ("en", "ro")  # wmt16 en-ro, not the task defaults' en-fr
+    assert "bundled sample: target_lang=ro" in origin_lines(sample)
+    assert resolve_config(TranslateConfig, "translate").target_lang == "fr"  # the course's KDE4 en-fr
+    given = resolve_config(TranslateConfig, "translate", cli_values={"dataset": "sample", "target_lang": "fr"})
+    assert given.target_lang == "fr"  # the user's choice wins, and the data refuses it naming its languages
+    split = datasets.Dataset.from_list([{"translation": {"en": source, "ro": target}} for source, target in PAIRS])
+    columns = TranslateTask().pair_columns(split, sample, "train")
+    assert columns.values(split[:])[1] == [target for _, target in PAIRS]
+    with pytest.raises(UserError, match=r"--target-lang fr is not in the 'translation' column \(languages: en, ro\)"):
+        TranslateTask().pair_columns(split, given, "train")

@@ -252,3 +252,50 @@ def test_a_damaged_model_folder_is_refused_by_predict_and_by_model(tmp_path):
 
     with pytest.raises(UserError, match="is damaged: .*model.safetensors does not read back"):
         locate(str(model))
+
+
+def test_a_write_that_failed_for_want_of_space_is_told_from_other_errors():
+    """What each writer raises: Python (errno), safetensors (the reason in its message), torch's zip writer (a
+    short write, with the stream's error as context), numpy (a short write)."""
+    import errno
+
+    from nlpcli.files import write_failure
+
+    def raised_while(context: BaseException, err: BaseException) -> BaseException:
+        err.__context__ = context
+        return err
+
+    assert write_failure(OSError(errno.ENOSPC, "No space left on device", "/x/optimizer.pt")) == (
+        "no space left on the device")
+    assert write_failure(OSError(errno.EDQUOT, "Disk quota exceeded")) == "the disk quota is exceeded"
+    assert write_failure(RuntimeError("Error while serializing: I/O error: File too large (os error 27)")) == (
+        "the file size limit (ulimit -f) was reached")
+    assert write_failure(RuntimeError("Error while serializing: I/O error: (os error 28)")) == (
+        "no space left on the device")
+    short = raised_while(RuntimeError("basic_ios::clear: iostream error"),
+                         RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"))
+    assert write_failure(short) == "no space left on the device"  # no file size limit set here
+    assert write_failure(raised_while(OSError(errno.ENOSPC, "No space left on device"), ValueError("x"))) == (
+        "no space left on the device")
+    assert write_failure(OSError("100000 requested and 12800 written")) == "no space left on the device"
+    for other in (OSError(errno.EACCES, "Permission denied"), RuntimeError("unexpected position"), ValueError()):
+        assert write_failure(other) is None
+
+
+def test_a_run_stopped_by_a_full_disk_removes_the_checkpoint_it_cut_short_and_keeps_the_others(tmp_path):
+    import errno
+
+    from nlpcli.runner.disk_full import stopped
+
+    make(tmp_path, 2)
+    cut = staged(tmp_path, 4)
+    assert stopped(ValueError("not a write"), tmp_path) is None and cut.is_dir()
+    refusal = stopped(OSError(errno.ENOSPC, "No space left on device"), tmp_path)
+    assert refusal.message == (f"saving checkpoint-4 failed (what it had written, {cut}, is removed): no space "
+                               "left on the device.")
+    assert "checkpoint-2 is the newest" in refusal.hint and "--resume" in refusal.hint
+    assert not (tmp_path / ".checkpoints.partial").exists()
+    assert [p.name for p in checkpoints.by_step(tmp_path)] == ["checkpoint-2"]
+    model = stopped(OSError(errno.EFBIG, "File too large", str(tmp_path / "model.safetensors")), tmp_path)
+    assert model.message == (f"writing {tmp_path / 'model.safetensors'} failed: the file size limit (ulimit -f) "
+                             "was reached.")

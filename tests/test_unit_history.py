@@ -83,8 +83,8 @@ def test_evaluation_lines_keep_numeric_eval_figures_without_timings(tmp_path):
     assert read_history(tmp_path / HISTORY_FILE) == [{"step": 4, "epoch": 0.8, **shown},
                                                      {"step": 0, "epoch": 0.0, **shown},
                                                      {"step": 10, "epoch": 2.0, **shown}]
-    assert progress.evaluations == [("step 4 (epoch 0.80)", shown), ("before training", shown),
-                                    ("evaluation", shown)]
+    assert progress.evaluations == [("eval step 4 (epoch 0.80)", shown), ("eval before training", shown),
+                                    ("final evaluation", shown)]
     assert tracked == [(4, {"epoch": 0.8, **shown}), (0, {"epoch": 0.0, **shown}), (10, {"epoch": 2.0, **shown})]
 
 

@@ -33,8 +33,8 @@ def test_format_metrics_shows_headline_figures_only():
 
 @pytest.mark.parametrize(
     ("step", "epoch", "training", "label"),
-    [(0, None, False, "before training"), (12, 2.0, False, "evaluation"), (5, 0.5, True, "step 5 (epoch 0.50)"),
-     (5, None, True, "step 5 (epoch 0.00)")],
+    [(0, None, False, "eval before training"), (12, 2.0, False, "final evaluation"),
+     (5, 0.5, True, "eval step 5 (epoch 0.50)"), (5, None, True, "eval step 5 (epoch 0.00)")],
 )
 def test_evaluation_labels(step, epoch, training, label):
     assert evaluation_label(step, epoch, training) == label
@@ -71,7 +71,7 @@ def test_off_a_terminal_one_whole_line_per_interval_with_an_eta(plain):
     shown.log_training({**RECORD, "step": 2, "epoch": 0.2})
     clock.now = 112.0  # 6 steps in 12 s: the same rate over the whole session
     shown.log_training({**RECORD, "step": 6, "epoch": 0.6})
-    shown.log_evaluation("step 6 (epoch 0.60)", {"eval_loss": 1.5, "eval_runtime": 2.0})
+    shown.log_evaluation("eval step 6 (epoch 0.60)", {"eval_loss": 1.5, "eval_runtime": 2.0})
     clock.now = 130.4
     shown.update(10)
     shown.stop()
@@ -118,3 +118,19 @@ def test_stop_without_start_prints_nothing(plain):
     out, _ = plain
     TrainingProgress().stop()
     assert out.file.getvalue() == ""
+
+
+def test_the_constant_lead3_figures_are_shown_once(plain):
+    out, _ = plain
+    shown = TrainingProgress()
+    rouge = {"eval_loss": 7.8, "eval_rouge1": 0.5}
+    lead3 = {"eval_lead3_rouge1": 15.39, "eval_lead3_rouge2": 1.115}
+    shown.log_evaluation(evaluation_label(0, None, False), {**rouge, **lead3})
+    shown.log_evaluation(evaluation_label(4, 1.0, True), {**rouge, "eval_rouge1": 14.8, **lead3})
+    shown.log_evaluation(evaluation_label(8, 2.0, False), {**rouge, **lead3})
+    assert lines(out) == [
+        "eval before training: eval_loss=7.8  eval_rouge1=0.5  (baseline, the same at every evaluation: "
+        "eval_lead3_rouge1=15.39  eval_lead3_rouge2=1.115)",
+        "eval step 4 (epoch 1.00): eval_loss=7.8  eval_rouge1=14.8",
+        "final evaluation: eval_loss=7.8  eval_rouge1=0.5",  # not "eval evaluation:"
+    ]

@@ -15,7 +15,7 @@ from nlpcli.commands.predict import predict_command
 from nlpcli.commands.tables import cell, print_predictions, show_result
 from nlpcli.commands.task import run
 from nlpcli.config_layers import CONFIG_DIR, resolve_config
-from nlpcli.console import is_main_process, say
+from nlpcli.console import is_main_process, say, show_table
 from nlpcli.tasks import TASK_MODULES, task_class
 
 DEMO_DIR = CONFIG_DIR / "demo"
@@ -23,7 +23,7 @@ DEMO_DIR = CONFIG_DIR / "demo"
 
 @reports_user_errors
 def demo(
-    output_root: Path = typer.Option(Path("runs/demo"), help="Folder for the demo runs (replaced)."),
+    output_root: Path = typer.Option(Path("runs/demo"), metavar="DIR", help="Folder for the demo runs (replaced)."),
     tasks: list[str] | None = typer.Option(None, "--task", help="Only these tasks (repeatable)."),
 ) -> None:
     """Train every task on its bundled sample with the tiny preset, offline, and show the metrics."""
@@ -40,7 +40,7 @@ def demo(
         result = run(name, cfg)
         show_result(result)
         headline = next(
-            (k for k in ("eval_overall_f1", "eval_f1", "eval_perplexity", "eval_bleu", "eval_rougeL")
+            (k for k in ("eval_overall_f1", "eval_f1", "eval_f1_macro", "eval_perplexity", "eval_bleu", "eval_rougeL")
              if k in result["metrics"]), "eval_loss",
         )
         summary.add_row(name, headline, cell(result["metrics"].get(headline)), str(out))
@@ -48,4 +48,4 @@ def demo(
         if task.demo_request is not None and is_main_process():
             say(escape(predict_command(name, out, task.demo_request)), style="bold")
             print_predictions(task.predict(str(out), task.demo_request))
-    say(summary)
+    show_table(summary)

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.markup import escape
 
 from nlpcli.console import err_console, is_main_process
 from nlpcli.errors import Interrupted, UserError
+
+
+def exit_with(err: UserError) -> NoReturn:
+    """End the command with the error's message (and hint), in red, and its exit code (2)."""
+    if is_main_process():
+        err_console.print(f"[bold red]error:[/bold red] {escape(err.message)}", soft_wrap=True)
+        if err.hint:
+            err_console.print(escape(err.hint), soft_wrap=True)
+    raise typer.Exit(err.exit_code) from None
 
 
 def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -23,11 +32,7 @@ def reports_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except UserError as err:
-            if is_main_process():
-                err_console.print(f"[bold red]error:[/bold red] {escape(err.message)}", soft_wrap=True)
-                if err.hint:
-                    err_console.print(escape(err.hint), soft_wrap=True)
-            raise typer.Exit(err.exit_code) from None
+            exit_with(err)
         except Interrupted as stopped:  # SIGTERM, SIGINT during a run: see runner/interrupt.py
             if is_main_process():
                 err_console.print(f"[yellow]{escape(stopped.message)}[/yellow]", soft_wrap=True)

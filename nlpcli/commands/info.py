@@ -24,7 +24,8 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print one JSON objec
 @reports_user_errors
 def report(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR", help="Output folders of training runs."),
-    output: Path | None = typer.Option(None, help="PNG to draw the runs' curves into (default: comparison.png)."),
+    output: Path | None = typer.Option(None, metavar="FILE",
+                                       help="PNG to draw the runs' curves into (default: comparison.png)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Compare runs: their final metrics side by side, and their curves (loss, eval metrics) in one PNG."""

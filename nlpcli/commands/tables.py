@@ -1,4 +1,5 @@
-"""What the commands print as tables: a run's metrics (overall, and per group), and predictions."""
+"""What the commands print as tables: a run's metrics (overall, and per group), and predictions (boxed on a
+terminal, plain text in a log or a pipe: `console.show_table`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from nlpcli.console import console, is_main_process, say
+from nlpcli.console import console, is_main_process, say, show_table
 from nlpcli.metrics.kinds import metric_kind
 
 
@@ -40,7 +41,7 @@ def show_result(result: dict[str, Any]) -> None:
     if not is_main_process():
         return
     for table in metrics_tables(result["metrics"]):
-        console.print(table)
+        show_table(table)
     console.print(f"saved to [bold]{result['output_dir']}[/bold]")
 
 
@@ -48,4 +49,7 @@ def print_predictions(table: Any) -> None:
     rich_table = Table(*table.columns, title=table.title or None, title_justify="left")
     for row in table.rows:
         rich_table.add_row(*(cell(row.get(c)) for c in table.columns))
-    say(rich_table if table.rows else "[dim]no predictions[/dim]")
+    if table.rows:
+        show_table(rich_table)
+    else:
+        say("[dim]no predictions[/dim]")

@@ -1,13 +1,14 @@
 """One command per task: its options, generated from the task's config fields (help panels, --no-FLAG for
 booleans, the task defaults shown), and what it does: resolve the configuration, run the task, print the
 metrics; or, with --print-config (and as `nlpcli config TASK`, which takes the same options), print the
-configuration and stop."""
+configuration and stop. `task_parameters` and `read_options` are what `nlpcli tune TASK` shares of it."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from nlpcli.commands.exits import reports_user_errors
+from nlpcli.commands.parsing import metavar_for
 from nlpcli.commands.tables import show_result
 from nlpcli.config import RunConfig
 from nlpcli.config_args import parse_set_options
@@ -63,11 +65,10 @@ def _options_for(cls: type, config_field: dataclasses.Field, defaults: dict[str,
     elif getattr(base, "__origin__", None) is list:
         annotation, info = str | None, typer.Option(None, flag, metavar="A,B", **common)
     else:
-        annotation, info = base | None, typer.Option(None, flag, metavar=METAVARS.get(base, "TEXT"), **common)
+        annotation, info = base | None, typer.Option(None, flag, metavar=metavar_for(base), **common)
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation), *extra]
 
 
-METAVARS = {int: "N", float: "X", str: "TEXT"}
 LONGEST_DEFAULT = 30  # characters of one word of a default shown in help
 
 
@@ -88,9 +89,9 @@ def _panel_of(param_name: str, shared: set[str]) -> str:
     return panel_for(key, task_specific=key not in shared and key not in CONFIG_OPTIONS)
 
 
-def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
-    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order.
-    `print_only`: the command of `nlpcli config NAME`, which prints the configuration (as --print-config does)."""
+def task_parameters(name: str, print_only: bool = False) -> list[inspect.Parameter]:
+    """The options of task `name`'s command (its config keys, --config, --set and, unless `print_only`,
+    --print-config), in panel order."""
     task = task_class(name)
     cls = task.config_class
     defaults = task_defaults(name)
@@ -125,17 +126,50 @@ def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
             )
         )
     params.sort(key=lambda param: PANEL_ORDER.index(_panel_of(param.name, shared)))  # panels in a fixed order
+    return params
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What a task's options said on one command line: its --config file, its --set pairs and the options given
+    (the config layers above the task defaults)."""
+
+    task: str
+    config_file: Path | None
+    set_values: dict[str, str]
+    values: dict[str, Any]  # config key -> the option's value (None: not given)
+
+    def resolve(self, **overrides: Any) -> RunConfig:
+        """The resolved configuration, with `overrides` given as if on the command line."""
+        return resolve_config(task_class(self.task).config_class, self.task, self.config_file,
+                              {**self.values, **overrides}, self.set_values)
+
+
+def read_options(name: str, kwargs: dict[str, Any]) -> TaskOptions:
+    """The task's options out of a command's keyword arguments (which lose them): --no-FLAG folded in, an
+    option the task does not use refused."""
+    task = task_class(name)
+    config_file = kwargs.pop("config_file")
+    set_values = parse_set_options(kwargs.pop("set_values") or [])
+    keys = {f.name for f in dataclasses.fields(task.config_class)}
+    negations = {key + NEGATION for key in keys}
+    values = _with_negations({key: kwargs.pop(key) for key in [*kwargs] if key in keys or key in negations})
+    for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
+        if values.get(key) is not None:
+            raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
+                            hint=f"See nlpcli {name} --help for the options it reads.")
+    return TaskOptions(name, config_file, set_values, values)
+
+
+def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
+    """The command of task `name`, its signature the options `nlpcli NAME --help` lists, in panel order.
+    `print_only`: the command of `nlpcli config NAME`, which prints the configuration (as --print-config does)."""
+    params = task_parameters(name, print_only)
 
     @reports_user_errors
     def command(**kwargs: Any) -> None:
-        config_file, print_config = kwargs.pop("config_file"), kwargs.pop("print_config", print_only)
-        set_values = parse_set_options(kwargs.pop("set_values") or [])
-        kwargs = _with_negations(kwargs)
-        for key in task.unused_options:  # hidden from --help; given anyway, it would be silently ignored
-            if kwargs.get(key) is not None:
-                raise UserError(f"--{key.replace('_', '-')}: the {name} task does not use this option.",
-                                hint=f"See nlpcli {name} --help for the options it reads.")
-        cfg = resolve_config(cls, name, config_file, kwargs, set_values)
+        print_config = kwargs.pop("print_config", print_only)
+        cfg = read_options(name, kwargs).resolve()
         if print_config:
             from nlpcli.commands.print_config import print_config as print_resolved
 
@@ -146,13 +180,14 @@ def task_command(name: str, print_only: bool = False) -> Callable[..., None]:
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = (f"Print the {name} configuration these options resolve to (as nlpcli {name} ... --print-config "
-                       "does)." if print_only else task.help)
+                       "does)." if print_only else task_class(name).help)
     return command
 
 
-def run(name: str, cfg: Any) -> dict[str, Any]:
-    """Run a task; once its files are saved, draw its curves.png."""
+def run(name: str, cfg: Any, on_evaluation: Any = None) -> dict[str, Any]:
+    """Run a task; once its files are saved, draw its curves.png. `on_evaluation`: see `runner.run.run_task`
+    (`nlpcli tune` reports each evaluation to its study there)."""
     from nlpcli.reporting.plot import write_curves
     from nlpcli.runner.run import run_task
 
-    return run_task(name, cfg, on_saved=write_curves)
+    return run_task(name, cfg, on_saved=write_curves, on_evaluation=on_evaluation)

@@ -8,9 +8,16 @@ from typing import Any
 
 def per_sample_loss(logits: Any, labels: Any, shift: bool) -> tuple[Any, Any]:
     """(summed cross-entropy, labelled-token count) per sample, so the eval loss is the same whatever the
-    batch size or number of processes (a batch mean would mix in the samples DDP duplicates)."""
+    batch size or number of processes (a batch mean would mix in the samples DDP duplicates).
+
+    Float labels of the logits' shape are multi-label targets (0/1 per class): the summed binary cross-entropy
+    of a sample's classes and their count, so the eval loss is the mean over every class of every sample, what
+    `BCEWithLogitsLoss` (the models' multi_label_classification loss) gives."""
     import torch.nn.functional as F
 
+    if labels.is_floating_point() and labels.shape == logits.shape:  # multi-label classification
+        losses = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
+        return losses.sum(dim=1), labels.new_full((labels.shape[0],), labels.shape[1]).long()
     if labels.ndim == 1:  # one label per sample (sequence classification)
         losses = F.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="none")
         return losses, (labels != -100).long()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from nlpcli.metrics.sentences import SentenceSplitter
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+LEAD3 = "lead3"  # the key prefix of the lead-3 baseline's scores (one of metrics.kinds.BASELINES)
 
 
 def rouge_scores(predictions: list[str], references: list[str], splitter: SentenceSplitter) -> dict[str, float]:
@@ -38,4 +39,4 @@ def lead_sentences(document: str, splitter: SentenceSplitter, count: int = 3) ->
 def lead3_scores(documents: list[str], references: list[str], splitter: SentenceSplitter) -> dict[str, float]:
     """ROUGE of the lead-3 baseline, keyed `lead3_rouge1`, ...: same splitter, same scorer as the model's."""
     leads = [lead_sentences(document, splitter) for document in documents]
-    return {f"lead3_{key}": value for key, value in rouge_scores(leads, references, splitter).items()}
+    return {f"{LEAD3}_{key}": value for key, value in rouge_scores(leads, references, splitter).items()}

@@ -1,5 +1,7 @@
 """`nlpcli report`: the final metrics of several runs side by side (one column per run), as a rich table on
-a terminal and as plain aligned text elsewhere (no escapes, no wrapping), or as JSON."""
+a terminal and as plain aligned text elsewhere (no escapes, no wrapping), or as JSON; with a row for each
+setting that differs between the runs (learning rate, steps, batch size, loop, precision, ...), which the
+chart's legend names too."""
 
 from __future__ import annotations
 
@@ -11,14 +13,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from nlpcli import layout
-from nlpcli.console import console, err_console
+from nlpcli.console import console, err_console, plain_table
 from nlpcli.errors import UserError
 from nlpcli.reporting.plot import INSTALL_HINT, draw_curves, load_matplotlib, not_installed
 from nlpcli.reporting.runs import ReportedRun, read_run
 
-# run.json facts shown above the metrics, when a run has them
+# run.json facts shown above the metrics, when a run has them: what the run is, then how fast it went
 DEFAULT_CHART = "comparison.png"
-INFO_KEYS = ("task", "model", "loop", "train_samples_per_second", "train_runtime_s", "peak_memory_mb", "wall_time_s")
+IDENTITY_KEYS = ("task", "model", "loop")
+INFO_KEYS = (*IDENTITY_KEYS, "train_samples_per_second", "train_runtime_s", "peak_memory_mb", "wall_time_s")
+LEGEND_SETTINGS = 4  # settings named in a run's legend entry; more are cut with "..."
 
 
 def labels(runs: list[ReportedRun]) -> list[str]:
@@ -40,14 +44,59 @@ def _as_recorded(value: Any) -> Any:
     return str(value) if value is not None else None
 
 
+def differing_settings(runs: list[ReportedRun]) -> list[str]:
+    """The settings whose values differ between the runs that recorded theirs (none with fewer than two), in
+    the order of the configuration; those the table shows as run facts (task, model, loop) left out."""
+    recorded = [run.settings for run in runs if run.settings is not None]
+    shown = {key for key in INFO_KEYS if any(key in run.info for run in runs)}
+    keys: list[str] = []
+    for settings in recorded:
+        keys += [key for key in settings if key not in keys and key not in shown]
+    missing = object()
+    return [key for key in keys if len({repr(settings.get(key, missing)) for settings in recorded}) > 1]
+
+
+def setting_text(value: Any) -> str:
+    """A setting as a cell or legend shows it: 0.005, 2e-05, 8, none, a,b, key=value."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(map(setting_text, value))
+    if isinstance(value, dict):
+        return ",".join(f"{key}={setting_text(item)}" for key, item in value.items())
+    return str(value)
+
+
+def legend_labels(runs: list[ReportedRun]) -> list[str]:
+    """Each run's name in the chart: its column name and the settings that tell it from the others."""
+    keys = differing_settings(runs)
+    found = []
+    for run, label in zip(runs, labels(runs), strict=True):
+        parts = [f"{key}={setting_text(run.settings[key])}" for key in keys if run.settings and key in run.settings]
+        if len(parts) > LEGEND_SETTINGS:
+            parts = [*parts[:LEGEND_SETTINGS], "..."]
+        found.append(f"{label} ({', '.join(parts)})" if parts else label)
+    return found
+
+
+def _fact_rows(runs: list[ReportedRun], keys: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
+    return [(k, [_as_recorded(run.info.get(k)) for run in runs]) for k in keys if any(k in run.info for run in runs)]
+
+
 def rows(runs: list[ReportedRun]) -> list[tuple[str, list[Any]]]:
-    """(key, one value per run) for the run facts in INFO_KEYS, then every metric in first-seen order."""
-    keys = [k for k in INFO_KEYS if any(k in run.info for run in runs)]
-    found = [(k, [_as_recorded(run.info.get(k)) for run in runs]) for k in keys]
+    """(key, one value per run) for what the runs are (IDENTITY_KEYS), the settings that differ between them,
+    the other run facts in INFO_KEYS, then every metric in first-seen order."""
+    settings = [(key, [setting_text(run.settings[key]) if run.settings and key in run.settings else None
+                       for run in runs]) for key in differing_settings(runs)]
     metric_keys: list[str] = []
     for run in runs:
         metric_keys += [k for k in (run.metrics or {}) if k not in metric_keys]
-    return found + [(k, [(run.metrics or {}).get(k) for run in runs]) for k in metric_keys]
+    return (_fact_rows(runs, IDENTITY_KEYS) + settings + _fact_rows(runs, INFO_KEYS[len(IDENTITY_KEYS):])
+            + [(k, [(run.metrics or {}).get(k) for run in runs]) for k in metric_keys])
 
 
 def rich_table(runs: list[ReportedRun]) -> Table:
@@ -57,21 +106,18 @@ def rich_table(runs: list[ReportedRun]) -> Table:
     return table
 
 
-def plain_table(runs: list[ReportedRun]) -> str:
-    """The same table as aligned text: one line per key, columns separated by two spaces."""
-    lines = [["", *labels(runs)]] + [[key, *(format_value(v) for v in values)] for key, values in rows(runs)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-                     for line in lines)
-
-
 def as_json(runs: list[ReportedRun], chart: Path | None) -> dict[str, Any]:
+    """The report for scripts; each run's `settings` are those that differ between the runs (as in the table)."""
+    keys = differing_settings(runs)
     return {
         "runs": [
             {"folder": str(run.folder), "label": label, "metrics": run.metrics,
-             "run": {k: run.info[k] for k in INFO_KEYS if k in run.info}, "history": run.curves is not None}
+             "run": {k: run.info[k] for k in INFO_KEYS if k in run.info},
+             "settings": {k: run.settings[k] for k in keys if k in run.settings} if run.settings is not None else None,
+             "history": run.curves is not None}
             for run, label in zip(runs, labels(runs), strict=True)
         ],
+        "differing_settings": keys,
         "chart": str(chart) if chart else None,
     }
 
@@ -94,7 +140,7 @@ def report(folders: list[Path], output: Path | None, json_output: bool) -> None:
             note(f"{run.folder}: no {layout.HISTORY}; its metrics are in the table, it has no curves.")
         if run.metrics is None:
             note(f"{run.folder}: no {layout.METRICS} (still running?); it has curves but no final metrics.")
-    drawable = [(label, run.curves) for run, label in zip(runs, labels(runs), strict=True) if run.curves]
+    drawable = [(label, run.curves) for run, label in zip(runs, legend_labels(runs), strict=True) if run.curves]
     chart = None
     if drawable:
         target = output or Path(DEFAULT_CHART)
@@ -105,7 +151,8 @@ def report(folders: list[Path], output: Path | None, json_output: bool) -> None:
         else:
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                chart = draw_curves(drawable, target, title="comparison: " + ", ".join(lbl for lbl, _ in drawable))
+                names = [label for run, label in zip(runs, labels(runs), strict=True) if run.curves]
+                chart = draw_curves(drawable, target, title="comparison: " + ", ".join(names))
             except OSError as err:
                 raise UserError(f"--output {target}: cannot write it ({err.strerror or err}).") from None
     if json_output:
@@ -114,6 +161,6 @@ def report(folders: list[Path], output: Path | None, json_output: bool) -> None:
     if console.is_terminal:
         console.print(rich_table(runs))
     else:
-        print(plain_table(runs))
+        print(plain_table(rich_table(runs), title=False))
     if chart is not None:
         print(f"curves: {chart}")

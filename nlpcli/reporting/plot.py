@@ -15,7 +15,7 @@ from nlpcli import layout
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.files import write_bytes_atomic
-from nlpcli.metrics.kinds import EVAL_PREFIX
+from nlpcli.metrics.kinds import BASELINES, EVAL_PREFIX, metric_kind
 from nlpcli.reporting.runs import TRAIN_LOSS, Curves, read_history, read_json_object
 
 EVAL_LOSS = "eval_loss"
@@ -41,17 +41,33 @@ def not_installed(path: Path) -> str:
 
 def panels(runs: list[tuple[str, Curves]]) -> list[str]:
     """The quantities to draw, one subplot each: the loss (training and evaluation together) first, then
-    every evaluation metric in the order the runs first logged it."""
+    every evaluation metric in the order the runs first logged it. A baseline's figures (lead-3) get no panel of
+    their own: they are a reference line on the panel of the metric they score (`baselines`)."""
     order: list[str] = []
     for _, curves in runs:
         for key in curves:
+            if metric_kind(key).baseline:
+                continue
             name = TRAIN_LOSS if key in (TRAIN_LOSS, EVAL_LOSS) else key
             if name not in order:
                 order.append(name)
     return sorted(order, key=lambda name: name != TRAIN_LOSS)
 
 
-def _draw_panel(axes: Any, name: str, runs: list[tuple[str, Curves]], colors: list[str]) -> None:
+def baselines(curves: Curves, name: str) -> dict[str, float]:
+    """The baselines scored on metric `name` in these curves, by their display name: their latest value
+    (`{"lead-3": 15.4}` on the eval_rouge1 panel)."""
+    found = {}
+    for key, points in curves.items():
+        kind = metric_kind(key)
+        if kind.baseline and kind.baseline_of == name and points:
+            found[BASELINES[kind.baseline]] = points[-1][1]
+    return found
+
+
+def draw_panel(axes: Any, name: str, runs: list[tuple[str, Curves]], colors: list[str]) -> None:
+    """One subplot: quantity `name` of every run (the loss panel: training and evaluation loss), with each run's
+    baselines on it as dotted horizontal lines."""
     several = len(runs) > 1
     for (label, curves), color in zip(runs, colors, strict=True):
         prefix = f"{label} " if several else ""
@@ -66,12 +82,14 @@ def _draw_panel(axes: Any, name: str, runs: list[tuple[str, Curves]], colors: li
                           label=f"{prefix}eval")
         elif name in curves:
             steps, values = zip(*curves[name], strict=True)
-            axes.plot(steps, values, color=color, marker="o", markersize=4, label=label)
+            axes.plot(steps, values, color=color, marker="o", markersize=4, label=label if several else "model")
+        for baseline, value in baselines(curves, name).items():
+            axes.axhline(value, color=color, linestyle=":", linewidth=1.2, label=f"{prefix}{baseline}")
     axes.set_title(name.removeprefix(EVAL_PREFIX) if name != TRAIN_LOSS else "loss")
     axes.set_xlabel("step")
     axes.xaxis.get_major_locator().set_params(integer=True)  # steps are whole numbers
     axes.grid(alpha=0.3)
-    if axes.get_legend_handles_labels()[0] and (several or name == TRAIN_LOSS):
+    if axes.get_legend_handles_labels()[0] and (several or name == TRAIN_LOSS or len(axes.get_lines()) > 1):
         axes.legend(fontsize="small")
 
 
@@ -93,7 +111,7 @@ def draw_curves(runs: list[tuple[str, Curves]], path: Path, title: str) -> Path 
                            top=1 - TITLE_HEIGHT / height, wspace=0.2, hspace=0.35)
     colors = [f"C{i % 10}" for i in range(len(runs))]
     for index, name in enumerate(names):
-        _draw_panel(figure.add_subplot(rows, columns, index + 1), name, runs, colors)
+        draw_panel(figure.add_subplot(rows, columns, index + 1), name, runs, colors)
     figure.suptitle(title, y=1 - 0.12 / height, verticalalignment="top")
     image = io.BytesIO()
     figure.savefig(image, format="png")

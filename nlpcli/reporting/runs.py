@@ -1,5 +1,6 @@
 """Reading a run folder: `log_history.jsonl` into curves (one series of (step, value) per quantity),
-`metrics.json` and `run.json` into a `ReportedRun`. Refuses (UserError) files it cannot read, naming them."""
+`metrics.json` and `run.json` into a `ReportedRun`, with the settings it ran with (`nlpcli_config.yaml` with
+every resume's changes, what run.json says actually ran). Refuses (UserError) files it cannot read, naming them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nlpcli import layout
+from nlpcli import layout, run_folder
 from nlpcli.errors import UserError
 from nlpcli.metrics.kinds import metric_kind
 
@@ -26,6 +27,7 @@ class ReportedRun:
     metrics: dict[str, Any] | None
     info: dict[str, Any] = field(default_factory=dict)
     curves: Curves | None = None
+    settings: dict[str, Any] | None = None  # what it ran with (`run_settings`); None: no nlpcli_config.yaml
 
     @property
     def label(self) -> str:
@@ -97,6 +99,26 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     return value
 
 
+NOT_SETTINGS = (run_folder.TASK_KEY, *run_folder.RUN_ONLY_KEYS, *run_folder.RECORD_KEYS)  # no setting of the run
+RAN = ("precision", "world_size")  # run.json says what ran: fp32 where the config asked auto (or fp16 on a CPU)
+
+
+def run_settings(folder: Path, info: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings a run ran with: its nlpcli_config.yaml keys as the last resume left them (e.g. the
+    --max-steps it was resumed with), `resumes` (how many), and what run.json says ran (`RAN`). None when the
+    folder has no nlpcli_config.yaml."""
+    saved = run_folder.saved_settings(folder)
+    if saved is None:
+        return None
+    settings = {key: value for key, value in saved.items() if key not in NOT_SETTINGS}
+    resumes = saved.get(run_folder.RESUMES_KEY)
+    settings["resumes"] = len(resumes) if isinstance(resumes, list) else 0
+    ran = {key: info[key] for key in RAN if key in info}
+    if run_folder.WORLD_SIZE_KEY in saved and "world_size" not in ran:
+        ran["world_size"] = saved[run_folder.WORLD_SIZE_KEY]
+    return {**settings, **ran}
+
+
 def read_run(folder: Path) -> ReportedRun:
     """A run folder's metrics, facts and curves; refuses a folder that holds neither metrics nor a history."""
     folder = Path(folder)
@@ -110,4 +132,4 @@ def read_run(folder: Path) -> ReportedRun:
         raise UserError(f"{folder}: not an nlpcli run folder (no {layout.METRICS} and no {layout.HISTORY}).",
                         hint="Give the --output-dir of a training run.")
     info = read_json_object(folder / layout.RUN_INFO) or {}
-    return ReportedRun(folder=folder, metrics=metrics, info=info, curves=curves)
+    return ReportedRun(folder=folder, metrics=metrics, info=info, curves=curves, settings=run_settings(folder, info))

@@ -1,4 +1,5 @@
-"""What the orchestration hands to a training loop (and to the test set's evaluation after it)."""
+"""What the orchestration hands to a training loop (and to the test set's evaluation after it), and the one hook a
+caller of the runner may add to a run's evaluations (`EvaluationHook`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ from nlpcli.config import RunConfig
 from nlpcli.files import write_jsonl_atomic
 from nlpcli.runner.report import RunReport
 from nlpcli.tasks.base import Prepared, Task
+
+
+@dataclass(frozen=True)
+class Stop:
+    """An evaluation hook's decision to end training at that evaluation, and why (run.json says it). The run then
+    ends as an early-stopped one does: the final evaluation, the model saved, every file written."""
+
+    reason: str
+
+
+# Called after each evaluation made while training, in every process, with the optimizer step and the evaluation's
+# metrics (`eval_*` keys, the same values in every process): None goes on, a `Stop` ends training there.
+EvaluationHook = Callable[[int, dict[str, Any]], Stop | None]
 
 
 @dataclass
@@ -31,6 +45,7 @@ class RunContext:
     unlabelled: bool = False  # the evaluated data has placeholder labels: its rows leave the references out
     # called by the main process with each checkpoint folder once it is complete and in place (e.g. --push-to-hub)
     checkpoint_hooks: list[Callable[[Path], None]] = field(default_factory=list)
+    evaluation_hooks: list[EvaluationHook] = field(default_factory=list)  # asked after each evaluation in training
 
     @property
     def train_features(self) -> Any | None:
@@ -44,6 +59,11 @@ class RunContext:
         for hook in self.checkpoint_hooks:
             hook(path)
 
+    def after_evaluation(self, step: int, metrics: dict[str, Any]) -> Stop | None:
+        """Every evaluation hook's decision on the evaluation at `step`: the first `Stop`, else None."""
+        decisions = [hook(step, metrics) for hook in self.evaluation_hooks]
+        return next((decision for decision in decisions if decision is not None), None)
+
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         """An evaluation's rows, one per example in data order, to its predictions file (main process only)."""
         if self.unlabelled:
@@ -52,8 +72,17 @@ class RunContext:
         write_jsonl_atomic(self.output_dir / self.predictions_file, rows)
 
     def model_inputs(self, features: Any) -> Any:
-        """`features` without the columns the model's forward() does not take (QA offsets, example ids),
-        except those the task's collator consumes itself (`Task.collator_columns`)."""
-        accepted = set(inspect.signature(self.model.forward).parameters) | {"labels"}
-        accepted |= set(self.task.collator_columns)
-        return features.remove_columns([c for c in features.column_names or [] if c not in accepted])
+        return model_inputs(features, self.model, self.task)
+
+
+def dropped_columns(features: Any, model: Any, task: Task) -> list[str]:
+    """The feature columns the loops leave out: those the model's forward() does not take (QA offsets, example
+    ids), except those the task's collator consumes itself (`Task.collator_columns`)."""
+    accepted = set(inspect.signature(model.forward).parameters) | {"labels"}
+    accepted |= set(task.collator_columns)
+    return [c for c in features.column_names or [] if c not in accepted]
+
+
+def model_inputs(features: Any, model: Any, task: Task) -> Any:
+    """`features` without the `dropped_columns`: what both loops (and `nlpcli inspect`) hand the collator."""
+    return features.remove_columns(dropped_columns(features, model, task))

@@ -1,8 +1,10 @@
 """A resume knows its run: before anything is written, `--resume` (yes, auto with a checkpoint, or PATH)
-compares the command's resolved configuration with the run folder's nlpcli_config.yaml (with the changes of
-earlier resumes applied).
+compares the command's resolved configuration with the run's nlpcli_config.yaml (with the changes of earlier
+resumes applied): the output folder's, or for `--resume PATH` the one of the checkpoint's run folder. The
+command inherits the run's settings (`config_layers.resumed_run_layer`), so what it gives is what it changes.
 
-- Refused (exit 2, one message naming each difference): another task or model, other data (the data set and
+- Refused (exit 2, one message naming each difference): a checkpoint of another run folder than --output-dir,
+  or written by the other loop, another task or model, other data (the data set and
   its configuration, the local files: the same path with other content is other data, by the sha256 the
   first run recorded), and every setting not listed below: what makes the features (max_length, labels,
   columns, doc_stride, context_length, pack, chunk_size, whole-word masking, filters, max_*_samples, ...) and
@@ -33,7 +35,7 @@ from nlpcli.config_values import coerce
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.runner import checkpoints
-from nlpcli.runner.output_folder import same_model
+from nlpcli.runner.output_folder import same_model, written_by
 
 RESUME = "_nlpcli_resume"  # where `check` leaves the run's settings and resumes on the cfg (not a config key)
 IGNORED = (*run_folder.RUN_ONLY_KEYS, "eval_only")
@@ -100,27 +102,33 @@ def _batch(cfg: Any, saved: dict[str, Any], accepted: dict[str, list[Any]], worl
             f"{shown[1]} now"]
 
 
-def check(task: Any, task_name: str, cfg: Any, output_dir: Path, world_size: int) -> None:
-    """Refuse a resume whose settings differ from the run's in what it may not change; warn of (and keep on
-    the cfg, for nlpcli_config.yaml and run.json) what it may. Nothing for a run that resumes nothing."""
-    if not resuming(cfg):
-        return
-    checkpoint = resume_checkpoint(cfg) or checkpoints.latest(output_dir)
-    path = run_folder.settings_file(output_dir)
-    if checkpoint is None or not path.is_file():
-        return
-    from nlpcli.config_files import read_yaml
+def _whose(checkpoint: Path | None, cfg: Any, output_dir: Path) -> tuple[Path, dict[str, str]]:
+    """The run folder a resume continues (the output folder, or the folder of the checkpoint `--resume PATH`
+    names), and what the command says otherwise of a PATH, by config key: another --output-dir, the other loop
+    (by the loop state the checkpoint holds)."""
+    if checkpoint is None:
+        return output_dir, {}
+    run_dir = checkpoint.absolute().parent
+    refused = {}
+    if run_dir.resolve() != output_dir.absolute().resolve():
+        refused["output_dir"] = (f"--output-dir: {run_dir} holds the checkpoint, {output_dir} now (leave --output-dir "
+                                 "out, or give that folder)")
+    loops = written_by(checkpoint)
+    if loops and cfg.loop not in loops:
+        refused["loop"] = f"--loop: {loops[0]} in the run ({checkpoint.name} holds its state), {cfg.loop} now"
+    return run_dir, refused
 
-    original = read_yaml(path)
-    saved = run_folder.current(original)
+
+def _differences(task: Any, cfg: Any, path: Path, saved: dict[str, Any], accepted: dict[str, list[Any]],
+                 skip: set[str]) -> list[str]:
+    """Each config key the command gives another value than the run saved (`path`): the refusals returned, the
+    accepted changes put in `accepted`."""
     refused: list[str] = []
-    accepted: dict[str, list[Any]] = {}
-    task_then = saved.get(run_folder.TASK_KEY)
-    if task_then is not None and str(task_then) != task_name:
-        refused.append(f"task: {task_then} in the run, {task_name} now")
     fields = {f.name for f in dataclasses.fields(cfg)}
     fingerprints = saved.get(run_folder.FINGERPRINTS_KEY) or {}
     for key in (k for k in saved if k in fields and k not in IGNORED and k not in task.unused_options):
+        if key in skip:
+            continue
         try:
             then = coerce(type(cfg), key, saved[key], str(path))
         except UserError:
@@ -141,16 +149,48 @@ def check(task: Any, task_name: str, cfg: Any, output_dir: Path, world_size: int
             accepted[key] = [then, now]
         else:
             refused.append(f"{flag(key)}: {_shown(then)} in the run, {_shown(now)} now")
-    refused += _batch(cfg, saved, accepted, world_size)
+    return refused
+
+
+def check(task: Any, task_name: str, cfg: Any, output_dir: Path, world_size: int) -> None:
+    """Refuse a resume whose settings differ from the run's in what it may not change; warn of (and keep on
+    the cfg, for nlpcli_config.yaml and run.json) what it may. Nothing for a run that resumes nothing."""
+    if not resuming(cfg):
+        return
+    given = resume_checkpoint(cfg)
+    checkpoint = given or checkpoints.latest(output_dir)
+    if checkpoint is None:
+        return
+    run_dir, whose = _whose(given, cfg, output_dir)
+    refused = list(whose.values())
+    path = run_folder.settings_file(run_dir)
+    from nlpcli.config_files import read_yaml
+
+    original = read_yaml(path) if path.is_file() else {}
+    saved = run_folder.current(original)
+    accepted: dict[str, list[Any]] = {}
+    task_then = saved.get(run_folder.TASK_KEY)
+    if task_then is not None and str(task_then) != task_name:
+        refused.append(f"task: {task_then} in the run, {task_name} now")
+    refused += _differences(task, cfg, path, saved, accepted, set(whose))
+    if original:
+        refused += _batch(cfg, saved, accepted, world_size)
     if refused:
-        raise UserError(f"--resume continues the run in {output_dir} as it was set up ({path}); this command "
+        resume = f"--resume {given}" if given is not None else "--resume"
+        raise UserError(f"{resume} continues the run in {run_dir} as it was set up ({path}); this command "
                         f"differs: {'; '.join(refused)}.",
-                        hint="Give the run's values to resume it, or start a new run: --overwrite (it deletes the "
-                             "run) or another --output-dir.")
+                        hint=(f"Resume it with nlpcli {task_then}, " if task_then not in (None, task_name) else
+                              "Give the run's values to resume it (or leave them out: a resume keeps them), ")
+                        + "or start a new run: --overwrite (it deletes the run) or another --output-dir.")
+    if not original:
+        return
     if accepted:
-        warn(f"--resume: continuing {output_dir} with changed settings: "
+        warn(f"--resume: continuing {run_dir} with changed settings: "
              + ", ".join(f"{flag(key)} {_shown(old)} -> {_shown(new)}" for key, (old, new) in accepted.items())
              + (" (the same effective batch)" if set(accepted) & {*BATCH_KEYS, "processes"} else "") + ".")
+    if "epochs" in accepted and "max_steps" not in accepted and cfg.max_steps > 0:
+        warn(f"--epochs {_shown(cfg.epochs)} changes nothing: the run stops at --max-steps {cfg.max_steps}, which it "
+             "keeps (give --max-steps -1 to train by epochs).")
     resumes = original.get(run_folder.RESUMES_KEY)
     entry = {"at": datetime.now().isoformat(timespec="seconds"), "checkpoint": checkpoint.name,
              "step": layout.checkpoint_step(checkpoint.name), "changed": accepted}

@@ -133,7 +133,8 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
         rows = ctx.prepared.prediction_rows(predictions, ctx.eval_features, ctx.raw_eval)
         if accelerator.is_main_process:  # one row per eval example, in data order; the metrics recompute from it
             ctx.write_rows(rows)
-        metrics.update(prefixed(ctx.prepared.score_rows(rows)))
+        if not ctx.unlabelled:  # an unlabelled test set's placeholder references score nothing
+            metrics.update(prefixed(ctx.prepared.score_rows(rows)))
     if task.evaluation == "generation":
         metrics.update(prefixed(evaluate_generation(accelerator, model, ctx)))
     metrics.update(derived_metrics(task, metrics))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nlpcli.errors import UserError
+from nlpcli.errors import TrainingDiverged
 from nlpcli.runner import checkpoints
 
 ADVICE = (
@@ -22,10 +22,10 @@ ADVICE = (
 )
 
 
-def non_finite_loss(step: int, output_dir: Path) -> UserError:
+def non_finite_loss(step: int, output_dir: Path) -> TrainingDiverged:
     kept = checkpoints.by_step(output_dir)
     where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been saved yet"
-    return UserError(f"The training loss is no longer finite (NaN or inf) at step {step}; the run stopped and "
+    return TrainingDiverged(f"The training loss is no longer finite (NaN or inf) at step {step}; the run stopped and "
                      f"{where}.", hint=ADVICE)
 
 

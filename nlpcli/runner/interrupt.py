@@ -56,6 +56,8 @@ def install(output_dir: Path) -> dict[int, Any]:
     try:
         for signum in SIGNALS:
             previous[signum] = signal.signal(signum, WATCH.handle)
+        if hasattr(signal, "SIGXFSZ"):  # ignored (as Python ignores it): a write past `ulimit -f` fails with EFBIG,
+            previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # and runner/disk_full says so
     except ValueError:  # not the main thread: the signals keep their handlers
         pass
     return previous

@@ -4,11 +4,11 @@
 - A folder that holds an earlier run (a saved model, complete checkpoints or metrics.json) is refused unless
   the run continues it (--resume), only evaluates (--eval-only), or replaces it (--overwrite clears it
   first). --resume with no complete checkpoint starts from the beginning, with a warning.
-- `--resume PATH` names a complete `checkpoint-<step>` folder of this run (the output folder is its parent):
-  anything else (not a checkpoint, one cut short, another loop's, another folder's, or one whose run folder
-  saved another task or model) is refused before anything runs. The checkpoints newer than it are of the
-  training it replaces: they go once the folder is locked (`drop_newer`), so that neither rotation nor a
-  later --resume mistakes them for this run's.
+- `--resume PATH` names a complete `checkpoint-<step>` folder (the output folder is its parent): a path that is
+  no checkpoint, one cut short or one damaged is refused before anything runs; whether it is this run's (its
+  folder, loop, task, model and settings) is `runner/continuity.py`'s one refusal. The checkpoints newer than
+  it are of the training it replaces: they go once the folder is locked (`drop_newer`), so that neither
+  rotation nor a later --resume mistakes them for this run's.
 - A run holds `<output>/.nlpcli.lock` (pid, host, start time) for its whole life. A second run into the
   same folder is refused, naming the first; a lock left by a process that no longer exists on this host
   is taken over with a warning; so is a lock that cannot be read (cut short, or not UTF-8 JSON).
@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from nlpcli import layout, run_folder
+from nlpcli import layout
 from nlpcli.config import resume_checkpoint, resuming
 from nlpcli.console import warn
 from nlpcli.errors import UserError
@@ -53,8 +53,16 @@ def same_model(saved: Any, model: str) -> bool:
     return saved_path.exists() and path.exists() and saved_path.resolve() == path.resolve()
 
 
-def check_resume_checkpoint(checkpoint: Path, output_dir: Path, cfg: Any, task_name: str) -> None:
-    """Refuse a `--resume PATH` that this run cannot continue from (see the module docstring)."""
+STATE_FILES = {"trainer": layout.TRAINER_STATE, "accelerate": layout.LOOP_STATE}  # what each loop's checkpoint holds
+
+
+def written_by(checkpoint: Path) -> list[str]:
+    """The loops whose state a checkpoint holds (one, or none for a checkpoint cut short)."""
+    return [loop for loop, name in STATE_FILES.items() if (checkpoint / name).is_file()]
+
+
+def check_resume_checkpoint(checkpoint: Path) -> None:
+    """Refuse a `--resume PATH` that names no complete checkpoint (see the module docstring)."""
     given = f"--resume {checkpoint}"
     if not checkpoint.exists():
         raise UserError(f"{given}: no such folder.")
@@ -64,27 +72,8 @@ def check_resume_checkpoint(checkpoint: Path, output_dir: Path, cfg: Any, task_n
     if checkpoint.absolute().parent.name == layout.STAGING:
         raise UserError(f"{given} is not complete: its save was cut short (complete checkpoints are "
                         f"{layout.CHECKPOINT_PREFIX}<step> folders of the run folder).")
-    states = {"trainer": layout.TRAINER_STATE, "accelerate": layout.LOOP_STATE}
-    written_by = [loop for loop, name in states.items() if (checkpoint / name).is_file()]
-    if not written_by:
-        raise UserError(f"{given} is not complete: it holds no {' or '.join(states.values())}.")
-    if cfg.loop not in written_by:
-        raise UserError(f"{given} was written by the {written_by[0]} loop, not the {cfg.loop} one.",
-                        hint=f"Resume it with --loop {written_by[0]}.")
-    run_dir = checkpoint.absolute().parent
-    if run_dir.resolve() != output_dir.absolute().resolve():
-        raise UserError(f"{given} belongs to the run in {run_dir}, not to --output-dir {output_dir}.",
-                        hint="Leave out --output-dir (the checkpoint's folder is the output folder), or give its "
-                             "folder.")
-    saved = run_folder.saved_settings(run_dir) or {}
-    task = saved.get(run_folder.TASK_KEY)
-    if task is not None and str(task) != task_name:
-        raise UserError(f"{given} belongs to a {task} run ({run_dir / layout.RUN_CONFIG} says task: {task}), "
-                        f"not a {task_name} one.", hint=f"Resume it with nlpcli {task}.")
-    model = saved.get("model")
-    if model is not None and not same_model(model, cfg.model):
-        raise UserError(f"{given} belongs to a run of model {model} ({run_dir / layout.RUN_CONFIG}), not of "
-                        f"--model {cfg.model}.", hint=f"Pass --model {model}.")
+    if not written_by(checkpoint):
+        raise UserError(f"{given} is not complete: it holds no {' or '.join(STATE_FILES.values())}.")
     damaged = checkpoint_problem(checkpoint)
     if damaged:
         raise UserError(f"{given} is damaged: {damaged}.", hint="Resume from an older checkpoint.")
@@ -104,7 +93,7 @@ def drop_newer(output_dir: Path, cfg: Any) -> None:
         checkpoints.discard(path)
 
 
-def check_output_dir(output_dir: Path, cfg: Any, task_name: str | None = None) -> None:
+def check_output_dir(output_dir: Path, cfg: Any) -> None:
     """Refuse an output folder this run must not write into (see the module docstring)."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"--output-dir {output_dir} is a file; give a folder.")
@@ -115,10 +104,10 @@ def check_output_dir(output_dir: Path, cfg: Any, task_name: str | None = None) -
         raise UserError("--resume continues the run in the output folder and --overwrite deletes it: choose one.")
     checkpoint = resume_checkpoint(cfg)
     if checkpoint is not None:
-        check_resume_checkpoint(checkpoint, output_dir, cfg, task_name or "")
+        check_resume_checkpoint(checkpoint)
     kept = checkpoints.by_step(output_dir)
     finished = [name for name in layout.FINISHED_RUN_FILES if (output_dir / name).exists()]
-    if resuming(cfg) and checkpoints.latest(output_dir) is None:  # none, or none that reads back
+    if resuming(cfg) and checkpoint is None and checkpoints.latest(output_dir) is None:  # none that reads back
         if cfg.resume == "yes" or kept:
             warn(f"--resume: no complete checkpoint in {output_dir}; starting from the beginning.")
         cfg.resume = "no"

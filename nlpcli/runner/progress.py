@@ -1,6 +1,7 @@
 """Progress for both loops: on a terminal, a rich step bar with the latest loss; through a pipe or into a
 file, one plain line per logging interval (step/total, epoch, loss, learning rate, samples/s, ETA). Either way
-one line per evaluation, never wrapped, no escape codes off a terminal."""
+one line per evaluation, never wrapped, no escape codes off a terminal; a baseline's figures (lead-3), the same
+at every evaluation, only on the first line that has them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,7 +20,7 @@ from rich.progress import (
 )
 
 from nlpcli.console import console, is_main_process
-from nlpcli.metrics.kinds import metric_kind
+from nlpcli.metrics.kinds import BEFORE_SUFFIX, metric_kind
 
 
 def format_metrics(metrics: dict[str, Any], limit: int = 5) -> str:
@@ -33,8 +35,21 @@ def format_metrics(metrics: dict[str, Any], limit: int = 5) -> str:
 def evaluation_label(step: int, epoch: float | None, training: bool) -> str:
     """The same words for an evaluation in both loops."""
     if not training:  # outside training: before it, or the final evaluation after it
-        return "before training" if step == 0 else "evaluation"
-    return f"step {step} (epoch {epoch or 0:.2f})"
+        return "eval before training" if step == 0 else "final evaluation"
+    return f"eval step {step} (epoch {epoch or 0:.2f})"
+
+
+def split_baselines(metrics: dict[str, Any], shown: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the model's figures, the baseline figures not yet in `shown`); `shown` is updated. A baseline's figures
+    are the same at every evaluation of a run (and before training), so a log shows them once."""
+    own = {k: v for k, v in metrics.items() if not metric_kind(k).baseline}
+    fresh = {}
+    for key, value in metrics.items():
+        if key not in own:
+            plain = key.removesuffix(BEFORE_SUFFIX)
+            if shown.get(plain) != value:
+                fresh[key] = shown[plain] = value
+    return own, fresh
 
 
 def training_line(record: dict[str, Any], total: int, eta_s: float | None) -> str:
@@ -61,6 +76,7 @@ class TrainingProgress:
         self._total = 0
         self._start: tuple[float, int] | None = None  # (time, step) this session started at, for the ETA
         self._step = 0
+        self._baselines: dict[str, Any] = {}  # the baseline figures printed so far
 
     def start(self, total_steps: int, done: int = 0) -> None:
         self._total, self._start, self._step = total_steps, (time.perf_counter(), done), done
@@ -99,13 +115,18 @@ class TrainingProgress:
         console.print(training_line(record, self._total, eta), markup=False, soft_wrap=True)
 
     def log_evaluation(self, label: str, metrics: dict[str, Any]) -> None:
+        """One line: `label: figures` (`eval step 4 (epoch 2.00): eval_loss=...`); baseline figures once."""
         if not self.enabled:
             return
+        own, baselines = split_baselines(metrics, self._baselines)
+        figures = format_metrics(own, limit=8 if self.plain else 5)
+        if baselines:
+            figures += f"  (baseline, the same at every evaluation: {format_metrics(baselines, limit=len(baselines))})"
         if self.plain:
-            console.print(f"eval {label}: {format_metrics(metrics, limit=8)}", markup=False, soft_wrap=True)
+            console.print(f"{label}: {figures}", markup=False, soft_wrap=True)
         else:
             (self._progress.console if self._progress else console).print(
-                f"[cyan]{label}[/cyan] {format_metrics(metrics)}", soft_wrap=True)
+                f"[cyan]{label}[/cyan] {escape(figures)}", soft_wrap=True)
 
     def stop(self) -> None:
         if self._progress is not None:

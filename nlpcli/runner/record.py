@@ -1,6 +1,6 @@
 """What a run carries from checkpoint to checkpoint besides the weights: the summed training loss (for
 `train_loss`), how many evaluations and checkpoints it made, and the best evaluation so far (for
-`--load-best-model-at-end` and `--early-stopping-patience`).
+`--load-best-model-at-end` and `--early-stopping-patience`), and a stop an evaluation hook asked for.
 
 Each checkpoint holds a copy (nlpcli_record.json), so a resumed run carries on from the same record and
 ends with the same figures as a run that was never interrupted.
@@ -29,6 +29,8 @@ class RunRecord:
     best_step: int | None = None
     evaluations_without_improvement: int = 0
     stopped_early_at: int | None = None
+    stopped_on_request_at: int | None = None  # an evaluation hook (`runner.context.Stop`) ended training here
+    stop_reason: str | None = None
 
     def observe(self, cfg: RunConfig, step: int, metrics: dict[str, Any]) -> None:
         """Count an evaluation made while training and follow the best value of --metric-for-best-model."""
@@ -53,9 +55,14 @@ class RunRecord:
             if patience and self.evaluations_without_improvement >= patience:
                 self.stopped_early_at = step
 
+    def request_stop(self, step: int, reason: str) -> None:
+        """An evaluation hook ended training at `step` (the first request counts)."""
+        if self.stopped_on_request_at is None:
+            self.stopped_on_request_at, self.stop_reason = step, reason
+
     @property
     def should_stop(self) -> bool:
-        return self.stopped_early_at is not None
+        return self.stopped_early_at is not None or self.stopped_on_request_at is not None
 
     def best_checkpoint(self, cfg: RunConfig, output_dir: Path) -> Path | None:
         """The checkpoint to keep as the output model with --load-best-model-at-end."""
@@ -81,6 +88,8 @@ class RunRecord:
         if cfg.early_stopping_patience:
             info["early_stopping"] = {"patience": cfg.early_stopping_patience, "stopped": self.should_stop,
                                       "stopped_at_step": self.stopped_early_at, "steps_trained": steps}
+        if self.stopped_on_request_at is not None:
+            info["stopped_on_request"] = {"at_step": self.stopped_on_request_at, "reason": self.stop_reason}
         return info
 
 
@@ -109,9 +118,11 @@ class LossTotal:
         return self.record.loss_total / steps if steps > 0 else None
 
 
-def finish_training(ctx: Any, losses: LossTotal, steps: int, best_loaded: bool) -> None:
-    """What either loop reports once training is over: train_loss for metrics.json, the record's counts and
-    the memory-saving setting for the run report (`ctx`: the RunContext)."""
+def finish_training(ctx: Any, losses: LossTotal, steps: int, epochs: float | None, best_loaded: bool) -> None:
+    """What either loop reports once training is over: train_loss for metrics.json; the optimizer steps and
+    epochs trained (None: a stream's), the record's counts and the memory-saving setting for the run report
+    (`ctx`: the RunContext)."""
+    ctx.report.training.update({"steps": steps, "epochs": None if epochs is None else round(epochs, 4)})
     ctx.report.training.update(losses.record.summary(ctx.cfg, steps, best_loaded))
     ctx.report.training["gradient_checkpointing"] = bool(getattr(ctx.model, "is_activation_checkpointing", False))
     ctx.train_loss = losses.mean(steps)

@@ -29,12 +29,12 @@ from nlpcli.config import RunConfig, origin_lines, resuming, save_config, save_s
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
-from nlpcli.runner import checkpoints, continuity, interrupt, settings, sharing, splits, testset
-from nlpcli.runner.context import RunContext
+from nlpcli.runner import checkpoints, continuity, disk_full, interrupt, settings, sharing, splits, testset
+from nlpcli.runner.context import EvaluationHook, RunContext
 from nlpcli.runner.devices import device_name, distributed_type, precision_name, resolve_precision
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
-from nlpcli.runner.report import RunReport
+from nlpcli.runner.report import RunReport, training_lines
 from nlpcli.runner.results import write_example_script_results
 from nlpcli.runner.threads import apply_threads
 from nlpcli.sources import data, models, presets
@@ -82,10 +82,12 @@ def count(split: Any | None) -> int | None:
 RunHook = Callable[[Path], object]  # called with the output folder
 
 
-def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) -> dict[str, Any]:
+def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
+             on_evaluation: EvaluationHook | None = None) -> dict[str, Any]:
     """Run one task end to end and return the final metrics (also written to metrics.json). `on_saved` is
     called by the main process once the run's files are written, before --push-to-hub uploads them (the
-    training command draws the curves there)."""
+    training command draws the curves there). `on_evaluation` is asked after each evaluation made while
+    training whether to go on (`runner.context.EvaluationHook`)."""
     started = time.time()
     import torch
     from accelerate import PartialState
@@ -96,17 +98,10 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
     state = PartialState(cpu=not torch.cuda.is_available())  # cpu=True: torchrun on a CPU box -> gloo DDP
     task = get_task(task_name)
     set_seed(cfg.seed)
-    settings.check_training_settings(cfg)
+    check_options(task, cfg)
     threads = apply_threads(cfg.threads)  # by the CPUs this process may use, not the host's cores
-    if cfg.eval_only and cfg.push_to_hub:
-        raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
-    preset = presets.find(cfg.model)
-    if cfg.eval_only and preset is not None and preset.random_weights:
-        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
-                        f"{preset.name} preset has random weights.")
-    check_max_length(task, cfg)
     output_dir = _output_dir(cfg, task_name)
-    check_output_dir(output_dir, cfg, task_name)
+    check_output_dir(output_dir, cfg)
     continuity.check(task, task_name, cfg, output_dir, state.num_processes)  # a resume continues its own run
     created = not output_dir.exists()
     lock = FolderLock(output_dir)
@@ -122,12 +117,30 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None) ->
             checkpoints.remove_incomplete(output_dir)
             drop_newer(output_dir, cfg)
         state.wait_for_everyone()
-        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, threads)
+        hooks = [on_evaluation] if on_evaluation is not None else []
+        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, threads, hooks)
+    except Exception as err:
+        full = disk_full.stopped(err, output_dir)  # a full disk or `ulimit -f`: exit 2, what it cut short removed
+        if full is None:
+            raise
+        raise full from None
     finally:
         lock.release()
         interrupt.uninstall(previous)
         if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
             output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
+
+
+def check_options(task: Task, cfg: RunConfig) -> None:
+    """Refuse, before any data is read, options that no run could follow (a run and `nlpcli inspect` alike)."""
+    settings.check_training_settings(cfg)
+    if cfg.eval_only and cfg.push_to_hub:
+        raise UserError("--push-to-hub shares a trained model, and --eval-only trains none: drop one of them.")
+    preset = presets.find(cfg.model)
+    if cfg.eval_only and preset is not None and preset.random_weights:
+        raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
+                        f"{preset.name} preset has random weights.")
+    check_max_length(task, cfg)
 
 
 def check_max_length(task: Task, cfg: RunConfig) -> None:
@@ -163,11 +176,13 @@ class Built:
 
 
 def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
-                on_saved: RunHook | None, threads: dict[str, Any] | None = None) -> dict:
+                on_saved: RunHook | None, threads: dict[str, Any] | None = None,
+                evaluation_hooks: list[EvaluationHook] | None = None) -> dict:
     """The run, once its output folder is locked (the first step that reads data)."""
     run_data = splits.read(task, cfg)
     built = build(task, cfg, state, run_data, output_dir)
-    ctx = context(task, cfg, state, run_data, built, output_dir, threads)
+    ctx = context(task, cfg, state, run_data, built, output_dir, threads)  # ctx.cfg: the logging interval chosen
+    ctx.evaluation_hooks.extend(evaluation_hooks or [])
     announce(task_name, cfg, state, ctx)
     pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
     if pusher is not None:
@@ -185,33 +200,15 @@ def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_d
 
 
 def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, output_dir: Path) -> Built:
-    """setup (on every split, test included: its records must fit the label list the task builds) -> the model
-    and tokenizer -> the features of train, validation and test."""
-    raw = run_data.raw
-    began = time.time()
-    if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
-        import datasets
-
-        datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
-    setup = task.setup(run_data.with_test(), cfg, models.pretrained_config(cfg.model))
-    # A new run fits its own preset tokenizer in a staging folder, moved into place once every split's features
-    # are made: a run refused for its data leaves the output folder as it found it. A resume loads the kept one.
+    """`assemble` with the run's preset tokenizer folder: a new run fits its own preset tokenizer in a staging
+    folder, moved into place once every split's features are made (a run refused for its data leaves the output
+    folder as it found it); a resume loads the kept one."""
     kept = output_dir / layout.PRESET_TOKENIZER
     tokenizer_dir = kept if resuming(cfg) else output_dir / layout.PRESET_TOKENIZER_STAGING
     if state.is_main_process:
         shutil.rmtree(output_dir / layout.PRESET_TOKENIZER_STAGING, ignore_errors=True)  # a killed run's
     try:
-        # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
-        # datasets cache the others then read.
-        with state.main_process_first():
-            texts = lambda: task.preset_texts(raw, cfg)  # noqa: E731
-            model, tokenizer = task.load_model(cfg, setup.model_kwargs, texts, tokenizer_dir) or (
-                models.load_model_and_tokenizer(cfg.model, task.model_class, setup.model_kwargs, texts,
-                                                cfg.preset_vocab_size, tokenizer_dir))
-            prepared = task.prepare(raw, tokenizer, cfg, setup)
-            if run_data.test is not None:
-                prepared = dataclasses.replace(prepared, test=task.prepare_test(run_data.test, tokenizer, cfg, setup))
-        _check_features(prepared, cfg)
+        built = assemble(task, cfg, state, run_data, tokenizer_dir)
         state.wait_for_everyone()  # every process has loaded the staged tokenizer before it moves
         if state.is_main_process and tokenizer_dir != kept:
             shutil.rmtree(kept, ignore_errors=True)  # a new run's tokenizer replaces an earlier run's
@@ -220,6 +217,32 @@ def build(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, outp
     finally:
         if state.is_main_process and tokenizer_dir != kept:
             shutil.rmtree(tokenizer_dir, ignore_errors=True)
+    return built
+
+
+def assemble(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, tokenizer_dir: Path) -> Built:
+    """setup (on every split, test included: its records must fit the label list the task builds) -> the model
+    and tokenizer (a preset's tokenizer fitted into, or loaded from, `tokenizer_dir`) -> the features of train,
+    validation and test. What a run trains on, and what `nlpcli inspect` looks at; it writes nothing else (but
+    datasets' cache of the features, which the next run with the same data and settings reuses)."""
+    raw = run_data.raw
+    began = time.time()
+    if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
+        import datasets
+
+        datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
+    setup = task.setup(run_data.with_test(), cfg, models.pretrained_config(cfg.model))
+    # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
+    # datasets cache the others then read.
+    with state.main_process_first():
+        texts = lambda: task.preset_texts(raw, cfg)  # noqa: E731
+        model, tokenizer = task.load_model(cfg, setup.model_kwargs, texts, tokenizer_dir) or (
+            models.load_model_and_tokenizer(cfg.model, task.model_class, setup.model_kwargs, texts,
+                                            cfg.preset_vocab_size, tokenizer_dir))
+        prepared = task.prepare(raw, tokenizer, cfg, setup)
+        if run_data.test is not None:
+            prepared = dataclasses.replace(prepared, test=task.prepare_test(run_data.test, tokenizer, cfg, setup))
+    _check_features(prepared, cfg)
     train = prepared.train
     if train is not None and data.is_streamed(train):  # no sampler shuffles a stream
         prepared = dataclasses.replace(prepared, train=train.shuffle(seed=cfg.seed,
@@ -253,16 +276,21 @@ def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
 
 def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, built: Built,
             output_dir: Path, threads: dict[str, Any] | None = None) -> RunContext:
-    """What the loop is handed, with the run report started: what ran where, the sample counts and what reading
-    and preparing the data reported."""
+    """What the loop is handed, with the run report started: what ran where, what training will do (steps,
+    epochs, batch; the logging interval chosen for that length when --logging-steps was not given), the sample
+    counts and what reading and preparing the data reported."""
 
     precision = resolve_precision(cfg.precision, getattr(built.model.config, "model_type", None))
     prepared = built.prepared
+    plan = {} if cfg.eval_only else settings.plan(cfg, count(prepared.train), state.num_processes)
+    if plan:
+        cfg = settings.with_logging_interval(cfg, plan["planned_steps"])
+        plan["logging_steps"] = cfg.logging_steps
     report = RunReport(
         header={"task": task.name, "model": cfg.model, "loop": cfg.loop, "eval_only": cfg.eval_only,
                 "world_size": state.num_processes, "distributed": distributed_type(state), "device": device_name(),
                 "precision": precision_name(precision), "seed": cfg.seed,
-                **({"threads": threads} if threads else {})},
+                **({"threads": threads} if threads else {}), **plan},
         samples={"train_examples": count(run_data.raw.get("train")), "train_samples": count(prepared.train),
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
         filters=run_data.filter_counts,
@@ -278,7 +306,9 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
 
 
 def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> None:
-    """nlpcli_config.yaml in the output folder, and the run's first lines."""
+    """nlpcli_config.yaml in the output folder (`cfg`: the configuration as resolved, which a `--config` of that
+    file repeats), and the run's first lines (what the run report says will run, and where each value of
+    `ctx.cfg` came from)."""
     if state.is_main_process:
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         resumed = continuity.settings_to_save(cfg)  # the first run's settings and every resume's changes
@@ -289,11 +319,11 @@ def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> Non
                         continuity.first_run_record(cfg, state.num_processes))
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
-        f"precision={precision_name(ctx.mixed_precision)}{_threads_shown(ctx)} "
+        f"precision={ctx.report.header['precision']}{_threads_shown(ctx)} "
         f"train={count(ctx.train_features) if not cfg.streaming else 'streamed'} eval={len(ctx.eval_features)} "
         f"-> {ctx.output_dir}"
     )
-    for line in origin_lines(cfg):  # where each value that differs from the built-in defaults came from
+    for line in [*training_lines(ctx.report.header), *origin_lines(ctx.cfg)]:  # then where each value came from
         say(f"  [dim]{escape(line)}[/dim]")
 
 

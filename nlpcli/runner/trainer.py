@@ -164,7 +164,7 @@ def interrupt_callback(ctx: RunContext, trainer: Any) -> Any:
 
 def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
     """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
-    (best model, early stopping) from the evaluations made while training."""
+    (best model, early stopping, a stop the evaluation hooks ask for) from the evaluations made while training."""
     from transformers import TrainerCallback
 
     cfg = ctx.cfg
@@ -195,6 +195,9 @@ def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, traine
             run_log.evaluation(state.global_step, state.epoch, metrics, self.training)
             if self.training:
                 record.observe(cfg, state.global_step, metrics)
+                stop = ctx.after_evaluation(state.global_step, metrics)
+                if stop is not None:
+                    record.request_stop(state.global_step, stop.reason)
                 if record.should_stop:
                     control.should_training_stop = True
 
@@ -259,10 +262,7 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
 
 def planned_steps(trainer: Any, cfg: Any) -> int:
     """The optimizer steps this configuration trains in all: --max-steps, or its epochs' worth."""
-    if cfg.max_steps > 0:
-        return cfg.max_steps
-    batches = len(trainer.get_train_dataloader())
-    return math.ceil(cfg.epochs * max(1, math.ceil(batches / cfg.gradient_accumulation_steps)))
+    return settings.total_steps(cfg, None if cfg.max_steps > 0 else len(trainer.get_train_dataloader()))
 
 
 def checkpoint_step(checkpoint: Path) -> int:
@@ -343,6 +343,7 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     else:
         metrics.update(trainer.evaluate())
     trackers.end_trainer_runs(trainer.end_trackers, trackers.chosen(ctx.cfg))
-    finish_training(ctx, losses, step, best is not None)
+    streamed = not hasattr(ctx.train_features, "__len__")  # its epochs are passes over a stream: not counted
+    finish_training(ctx, losses, step, None if streamed else trainer.state.epoch, best is not None)
     return metrics
 

@@ -4,6 +4,7 @@ broken JSON) with a UserError that names the file, the line and what was expecte
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -96,11 +97,13 @@ def _diagnose_json(path: Path, json_field: str | None) -> str:
 
 def _builder(kind: str, json_field: str | None, has_bom: bool) -> tuple[str, dict[str, Any]]:
     """The `datasets` builder and its options for a file kind (not conll, which nlpcli reads itself); a file
-    that starts with a byte-order mark is decoded as utf-8-sig (else the readers take the mark for data)."""
+    that starts with a byte-order mark is decoded as utf-8-sig (else the readers take the mark for data). A TSV
+    cell is read as it is, quotes included: tab-separated files have no quoting (GLUE's MRPC files start cells
+    with an unmatched `"`, which CSV quoting would run on into the next lines)."""
     builder, options = {
         "json": ("json", {"field": json_field} if json_field else {}),
         "csv": ("csv", {}),
-        "tsv": ("csv", {"delimiter": "\t"}),
+        "tsv": ("csv", {"delimiter": "\t", "quoting": csv.QUOTE_NONE}),
         "text": ("text", {}),
     }[kind]
     return builder, {**options, "encoding": "utf-8-sig"} if has_bom else options
@@ -143,10 +146,9 @@ def check_text_file(path: Path) -> bool:
 def _diagnose_table(path: Path, delimiter: str) -> str | None:
     """What is wrong with a CSV / TSV file the reader refused, to follow its name (', line 3: ...' or ': ...'): a
     header and no rows, or a row whose field count is not the header's; None when neither is."""
-    import csv
-
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL  # as `_builder` reads them
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
         header = next(reader, [])
         rows = 0
         for row in reader:

@@ -13,6 +13,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlparse
 
 PROBE_TIMEOUT_S = 5.0
@@ -93,3 +94,16 @@ def unreachable_hint(kind: str, name: str, local_example: str) -> str:
         f"Run once on a machine with internet to cache it, or use a local source instead, "
         f"for example {local_example}."
     )
+
+
+def repo_file(repo_id: str, filename: str) -> Path | None:
+    """A file of hub model repo `repo_id`, from the cache or downloaded; None when the repo has none, or when it
+    cannot be had (offline and not cached)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    prepare_hub_access()
+    try:
+        return Path(hf_hub_download(repo_id, filename))
+    except (OSError, ValueError, HfHubHTTPError):  # no such file, not cached offline, a refused request
+        return None

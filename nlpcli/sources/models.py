@@ -7,13 +7,14 @@ Every failure becomes one `UserError`: a missing local folder is called a missin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nlpcli import layout
 from nlpcli.errors import UserError
 from nlpcli.files import model_folder_problem
-from nlpcli.run_folder import model_types
+from nlpcli.run_folder import architectures, model_types, settings_file
 from nlpcli.sources import hub, presets
 
 LOCAL_EXAMPLE = "--model tiny (random weights, trained tokenizer), --model minilm, or --model path/to/folder"
@@ -44,7 +45,8 @@ def locate(spec: str) -> str:
     return spec
 
 
-def _from_hub_or_folder(loader: Callable[..., Any], where: str, spec: str, **kwargs: Any) -> Any:
+def _from_hub_or_folder(loader: Callable[..., Any], where: str, spec: str, local_example: str = LOCAL_EXAMPLE,
+                        **kwargs: Any) -> Any:
     is_local = Path(where).is_dir()
     reachable = True if is_local else hub.prepare_hub_access()
     try:
@@ -53,10 +55,10 @@ def _from_hub_or_folder(loader: Callable[..., Any], where: str, spec: str, **kwa
         if is_local:
             raise UserError(f"Cannot load the model in {where}: {str(err).splitlines()[0]}") from None
         if not reachable:
-            raise UserError(hub.unreachable_hint("model", spec, LOCAL_EXAMPLE)) from None
+            raise UserError(hub.unreachable_hint("model", spec, local_example)) from None
         raise UserError(
             f"'{spec}' is not a local folder, and the Hub could not provide it: {str(err).splitlines()[0]}",
-            hint=f"Check the model id, or use {LOCAL_EXAMPLE}.",
+            hint=f"Check the model id, or use {local_example}.",
         ) from None
 
 
@@ -141,3 +143,53 @@ def load_model_and_tokenizer(
         model_kwargs = {**model_kwargs, "ignore_mismatched_sizes": True}
     model = _from_hub_or_folder(model_class.from_pretrained, where, spec, **model_kwargs)
     return model, tokenizer
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved model to predict with: what `from_pretrained` receives (a folder or a hub id), its architectures
+    (config.json's), and the nlpcli_config.yaml that describes it (None: not trained by nlpcli)."""
+
+    where: str
+    architectures: list[str]
+    settings: Path | None
+
+
+PREDICT_EXAMPLE = "the output folder of a run (runs/...), or any folder written by save_pretrained"
+
+
+def checkpoint(spec: str) -> Checkpoint:
+    """The model `nlpcli predict` is given: a local folder (an nlpcli run, a checkpoint, or any `save_pretrained`
+    folder), a preset with real weights, or a hub id (online, or in the cache: offline it fails at once)."""
+    folder = Path(spec).expanduser()
+    preset = presets.find(spec)
+    if not folder.exists() and preset is not None:
+        if preset.folder is None:
+            raise UserError(f"'{spec}' is a preset with random weights: there is nothing to predict with.",
+                            hint=f"Give {PREDICT_EXAMPLE}, or a hub model id.")
+        folder = Path(preset.folder())
+    if folder.exists() or _looks_like_path(spec):
+        if not (folder / layout.MODEL_CONFIG).is_file():
+            raise UserError(f"{spec}: not a saved model folder (no {layout.MODEL_CONFIG}).")
+        damaged = model_folder_problem(folder)
+        if damaged:
+            raise UserError(f"{spec}: the saved model is damaged: {damaged}.")
+        return Checkpoint(str(folder), architectures(folder), settings_source(str(folder)))
+    config = _from_hub_or_folder(_auto_config(), spec, spec, local_example=PREDICT_EXAMPLE)
+    return Checkpoint(spec, [str(a) for a in getattr(config, "architectures", None) or []], settings_source(spec))
+
+
+def _auto_config() -> Callable[..., Any]:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained
+
+
+def settings_source(spec: str) -> Path | None:
+    """The nlpcli_config.yaml that describes model `spec` (a folder, a checkpoint of a run, or a hub id whose repo
+    holds one); None when there is none."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        saved = settings_file(folder)
+        return saved if saved.is_file() else None
+    return hub.repo_file(spec, layout.RUN_CONFIG)

@@ -13,6 +13,7 @@ TASK_MODULES = {
     "summarize": "nlpcli.tasks.summarize:SummarizeTask",
     "qa": "nlpcli.tasks.qa:QaTask",
     "clm": "nlpcli.tasks.clm:ClmTask",
+    "classify": "nlpcli.tasks.classify:ClassifyTask",
 }
 
 

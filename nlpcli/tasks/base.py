@@ -21,11 +21,14 @@ this order (docs/architecture.md shows the whole data path):
 10. evaluation, chosen by `evaluation` and run by the runner for both loops:
    - "loss": perplexity from the mean eval loss (mlm, clm);
    - "logits": gathered logits -> `Prepared.prediction_rows(predictions, eval_features, raw_eval)` (one row
-     per eval example, written as eval_predictions.jsonl) -> `Prepared.score_rows(rows)`, the metrics (ner, qa);
+     per eval example, written as eval_predictions.jsonl) -> `Prepared.score_rows(rows)`, the metrics (ner, qa,
+     classify);
    - "generation": `generation_settings(cfg, tokenizer)` -> generated ids -> decoded text, with
      `sources(raw_eval)` -> `score(sources, predictions, references)` (translate, summarize).
 
-`predict(model_dir, request)` answers `nlpcli predict` from a saved run folder; no run hook precedes it.
+`predict(model_dir, request)` answers `nlpcli predict` from a saved model folder or hub id; no run hook precedes
+it. `nlpcli inspect` builds a run's data, model and first batch through hooks 1-9 and then asks
+`describe_example`, `baseline_loss` and `count_targets` (defaults in tasks/examples.py), training nothing.
 """
 
 from __future__ import annotations
@@ -39,10 +42,20 @@ from typing import Any, ClassVar
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, values_of
+from nlpcli.tasks import examples
+from nlpcli.tasks.examples import Baseline, Targets
 
 RowsFunction = Callable[[Any, Any, Any], list[dict[str, Any]]]  # (predictions, eval features, raw eval) -> rows
 ScoreFunction = Callable[[list[dict[str, Any]]], dict[str, float]]  # rows -> metrics
 LossFunction = Callable[[Any, dict[str, Any]], Any]  # (model outputs, batch) -> the batch's mean loss
+
+
+def padding_multiple() -> int | None:
+    """What a padding collator pads the batch length to a multiple of: 8 on a CUDA GPU (its tensor cores work on
+    tiles of 8 in fp16 and bf16), none on a CPU (every padded position is work there)."""
+    import torch
+
+    return 8 if torch.cuda.is_available() else None
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class PredictRequest:
     """What `nlpcli predict` received; each task reads the parts it needs."""
 
     texts: list[str] = field(default_factory=list)
+    text_pairs: list[str] = field(default_factory=list)  # the second text of each input, for pair models (classify)
     question: str | None = None
     context: str | None = None
     top_k: int | None = None  # mlm: candidates per mask [5]; clm: sampling's top-k [50], 0: no limit
@@ -163,11 +177,15 @@ class Task:
     # JSON keys of a `predict --file` line whose input has several fields (qa: question, context);
     # empty: one text per input (the line, or --text-column of a JSON line), in `PredictRequest.texts`
     predict_fields: ClassVar[tuple[str, ...]] = ()
+    reads_text_pairs: ClassVar[bool] = False  # predict takes a second text per input (`PredictRequest.text_pairs`)
     # shared config keys this task does not read: `nlpcli TASK --help` leaves their options out
     unused_options: ClassVar[tuple[str, ...]] = ()
     # the task's own config keys that a --resume may change (they only shape evaluation); every other key of
     # the task's that differs from the run's is refused (see runner/continuity.py)
     resumable_options: ClassVar[tuple[str, ...]] = ()
+    # the task's own options `nlpcli tune` varies by default, in a --space file's format ({key: {type: categorical,
+    # choices: [...]}} or {key: {type: float|int, low, high, log}}), beside the shared learning rate, warm-up, ...
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {}
     # Feature columns the task's collator reads (and removes) itself: both loops keep them for it.
     collator_columns: ClassVar[tuple[str, ...]] = ()
     # True: max_train_samples / max_eval_samples count features (e.g. mlm chunks) and `prepare` applies
@@ -225,10 +243,30 @@ class Task:
                             dataclasses.replace(cfg, max_eval_samples=None), setup).eval
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
+        """The batches of both loops; a padding collator pads to `padding_multiple()`."""
         raise NotImplementedError
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         raise NotImplementedError
+
+    # ------------------------------------------------------------ what `nlpcli inspect` shows (tasks/examples.py)
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: RunConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """One example of the first collated training batch (made from the first features of `raw`, in order),
+        decoded back to text with its targets shown the task's way, as plain data. Default: row 0, each token
+        with its label (-100: not scored)."""
+        return examples.default_example(batch, tokenizer)
+
+    def baseline_loss(self, batch: dict[str, Any], model_config: Any) -> Baseline | None:
+        """The loss a constant predictor would get on `batch`. Default: the unigram entropy of its scored labels
+        (shifted by one token when `shifts_labels`); None when the batch has no labels."""
+        return examples.label_entropy(batch, self.shifts_labels)
+
+    def count_targets(self, features: Any, cfg: RunConfig) -> Targets | None:
+        """How many training features have something to learn. Default: features with a scored label; None when
+        the collator makes the labels."""
+        return examples.labelled_features(features)
 
 
 def build_pipeline(task: str, model_dir: str, **kwargs: Any) -> Any:

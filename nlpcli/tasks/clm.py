@@ -21,7 +21,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from nlpcli.config import RunConfig, option
+from nlpcli.config import RunConfig, given_by_user, option
+from nlpcli.config_fields import flag
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.sources import models, presets
@@ -36,6 +37,7 @@ from nlpcli.tasks.base import (
 )
 from nlpcli.tasks.clm_chunks import TOKENIZER_BATCH, Chunking, chunk_split, chunk_stream
 from nlpcli.tasks.clm_generate import complete_prompts, ensure_pad_token
+from nlpcli.tasks.examples import batch_row, decode, shifted_rows
 
 DEFAULT_COLUMN = "content"  # codeparrot's column of file contents
 STREAMED = "streamed: not counted"
@@ -149,6 +151,7 @@ class ClmTask(Task):
     model_class = "AutoModelForCausalLM"
     pipeline_task = "text-generation"
     unused_options = ("label_column", "max_length")  # windows are --context-length tokens; no labels
+    search_space = {"pack": {"type": "categorical", "choices": [False, True]}}
     evaluation = "loss"
     evaluate_before_training = True
     shifts_labels = True
@@ -210,9 +213,12 @@ class ClmTask(Task):
         loads_weights = cfg.eval_only or not cfg.from_scratch
         preset = presets.find(cfg.model)
         if preset is not None and preset.fits_tokenizer:
-            if cfg.tokenizer or cfg.train_tokenizer:
+            given = [flag(key) for key in ("tokenizer", "train_tokenizer")
+                     if getattr(cfg, key) and given_by_user(cfg, key)]  # not the course's tokenizer in clm.yaml
+            if given:
                 warn(f"--model {preset.name} fits its own byte-level BPE tokenizer to the training text "
-                     "(size: --preset-vocab-size); --tokenizer / --train-tokenizer are not used.")
+                     f"(size: --preset-vocab-size); {' and '.join(given)} {'is' if len(given) == 1 else 'are'} not "
+                     "used.")
         elif loads_weights and cfg.train_tokenizer:
             raise UserError("--train-tokenizer needs --from-scratch: a model whose weights are loaded keeps its "
                             "own tokenizer.")
@@ -305,6 +311,15 @@ class ClmTask(Task):
 
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         return ClmCollator()
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: ClmConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """The first window, and its first targets: the labels are the inputs, which the model shifts, so the
+        token at each position is scored against the next one."""
+        row = batch_row(batch, 0)
+        return {"text": decode(tokenizer, row["input_ids"]), "tokens": len(row["input_ids"]), "shifted targets":
+                shifted_rows(tokenizer.convert_ids_to_tokens(row["input_ids"]),
+                             tokenizer.convert_ids_to_tokens(row["labels"]))}
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         return complete_prompts(model_dir, request, self.pipeline_task)

@@ -34,8 +34,8 @@ from nlpcli.tasks.base import (
     build_pipeline,
     pipeline_outputs,
 )
+from nlpcli.tasks.examples import IGNORE, SHOWN_TOKENS, batch_row, decode, unpadded
 
-IGNORE = -100
 NOT_A_WORD = -1  # word id of special tokens ([CLS], [SEP]) and padding
 MARKUP_LINE = re.compile(r"^\s*</?doc\b[^>]*>\s*$")  # WikiExtractor's <doc ...> / </doc> lines
 TOP_K = 5  # `predict --top-k` default: candidates per mask
@@ -204,6 +204,8 @@ class MlmTask(Task):
     collator_columns = ("word_ids",)
     limits_count_features = True
     unused_options = ("label_column", "max_length")  # chunks are --chunk-size tokens; no labels
+    search_space = {"whole_word_masking": {"type": "categorical", "choices": [False, True]},
+                    "mlm_probability": {"type": "float", "low": 0.1, "high": 0.25}}
     sample = Sample(
         files={"train": "wiki_00.txt"},
         description="two English Wikipedia articles, one text per line (10% of the lines held out)",
@@ -275,6 +277,21 @@ class MlmTask(Task):
 
     def collator(self, tokenizer: Any, model: Any, cfg: MlmConfig) -> Any:
         return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, epoch_seed=cfg.seed)
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: MlmConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """The first chunk as the collator masked it, and each masked position: what the model reads there (the
+        mask token, a random token or the token itself) and the token it must predict."""
+        row = batch_row(batch, 0)
+        ids, labels = row["input_ids"], row["labels"]
+        tokens = tokenizer.convert_ids_to_tokens(ids)
+        masked = [i for i, label in enumerate(labels) if label != IGNORE]
+        targets = [{"position": i, "input": tokens[i], "target": tokenizer.convert_ids_to_tokens(labels[i])}
+                   for i in masked[:SHOWN_TOKENS]]
+        return {"masked input": decode(tokenizer, unpadded(row)),
+                "masked": f"{len(masked)} of {len(unpadded(row))} tokens ({cfg.mlm_probability:.0%} asked, "
+                          f"{'whole words' if cfg.whole_word_masking else 'single tokens'})",
+                "targets": targets}
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         top_k = TOP_K if request.top_k is None else request.top_k

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from nlpcli.config import RunConfig, option
@@ -19,16 +18,18 @@ from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, describe, map_workers, rows_of, values_of
 from nlpcli.tasks.base import (
+    Baseline,
     PredictionTable,
     PredictRequest,
     Prepared,
     Task,
     TaskSetup,
     build_pipeline,
+    padding_multiple,
     pipeline_outputs,
 )
-
-IGNORE = -100
+from nlpcli.tasks.examples import IGNORE, batch_row, uniform_guess, word_rows
+from nlpcli.tasks.labels import given_labels
 
 
 @dataclass
@@ -91,29 +92,11 @@ def mixed_record(label_lists: list) -> int:
     return 0
 
 
-LABEL_FILE_SUFFIXES = (".txt", ".lst", ".list", ".labels", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml")
-
-
-def looks_like_a_file(value: str) -> bool:
-    """Whether a single --labels value names a file rather than one label."""
-    return "/" in value or "\\" in value or Path(value).suffix.lower() in LABEL_FILE_SUFFIXES
-
-
 def label_names(raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list[str]:
     """--labels, the data's ClassLabel names, a saved model's labels (--eval-only), or every label of train and
     validation together, in `label_sort_key` order."""
-    if cfg.labels:
-        from_file = len(cfg.labels) == 1 and Path(cfg.labels[0]).is_file()
-        if len(cfg.labels) == 1 and not from_file and looks_like_a_file(cfg.labels[0]):
-            raise UserError(f"--labels {cfg.labels[0]}: no such file (a single value with a path separator or a "
-                            "file suffix is read as a file of labels).",
-                            hint="Give the labels file's path, or the labels themselves: --labels O,B-PER,I-PER")
-        given = ([line.strip() for line in Path(cfg.labels[0]).read_text(encoding="utf-8-sig").splitlines()
-                  if line.strip()] if from_file else list(cfg.labels))
-        repeated = sorted({label for label in given if given.count(label) > 1})
-        if repeated:
-            raise UserError(f"--labels {cfg.labels[0] if from_file else ','.join(given)}: "
-                            f"{', '.join(repeated)} given more than once; each label must be named once.")
+    given = given_labels(cfg.labels, "O,B-PER,I-PER")
+    if given is not None:
         return given
     first = raw["train"] if "train" in raw else raw["validation"]
     feature = first.features[cfg.label_column]
@@ -206,6 +189,7 @@ class NerTask(Task):
     model_class = "AutoModelForTokenClassification"
     pipeline_task = "token-classification"
     evaluation = "logits"
+    search_space = {"label_all_tokens": {"type": "categorical", "choices": [True, False]}}
     sample = Sample(
         files={"train": "conll2003_sample.jsonl", "validation": "conll2003_sample.jsonl"},
         rename={"words": "tokens", "ner": "ner_tags"},
@@ -267,7 +251,21 @@ class NerTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         from transformers import DataCollatorForTokenClassification
 
-        return DataCollatorForTokenClassification(tokenizer)
+        return DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=padding_multiple())
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: NerConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """The first sentence, word by word: its label, and its sub-tokens with the label each is trained on
+        (-100: not scored, as special tokens and, without --label-all-tokens, a word's later sub-tokens)."""
+        words, tags = as_list(raw[0][cfg.text_column]), as_list(raw[0][cfg.label_column])
+        word_ids = tokenizer(words, is_split_into_words=True, truncation=True, max_length=cfg.max_length).word_ids()
+        rows = word_rows(words, [label_name(tag, setup.labels) for tag in tags], word_ids,
+                         tokenizer.convert_ids_to_tokens(batch_row(batch, 0)["input_ids"]),
+                         batch_row(batch, 0)["labels"], setup.labels)
+        return {"sentence": " ".join(words), "words": rows}
+
+    def baseline_loss(self, batch: dict[str, Any], model_config: Any) -> Baseline | None:
+        return uniform_guess(model_config)
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         if not request.texts:

@@ -11,17 +11,28 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 import numpy as np
 
-from nlpcli.config import RunConfig, saved_config
+from nlpcli.config import RunConfig
+from nlpcli.config_layers import predict_settings
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import Sample, check_columns, describe, map_workers, rows_of
-from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
+from nlpcli.tasks.base import (
+    Normalized,
+    PredictionTable,
+    PredictRequest,
+    Prepared,
+    Task,
+    TaskSetup,
+    padding_multiple,
+)
+from nlpcli.tasks.examples import COUNTED_FEATURES, Baseline, Targets, batch_row, decode, unpadded
 from nlpcli.tasks.qa_windows import (
     QaConfig,
     answers,
@@ -180,7 +191,35 @@ class QaTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: RunConfig) -> Any:
         from transformers import DataCollatorWithPadding
 
-        return DataCollatorWithPadding(tokenizer)
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=padding_multiple())
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: QaConfig,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """The first window of the batch that holds its answer (else the first window): the window decoded, and
+        the answer span read back from its start and end positions."""
+        starts = batch["start_positions"].tolist()
+        index = next((i for i, start in enumerate(starts) if start > 0), 0)
+        row = batch_row(batch, index)
+        start, end = row["start_positions"], row["end_positions"]
+        answer = (decode(tokenizer, row["input_ids"][start: end + 1]) if start > 0
+                  else "(none in this window: start and end point at position 0, the first token)")
+        return {"window": f"{index + 1} of {len(starts)} in the batch", "text": decode(tokenizer, unpadded(row)),
+                "start_positions": start, "end_positions": end, "answer read back": answer}
+
+    def baseline_loss(self, batch: dict[str, Any], model_config: Any) -> Baseline | None:
+        """A uniform guess over a window's positions, for the start and the end alike: the mean ln of the windows'
+        lengths."""
+        mask = batch.get("attention_mask")
+        lengths = mask.sum(dim=1).tolist() if mask is not None else [batch["input_ids"].shape[1]] * len(
+            batch["input_ids"])
+        return Baseline(sum(math.log(n) for n in lengths) / len(lengths),
+                        "mean ln of the windows' positions (a uniform guess of start and end)")
+
+    def count_targets(self, features: Any, cfg: QaConfig) -> Targets | None:
+        """Windows whose answer is inside (labelled with its first and last token, not position 0)."""
+        read = features.select(range(min(len(features), COUNTED_FEATURES)))
+        return Targets(sum(1 for start in read["start_positions"] if start > 0), len(read),
+                       "windows that hold their answer")
 
     def predict(self, model_dir: str, request: PredictRequest) -> PredictionTable:
         from nlpcli.predict_io import in_batches
@@ -242,7 +281,7 @@ class Answerer:
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        self.cfg = saved_config(QaConfig, model_dir)
+        self.cfg = predict_settings(QaConfig, QaTask.name, model_dir)[0]
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.tokenizer.padding_side = "right"  # a window's offsets index its logits from position 0
         self.model = AutoModelForQuestionAnswering.from_pretrained(model_dir).eval()

@@ -11,23 +11,34 @@
   inputs from them.
 - Generation settings (beams, maximum length, plus what a subclass adds, e.g. a forced BOS token), used
   alike by the runner's generation evaluation and by `predict`, which reads them back from the run's
-  nlpcli_config.yaml.
+  nlpcli_config.yaml (a model nlpcli did not train gets the task's defaults, and the prefix its config declares).
 - Predict: batched `model.generate` (transformers 5 has no translation or summarization pipelines).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from nlpcli import layout
-from nlpcli.config import RunConfig, option, saved_config
+from nlpcli.config import RunConfig, option
+from nlpcli.config_layers import predict_settings
 from nlpcli.console import warn
 from nlpcli.errors import UserError
 from nlpcli.sources.data import map_workers, rows_of
-from nlpcli.tasks.base import Normalized, PredictionTable, PredictRequest, Prepared, Task, TaskSetup
+from nlpcli.tasks.base import (
+    Normalized,
+    PredictionTable,
+    PredictRequest,
+    Prepared,
+    Task,
+    TaskSetup,
+    padding_multiple,
+)
+from nlpcli.tasks.examples import batch_row, decode, scored, unpadded
 from nlpcli.tasks.seq2seq_pairs import SOURCE, TARGET, PairColumns, clean_pairs
 
 # Pretrained on a mixture of prefixed tasks (T5 v1.0); mT5, umT5, ByT5 and LongT5 were not and need no prefix.
@@ -145,10 +156,23 @@ class Seq2SeqTask(Task):
     def collator(self, tokenizer: Any, model: Any, cfg: Any) -> Any:
         from transformers import DataCollatorForSeq2Seq
 
-        return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+        return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100,
+                                      pad_to_multiple_of=padding_multiple())
 
     def sources(self, raw_eval: Any) -> list[str]:
         return list(raw_eval[SOURCE])
+
+    def describe_example(self, batch: dict[str, Any], raw: Any, tokenizer: Any, cfg: Any,
+                         setup: TaskSetup) -> dict[str, Any]:
+        """The first pair as the model sees it: the source (prefix included), the target the loss scores and the
+        decoder's input (the target shifted right, after the decoder start token), decoded back to text."""
+        row = batch_row(batch, 0)
+        source, target = unpadded(row), scored(row["labels"])
+        shown = {"source": decode(tokenizer, source), "target": decode(tokenizer, target),
+                 "source tokens": len(source), "target tokens": len(target)}
+        if "decoder_input_ids" in row:
+            shown["decoder input"] = decode(tokenizer, row["decoder_input_ids"][: len(target)])
+        return shown
 
     # ------------------------------------------------------------ predict
 
@@ -159,9 +183,11 @@ class Seq2SeqTask(Task):
         if not request.texts:
             raise UserError(f"Give a text to {self.name}, or --file.",
                             hint=f'For example: nlpcli predict {self.name} {model_dir} "Some text."')
-        cfg = saved_config(self.config_class, model_dir)
+        cfg, from_run = predict_settings(self.config_class, self.name, model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
+        if not from_run and not cfg.source_prefix:  # a checkpoint of elsewhere: the prefix its config declares
+            cfg = dataclasses.replace(cfg, source_prefix=self.declared_prefix(model.config))
         model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
         self.configure_tokenizer(tokenizer, cfg)
         encoded = self.encode_sources(tokenizer, request.texts, cfg)
