@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/seq2seq_throughput.py
 	$(BIN)/python benchmarks/trainer_baseline.py
+	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/tune_overhead.py
 

@@ -3,6 +3,8 @@ run of the same data and settings reuses datasets' cached features (run.json say
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,6 +42,19 @@ def test_workers_apply_to_whole_splits_only():
     assert map_workers(Cfg, whole) == {}
 
 
+
+def test_rows_read_a_batch_at_a_time_in_data_order(monkeypatch):
+    import datasets
+
+    from nlpcli.sources import data
+
+    monkeypatch.setattr(data, "READ_BATCH", 2)
+    whole = datasets.Dataset.from_dict({"a": list(range(5)), "b": list("vwxyz"), "c": [[1]] * 5})
+    picked = whole.select([4, 0, 3, 1, 2])  # an indices mapping over the table, as a filter or shuffle leaves
+    assert list(data.rows_of(picked, "b", "a")) == [("z", 4), ("v", 0), ("y", 3), ("w", 1), ("x", 2)]
+    assert list(data.values_of(picked, "a")) == [4, 0, 3, 1, 2]
+    assert list(data.rows_of(whole, "a", "a"))[:2] == [(0, 0), (1, 1)]
+
 @pytest.mark.slow
 def test_two_workers_make_the_features_of_one_and_a_second_run_reuses_them(tmp_path):
     train = tmp_path / "train.jsonl"  # a file of its own: no other test has cached its features
@@ -53,3 +68,48 @@ def test_two_workers_make_the_features_of_one_and_a_second_run_reuses_them(tmp_p
     single = _build("ner", options)
     for split in ("train", "eval"):
         assert getattr(single.prepared, split).to_list() == getattr(first.prepared, split).to_list()
+
+
+SAMPLE_FILES = {"translate": ("wmt16_en_ro_sample.jsonl", {"source_lang": "en", "target_lang": "ro"}),
+                "summarize": ("xsum_sample.jsonl", {}),
+                "ner": ("conll2003_sample.jsonl", {"text_column": "words", "label_column": "ner"})}
+
+
+@pytest.mark.parametrize("task_name", sorted(SAMPLE_FILES))
+def test_a_later_run_with_other_training_options_reuses_the_cached_features(tmp_path, monkeypatch, task_name):
+    """translate and summarize clean their pairs in datasets' cache too (their features were in memory only)."""
+    from nlpcli.tasks.summarize import SummarizeTask
+
+    monkeypatch.setattr(SummarizeTask, "run_facts", lambda self, cfg: {})  # not nltk's import: not tested here
+    sample, options = SAMPLE_FILES[task_name]
+    train = tmp_path / "train.jsonl"  # a file of its own: no other test has cached its features
+    shutil.copy(SAMPLES / sample, train)
+    options = {**options, "train_file": str(train)}
+    first = _build(task_name, options)
+    assert first.features_cache == {"train": "made", "validation": "made"}
+    again = _build(task_name, {**options, "learning_rate": 0.05})  # an option that does not shape the features
+    assert again.features_cache == {"train": "reused", "validation": "reused"}
+    assert again.prepared.train.to_list() == first.prepared.train.to_list()
+    assert len(first.prepared.train) + len(first.prepared.eval) == 10  # the sample's 10 records, 1 held out
+
+
+@pytest.mark.slow
+def test_two_workers_clean_translation_pairs_as_one_process_does(tmp_path):
+    rows = [json.loads(line) for line in (SAMPLES / "wmt16_en_ro_sample.jsonl").read_text().splitlines()]
+    rows[3]["translation"]["ro"] = " "  # bad records on both sides of the middle, where the shards meet
+    rows[7]["translation"]["en"] = None
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    options = {"train_file": str(train), "validation_file": str(train), "source_lang": "en", "target_lang": "ro",
+               "skip_bad_records": True, "min_target_words": 7}
+    task = get_task("translate")
+    cfg = resolve_config(task.config_class, "translate", cli_values={"model": "tiny", **options})
+    single = splits.read(task, cfg)
+    shared = splits.read(task, dataclasses.replace(cfg, preprocessing_workers=2))
+    assert shared.data_report == single.data_report
+    assert single.data_report["train"] == {"records": 10, "bad_records_skipped": 2, "short_targets_dropped": 3,
+                                           "kept": 5}
+    assert shared.raw["train"].to_list() == single.raw["train"].to_list()
+    kept = [row["translation"] for index, row in enumerate(rows) if index not in (3, 7)]
+    assert [pair["source"] for pair in single.raw["train"]] == [pair["en"] for pair in kept
+                                                                 if len(pair["ro"].split()) >= 7]

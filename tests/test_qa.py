@@ -57,6 +57,21 @@ def test_windows_offsets_and_labels(tokenizer):
     assert train["start_positions"] == features["start_positions"]
 
 
+
+def test_the_stride_check_names_the_longest_question_read_a_batch_at_a_time(tokenizer, monkeypatch):
+    import datasets
+
+    from nlpcli.errors import UserError
+    from nlpcli.tasks import qa_windows
+
+    monkeypatch.setattr(qa_windows, "READ_BATCH", 2)  # the questions in batches of 2: the longest is in the third
+    questions = ["where ?", "alpha ?", "where ?", "where ?", " alpha bravo charlie delta ?", "alpha bravo ?", "?"]
+    data = datasets.Dataset.from_dict({"id": [f"q{i}" for i in range(7)], "question": questions})
+    cfg = QaConfig(doc_stride=3)
+    qa_windows.check_stride(tokenizer, data, cfg, max_length=12, split="train")  # 12 - 3 special - 5 = 4 > 3
+    with pytest.raises(UserError, match=r"record 'q4': with --max-length 11 the question leaves 3 context tokens"):
+        qa_windows.check_stride(tokenizer, data, cfg, max_length=11, split="train")  # 11 - 3 - 5 = 3
+
 # ---------------------------------------------------------------- post-processing on hand-made logits
 
 PASSAGE = "aaaaa bbbbb ccccc ddddd"

@@ -245,18 +245,9 @@ def test_language_codes_set_the_forced_first_token():
         task.configure_tokenizer(tokenizer, TranslateConfig(source_lang_code="en_XX"))
 
 
-class Split:
-    """What `read_pairs` reads of a data set split: its column names and a column."""
-
-    def __init__(self, rows: list[dict]) -> None:
-        self.rows = rows
-        self.column_names = list(rows[0])
-
-    def __getitem__(self, column: str) -> list:
-        return [row[column] for row in self.rows]
-
-
 def test_the_samples_languages_win_unless_the_user_gives_others():
+    import datasets
+
     from nlpcli.config import origin_lines
     from nlpcli.config_layers import resolve_config
     from nlpcli.errors import UserError
@@ -268,7 +259,8 @@ def test_the_samples_languages_win_unless_the_user_gives_others():
     assert resolve_config(TranslateConfig, "translate").target_lang == "fr"  # the course's KDE4 en-fr
     given = resolve_config(TranslateConfig, "translate", cli_values={"dataset": "sample", "target_lang": "fr"})
     assert given.target_lang == "fr"  # the user's choice wins, and the data refuses it naming its languages
-    split = Split([{"translation": {"en": source, "ro": target}} for source, target in PAIRS])
-    assert TranslateTask().read_pairs(split, sample, "train")[1] == [target for _, target in PAIRS]
+    split = datasets.Dataset.from_list([{"translation": {"en": source, "ro": target}} for source, target in PAIRS])
+    columns = TranslateTask().pair_columns(split, sample, "train")
+    assert columns.values(split[:])[1] == [target for _, target in PAIRS]
     with pytest.raises(UserError, match=r"--target-lang fr is not in the 'translation' column \(languages: en, ro\)"):
-        TranslateTask().read_pairs(split, given, "train")
+        TranslateTask().pair_columns(split, given, "train")

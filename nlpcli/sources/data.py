@@ -8,6 +8,7 @@ the rows whose column holds one of the values, and counts what each filter kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from nlpcli.sources.data_files import parses_as_object
 from nlpcli.sources.data_files import stream_file as _stream_file
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+READ_BATCH = 1000  # records `rows_of` reads at a time
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,20 @@ def record_location(cfg: Any, split: str, index: int) -> str:
     if line is not None:
         return f"{path}, line {line}"
     return f"{describe(cfg, split)}, record {index}"
+
+
+def rows_of(data: Any, *columns: str) -> Iterator[tuple[Any, ...]]:
+    """The values of `columns`, record by record in data order, read READ_BATCH records at a time: several times
+    faster than iterating `data[column]` (a record at a time), and memory that does not grow with the data
+    (`list(data[column])` holds a whole column)."""
+    for batch in data.select_columns(list(dict.fromkeys(columns))).iter(batch_size=READ_BATCH):
+        yield from zip(*(batch[column] for column in columns), strict=True)
+
+
+def values_of(data: Any, column: str) -> Iterator[Any]:
+    """One column's values, read as `rows_of` reads them."""
+    for (value,) in rows_of(data, column):
+        yield value
 
 
 def check_columns(raw: Any, columns: list[str], cfg: Any) -> None:

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 
 from nlpcli.config import RunConfig
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample
+from nlpcli.sources.data import Sample, values_of
 from nlpcli.tasks import examples
 from nlpcli.tasks.examples import Baseline, Targets
 
@@ -221,7 +221,7 @@ class Task:
     def preset_texts(self, raw: Any, cfg: RunConfig) -> Iterable[str]:
         """Text to train the tiny preset's tokenizer on."""
         column = raw["train"] if "train" in raw else raw["validation"]
-        for value in column[cfg.text_column]:
+        for value in values_of(column, cfg.text_column):
             yield " ".join(value) if isinstance(value, list) else value
 
     def load_model(

@@ -10,7 +10,7 @@ from typing import Any
 from nlpcli.config import RunConfig, option
 from nlpcli.errors import UserError
 from nlpcli.sources import data as sources
-from nlpcli.sources.data import describe
+from nlpcli.sources.data import describe, values_of
 from nlpcli.tasks.labels import given_labels
 
 
@@ -61,11 +61,11 @@ def checked_labels(raw: Any, cfg: ClassifyConfig) -> dict[str, list[list[Any]]]:
     for split, data in raw.items():
         columns = [c for c in (cfg.text_column, cfg.text_pair_column) if c]
         for column in columns:
-            for row, text in enumerate(data[column]):
+            for row, text in enumerate(values_of(data, column)):
                 if not isinstance(text, str):
                     raise UserError(f"{where(cfg, split, row)}: '{column}' must be text, got {_shown(text)}.")
         found[split] = []
-        for row, value in enumerate(data[cfg.label_column]):
+        for row, value in enumerate(values_of(data, cfg.label_column)):
             values = label_values(value, cfg.multi_label)
             if values is None:
                 what = "a list of label names or class ids" if cfg.multi_label else "a label name or a class id"

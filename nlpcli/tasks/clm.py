@@ -26,7 +26,7 @@ from nlpcli.config_fields import flag
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.sources import models, presets
-from nlpcli.sources.data import Sample, check_columns, describe, is_streamed, own_file
+from nlpcli.sources.data import Sample, check_columns, describe, is_streamed, own_file, values_of
 from nlpcli.tasks.base import (
     Normalized,
     PredictionTable,
@@ -207,7 +207,7 @@ class ClmTask(Task):
         if is_streamed(split):
             return (row[text_column(cfg)] for row in split.take(STREAM_TOKENIZER_TEXTS)
                     if isinstance(row[text_column(cfg)], str))
-        return (text for text in split[text_column(cfg)] if isinstance(text, str))
+        return (text for text in values_of(split, text_column(cfg)) if isinstance(text, str))
 
     def setup(self, raw: Any, cfg: ClmConfig, pretrained_config: Any | None) -> TaskSetup:
         loads_weights = cfg.eval_only or not cfg.from_scratch

@@ -14,8 +14,12 @@ from typing import Any
 
 from nlpcli.console import warn
 from nlpcli.errors import UserError
+from nlpcli.sources.data import values_of
 
-TOKENIZER_BATCH = 1000  # texts per batch (packing; fitting a tokenizer)
+TOKENIZER_BATCH = 1000  # texts per batch (fitting a tokenizer)
+# texts tokenized per batch: whole documents (source files), whose tokens are Python lists while a batch is made,
+# so a batch's memory is bounded by this rather than the 1000 records of datasets' default
+TEXTS_PER_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,11 @@ def chunk_split(data: Any, split: str, where: str, tokenizer: Any, how: Chunking
     if len(texts) < len(data):
         warn(f"{where}: {len(data) - len(texts)} of {len(data)} records have no text in '{column}'; they are skipped.")
     if how.pack:
-        tokens = texts.map(lambda batch: with_eos(tokenizer, batch[column]), batched=True,
+        tokens = texts.map(lambda batch: with_eos(tokenizer, batch[column]), batched=True, batch_size=TEXTS_PER_BATCH,
                            remove_columns=texts.column_names, desc=f"Tokenizing {split}", **workers)
         chunks = datasets.Dataset.from_generator(
             lambda: ({"input_ids": block} for block in pack_blocks(
-                (ids for batch in tokens.iter(batch_size=TOKENIZER_BATCH) for ids in batch["input_ids"]), length)),
+                (ids for batch in tokens.iter(batch_size=TEXTS_PER_BATCH) for ids in batch["input_ids"]), length)),
             features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"))}),
             # a private name on purpose: datasets (5.2) has no public accessor for a dataset's fingerprint, which
             # names the packed cache after its input so every DDP process reads the same one; replace it when
@@ -86,11 +90,12 @@ def chunk_split(data: Any, split: str, where: str, tokenizer: Any, how: Chunking
         )
     else:
         windows = texts.map(lambda batch: full_windows(tokenizer, batch[column], length), batched=True,
-                            remove_columns=texts.column_names, desc=f"Cutting {split} into windows", **workers)
+                            batch_size=TEXTS_PER_BATCH, remove_columns=texts.column_names,
+                            desc=f"Cutting {split} into windows", **workers)
         tokens = windows
         chunks = windows.filter(lambda batch: [n == length for n in batch["length"]], batched=True,
                                 desc=f"Keeping full windows of {split}").remove_columns("length")
-    total = sum(tokens["length"])
+    total = sum(values_of(tokens, "length"))
     kept = len(chunks) * length
     if len(chunks) == 0:
         raise UserError(f"{where}: no text gives a full window of {length} tokens.",
@@ -111,7 +116,7 @@ def chunk_stream(data: Any, tokenizer: Any, how: Chunking) -> Any:
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         return with_eos(tokenizer, batch[column]) if how.pack else full_windows(tokenizer, batch[column], length)
 
-    tokens = texts.map(tokenize, batched=True, remove_columns=[column], features=lengths)
+    tokens = texts.map(tokenize, batched=True, batch_size=TEXTS_PER_BATCH, remove_columns=[column], features=lengths)
     if not how.pack:
         full = tokens.filter(lambda batch: [n == length for n in batch["length"]], batched=True)
         return full.remove_columns("length")

@@ -16,7 +16,7 @@ from typing import Any
 from nlpcli.config import RunConfig, option
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, describe, map_workers
+from nlpcli.sources.data import Sample, describe, map_workers, rows_of, values_of
 from nlpcli.tasks.base import (
     Baseline,
     PredictionTable,
@@ -107,7 +107,7 @@ def label_names(raw: Any, cfg: NerConfig, pretrained_config: Any | None) -> list
     if cfg.eval_only and saved and not all(str(v).startswith("LABEL_") for v in saved.values()):
         return [saved[i] for i in sorted(saved)]
     scanned = {split: raw[split] for split in ("train", "validation") if split in raw}
-    counts = {split: Counter(tag for tags in data[cfg.label_column] for tag in as_list(tags))
+    counts = {split: Counter(tag for tags in values_of(data, cfg.label_column) for tag in as_list(tags))
               for split, data in scanned.items()}
     for split, data in scanned.items():
         if len({isinstance(v, str) for v in counts[split]}) > 1:
@@ -164,6 +164,24 @@ def label_ids(labels: list[str] | tuple[str, ...]) -> dict[str, int]:
     return {name: i for i, name in enumerate(labels)}
 
 
+def tokenize_and_align(batch: dict[str, list], tokenizer: Any, text_column: str, label_column: str,
+                       max_length: int | None, label2id: dict[str, int], continuation: list[int],
+                       label_all_tokens: bool, for_eval: bool) -> dict[str, list]:
+    """The features of a batch of records: sub-tokens and their label ids (`for_eval`: also each token's word).
+    Given only what shapes the features, so that datasets' fingerprint of the map, and so the cache a later run
+    reuses, does not change with other options (learning rate, output folder, ...)."""
+    words = [as_list(value) for value in batch[text_column]]
+    encoded = tokenizer(words, truncation=True, is_split_into_words=True, max_length=max_length)
+    encoded["labels"] = [
+        align_labels_with_tokens([label2id[t] if isinstance(t, str) else int(t) for t in as_list(tags)],
+                                 encoded.word_ids(i), continuation, label_all_tokens)
+        for i, tags in enumerate(batch[label_column])
+    ]
+    if for_eval:  # which word each token belongs to (-1: special token), for word-level evaluation
+        encoded["word_ids"] = [[-1 if w is None else w for w in encoded.word_ids(i)] for i in range(len(words))]
+    return encoded
+
+
 class NerTask(Task):
     name = "ner"
     help = "Token classification (NER): fine-tune on conll2003-style data, seqeval metrics."
@@ -185,7 +203,7 @@ class NerTask(Task):
         """The label list, and every record of every split checked against it: words that are not strings are
         refused, records without words are named in a warning (they carry no label, so they add nothing)."""
         for split, data in raw.items():
-            for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
+            for row, (words, tags) in enumerate(rows_of(data, cfg.text_column, cfg.label_column)):
                 problem = value_problem(words, cfg.text_column, "words") or value_problem(tags, cfg.label_column,
                                                                                            "labels")
                 if problem:
@@ -194,7 +212,7 @@ class NerTask(Task):
         known = set(labels)
         for split, data in raw.items():
             empty = []
-            for row, (words, tags) in enumerate(zip(data[cfg.text_column], data[cfg.label_column], strict=True)):
+            for row, (words, tags) in enumerate(rows_of(data, cfg.text_column, cfg.label_column)):
                 problem = record_problem(as_list(words), as_list(tags), known, labels)
                 if problem:
                     raise UserError(f"{describe(cfg, split)}, record {row + 1}: {problem}.")
@@ -218,29 +236,12 @@ class NerTask(Task):
         return test.map(placeholders, batched=True)
 
     def prepare(self, raw: Any, tokenizer: Any, cfg: NerConfig, setup: TaskSetup) -> Prepared:
-        continuation = continuation_ids(list(setup.labels))
-        label2id = label_ids(setup.labels)
-
-        def tokenize_and_align(batch: dict[str, list], for_eval: bool) -> dict[str, list]:
-            words = [as_list(value) for value in batch[cfg.text_column]]
-            encoded = tokenizer(words, truncation=True, is_split_into_words=True, max_length=cfg.max_length)
-            encoded["labels"] = [
-                align_labels_with_tokens(
-                    [label2id[t] if isinstance(t, str) else int(t) for t in as_list(tags)],
-                    encoded.word_ids(i),
-                    continuation,
-                    cfg.label_all_tokens,
-                )
-                for i, tags in enumerate(batch[cfg.label_column])
-            ]
-            if for_eval:  # which word each token belongs to (-1: special token), for word-level evaluation
-                encoded["word_ids"] = [[-1 if w is None else w for w in encoded.word_ids(i)]
-                                       for i in range(len(words))]
-            return encoded
-
+        shape = {"tokenizer": tokenizer, "text_column": cfg.text_column, "label_column": cfg.label_column,
+                 "max_length": cfg.max_length, "label2id": label_ids(setup.labels),
+                 "continuation": continuation_ids(list(setup.labels)), "label_all_tokens": cfg.label_all_tokens}
         features = {
             split: data.map(tokenize_and_align, batched=True, remove_columns=data.column_names,
-                            fn_kwargs={"for_eval": split != "train"}, desc=f"Tokenizing {split}",
+                            fn_kwargs={**shape, "for_eval": split != "train"}, desc=f"Tokenizing {split}",
                             **map_workers(cfg, data))
             for split, data in raw.items()
         }

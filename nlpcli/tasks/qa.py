@@ -22,7 +22,7 @@ from nlpcli.config import RunConfig
 from nlpcli.config_layers import predict_settings
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import Sample, check_columns, describe, map_workers
+from nlpcli.sources.data import Sample, check_columns, describe, map_workers, rows_of
 from nlpcli.tasks.base import (
     Normalized,
     PredictionTable,
@@ -99,8 +99,8 @@ def clean_split(data: Any, cfg: QaConfig, split: str) -> Any:
     id_col, question_col, context_col, answers_col = columns_of(cfg)
     bad: list[tuple[int, str]] = []
     seen: set[str] = set()
-    rows = zip(data[id_col], data[question_col], data[context_col], data[answers_col], strict=True)
-    for row, (record_id, question, context, gold) in enumerate(rows):
+    records = rows_of(data, id_col, question_col, context_col, answers_col)
+    for row, (record_id, question, context, gold) in enumerate(records):
         problem = record_problem(question, context, gold, not cfg.version_2_with_negative)
         if problem is None and record_id is None:
             problem = f"no {id_col}"

@@ -13,6 +13,7 @@ the model's logits back into an answer, the same way in training, evaluation and
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 
 from nlpcli.config import RunConfig, option
 from nlpcli.errors import UserError
-from nlpcli.sources.data import describe
+from nlpcli.sources.data import READ_BATCH, describe
 
 Offsets = Sequence[Sequence[int] | None]
 
@@ -126,13 +127,19 @@ def model_window(tokenizer: Any, max_length: int | None) -> int:
 
 
 def check_stride(tokenizer: Any, data: Any, cfg: QaConfig, max_length: int, split: str) -> None:
-    """Every window must hold the question and more context tokens than --doc-stride."""
-    rooms = question_room(tokenizer, [q.lstrip() for q in data[cfg.question_column]], max_length)
-    row = int(np.argmin(rooms))
-    if rooms[row] <= cfg.doc_stride:
+    """Every window must hold the question and more context tokens than --doc-stride (the questions are tokenized a
+    batch at a time: memory does not grow with the data)."""
+    row, least = 0, None
+    batches = data.select_columns([cfg.question_column]).iter(batch_size=READ_BATCH)
+    for start, batch in zip(itertools.count(0, READ_BATCH), batches):
+        rooms = question_room(tokenizer, [q.lstrip() for q in batch[cfg.question_column]], max_length)
+        first = int(np.argmin(rooms))
+        if least is None or rooms[first] < least:
+            row, least = start + first, rooms[first]
+    if least is not None and least <= cfg.doc_stride:
         raise UserError(
             f"{describe(cfg, split)}, record {data[row][cfg.id_column]!r}: with --max-length {max_length} the "
-            f"question leaves {rooms[row]} context tokens per window, not more than --doc-stride {cfg.doc_stride}.",
+            f"question leaves {least} context tokens per window, not more than --doc-stride {cfg.doc_stride}.",
             hint="Lower --doc-stride or raise --max-length.",
         )
 

@@ -1,9 +1,10 @@
 """What the sequence-to-sequence tasks (translate, summarize) share.
 
 - Records: `normalize` turns every split into two columns, `source` and `target` (a subclass's
-  `read_pairs` says where they come from). A record with an empty or missing side stops the run naming
-  file, line and side, or is dropped and counted with --skip-bad-records; --min-target-words drops pairs
-  whose target is too short (counted too).
+  `pair_columns` says where they come from; `seq2seq_pairs.clean_pairs` cleans them as cached datasets
+  operations). A record with an empty or missing side stops the run naming file, line and side, or is
+  dropped and counted with --skip-bad-records; --min-target-words drops pairs whose target is too short
+  (counted too).
 - Features: sources (after --source-prefix) and targets tokenized with `text_target` (so tokenizers with
   language modes, mBART / M2M / NLLB, switch to the target language), truncated to --max-length and
   --max-target-length; `DataCollatorForSeq2Seq(model=...)` pads labels with -100 and builds the decoder
@@ -27,7 +28,7 @@ from nlpcli.config import RunConfig, option
 from nlpcli.config_layers import predict_settings
 from nlpcli.console import warn
 from nlpcli.errors import UserError
-from nlpcli.sources.data import map_workers, record_location
+from nlpcli.sources.data import map_workers, rows_of
 from nlpcli.tasks.base import (
     Normalized,
     PredictionTable,
@@ -38,8 +39,8 @@ from nlpcli.tasks.base import (
     padding_multiple,
 )
 from nlpcli.tasks.examples import batch_row, decode, scored, unpadded
+from nlpcli.tasks.seq2seq_pairs import SOURCE, TARGET, PairColumns, clean_pairs
 
-SOURCE, TARGET = "source", "target"
 # Pretrained on a mixture of prefixed tasks (T5 v1.0); mT5, umT5, ByT5 and LongT5 were not and need no prefix.
 PREFIX_TRAINED = ("t5",)
 
@@ -59,18 +60,8 @@ class Seq2SeqConfig(RunConfig):
     skip_bad_records: bool = option(False, "Skip (and count) records with an empty side instead of stopping.")
 
 
-def side_problem(value: Any) -> str | None:
-    if value is None:
-        return "missing"
-    if not isinstance(value, str):
-        return f"not text ({type(value).__name__})"
-    if not value.strip():
-        return "empty"
-    return None
-
-
 class Seq2SeqTask(Task):
-    """Base of translate and summarize: subclasses say where the pairs are (`read_pairs`), how to score
+    """Base of translate and summarize: subclasses say where the pairs are (`pair_columns`), how to score
     generated text (`score`), and what the generated text is called (`output_name`)."""
 
     config_class = Seq2SeqConfig
@@ -88,8 +79,8 @@ class Seq2SeqTask(Task):
         """How messages name the two sides of a pair."""
         return self.side_names
 
-    def read_pairs(self, data: Any, cfg: Any, split: str) -> tuple[list[Any], list[Any]]:
-        """The raw source and target values of every record of one split (None where a side is missing)."""
+    def pair_columns(self, data: Any, cfg: Any, split: str) -> PairColumns:
+        """Where the source and target of one split's records are (a UserError when they are not there)."""
         raise NotImplementedError
 
     def score(self, sources: list[str], predictions: list[str], references: list[str]) -> dict[str, float]:
@@ -115,49 +106,15 @@ class Seq2SeqTask(Task):
         return [SOURCE, TARGET]
 
     def normalize(self, raw: Any, cfg: Any) -> Normalized:
-        """Every split as `source` and `target` columns; run.json's "data" says, per split, how many records
-        were read, skipped as bad, dropped as too short and kept."""
+        """Every split as `source` and `target` columns (`clean_pairs`: datasets operations, cached); run.json's
+        "data" says, per split, how many records were read, skipped as bad, dropped as too short and kept."""
         import datasets
 
         pairs, report = {}, {}
         for split, data in raw.items():
-            sources, targets, report[split] = self._clean(*self.read_pairs(data, cfg, split), cfg, split)
-            pairs[split] = datasets.Dataset.from_dict({SOURCE: sources, TARGET: targets})
+            columns = self.pair_columns(data, cfg, split)
+            pairs[split], report[split] = clean_pairs(data, columns, self.side_labels(cfg), cfg, split)
         return Normalized(datasets.DatasetDict(pairs), data_report=report)
-
-    def _clean(
-        self, sources: list[Any], targets: list[Any], cfg: Any, split: str
-    ) -> tuple[list[str], list[str], dict[str, int]]:
-        kept_sources, kept_targets, bad, short, first_bad = [], [], 0, 0, ""
-        sides = self.side_labels(cfg)
-        for index, (source, target) in enumerate(zip(sources, targets, strict=True)):
-            problem = next(
-                (f"{problem} {side} text" for side, value in zip(sides, (source, target), strict=True)
-                 if (problem := side_problem(value))),
-                None,
-            )
-            if problem is not None:
-                # record_location reads the file: only for the record that is named (the first bad one)
-                if not cfg.skip_bad_records:
-                    raise UserError(f"{record_location(cfg, split, index)}: {problem}.",
-                                    hint="Fix the record, or skip such records: --skip-bad-records.")
-                bad, first_bad = bad + 1, first_bad or f"{record_location(cfg, split, index)}: {problem}"
-                continue
-            if cfg.min_target_words and len(target.split()) < cfg.min_target_words:
-                short += 1
-                continue
-            kept_sources.append(source)
-            kept_targets.append(target)
-        if bad:
-            warn(f"skipped {bad} bad record(s) of {len(sources)} in split {split} (first: {first_bad}).")
-        if short:
-            warn(f"dropped {short} of {len(sources)} {split} pairs whose {sides[1]} has fewer than "
-                 f"{cfg.min_target_words} words.")
-        report = {"records": len(sources), "bad_records_skipped": bad, "short_targets_dropped": short,
-                  "kept": len(kept_sources)}
-        if not kept_sources:
-            raise UserError(f"split {split}: no usable {sides[0]}/{sides[1]} pairs left.")
-        return kept_sources, kept_targets, report
 
     def declared_prefix(self, pretrained_config: Any | None) -> str | None:
         """The prefix the checkpoint's config declares for this task (T5's `task_specific_params`), if any."""
@@ -175,28 +132,22 @@ class Seq2SeqTask(Task):
     def preset_texts(self, raw: Any, cfg: Any) -> Iterable[str]:
         split = raw["train"] if "train" in raw else raw["validation"]
         prefix = cfg.source_prefix or ""
-        for source, target in zip(split[SOURCE], split[TARGET], strict=True):
+        for source, target in rows_of(split, SOURCE, TARGET):
             yield prefix + source
             yield target
 
     # ------------------------------------------------------------ features
 
     def encode_sources(self, tokenizer: Any, sources: list[str], cfg: Any) -> Any:
-        prefix = cfg.source_prefix or ""
-        return tokenizer([prefix + s for s in sources], max_length=cfg.max_length, truncation=True)
+        return encode_sources(tokenizer, sources, cfg.source_prefix or "", cfg.max_length)
 
     def prepare(self, raw: Any, tokenizer: Any, cfg: Any, setup: TaskSetup) -> Prepared:
         self.configure_tokenizer(tokenizer, cfg)
-
-        def tokenize(batch: dict[str, list[str]]) -> dict[str, Any]:
-            features = dict(self.encode_sources(tokenizer, batch[SOURCE], cfg))
-            targets = tokenizer(text_target=batch[TARGET], max_length=cfg.max_target_length, truncation=True)
-            features["labels"] = targets["input_ids"]
-            return features
-
+        shape = {"tokenizer": tokenizer, "prefix": cfg.source_prefix or "", "max_length": cfg.max_length,
+                 "max_target_length": cfg.max_target_length}
         features = {
-            split: data.map(tokenize, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
-                            **map_workers(cfg, data))
+            split: data.map(tokenize_pairs, batched=True, remove_columns=data.column_names, fn_kwargs=shape,
+                            desc=f"Tokenizing {split}", **map_workers(cfg, data))
             for split, data in raw.items()
         }
         return Prepared(features.get("train"), features["validation"], facts=self.run_facts(cfg))
@@ -245,6 +196,21 @@ class Seq2SeqTask(Task):
                                          cfg.per_device_eval_batch_size)
         rows = [{"source": text, self.output_name: output} for text, output in zip(request.texts, outputs, strict=True)]
         return PredictionTable(columns=["source", self.output_name], rows=rows)
+
+
+def encode_sources(tokenizer: Any, sources: list[str], prefix: str, max_length: int | None) -> Any:
+    return tokenizer([prefix + s for s in sources], max_length=max_length, truncation=True)
+
+
+def tokenize_pairs(batch: dict[str, list[str]], tokenizer: Any, prefix: str, max_length: int | None,
+                   max_target_length: int) -> dict[str, Any]:
+    """The features of a batch of pairs (targets with `text_target`). Given only what shapes the features, so that
+    datasets' fingerprint of the map, and so the cache a later run reuses, does not change with other options
+    (learning rate, output folder, ...)."""
+    features = dict(encode_sources(tokenizer, batch[SOURCE], prefix, max_length))
+    targets = tokenizer(text_target=batch[TARGET], max_length=max_target_length, truncation=True)
+    features["labels"] = targets["input_ids"]
+    return features
 
 
 def generate_with_progress(model: Any, tokenizer: Any, features: list[dict], settings: dict, batch_size: int) -> list:

@@ -19,6 +19,7 @@ from nlpcli.metrics.sentences import sentence_splitter
 from nlpcli.sources.data import Sample, describe
 from nlpcli.tasks.base import PredictRequest
 from nlpcli.tasks.seq2seq import Seq2SeqConfig, Seq2SeqTask
+from nlpcli.tasks.seq2seq_pairs import PairColumns
 
 
 @functools.lru_cache(maxsize=4)
@@ -62,13 +63,13 @@ class SummarizeTask(Seq2SeqTask):
     def side_labels(self, cfg: SummarizeConfig) -> tuple[str, str]:
         return (f"document ({cfg.text_column})", f"summary ({cfg.summary_column})")
 
-    def read_pairs(self, data: Any, cfg: SummarizeConfig, split: str) -> tuple[list[Any], list[Any]]:
+    def pair_columns(self, data: Any, cfg: SummarizeConfig, split: str) -> PairColumns:
         for flag, column in (("--text-column", cfg.text_column), ("--summary-column", cfg.summary_column)):
             if not column or column not in data.column_names:
                 raise UserError(
                     f"{describe(cfg, split)}: no column '{column}' ({flag}). Columns: {', '.join(data.column_names)}."
                 )
-        return list(data[cfg.text_column]), list(data[cfg.summary_column])
+        return PairColumns(cfg.text_column, cfg.summary_column)
 
     def declared_prefix(self, pretrained_config: Any | None) -> str | None:
         params = getattr(pretrained_config, "task_specific_params", None) or {}

@@ -17,6 +17,7 @@ from nlpcli.metrics.translation import bleu_chrf
 from nlpcli.sources.data import Sample, describe
 from nlpcli.tasks.base import PredictRequest
 from nlpcli.tasks.seq2seq import Seq2SeqConfig, Seq2SeqTask
+from nlpcli.tasks.seq2seq_pairs import PairColumns
 
 
 @dataclass
@@ -48,7 +49,7 @@ class TranslateTask(Seq2SeqTask):
     def side_labels(self, cfg: TranslateConfig) -> tuple[str, str]:
         return (f"source ({cfg.source_column or cfg.source_lang})", f"target ({cfg.target_column or cfg.target_lang})")
 
-    def read_pairs(self, data: Any, cfg: TranslateConfig, split: str) -> tuple[list[Any], list[Any]]:
+    def pair_columns(self, data: Any, cfg: TranslateConfig, split: str) -> PairColumns:
         columns = data.column_names
         if cfg.source_column or cfg.target_column:
             for flag, column in (("--source-column", cfg.source_column), ("--target-column", cfg.target_column)):
@@ -57,7 +58,7 @@ class TranslateTask(Seq2SeqTask):
                 if column not in columns:
                     raise UserError(f"{describe(cfg, split)}: no column '{column}' ({flag}). Columns: "
                                     f"{', '.join(columns)}.")
-            return list(data[cfg.source_column]), list(data[cfg.target_column])
+            return PairColumns(cfg.source_column, cfg.target_column)
         column = cfg.translation_column
         if column not in columns:
             raise UserError(
@@ -67,14 +68,13 @@ class TranslateTask(Seq2SeqTask):
             )
         if not cfg.source_lang or not cfg.target_lang:
             raise UserError(f"--source-lang and --target-lang pick the languages of the '{column}' column.")
-        pairs = list(data[column])
-        languages = sorted({key for pair in pairs[:1000] if isinstance(pair, dict) for key in pair})
+        first = data.select_columns([column])[:1000][column]  # the languages of the first 1000 records
+        languages = sorted({key for pair in first if isinstance(pair, dict) for key in pair})
         for flag, language in (("--source-lang", cfg.source_lang), ("--target-lang", cfg.target_lang)):
             if language not in languages:
                 raise UserError(f"{describe(cfg, split)}: {flag} {language} is not in the '{column}' column "
                                 f"(languages: {', '.join(languages) or 'none'}).")
-        return ([p.get(cfg.source_lang) if isinstance(p, dict) else None for p in pairs],
-                [p.get(cfg.target_lang) if isinstance(p, dict) else None for p in pairs])
+        return PairColumns(column, column, source_key=cfg.source_lang, target_key=cfg.target_lang)
 
     def configure_tokenizer(self, tokenizer: Any, cfg: TranslateConfig) -> None:
         codes = (("src_lang", "--source-lang-code", cfg.source_lang_code),
