@@ -141,19 +141,6 @@ def test_before_training_on_resume_without_the_file_measures_nothing(tmp_path):
     assert not (tmp_path / BEFORE_FILE).exists()
 
 
-def test_before_training_leaves_the_random_state_as_it_found_it(tmp_path):
-    """An evaluation may draw random numbers (a DataLoader without a generator draws its base seed from torch's):
-    with or without it, training then draws the same dropout masks and shuffles."""
-    torch.manual_seed(0)
-    expected = torch.rand(3)
-    torch.manual_seed(0)
-    metrics = evaluation.before_training(tmp_path, False, lambda: {"eval_loss": float(torch.rand(1))})
-    assert metrics["eval_loss_before"] == pytest.approx(float(expected[0]))  # it did draw
-    torch.manual_seed(0)
-    evaluation.before_training(tmp_path, False, lambda: {"eval_loss": float(torch.rand(5).sum())})
-    assert torch.equal(torch.rand(3), expected)
-
-
 def test_before_training_writes_on_the_main_process_only(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     assert evaluation.before_training(tmp_path, False, lambda: {"eval_loss": 1.0}) == {"eval_loss_before": 1.0}

@@ -42,14 +42,11 @@ def before_training(output_dir: Path, resumed: bool, evaluate: Callable[[], dict
     """The evaluation before training (--eval-before), as `*_before` keys: computed by `evaluate` and kept in
     metrics_before.json (its predictions as eval_predictions_before.jsonl). A run `resumed` from a checkpoint
     reads them back instead, and measures nothing when there are none (its run had --no-eval-before): the
-    checkpoint is not the model before training. The evaluation leaves the random state as it found it, so a
-    run trains the same with or without it."""
+    checkpoint is not the model before training."""
     kept = output_dir / layout.METRICS_BEFORE
     if resumed:
         return json.loads(kept.read_text()) if kept.is_file() else {}
-    with random_state_kept():
-        measured = evaluate()
-    metrics = {f"{k}{BEFORE_SUFFIX}": v for k, v in measured.items()}
+    metrics = {f"{k}{BEFORE_SUFFIX}": v for k, v in evaluate().items()}
     if is_main_process():
         output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(kept, json.dumps(final_metrics(metrics), indent=2, allow_nan=False))
@@ -57,15 +54,6 @@ def before_training(output_dir: Path, resumed: bool, evaluate: Callable[[], dict
             if (output_dir / name).is_file():
                 (output_dir / name).replace(output_dir / before)
     return metrics
-
-
-def random_state_kept() -> Any:
-    """A context in which torch's random state (CPU, and the current GPU's) may move: it is put back on exit.
-    (Starting a DataLoader without a generator of its own draws from the global one.)"""
-    import torch
-
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    return torch.random.fork_rng(devices=devices)
 
 
 def prefixed(metrics: dict[str, Any], prefix: str = "eval_") -> dict[str, Any]:
