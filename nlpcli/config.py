@@ -109,7 +109,10 @@ class RunConfig:
     )
     overwrite: bool = option(False, "Delete what the output folder holds (a finished run, checkpoints) first.")
     eval_only: bool = option(False, "Evaluate --model on the validation set without training.")
-    logging_steps: int = option(50, "Log the training loss every N steps.", at_least=1)
+    logging_steps: int | None = option(
+        None, "Log the training loss every N optimizer steps [chosen for the run's length: about 25 logs, at least "
+              "every step].", at_least=1,
+    )
     save_total_limit: int | None = option(2, "Keep at most N checkpoints.", at_least=1)
     save_strategy: str | None = option(
         None, "When to write a checkpoint [steps with --save-steps, else epoch]; the final model is saved anyway.",
@@ -165,8 +168,9 @@ class RunConfig:
         return self._strategy(self.eval_strategy, self.eval_steps)
 
     @property
-    def evaluation_interval(self) -> int:
-        """Optimizer steps between evaluations under the steps strategy (the Trainer's default: logging steps)."""
+    def evaluation_interval(self) -> int | None:
+        """Optimizer steps between evaluations under the steps strategy (the Trainer's default: logging steps);
+        None while the logging interval is still to be chosen for the run's length (`runner.settings`)."""
         return self.eval_steps or self.logging_steps
 
     @property
@@ -197,7 +201,26 @@ class RunConfig:
 
 
 ORIGINS = "_nlpcli_origins"  # where `resolve_config` keeps each value's source (not a config key)
+REPLACED = "_nlpcli_replaced"  # the keys a layer set over another value (not a config key)
 SOURCE_ORDER = ("task defaults", "bundled sample", "preset", "saved run", "--config", "--set", "command line")
+USER_SOURCES = ("--config", "--set", "command line")  # the layers a user writes (--trainer-arg: command line)
+
+
+def with_origins(cfg: RunConfig, origins: dict[str, str], replaced: set[str] | None = None) -> RunConfig:
+    """`cfg`, knowing where each value came from (`origins`: key -> 'task defaults', 'preset tiny', '--config FILE',
+    '--set', 'command line') and which keys a layer set over a different value (`replaced`)."""
+    cfg.__dict__[ORIGINS] = dict(origins)
+    cfg.__dict__[REPLACED] = set(replaced or ())
+    return cfg
+
+
+def chosen(cfg: RunConfig, key: str, value: Any, why: str) -> RunConfig:
+    """A copy of `cfg` with `key` set to a value nlpcli chose (`why` is its source, e.g. "chosen for the run's 30
+    steps"), keeping what else `cfg` knows about itself (origins, a resume's plan)."""
+    copy = dataclasses.replace(cfg, **{key: value})
+    names = {f.name for f in dataclasses.fields(cfg)}
+    copy.__dict__.update({k: v for k, v in cfg.__dict__.items() if k not in names})
+    return with_origins(copy, {**value_origins(cfg), key: why}, {*cfg.__dict__.get(REPLACED, ()), key})
 
 
 def value_origins(cfg: RunConfig) -> dict[str, str]:
@@ -206,17 +229,31 @@ def value_origins(cfg: RunConfig) -> dict[str, str]:
     return dict(cfg.__dict__.get(ORIGINS, {}))
 
 
-def non_default_values(cfg: RunConfig) -> dict[str, dict[str, Any]]:
-    """The values that differ from the built-in defaults, grouped by where they came from (in order of
-    precedence; 'set by nlpcli' for a value the run changed itself)."""
-    origins = value_origins(cfg)
-    grouped: dict[str, dict[str, Any]] = {}
-    for item in dataclasses.fields(cfg):
-        value = getattr(cfg, item.name)
-        if value == item.default:
-            continue
-        grouped.setdefault(origins.get(item.name, "set by nlpcli"), {})[item.name] = value
+def user_given(cfg: RunConfig) -> set[str]:
+    """The keys whose value comes from a layer the user wrote: --config, --set or an option (--trainer-arg
+    included), not from the task defaults, the bundled sample's settings, a preset or a saved run."""
+    return {key for key, origin in value_origins(cfg).items() if origin.startswith(USER_SOURCES)}
 
+
+def given_by_user(cfg: RunConfig, key: str) -> bool:
+    return key in user_given(cfg)
+
+
+def stated_values(cfg: RunConfig) -> dict[str, str]:
+    """Key -> where its value came from, for each value a layer stated: one that differs from the built-in default,
+    or that a layer set over a different value (`--warmup-ratio 0` over the tiny preset's 0.1; the preset's
+    `warmup_steps: 0` over clm's 1000). What the run header and --print-config name ('set by nlpcli' for a value
+    with no recorded source)."""
+    origins, replaced = value_origins(cfg), cfg.__dict__.get(REPLACED, set())
+    return {item.name: origins.get(item.name, "set by nlpcli") for item in dataclasses.fields(cfg)
+            if getattr(cfg, item.name) != item.default or item.name in replaced}
+
+
+def non_default_values(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """The values `stated_values` names, grouped by where they came from, in order of precedence."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, source in stated_values(cfg).items():
+        grouped.setdefault(source, {})[key] = getattr(cfg, key)
     return dict(sorted(grouped.items(), key=lambda item: _rank(item[0])))
 
 
@@ -232,6 +269,8 @@ def origin_lines(cfg: RunConfig) -> list[str]:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, dict):  # trainer_args: as --trainer-arg takes them
+        return ",".join(f"{key}={item}" for key, item in value.items())
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
@@ -272,7 +311,7 @@ def check_model_selection(cfg: RunConfig) -> None:
     if saving != evaluation:
         raise UserError(f"--load-best-model-at-end needs a checkpoint at each evaluation: --save-strategy must be "
                         f"the --eval-strategy ({evaluation}), got {saving}.")
-    if evaluation == "steps" and cfg.saving_interval % cfg.evaluation_interval:
+    if evaluation == "steps" and cfg.evaluation_interval and cfg.saving_interval % cfg.evaluation_interval:
         raise UserError(f"--load-best-model-at-end needs a checkpoint at each evaluation: --save-steps "
                         f"({cfg.saving_interval}) must be a multiple of --eval-steps ({cfg.evaluation_interval}).")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli import run_folder
-from nlpcli.config import ORIGINS, RunConfig, check_model_selection, saved_config
+from nlpcli.config import RunConfig, check_model_selection, saved_config, with_origins
 from nlpcli.config_args import RESUME_CHOICES
 from nlpcli.config_fields import flag
 from nlpcli.config_files import read_yaml
@@ -33,6 +33,7 @@ SAMPLE_DIR = CONFIG_DIR / "samples"  # what a task's bundled sample needs (e.g. 
 SAMPLE = "sample"  # the --dataset value that picks the bundled sample
 DATA_SOURCE_KEYS = ("dataset", "train_file", "validation_file")  # which data a run reads
 TASK_DEFAULTS = "task defaults"  # the origin of a value from configs/<task>.yaml
+PRESET_TASKS_KEY = "tasks"  # a preset file's per-task defaults: {task: {key: value}}
 SAMPLE_LABEL = "bundled sample"  # the origin of a value from configs/samples/<task>.yaml
 
 # TrainingArguments fields that are nlpcli options: `--trainer-arg KEY=VALUE` is refused naming the option (one way
@@ -68,16 +69,23 @@ def unknown_key_hint(key: str, known: set[str], task_name: str) -> str:
     return did_you_mean(key, known, otherwise=f"`nlpcli config {task_name}` lists every key.") or ""
 
 
-def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str, task_name: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
+def _apply(cls: type[RunConfig], values: dict[str, Any], layer: dict[str, Any], source: str,
+           task_name: str) -> set[str]:
+    """Apply one layer to `values`; the keys it set over a different value (the built-in default's included)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = set(fields)
     _check_trainer_args(cls, layer, source)
+    replaced = set()
     for key, value in layer.items():
         if key not in known:
             raise UserError(f"{source}: unknown config key '{key}'.", hint=unknown_key_hint(key, known, task_name))
         coerced = coerce(cls, key, value, source)
         if isinstance(coerced, dict) and isinstance(values.get(key), dict):
             coerced = {**values[key], **coerced}  # mappings (trainer_args) merge across layers
+        if coerced != values.get(key, fields[key].default):
+            replaced.add(key)
         values[key] = coerced
+    return replaced
 
 
 def task_defaults_file(task_name: str) -> Path:
@@ -171,7 +179,7 @@ def resolve_config(
     """
     values: dict[str, Any] = {}
     defaults = task_defaults(task_name)
-    _apply(cls, values, defaults, str(task_defaults_file(task_name)), task_name)
+    replaced = _apply(cls, values, defaults, str(task_defaults_file(task_name)), task_name)
     origins = dict.fromkeys(defaults, TASK_DEFAULTS)
     layers = [
         (run_folder.config_file_layer(Path(config_file), task_name) if config_file else {}, str(config_file)),
@@ -186,19 +194,19 @@ def resolve_config(
         for bound in (f.name for f in dataclasses.fields(cls) if f.metadata.get("data_bound")):
             values.pop(bound, None)
             origins.pop(bound, None)
+            replaced.discard(bound)
     model, dataset = (next((layer[key] for layer, _ in reversed(layers) if layer.get(key) is not None),
                            values.get(key, getattr(cls, key))) for key in ("model", "dataset"))
-    preset, preset_file = preset_layer(str(model))
+    preset, preset_file = preset_layer(str(model), task_name)
     sample_file = SAMPLE_DIR / f"{task_name}.yaml"
     sample = read_yaml(sample_file) if dataset == SAMPLE and sample_file.is_file() else {}
     labels = [SAMPLE_LABEL, f"preset {model}", f"saved run {saved_file}", f"--config {config_file}", "--set",
               "command line"]
     defaults_layers = [(sample, str(sample_file)), (preset, str(preset_file))]
     for (layer, source), label in zip([*defaults_layers, *layers], labels, strict=True):
-        _apply(cls, values, layer, source, task_name)
+        replaced |= _apply(cls, values, layer, source, task_name)
         origins.update(dict.fromkeys(layer, label))
-    cfg = cls(**values)
-    cfg.__dict__[ORIGINS] = origins
+    cfg = with_origins(cls(**values), origins, replaced)
     if cfg.epochs == 0 and cfg.max_steps <= 0:
         raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")
     check_model_selection(cfg)
@@ -222,10 +230,13 @@ def predict_settings(cls: type[RunConfig], task_name: str, model: str) -> tuple[
     return defaults, False
 
 
-def preset_layer(model: str) -> tuple[dict[str, Any], Path]:
-    """The defaults of model preset `model` (configs/presets/<model>.yaml) and that file; empty for a model
-    that is no preset (a hub id, a folder), or a preset without defaults of its own."""
+def preset_layer(model: str, task_name: str) -> tuple[dict[str, Any], Path]:
+    """The defaults of model preset `model` for task `task_name` (configs/presets/<model>.yaml: its keys, then
+    those of its `tasks: {task_name: ...}` section) and that file; empty for a model that is no preset (a hub id, a
+    folder), or a preset without defaults of its own."""
     path = PRESET_DIR / f"{model}.yaml"
     if not model.isidentifier() or not path.is_file():
         return {}, path
-    return read_yaml(path), path
+    values = read_yaml(path)
+    by_task = values.pop(PRESET_TASKS_KEY, None) or {}
+    return {**values, **(by_task.get(task_name) or {})}, path

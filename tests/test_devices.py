@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
-from conftest import read_json, run_cli
+from conftest import read_json, read_jsonl, run_cli
 from nlpcli.errors import UserError
 from nlpcli.runner.devices import LAUNCHER_VARIABLE, check_precision_request, resolve_precision
 
@@ -96,11 +97,23 @@ def test_what_ran_is_recorded_and_the_launchers_bf16_does_not_sneak_into_a_cpu_r
         monkeypatch.setattr(Trainer, "create_accelerator_and_postprocess",
                             lambda self: (original(self), seen.append(self.accelerator.mixed_precision))[0])
     out = tmp_path / "run"
-    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "1", "--loop", loop,
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "3", "--loop", loop,
                      "--output-dir", out)
     assert result.exit_code == 0, result.output
-    assert "the launcher's bf16 needs a CUDA GPU; running in fp32" in " ".join(result.output.split())
-    assert "precision=fp32" in result.output  # the header
-    assert read_json(out / "run.json")["precision"] == "fp32"
-    assert "precision: fp32" in (out / "README.md").read_text()  # the model card's hyperparameters
+    output = " ".join(result.output.split())
+    assert "the launcher's bf16 needs a CUDA GPU; running in fp32" in output
     assert seen in ([], ["no"]) and (loop == "accelerate" or seen == ["no"])
+    # what ran, the same in the header, run.json and the model card: 10 sentences in batches of 8 are 2 steps an
+    # epoch, so --max-steps 3 ends in the middle of the second epoch (not at the 3 epochs --epochs asks for)
+    assert "precision=fp32" in output
+    assert "training: 3 steps (1.5 epochs), batch 8 = 8 per device x 1 accumulation x 1 process" in output
+    info = read_json(out / "run.json")
+    assert (info["precision"], info["steps"], info["epochs"], info["world_size"], info["total_train_batch_size"]) \
+        == ("fp32", 3, 1.5, 1, 8)
+    card = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])["hyperparameters"]
+    assert (card["precision"], card["steps"], card["epochs"], card["world_size"], card["total_train_batch_size"]) \
+        == ("fp32", 3, 1.5, 1, 8)
+    assert read_json(out / "train_results.json")["epoch"] == 1.5
+    # no --logging-steps: an interval chosen for 3 steps (every step), said in the header, in both loops
+    assert "chosen for the run's 3 steps: logging_steps=1" in output and info["logging_steps"] == 1
+    assert [line["step"] for line in read_jsonl(out / "log_history.jsonl") if "loss" in line] == [1, 2, 3]

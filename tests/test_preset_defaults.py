@@ -24,9 +24,9 @@ def test_the_tiny_preset_brings_a_learning_rate_for_random_weights():
     assert (tiny.weight_decay, tiny.warmup_ratio) == (TINY["weight_decay"], TINY["warmup_ratio"])
     assert resolve_config(ClmConfig, "clm").warmup_steps > 0  # the course's fixed warm-up...
     assert resolve_config(ClmConfig, "clm", cli_values={"model": "tiny"}).warmup_steps == 0  # ...gives way
-    assert tiny.batch_size == course.batch_size  # what the preset leaves alone still comes from the task
+    assert tiny.chunk_size == course.chunk_size  # what the preset leaves alone still comes from the task
     assert value_origins(tiny)["learning_rate"] == "preset tiny"
-    assert value_origins(tiny)["batch_size"] == "task defaults"
+    assert value_origins(tiny)["chunk_size"] == "task defaults"
     assert value_origins(course)["learning_rate"] == "task defaults"
 
 

@@ -152,7 +152,7 @@ def test_more_epochs_and_the_same_effective_batch_are_accepted(ner_run, monkeypa
     cfg = reached[0]["cfg"]
     [entry] = resumes(cfg)
     assert entry["checkpoint"] == "checkpoint-4" and entry["step"] == 4
-    assert entry["changed"] == {"epochs": [3.0, 5.0], "logging_steps": [50, 1], "batch_size": [4, 2],
+    assert entry["changed"] == {"epochs": [3.0, 5.0], "logging_steps": [None, 1], "batch_size": [4, 2],
                                 "gradient_accumulation_steps": [1, 2]}
     saved = settings_to_save(cfg)
     assert saved["epochs"] == 3.0 and saved["batch_size"] == 4 and saved["resumes"] == [entry]  # the first run's

@@ -30,7 +30,7 @@ def test_a_run_writes_a_model_card_with_metrics_hyperparameters_and_command(tmp_
     assert meta["pipeline_tag"] == "fill-mask" and meta["library_name"] == "transformers"
     assert "base_model" not in meta  # the tiny preset starts from no hub model
     assert meta["hyperparameters"]["learning_rate"] == 0.002 and meta["hyperparameters"]["chunk_size"] == 32
-    assert meta["hyperparameters"]["max_steps"] == 6
+    assert meta["hyperparameters"]["steps"] == 6  # what ran (run.json's steps)
     assert meta["nlpcli_command"] == "nlpcli " + " ".join(args)
     scores = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert scores["perplexity"] == metrics["eval_perplexity"] and scores["loss"] == metrics["eval_loss"]
@@ -45,7 +45,7 @@ def test_a_hub_base_model_and_data_set_are_named(tmp_path):
     from nlpcli.tasks.translate import TranslateConfig
 
     cfg = resolve_config(TranslateConfig, "translate")
-    info = {"world_size": 2, "versions": {}}
+    info = {"world_size": 2, "total_train_batch_size": cfg.batch_size * 2, "versions": {}}  # run.json's facts
     metrics = {"eval_bleu": 21.5, "eval_runtime": 3.0, "eval_bleu_before": 0.1, "eval_total": 10, "test_bleu": 19.0,
                "train_loss": 2.5}
     card = sharing.build_model_card(get_task("translate"), cfg, metrics, info, "me/m")

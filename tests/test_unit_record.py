@@ -130,10 +130,11 @@ def test_finish_training_reports_train_loss_record_and_gradient_checkpointing():
     losses = LossTotal(RunRecord(loss_total=6.0, evaluations=2, checkpoints=1))
     ctx = SimpleNamespace(cfg=cfg, report=RunReport(training={"tokens_per_second": 10.0}), train_loss=None,
                           model=SimpleNamespace(is_activation_checkpointing=True))
-    finish_training(ctx, losses, 4, best_loaded=False)
+    finish_training(ctx, losses, 4, 4 / 3, best_loaded=False)
     assert ctx.train_loss == 1.5
-    assert ctx.report.training == {"tokens_per_second": 10.0, "evaluations": 2, "checkpoints_written": 1,
-                            "gradient_checkpointing": True}
+    assert ctx.report.training == {"tokens_per_second": 10.0, "steps": 4, "epochs": 1.3333, "evaluations": 2,
+                                   "checkpoints_written": 1, "gradient_checkpointing": True}
     plain = SimpleNamespace(cfg=cfg, report=RunReport(), train_loss=None, model=object())  # no such attribute
-    finish_training(plain, LossTotal(RunRecord()), 0, best_loaded=False)
+    finish_training(plain, LossTotal(RunRecord()), 0, None, best_loaded=False)  # None: a stream's epochs
     assert plain.report.training["gradient_checkpointing"] is False and plain.train_loss is None
+    assert plain.report.training["epochs"] is None

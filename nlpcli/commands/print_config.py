@@ -1,8 +1,9 @@
 """`--print-config` (on every task command) and `nlpcli config TASK`: the configuration a command line resolves to,
 as YAML that `--config` reads back, each value that a layer above the built-in defaults set followed by a comment
-naming that layer (`preset tiny`, `--config x.yaml`, `--set`, `command line`, ...). The layers' names come from
-`config.value_origins`, which the run header reads too. With `--resume`, a value that the run being resumed saved
-differently also says what the run has. Only configuration files are read: no data, no model, nothing written."""
+naming that layer (`preset tiny`, `--config x.yaml`, `--set`, `command line`, ...). Which values, and their layers'
+names, come from `config.stated_values`, which the run header reads too. With `--resume`, a value that the run being
+resumed saved differently also says what the run has. Only configuration files are read: no data, no model,
+nothing written."""
 
 from __future__ import annotations
 
@@ -13,28 +14,12 @@ from typing import Any
 import yaml
 
 from nlpcli import run_folder
-from nlpcli.config import RunConfig, resuming, value_origins
-from nlpcli.config_layers import TASK_DEFAULTS, task_defaults
+from nlpcli.config import RunConfig, resuming, stated_values
 from nlpcli.config_values import coerce
 from nlpcli.errors import UserError
 
 ORDER_LINE = ("# sources, lowest first: task defaults < bundled sample < preset < saved run < --config < --set < "
               "command line")
-
-
-def value_sources(cfg: RunConfig, task: str) -> dict[str, str]:
-    """Config key -> the layer its value came from, for every value that is not a default: neither nlpcli's
-    built-in default nor, for a key that configs/<task>.yaml sets, that file's value (the default `--help`
-    shows). A value the task defaults set that differs from the built-in one is named too (`task defaults`)."""
-    origins, defaults = value_origins(cfg), task_defaults(task)
-    found = {}
-    for item in dataclasses.fields(cfg):
-        value = getattr(cfg, item.name)
-        task_default = coerce(type(cfg), item.name, defaults[item.name], TASK_DEFAULTS) if item.name in defaults \
-            else item.default
-        if item.name in origins and (value != item.default or value != task_default):
-            found[item.name] = origins[item.name]
-    return found
 
 
 def _flow(value: Any) -> str:
@@ -50,7 +35,7 @@ def _yaml_line(key: str, value: Any) -> str:
 def annotated_yaml(cfg: RunConfig, task: str, notes: dict[str, str] | None = None) -> str:
     """The resolved configuration as YAML, `task` first, each key's source (and `notes[key]`) as a comment: at the
     end of its line, or above a key that takes several lines."""
-    sources, notes = value_sources(cfg, task), notes or {}
+    sources, notes = stated_values(cfg), notes or {}  # what the run header names too
     lines = [_yaml_line(run_folder.TASK_KEY, task)]
     for item in dataclasses.fields(cfg):
         text = _yaml_line(item.name, getattr(cfg, item.name))

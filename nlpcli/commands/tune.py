@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from nlpcli.commands.exits import reports_user_errors
 from nlpcli.commands.task import TaskOptions, read_options, run, task_parameters
-from nlpcli.config import value_origins
+from nlpcli.config import user_given
 from nlpcli.errors import UserError
 from nlpcli.tasks import task_class
 
@@ -29,7 +29,6 @@ STUDY_MEANINGS = {
               "of a shared study starts).",
     "overwrite": "Delete the study (its storage's record, its trial folders and files) first.",
 }
-USER_LAYERS = ("--config", "--set", "command line")  # where a value the user fixed comes from
 TUNE_HELP = escape("Search a task's hyperparameters with Optuna: each trial an ordinary run in STUDY/trial-<n>/, "
                    "pruning, a study that survives a kill and scales out over workers. Needs: pip install "
                    "'nlpcli[tune]'.")
@@ -83,7 +82,7 @@ def _study_parameters(name: str) -> list[inspect.Parameter]:
 
 def fixed_keys(options: TaskOptions) -> set[str]:
     """The config keys the user set (options, --set, --config): the default search space leaves them fixed."""
-    return {key for key, origin in value_origins(options.resolve()).items() if origin.startswith(USER_LAYERS)}
+    return user_given(options.resolve())
 
 
 def tune_command(name: str) -> Callable[..., None]:

@@ -98,6 +98,7 @@ class AccelerateLoop:
         self.deferred_save: dict[str, int] | None = None  # a step checkpoint due after the epoch's evaluation
         self.interval = LogInterval(0)  # the logging interval under way (it may span epochs)
         self.streamed = False  # --streaming: an epoch's length is not known in advance
+        self.epoch_position = 0.0  # epochs trained so far (fractional), as the Trainer's state.epoch counts them
 
     @property
     def record(self) -> RunRecord:
@@ -158,9 +159,8 @@ class AccelerateLoop:
             total_steps, num_epochs = cfg.max_steps, sys.maxsize
         else:
             self.epoch_length = len(train_loader)
-            steps_per_epoch = max(1, math.ceil(len(train_loader) / cfg.gradient_accumulation_steps))
-            total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.epochs * steps_per_epoch)
-            num_epochs = math.ceil(total_steps / steps_per_epoch)
+            total_steps = settings.total_steps(cfg, len(train_loader))
+            num_epochs = math.ceil(total_steps / settings.steps_per_epoch(cfg, len(train_loader)))
         scheduler = optimization.scheduler(cfg, optimizer, total_steps)
         accelerator.register_for_checkpointing(scheduler)
 
@@ -170,7 +170,8 @@ class AccelerateLoop:
             accelerator.load_state(str(found[0]))
             start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)
             self.losses.record = RunRecord.load(found[0])
-            say(checkpoints.resuming_line(found[0], step, start_epoch + skip / self.epoch_length))
+            self.epoch_position = start_epoch + skip / self.epoch_length
+            say(checkpoints.resuming_line(found[0], step, self.epoch_position))
         self.run_log.start(step if found is not None else None)
         if self.trackers:
             accelerator.init_trackers(
@@ -235,7 +236,7 @@ class AccelerateLoop:
             self.run_log.evaluation(step, None, metrics, training=False)
         self._save_model(model, step)
         self.losses.settle(accelerator)
-        finish_training(ctx, self.losses, step, best is not None)
+        finish_training(ctx, self.losses, step, None if streamed else self.epoch_position, best is not None)
         if self.trackers:
             accelerator.end_training()
         if accelerator.is_main_process:
@@ -281,7 +282,7 @@ class AccelerateLoop:
             self.interval.add(step_loss)
             step_loss = None
             self.run_log.progress.update(step)
-            epoch_position = epoch + batches_done / self.epoch_length
+            epoch_position = self.epoch_position = epoch + batches_done / self.epoch_length
             if step % cfg.logging_steps == 0:
                 self._log_training(step, epoch_position, step_lr, grad_norm)
             last = step >= total

@@ -118,9 +118,11 @@ class LossTotal:
         return self.record.loss_total / steps if steps > 0 else None
 
 
-def finish_training(ctx: Any, losses: LossTotal, steps: int, best_loaded: bool) -> None:
-    """What either loop reports once training is over: train_loss for metrics.json, the record's counts and
-    the memory-saving setting for the run report (`ctx`: the RunContext)."""
+def finish_training(ctx: Any, losses: LossTotal, steps: int, epochs: float | None, best_loaded: bool) -> None:
+    """What either loop reports once training is over: train_loss for metrics.json; the optimizer steps and
+    epochs trained (None: a stream's), the record's counts and the memory-saving setting for the run report
+    (`ctx`: the RunContext)."""
+    ctx.report.training.update({"steps": steps, "epochs": None if epochs is None else round(epochs, 4)})
     ctx.report.training.update(losses.record.summary(ctx.cfg, steps, best_loaded))
     ctx.report.training["gradient_checkpointing"] = bool(getattr(ctx.model, "is_activation_checkpointing", False))
     ctx.train_loss = losses.mean(steps)

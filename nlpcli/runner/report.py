@@ -1,12 +1,15 @@
 """The run report: every fact run.json holds, gathered in one place while the run goes, written once.
 
 Who adds what:
-- the runner: what ran where (`header`), the sample counts, the --filter counts, the test set's size;
+- the runner: what ran where and what training will do (`header`: world size, precision, planned steps and
+  epochs, the batch, the logging interval), the sample counts, the --filter counts, the test set's size;
 - the task, through what its hooks return: `Normalized.data_report` (per split: records kept and dropped)
   and `Normalized.facts` / `Prepared.facts` (e.g. clm's chunking, summarize's sentence splitter);
-- the loops: throughput, the run record's summary and gradient checkpointing (`training`), the last
-  evaluation's size and time (`evaluation`) and the last generation evaluation's (`generation`).
-`as_json` lays them out in run.json's order and adds the wall time, the command and the library versions.
+- the loops: the steps and epochs trained, throughput, the run record's summary and gradient checkpointing
+  (`training`), the last evaluation's size and time (`evaluation`) and the last generation evaluation's
+  (`generation`).
+`as_json` lays them out in run.json's order and adds the wall time, the command and the library versions. The run
+header (`training_lines`) and the model card (`sharing`) say what ran from these same facts.
 """
 
 from __future__ import annotations
@@ -66,3 +69,19 @@ class RunReport:
             **self.test,
             **({"resumes": self.resumes} if self.resumes else {}),
         }
+
+
+def _counted(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def training_lines(facts: dict[str, Any]) -> list[str]:
+    """The run header's account of what training will do, from the run report's facts (`RunReport.header`, as
+    run.json holds them): steps, epochs and the batch. None for an evaluation."""
+    if "planned_steps" not in facts:
+        return []
+    epochs = facts.get("planned_epochs")
+    span = _counted(facts["planned_steps"], "step") + (f" ({epochs:.3g} epochs)" if epochs is not None else "")
+    return [f"training: {span}, batch {facts['total_train_batch_size']} = {facts['batch_size']} per device x "
+            f"{facts['gradient_accumulation_steps']} accumulation x "
+            f"{_counted(facts.get('world_size', 1), 'process', 'processes')}"]

@@ -18,10 +18,10 @@ from nlpcli.runner.history import read_history
 
 def example_script_results(metrics: dict[str, Any], info: dict[str, Any],
                            last_logged: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """{file name: its figures} from the final metrics, the run report and the last log_history line (for
-    the step and epoch training ended at)."""
-    epoch = (last_logged or {}).get("epoch")
-    step = (last_logged or {}).get("step")
+    """{file name: its figures} from the final metrics and the run report: the step and epoch training ended at
+    are the report's (`steps`, `epochs`), else the last log_history line's."""
+    epoch = info["epochs"] if info.get("epochs") is not None else (last_logged or {}).get("epoch")
+    step = info["steps"] if info.get("steps") is not None else (last_logged or {}).get("step")
     files: dict[str, dict[str, Any]] = {}
     if "train_loss" in metrics:
         train = {"train_loss": metrics["train_loss"], "train_samples": info.get("train_samples"),

@@ -34,7 +34,7 @@ from nlpcli.runner.context import EvaluationHook, RunContext
 from nlpcli.runner.devices import device_name, distributed_type, precision_name, resolve_precision
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
-from nlpcli.runner.report import RunReport
+from nlpcli.runner.report import RunReport, training_lines
 from nlpcli.runner.results import write_example_script_results
 from nlpcli.runner.threads import apply_threads
 from nlpcli.sources import data, models, presets
@@ -181,7 +181,7 @@ def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_d
     """The run, once its output folder is locked (the first step that reads data)."""
     run_data = splits.read(task, cfg)
     built = build(task, cfg, state, run_data, output_dir)
-    ctx = context(task, cfg, state, run_data, built, output_dir, threads)
+    ctx = context(task, cfg, state, run_data, built, output_dir, threads)  # ctx.cfg: the logging interval chosen
     ctx.evaluation_hooks.extend(evaluation_hooks or [])
     announce(task_name, cfg, state, ctx)
     pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
@@ -276,16 +276,21 @@ def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
 
 def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, built: Built,
             output_dir: Path, threads: dict[str, Any] | None = None) -> RunContext:
-    """What the loop is handed, with the run report started: what ran where, the sample counts and what reading
-    and preparing the data reported."""
+    """What the loop is handed, with the run report started: what ran where, what training will do (steps,
+    epochs, batch; the logging interval chosen for that length when --logging-steps was not given), the sample
+    counts and what reading and preparing the data reported."""
 
     precision = resolve_precision(cfg.precision, getattr(built.model.config, "model_type", None))
     prepared = built.prepared
+    plan = {} if cfg.eval_only else settings.plan(cfg, count(prepared.train), state.num_processes)
+    if plan:
+        cfg = settings.with_logging_interval(cfg, plan["planned_steps"])
+        plan["logging_steps"] = cfg.logging_steps
     report = RunReport(
         header={"task": task.name, "model": cfg.model, "loop": cfg.loop, "eval_only": cfg.eval_only,
                 "world_size": state.num_processes, "distributed": distributed_type(state), "device": device_name(),
                 "precision": precision_name(precision), "seed": cfg.seed,
-                **({"threads": threads} if threads else {})},
+                **({"threads": threads} if threads else {}), **plan},
         samples={"train_examples": count(run_data.raw.get("train")), "train_samples": count(prepared.train),
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
         filters=run_data.filter_counts,
@@ -301,7 +306,9 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
 
 
 def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> None:
-    """nlpcli_config.yaml in the output folder, and the run's first lines."""
+    """nlpcli_config.yaml in the output folder (`cfg`: the configuration as resolved, which a `--config` of that
+    file repeats), and the run's first lines (what the run report says will run, and where each value of
+    `ctx.cfg` came from)."""
     if state.is_main_process:
         ctx.output_dir.mkdir(parents=True, exist_ok=True)
         resumed = continuity.settings_to_save(cfg)  # the first run's settings and every resume's changes
@@ -312,11 +319,11 @@ def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> Non
                         continuity.first_run_record(cfg, state.num_processes))
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
-        f"precision={precision_name(ctx.mixed_precision)}{_threads_shown(ctx)} "
+        f"precision={ctx.report.header['precision']}{_threads_shown(ctx)} "
         f"train={count(ctx.train_features) if not cfg.streaming else 'streamed'} eval={len(ctx.eval_features)} "
         f"-> {ctx.output_dir}"
     )
-    for line in origin_lines(cfg):  # where each value that differs from the built-in defaults came from
+    for line in [*training_lines(ctx.report.header), *origin_lines(ctx.cfg)]:  # then where each value came from
         say(f"  [dim]{escape(line)}[/dim]")
 
 

@@ -1,14 +1,17 @@
 """The training settings both loops share, as transformers' `TrainingArguments`: built once from the run
 configuration (and `--trainer-arg` pass-through), checked before any data is read, and the source of the
-Accelerate loop's optimizer (the Trainer's own optimizer choice: `--optim`, fused AdamW by default)."""
+Accelerate loop's optimizer (the Trainer's own optimizer choice: `--optim`, fused AdamW by default). Also what a
+run will train once its features are made (`plan`: steps, epochs, the effective batch) and the logging interval
+chosen for that length when --logging-steps was not given (`with_logging_interval`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 from typing import Any
 
-from nlpcli.config import RunConfig
+from nlpcli.config import RunConfig, chosen
 from nlpcli.config_fields import flag
 from nlpcli.config_layers import TRAINER_ARG_OPTIONS
 from nlpcli.errors import UserError
@@ -111,6 +114,58 @@ def check_training_settings(cfg: RunConfig) -> None:
     trackers.check(cfg.report_to)
 
 
+LOGGED_POINTS = 25  # training-loss records over a run whose --logging-steps was not given (about 25 to 50)
+FALLBACK_LOGGING_STEPS = 50  # TrainingArguments built before the run's length is known
+
+
+def steps_per_epoch(cfg: RunConfig, batches: int) -> int:
+    """Optimizer steps in an epoch of `batches` batches (per process): the last, shorter accumulation counts."""
+    return max(1, math.ceil(batches / cfg.gradient_accumulation_steps))
+
+
+def total_steps(cfg: RunConfig, batches: int | None) -> int:
+    """The optimizer steps a run trains in all, as both loops count them: --max-steps, or its epochs' worth of
+    epochs of `batches` batches per process (None: a stream, whose length is not known; it needs --max-steps)."""
+    if cfg.max_steps > 0 or batches is None:
+        return cfg.max_steps
+    return math.ceil(cfg.epochs * steps_per_epoch(cfg, batches))
+
+
+def plan(cfg: RunConfig, features: int | None, world_size: int) -> dict[str, Any]:
+    """What a training run will do, for the run report (run.json, the header, the model card): its steps and
+    epochs, and the batch (per device x accumulation x processes). `features`: training features (None: a
+    stream); each process takes every `world_size`-th batch, as accelerate shards a DataLoader."""
+    batches = None if features is None else math.ceil(math.ceil(features / cfg.batch_size) / world_size)
+    steps = total_steps(cfg, batches)
+    return {
+        "planned_steps": steps,
+        "planned_epochs": None if batches is None else round(steps / steps_per_epoch(cfg, batches), 4),
+        "batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "total_train_batch_size": cfg.batch_size * cfg.gradient_accumulation_steps * world_size,
+    }
+
+
+def logging_interval(steps: int, checkpoint_every: int | None = None) -> int:
+    """About LOGGED_POINTS training logs over `steps` optimizer steps (every step for a run of fewer). With
+    `checkpoint_every`, a divisor of it: evaluations follow the logging interval, and each checkpoint must fall on
+    one (--load-best-model-at-end)."""
+    interval = max(1, steps // LOGGED_POINTS)
+    if checkpoint_every:
+        interval = max(n for n in range(1, min(interval, checkpoint_every) + 1) if checkpoint_every % n == 0)
+    return interval
+
+
+def with_logging_interval(cfg: RunConfig, steps: int) -> RunConfig:
+    """`cfg` with --logging-steps chosen for a run of `steps` optimizer steps when no layer set it (its source:
+    'chosen for the run's N steps', which the run header shows); as it was otherwise."""
+    if cfg.logging_steps is not None:
+        return cfg
+    follows = cfg.load_best_model_at_end and cfg.evaluation_strategy == "steps" and not cfg.eval_steps
+    return chosen(cfg, "logging_steps", logging_interval(steps, cfg.saving_interval if follows else None),
+                  f"chosen for the run's {steps} steps")
+
+
 def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str, run_folder: str | None = None) -> Any:
     """The TrainingArguments both loops train by: the Trainer runs on them, the Accelerate loop takes its
     optimizer from them. `run_folder` (default: `output_dir`) names the trackers' run."""
@@ -121,7 +176,7 @@ def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str, ru
     values = dict(
         output_dir=output_dir,
         eval_strategy=evaluation,
-        eval_steps=cfg.evaluation_interval if evaluation == "steps" else None,
+        eval_steps=(cfg.evaluation_interval or FALLBACK_LOGGING_STEPS) if evaluation == "steps" else None,
         save_strategy=saving,
         save_steps=cfg.saving_interval,
         save_total_limit=cfg.save_total_limit,
@@ -143,7 +198,7 @@ def training_arguments(cfg: RunConfig, output_dir: str, mixed_precision: str, ru
         fp16=mixed_precision == "fp16",
         bf16=mixed_precision == "bf16",
         use_cpu=not torch.cuda.is_available(),
-        logging_steps=cfg.logging_steps,
+        logging_steps=cfg.logging_steps or FALLBACK_LOGGING_STEPS,
         report_to=trackers.trainer_report_to(trackers.chosen(cfg)),  # TensorBoard: nlpcli's callback (trainer.py)
         run_name=trackers.run_name(run_folder or output_dir),
         project=trackers.PROJECT,

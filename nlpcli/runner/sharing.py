@@ -29,8 +29,11 @@ from nlpcli.sources import presets
 LAST_CHECKPOINT = "last-checkpoint"  # in the hub repository, as the Trainer names it
 NOT_PUSHED = list(layout.NOT_PUSHED)
 TRAINING_KEYS = ("loop", "optim", "learning_rate", "weight_decay", "warmup_ratio", "warmup_steps", "lr_scheduler",
-                 "batch_size", "eval_batch_size", "gradient_accumulation_steps", "epochs", "max_steps", "max_grad_norm",
-                 "seed", "precision", "max_length", "max_train_samples", "max_eval_samples", "trainer_args")
+                 "batch_size", "eval_batch_size", "gradient_accumulation_steps", "max_grad_norm", "seed", "max_length",
+                 "max_train_samples", "max_eval_samples", "trainer_args")
+# what ran, from the run report (run.json), not what was asked: --precision auto resolved (or fp16 asked on a CPU,
+# which ran fp32), the steps and epochs trained (--max-steps ends a run before its --epochs), the processes
+RAN = ("precision", "steps", "epochs", "world_size", "total_train_batch_size")
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -47,14 +50,13 @@ def repo_name(cfg: RunConfig, output_dir: Path) -> str:
     return cfg.hub_model_id or Path(output_dir).resolve().name
 
 
-def hyperparameters(cfg: RunConfig, world_size: int) -> dict[str, Any]:
-    """The training settings, then the task's own keys, leaving out those not set."""
+def hyperparameters(cfg: RunConfig, info: dict[str, Any]) -> dict[str, Any]:
+    """The training settings, then the task's own keys, leaving out those not set; then what ran, as the run report
+    `info` (run.json) says."""
     shared = {f.name for f in dataclasses.fields(RunConfig)}
     task_keys = [f.name for f in dataclasses.fields(cfg) if f.name not in shared]
     chosen = {key: getattr(cfg, key) for key in (*TRAINING_KEYS, *task_keys) if getattr(cfg, key, None) is not None}
-    chosen["world_size"] = world_size
-    chosen["total_train_batch_size"] = cfg.batch_size * cfg.gradient_accumulation_steps * world_size
-    return chosen
+    return {**chosen, **{key: info[key] for key in RAN if info.get(key) is not None}}
 
 
 def base_model(spec: str) -> str | None:
@@ -89,9 +91,7 @@ def build_model_card(task: Any, cfg: RunConfig, metrics: dict[str, Any], info: d
     figures = card_metrics(metrics)
     hub_data = cfg.dataset if cfg.dataset and cfg.dataset != "sample" else None
     data_name = hub_data or ("nlpcli bundled sample" if cfg.dataset == "sample" else cfg.train_file or "local files")
-    params = hyperparameters(cfg, int(info.get("world_size", 1)))
-    if "precision" in info:  # what ran (auto resolved, the launcher's choice), not what was asked
-        params["precision"] = info["precision"]
+    params = hyperparameters(cfg, info)
     command = command_line()
     data = ModelCardData(
         library_name="transformers",

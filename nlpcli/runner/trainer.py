@@ -286,10 +286,7 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
 
 def planned_steps(trainer: Any, cfg: Any) -> int:
     """The optimizer steps this configuration trains in all: --max-steps, or its epochs' worth."""
-    if cfg.max_steps > 0:
-        return cfg.max_steps
-    batches = len(trainer.get_train_dataloader())
-    return math.ceil(cfg.epochs * max(1, math.ceil(batches / cfg.gradient_accumulation_steps)))
+    return settings.total_steps(cfg, None if cfg.max_steps > 0 else len(trainer.get_train_dataloader()))
 
 
 def checkpoint_step(checkpoint: Path) -> int:
@@ -370,6 +367,7 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     else:
         metrics.update(trainer.evaluate())
     trackers.end_trainer_runs(trainer.end_trackers, trackers.chosen(ctx.cfg))
-    finish_training(ctx, losses, step, best is not None)
+    streamed = not hasattr(ctx.train_features, "__len__")  # its epochs are passes over a stream: not counted
+    finish_training(ctx, losses, step, None if streamed else trainer.state.epoch, best is not None)
     return metrics
 

@@ -21,7 +21,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from nlpcli.config import RunConfig, option
+from nlpcli.config import RunConfig, given_by_user, option
+from nlpcli.config_fields import flag
 from nlpcli.console import is_main_process, say, warn
 from nlpcli.errors import UserError
 from nlpcli.sources import models, presets
@@ -212,9 +213,12 @@ class ClmTask(Task):
         loads_weights = cfg.eval_only or not cfg.from_scratch
         preset = presets.find(cfg.model)
         if preset is not None and preset.fits_tokenizer:
-            if cfg.tokenizer or cfg.train_tokenizer:
+            given = [flag(key) for key in ("tokenizer", "train_tokenizer")
+                     if getattr(cfg, key) and given_by_user(cfg, key)]  # not the course's tokenizer in clm.yaml
+            if given:
                 warn(f"--model {preset.name} fits its own byte-level BPE tokenizer to the training text "
-                     "(size: --preset-vocab-size); --tokenizer / --train-tokenizer are not used.")
+                     f"(size: --preset-vocab-size); {' and '.join(given)} {'is' if len(given) == 1 else 'are'} not "
+                     "used.")
         elif loads_weights and cfg.train_tokenizer:
             raise UserError("--train-tokenizer needs --from-scratch: a model whose weights are loaded keeps its "
                             "own tokenizer.")
