@@ -310,3 +310,17 @@ def test_an_unknown_metric_for_best_model_names_the_known_ones():
         RunRecord().observe(cfg, 2, metrics)
     assert "--metric-for-best-model bleu" in refused.value.message
     assert "eval_overall_f1" in refused.value.message
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_checkpoint_of_an_epochs_last_step_follows_the_epochs_evaluation(tmp_path, loop):
+    """As the Trainer orders them, so does the Accelerate loop: the epoch's evaluation, then the step checkpoint of
+    its last step, whose record counts it (a run killed in between evaluates that epoch again once resumed, so its
+    history ends as an uninterrupted run's)."""
+    out = tmp_path / "run"
+    result = run_cli(*SMOKE, "--loop", loop, "--epochs", "1", "--save-steps", "5", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    assert [r["step"] for r in evaluations(read_jsonl(out / "log_history.jsonl"))] == [5]  # 5 steps an epoch
+    record = read_json(out / "checkpoint-5" / "nlpcli_record.json")
+    assert (record["evaluations"], record["best_step"]) == (1, 5)

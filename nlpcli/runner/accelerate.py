@@ -95,6 +95,7 @@ class AccelerateLoop:
         self.samples = 0  # training samples of this process, this session
         self.positions = 0  # token positions of this process's batches, padding included
         self.epoch_length = 1  # batches in a training epoch (for the fractional epoch in logs)
+        self.deferred_save: dict[str, int] | None = None  # a step checkpoint due after the epoch's evaluation
         self.interval = LogInterval(0)  # the logging interval under way (it may span epochs)
         self.streamed = False  # --streaming: an epoch's length is not known in advance
         self.epoch_position = 0.0  # epochs trained so far (fractional), as the Trainer's state.epoch counts them
@@ -209,6 +210,9 @@ class AccelerateLoop:
                 if cfg.saving_strategy == "epoch":
                     position = {"epoch": epoch + 1, "batches": 0} if finished else {"epoch": epoch, "batches": batches}
                     self._save_checkpoint(model, {**position, "step": step})
+                elif self.deferred_save is not None:  # the step checkpoint of the epoch's last step: a run killed
+                    self._save_checkpoint(model, self.deferred_save)  # before it evaluates the epoch again
+                    self.deferred_save = None
                 if not streamed and batches >= len(train_loader):
                     self._stop_if_interrupted(model, {"epoch": epoch + 1, "batches": 0, "step": step},
                                               saved=cfg.saving_strategy != "steps" or step % cfg.saving_interval == 0
@@ -291,11 +295,13 @@ class AccelerateLoop:
             if epoch_end:
                 position = {"epoch": epoch + 1, "step": step, "batches": 0}
             saved = cfg.saving_strategy == "steps" and (step % cfg.saving_interval == 0 or last)
-            if saved:
+            if saved and (epoch_end or last) and cfg.evaluation_strategy == "epoch":
+                self.deferred_save = position  # `run` saves it after the epoch's evaluation, which it then holds
+            elif saved:
                 self._save_checkpoint(model, position)
                 model.train()
             if not epoch_end:  # at an epoch's end `run` stops, after the epoch's evaluation and checkpoint
-                self._stop_if_interrupted(model, position, saved)
+                self._stop_if_interrupted(model, position, saved and self.deferred_save is None)
             if last or self.record.should_stop:
                 break
         return step, batches_done

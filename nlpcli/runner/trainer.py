@@ -162,6 +162,29 @@ def interrupt_callback(ctx: RunContext, trainer: Any) -> Any:
     return InterruptCallback()
 
 
+def evaluation_first_callback(ctx: RunContext) -> Any:
+    """With --eval-strategy epoch, the step checkpoint of an epoch's (or the run's) last step is saved after that
+    epoch's evaluation, which it then holds, as in the Accelerate loop: a run killed between the two evaluates the
+    epoch again once resumed. (The Trainer would save at the step's end, then evaluate at the epoch's.)"""
+    from transformers import TrainerCallback
+
+    class EvaluationFirst(TrainerCallback):
+        deferred = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            ends = abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-6 or state.global_step >= state.max_steps
+            if control.should_save and ends and ctx.cfg.evaluation_strategy == "epoch" and not interrupt.WATCH.stopping:
+                control.should_save, self.deferred = False, True  # saved by on_epoch_end's save, after the evaluation
+            return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if self.deferred:
+                control.should_save, self.deferred = True, False
+            return control
+
+    return EvaluationFirst()
+
+
 def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
     """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
     (best model, early stopping, a stop the evaluation hooks ask for) from the evaluations made while training."""
@@ -255,6 +278,7 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
     trainer.end_trackers = trackers.adapt_trainer_callbacks(trainer)  # called after the final evaluation
     trainer.interrupts = interrupt_callback(ctx, trainer)
     trainer.add_callback(trainer.interrupts)
+    trainer.add_callback(evaluation_first_callback(ctx))  # after the interrupt's: a stop saves at its step
     guard.accelerator = trainer.accelerator
     trainer.add_callback(trainer_guard_callback(guard))  # last: it overrides the others' save/evaluate
     return trainer, run_log, losses
