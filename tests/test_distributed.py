@@ -30,7 +30,9 @@ def test_ddp_training_on_cpu_evaluates_as_one_process_does(tmp_path, loop):
     same rows, written once and in data order. 7 validation examples, 2 per device: the processes' last step is
     uneven and gets a duplicated sample. The Trainer run's test set has no labels (predictions only), the
     Accelerate run's has (test_* metrics too). The Trainer run also asks for --push-to-hub, which fails offline
-    after the local save: one model card and one push message, from the main process."""
+    after the local save: one model card and one push message, from the main process. Both loops evaluate before
+    training, and both end by checking that the processes hold the same weights (a Trainer asked to evaluate
+    before `train()` once left the model without its DDP wrapper: each process trained alone)."""
     out = tmp_path / loop
     test_file = tmp_path / "test.jsonl"
     test_file.write_text(UNLABELLED if loop == "trainer" else labelled_sample())

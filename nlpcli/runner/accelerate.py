@@ -25,7 +25,7 @@ from nlpcli.metrics.kinds import BEFORE_SUFFIX
 from nlpcli.runner import checkpoints, interrupt, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
-from nlpcli.runner.guards import any_process, non_finite_loss, weights_finite
+from nlpcli.runner.guards import any_process, non_finite_loss, replicas_agree, unsynchronised_replicas, weights_finite
 from nlpcli.runner.history import RunLog
 from nlpcli.runner.progress import TrainingProgress
 from nlpcli.runner.record import LossTotal, RunRecord, finish_training
@@ -371,6 +371,8 @@ class AccelerateLoop:
     def _save_model(self, model: Any, step: int) -> None:
         if not weights_finite(self.accelerator, model):
             raise non_finite_loss(step, self.ctx.output_dir)
+        if not replicas_agree(self.accelerator, model):
+            raise unsynchronised_replicas(self.accelerator.num_processes)
         self._save_pretrained(model, self.ctx.output_dir)
 
     def _save_pretrained(self, model: Any, folder: Path) -> None:

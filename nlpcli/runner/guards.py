@@ -44,6 +44,28 @@ def weights_finite(accelerator: Any, model: Any) -> bool:
     return not flags or not any_process(accelerator, ~torch.stack(flags).all())
 
 
+def replicas_agree(accelerator: Any, model: Any) -> bool:
+    """True unless data-parallel processes (DDP: each holds the whole model) ended with different weights: their
+    gradients were then not averaged, and each trained a model of its own. Sharded models (FSDP, DeepSpeed) hold
+    different parts on each process and are not compared."""
+    import torch
+
+    if accelerator.num_processes < 2 or accelerator.distributed_type.value not in ("MULTI_CPU", "MULTI_GPU"):
+        return True
+    params = [p.detach().double() for p in model.parameters()]
+    total = torch.stack([torch.stack([p.sum(), p.square().sum()]) for p in params]).sum(0) if params else None
+    if total is None:
+        return True
+    rows = accelerator.gather(total.to(accelerator.device).reshape(1, 2))
+    return bool((rows == rows[0]).all())
+
+
+def unsynchronised_replicas(processes: int) -> RuntimeError:
+    return RuntimeError(f"The {processes} processes ended training with different weights: their gradients were not "
+                        "averaged, so each trained a model of its own. This is a bug in nlpcli; please report it with "
+                        "the output of `nlpcli env`.")
+
+
 class LossGuard:
     """Remembers whether any loss since the run began was non-finite, without synchronising each step."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -13,11 +12,27 @@ from nlpcli.console import say
 from nlpcli.runner import checkpoints, interrupt, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
-from nlpcli.runner.guards import LossGuard, non_finite_loss, trainer_guard_callback, weights_finite
+from nlpcli.runner.guards import (
+    LossGuard,
+    non_finite_loss,
+    replicas_agree,
+    trainer_guard_callback,
+    unsynchronised_replicas,
+    weights_finite,
+)
 from nlpcli.runner.history import RunLog
 from nlpcli.runner.progress import TrainingProgress
 from nlpcli.runner.record import LossTotal, RunRecord, finish_training
 from nlpcli.runner.sampling import length_grouped_sampler
+from nlpcli.runner.trainer_callbacks import (
+    before_training_callback,
+    checkpoint_callback,
+    collator_epochs,
+    evaluation_first_callback,
+    interrupt_callback,
+    monitor_callback,
+    tensorboard_callback,
+)
 
 
 def training_arguments(ctx: RunContext) -> Any:
@@ -109,148 +124,10 @@ def length_grouped_loader(dataset: Any, collator: Any, args: Any) -> Any:
     )
 
 
-def checkpoint_callback(ctx: RunContext, losses: LossTotal, trainer: Any) -> Any:
-    """Puts each checkpoint the Trainer wrote into the staging folder (its `output_dir`) in place, once every
-    process has written its part (its RNG state): the run record goes in, then one rename makes it count (see
-    runner/checkpoints.py); then rotation, sparing the best checkpoint, and the checkpoint hooks (--push-to-hub).
-    The Trainer's own rotation, run on the staging folder, finds only the checkpoint just written there."""
-    from transformers import TrainerCallback
-
-    class CheckpointInPlace(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            accelerator = trainer.accelerator
-            final = ctx.output_dir / layout.checkpoint_name(state.global_step)
-            losses.settle(accelerator)
-            losses.record.checkpoints += 1
-            accelerator.wait_for_everyone()  # every process has written its part
-            if args.should_save:
-                staged = checkpoints.staging_folder(final)
-                losses.record.save(staged)
-                checkpoints.publish(staged, final)
-                checkpoints.keep_newest(ctx.output_dir, args.save_total_limit, keep=losses.record.best_step)
-                ctx.checkpoint_saved(final)
-            accelerator.wait_for_everyone()
-
-    return CheckpointInPlace()
-
-
-def interrupt_callback(ctx: RunContext, trainer: Any) -> Any:
-    """SIGTERM/SIGINT (runner/interrupt.py): at the end of the optimizer step under way, agreed across processes,
-    the Trainer saves a checkpoint there (unless saving is off) and stops; an epoch cut short has no epoch-end
-    evaluation or save (one that ended there has, as in a run never interrupted)."""
-    from transformers import TrainerCallback
-
-    class InterruptCallback(TrainerCallback):
-        signum: int | None = None
-        step: int | None = None
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.signum is None:
-                self.signum = interrupt.agreed(trainer.accelerator)
-                if self.signum is not None:
-                    self.step = state.global_step
-                    control.should_save = control.should_save or ctx.cfg.saving_strategy != "no"
-                    control.should_training_stop = True
-            return control
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            if self.signum is not None and abs((state.epoch or 0) - round(state.epoch or 0)) > 1e-6:
-                control.should_save = control.should_evaluate = False
-                control.should_training_stop = True
-            return control
-
-    return InterruptCallback()
-
-
-def evaluation_first_callback(ctx: RunContext) -> Any:
-    """With --eval-strategy epoch, the step checkpoint of an epoch's (or the run's) last step is saved after that
-    epoch's evaluation, which it then holds, as in the Accelerate loop: a run killed between the two evaluates the
-    epoch again once resumed. (The Trainer would save at the step's end, then evaluate at the epoch's.)"""
-    from transformers import TrainerCallback
-
-    class EvaluationFirst(TrainerCallback):
-        deferred = False
-
-        def on_step_end(self, args, state, control, **kwargs):
-            ends = abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-6 or state.global_step >= state.max_steps
-            if control.should_save and ends and ctx.cfg.evaluation_strategy == "epoch" and not interrupt.WATCH.stopping:
-                control.should_save, self.deferred = False, True  # saved by on_epoch_end's save, after the evaluation
-            return control
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            if self.deferred:
-                control.should_save, self.deferred = True, False
-            return control
-
-    return EvaluationFirst()
-
-
-def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
-    """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
-    (best model, early stopping, a stop the evaluation hooks ask for) from the evaluations made while training."""
-    from transformers import TrainerCallback
-
-    cfg = ctx.cfg
-
-    class MonitorCallback(TrainerCallback):
-        training = False
-        since: tuple[float, int] = (0.0, 0)  # (time, samples) at the previous log
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.training, self.since = True, (time.perf_counter(), trainer.samples)
-            run_log.progress.start(state.max_steps, state.global_step)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            run_log.progress.update(state.global_step)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "loss" not in logs:
-                return
-            now, samples = time.perf_counter(), trainer.samples
-            rate = (samples - self.since[1]) * args.world_size / (now - self.since[0]) if now > self.since[0] else None
-            self.since = (now, samples)
-            run_log.training(state.global_step, state.epoch or 0.0, float(logs["loss"]), float(logs["learning_rate"]),
-                             logs.get("grad_norm"), round(rate, 2) if rate is not None else None)
-
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            if metrics is None:
-                return
-            run_log.evaluation(state.global_step, state.epoch, metrics, self.training)
-            if self.training:
-                record.observe(cfg, state.global_step, metrics)
-                stop = ctx.after_evaluation(state.global_step, metrics)
-                if stop is not None:
-                    record.request_stop(state.global_step, stop.reason)
-                if record.should_stop:
-                    control.should_training_stop = True
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self.training = False
-            run_log.progress.stop()
-
-    return MonitorCallback()
-
-
-def tensorboard_callback(ctx: RunContext) -> Any:
-    """transformers' own TensorBoard callback, writing to <output>/tensorboard (main process only)."""
-    from torch.utils.tensorboard import SummaryWriter
-    from transformers.integrations import TensorBoardCallback
-
-    return TensorBoardCallback(SummaryWriter(log_dir=str(ctx.output_dir / layout.TENSORBOARD)))
-
-
-def collator_epochs(collator: Any) -> Any:
-    """Tells a collator that has `set_epoch` (as the Accelerate loop does) which epoch starts."""
-    from transformers import TrainerCallback
-
-    class CollatorEpoch(TrainerCallback):
-        def on_epoch_begin(self, args, state, control, **kwargs):
-            collator.set_epoch(math.floor(state.epoch + 1e-9))  # a resumed epoch starts part-way: 1.4 -> 1
-
-    return CollatorEpoch()
-
-
-def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple[Any, RunLog, LossTotal]:
+def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord,
+                  before: dict[str, Any] | None = None) -> tuple[Any, RunLog, LossTotal]:
+    """The Trainer and its callbacks; with `before`, the evaluation before training is made once training has
+    begun, its figures put there (see `before_training_callback`)."""
     from transformers import PrinterCallback
 
     from nlpcli.console import is_main_process
@@ -271,6 +148,8 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord) -> tuple
         trainer.add_callback(collator_epochs(collator))
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(checkpoint_callback(ctx, losses, trainer))
+    if before is not None:
+        trainer.add_callback(before_training_callback(ctx, trainer, before))  # before the run log's callback
     trainer.add_callback(monitor_callback(run_log, record, ctx, trainer))
     if "tensorboard" in trackers.chosen(ctx.cfg) and is_main_process():  # as the other loop
         trainer.add_callback(tensorboard_callback(ctx))
@@ -320,12 +199,14 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     guard = LossGuard()
     latest = checkpoints.latest(ctx.output_dir) if resume and not ctx.cfg.eval_only else None
     record = RunRecord.load(latest)
-    trainer, run_log, losses = build_trainer(ctx, guard, record)
+    during_training = before and latest is None and not ctx.cfg.eval_only  # see before_training_callback
+    measured_before: dict[str, Any] = {}
+    trainer, run_log, losses = build_trainer(ctx, guard, record, measured_before if during_training else None)
     run_log.start(checkpoint_step(latest) if latest is not None else None)
     if latest is not None:
         say(checkpoints.resuming_line(latest, checkpoint_step(latest), checkpoint_epoch(latest)))
     metrics: dict[str, Any] = {}
-    if before:
+    if before and not during_training:
         metrics.update(before_training(ctx.output_dir, latest is not None, trainer.evaluate))
     if ctx.cfg.eval_only:
         metrics.update(trainer.evaluate())
@@ -342,9 +223,13 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
             trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
     finally:
         run_log.progress.stop()
+    training_seconds = time.perf_counter() - started - measured_before.pop("seconds", 0.0)
+    metrics.update(measured_before)
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
         raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,
                               ctx.output_dir)
+    if not replicas_agree(trainer.accelerator, trainer.model):
+        raise unsynchronised_replicas(trainer.accelerator.num_processes)
     stopped = trainer.interrupts
     interrupt.end_training()
     if stopped.signum is not None:
@@ -353,7 +238,7 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     tokens = optimization.gathered_count(trainer.accelerator, trainer.tokens)
     samples = optimization.gathered_count(trainer.accelerator, trainer.samples)
     positions = optimization.gathered_count(trainer.accelerator, trainer.positions)
-    ctx.report.training.update(optimization.throughput(tokens, time.perf_counter() - started, samples, positions))
+    ctx.report.training.update(optimization.throughput(tokens, training_seconds, samples, positions))
     step = trainer.state.global_step
     best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:
