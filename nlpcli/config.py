@@ -113,7 +113,7 @@ class RunConfig:
                                      "metrics_before.json, eval_predictions_before.jsonl).")
     overfit_batch: int | None = option(
         None, "Overfit check: train on one batch of N training examples (a bare --overfit-batch: 8) for "
-              "--max-steps steps [40], evaluate on that batch, exit 1 unless the loss falls near 0 and the "
+              "--max-steps steps [200], evaluate on that batch, exit 1 unless the loss falls near 0 and the "
               "metric near its best.", at_least=1,
     )
     logging_steps: int | None = option(

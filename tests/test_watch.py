@@ -321,6 +321,6 @@ def test_the_checkpoint_of_an_epochs_last_step_follows_the_epochs_evaluation(tmp
     out = tmp_path / "run"
     result = run_cli(*SMOKE, "--loop", loop, "--epochs", "1", "--save-steps", "5", "--output-dir", out)
     assert result.exit_code == 0, result.output
-    assert [r["step"] for r in evaluations(read_jsonl(out / "log_history.jsonl"))] == [5]  # 5 steps an epoch
+    assert [r["step"] for r in evaluations(read_jsonl(out / "log_history.jsonl"))] == [0, 5]  # 0: before training
     record = read_json(out / "checkpoint-5" / "nlpcli_record.json")
     assert (record["evaluations"], record["best_step"]) == (1, 5)
