@@ -10,7 +10,9 @@ switch). Every run is a fresh process.
 
 Printed per task and loop, as ratios nlpcli / baseline: wall time of the process, training samples/s and
 tokens/s (tokens: attention-mask tokens), final evaluation time (generation included for translate and
-summarize), peak RSS; and each side's share of padding in the training batches.
+summarize), peak RSS; each side's share of padding in the training batches; and each side's final evaluation
+loss and task metric (ner entity F1, BLEU, ROUGE-1; the scripts' qa scoring is left out), so that a faster
+choice is seen not to cost quality.
 
 Environment: BENCH_TASKS (comma list, default all six), BENCH_STEPS (default 40), BENCH_BATCH (default 8),
 BENCH_THREADS (default 1), BENCH_ROUNDS (best of N, default 1), BENCH_NLPCLI_OPTIONS (more options for
@@ -54,6 +56,7 @@ class Measured:
     samples: int
     tokens: int
     positions: int
+    metrics: dict
 
     @property
     def padding(self) -> float:
@@ -99,7 +102,8 @@ def nlpcli_run(task: str, loop: str, model: Path, train: Path, valid: Path, out:
     tokens = info["train_tokens"]
     share = info.get("train_padding_share", 0.0)
     return Measured(wall, rss, info["train_runtime_s"], info.get("evaluation", {}).get("seconds", float("nan")),
-                    info["train_samples_seen"], tokens, round(tokens / (1 - share)) if share < 1 else 0)
+                    info["train_samples_seen"], tokens, round(tokens / (1 - share)) if share < 1 else 0,
+                    json.loads((out / "metrics.json").read_text()))
 
 
 def baseline_run(task: str, model: Path, train: Path, valid: Path, out: Path) -> Measured:
@@ -112,7 +116,23 @@ def baseline_run(task: str, model: Path, train: Path, valid: Path, out: Path) ->
     wall, rss, stdout = timed_process(command)
     result = json.loads(stdout.strip().splitlines()[-1])
     return Measured(wall, rss, result["train_s"], result["eval_s"], result["samples"], result["tokens"],
-                    result["positions"])
+                    result["positions"], result["metrics"])
+
+
+# the headline metric of each side's metrics.json / Trainer.evaluate(), where the script scores one
+HEADLINE = {"ner": ("eval_overall_f1", "eval_f1"), "translate": ("eval_bleu", "eval_bleu"),
+            "summarize": ("eval_rouge1", "eval_rouge1")}
+
+
+def quality(task: str, ours: Measured, theirs: Measured) -> str:
+    """'loss a / b' and, where the script scores, 'metric a / b' (nlpcli / baseline); ROUGE on one scale."""
+    text = f"loss {ours.metrics.get('eval_loss', float('nan')):.3f}/{theirs.metrics.get('eval_loss', float('nan')):.3f}"
+    if task in HEADLINE:
+        mine, script = (ours.metrics.get(HEADLINE[task][0]), theirs.metrics.get(HEADLINE[task][1]))
+        if task == "summarize" and script is not None:
+            script *= 100  # rouge_score's fraction; nlpcli reports ROUGE in points
+        text += f", {HEADLINE[task][0].removeprefix('eval_overall_').removeprefix('eval_')} {mine:.1f}/{script:.1f}"
+    return text
 
 
 def best(runs: list[Measured]) -> Measured:
@@ -142,7 +162,7 @@ def main() -> None:
                              ratio(theirs.train_s / theirs.samples, ours.train_s / ours.samples),
                              ratio(theirs.train_s / max(theirs.tokens, 1), ours.train_s / max(ours.tokens, 1)),
                              ratio(ours.eval_s, theirs.eval_s), ratio(ours.rss_mb, theirs.rss_mb),
-                             f"{ours.padding:.0%}", f"{theirs.padding:.0%}"))
+                             f"{ours.padding:.0%}", f"{theirs.padding:.0%}", quality(task, ours, theirs)))
             print(f"{task}: baseline train {theirs.train_s:.1f} s, eval {theirs.eval_s:.1f} s, "
                   f"wall {theirs.wall_s:.1f} s", flush=True)
     print(f"\nnlpcli / example-script baseline: {STEPS} steps x batch {BATCH}, tiny preset weights, {THREADS} torch "
@@ -150,11 +170,11 @@ def main() -> None:
           "speeds as ratios (> 1: nlpcli faster), times and memory as ratios "
           "(< 1: nlpcli less)")
     header = ("task", "loop", "wall", "train samples/s", "train tokens/s", "eval time", "peak RSS",
-              "padding nlpcli", "padding baseline")
+              "padding nlpcli", "padding baseline", "  final eval nlpcli/baseline")
     widths = [10, 11, 6, 16, 15, 10, 9, 15, 17]
-    print("".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
+    print("".join(f"{h:>{w}}" for h, w in zip(header[:-1], widths, strict=False)) + header[-1])
     for row in rows:
-        print("".join(f"{str(v):>{w}}" for v, w in zip(row, widths, strict=True)))
+        print("".join(f"{str(v):>{w}}" for v, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])
 
 
 if __name__ == "__main__":

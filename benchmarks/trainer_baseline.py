@@ -305,9 +305,9 @@ def train_peer(spec: dict) -> dict:
     train_s = time.perf_counter() - started
     counts["training"] = False
     started = time.perf_counter()
-    trainer.evaluate()
+    metrics = trainer.evaluate()
     return {"train_s": train_s, "eval_s": time.perf_counter() - started, "samples": spec["steps"] * spec["batch"],
-            "tokens": counts["tokens"], "positions": counts["positions"]}
+            "tokens": counts["tokens"], "positions": counts["positions"], "metrics": metrics}
 
 
 def main() -> None:

@@ -207,6 +207,9 @@ def resolve_config(
     for (layer, source), label in zip([*defaults_layers, *layers], labels, strict=True):
         replaced |= _apply(cls, values, layer, source, task_name)
         origins.update(dict.fromkeys(layer, label))
+    if values.get("streaming") and values.get("group_by_length") and origins.get("group_by_length") == TASK_DEFAULTS:
+        values["group_by_length"] = False  # the task's default; a stream is read as it comes, with nothing to sort
+        origins["group_by_length"] = "--streaming"
     cfg = with_origins(cls(**values), origins, replaced)
     if cfg.epochs == 0 and cfg.max_steps <= 0:
         raise UserError("--epochs 0 trains nothing: give --epochs above 0, or --max-steps N.")

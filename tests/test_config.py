@@ -146,3 +146,22 @@ def test_a_strategy_given_later_overrides_the_steps_of_an_earlier_layer(tmp_path
     config.write_text("eval_steps: 5\neval_strategy: epoch\n")
     with pytest.raises(UserError, match=r"--eval-steps 5 and --eval-strategy epoch contradict .*c\.yaml"):
         resolve_config(NerConfig, "ner", config)
+
+
+def test_tasks_with_a_per_example_loss_group_batches_by_length_by_default():
+    """qa and classify (one loss per example: grouping changes which examples share a batch, not their weight)
+    group by length unless told not to; token-level losses (ner, seq2seq) keep random batches; a stream, read
+    as it comes, has nothing to sort, so the task's default gives way to --streaming (and says so)."""
+    from nlpcli.config import value_origins
+    from nlpcli.tasks import task_class
+
+    for name, grouped in (("qa", True), ("classify", True), ("ner", False), ("translate", False),
+                          ("summarize", False), ("mlm", False), ("clm", False)):
+        cls = task_class(name).config_class
+        assert resolve_config(cls, name).group_by_length is grouped, name
+        assert resolve_config(cls, name, cli_values={"group_by_length": False}).group_by_length is False
+    qa = task_class("qa").config_class
+    streamed = resolve_config(qa, "qa", cli_values={"streaming": True})
+    assert streamed.group_by_length is False and value_origins(streamed)["group_by_length"] == "--streaming"
+    asked = resolve_config(qa, "qa", cli_values={"streaming": True, "group_by_length": True})
+    assert asked.group_by_length is True  # given: the run's checks refuse the pair with one message

@@ -64,7 +64,7 @@ def evaluate_generation(accelerator: Any, model: Any, ctx: Any) -> dict[str, flo
     task, cfg, tokenizer = ctx.task, ctx.cfg, ctx.tokenizer
     settings = task.generation_settings(cfg, tokenizer)
     started = time.perf_counter()
-    batch_size = getattr(cfg, "generation_batch_size", None) or cfg.per_device_eval_batch_size  # a generation task's
+    batch_size = getattr(cfg, "generation_batch", None) or cfg.per_device_eval_batch_size  # a generation task's
     generated = generate_eval_ids(accelerator, model, tokenizer, ctx.eval_features, settings, batch_size)
     seconds = time.perf_counter() - started
     predictions = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]

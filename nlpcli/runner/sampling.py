@@ -24,5 +24,7 @@ def length_grouped_sampler(features: Any, batch_size: int, seed: int) -> Any:
             self.generator = torch.Generator().manual_seed(seed + self.epoch)
             return super().__iter__()
 
-    lengths = [len(ids) for ids in features["input_ids"]]
+    from nlpcli.sources.data import values_of
+
+    lengths = [len(ids) for ids in values_of(features, "input_ids")]  # a batch of records at a time
     return EpochLengthGroupedSampler(batch_size, lengths=lengths)

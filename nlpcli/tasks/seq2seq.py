@@ -45,6 +45,12 @@ from nlpcli.tasks.seq2seq_pairs import SOURCE, TARGET, PairColumns, clean_pairs
 PREFIX_TRAINED = ("t5",)
 
 
+# generation's default batch floor: a step of `generate` costs about the same for 8 or 32 short sequences, and
+# length-sorted batches keep their padding small (benchmarks/generation_eval.py: 2.5-2.7x the Trainer's
+# predict_with_generate at its batch of 8, identical predictions)
+GENERATION_BATCH_FLOOR = 32
+
+
 @dataclass
 class Seq2SeqConfig(RunConfig):
     max_target_length: int = option(128, "Truncate targets to this many tokens.", at_least=1)
@@ -54,10 +60,17 @@ class Seq2SeqConfig(RunConfig):
         None, "Longest generated sequence, in tokens [max_target_length].", at_least=1
     )
     generation_batch_size: int | None = option(
-        None, "Sequences generated per batch in evaluation (length-sorted batches) [--eval-batch-size].", at_least=1
+        None, f"Sequences generated per batch in evaluation and predict (length-sorted, longest first) "
+              f"[--eval-batch-size, at least {GENERATION_BATCH_FLOOR}].", at_least=1,
     )
     min_target_words: int = option(0, "Drop pairs whose target has fewer words than this (0: keep all).", at_least=0)
     skip_bad_records: bool = option(False, "Skip (and count) records with an empty side instead of stopping.")
+
+
+    @property
+    def generation_batch(self) -> int:
+        """The batch size generation runs at: given, or the eval batch size, at least GENERATION_BATCH_FLOOR."""
+        return self.generation_batch_size or max(self.per_device_eval_batch_size, GENERATION_BATCH_FLOOR)
 
 
 class Seq2SeqTask(Task):
@@ -193,7 +206,7 @@ class Seq2SeqTask(Task):
         features = [{"input_ids": ids, "attention_mask": mask}
                     for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"], strict=True)]
         outputs = generate_with_progress(model, tokenizer, features, self.generation_settings(cfg, tokenizer),
-                                         cfg.per_device_eval_batch_size)
+                                         cfg.generation_batch)
         rows = [{"source": text, self.output_name: output} for text, output in zip(request.texts, outputs, strict=True)]
         return PredictionTable(columns=["source", self.output_name], rows=rows)
 
