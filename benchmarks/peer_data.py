@@ -93,6 +93,9 @@ def save_start_model(task: str, train: Path, valid: Path, folder: Path) -> Path:
     values.pop("from_scratch", None)
     cfg = resolve_config(spec.config_class, task, cli_values=values)
     run.quiet_libraries()
+    from transformers import set_seed
+
+    set_seed(cfg.seed)  # the same starting weights in every benchmark run, so that runs compare
     with tempfile.TemporaryDirectory() as scratch:
         built = run.build(spec, cfg, PartialState(cpu=True), splits.read(spec, cfg), Path(scratch))
         built.model.save_pretrained(folder)

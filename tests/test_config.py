@@ -149,9 +149,9 @@ def test_a_strategy_given_later_overrides_the_steps_of_an_earlier_layer(tmp_path
 
 
 def test_tasks_with_a_per_example_loss_group_batches_by_length_by_default():
-    """qa and classify (one loss per example: grouping changes which examples share a batch, not their weight)
-    group by length unless told not to; token-level losses (ner, seq2seq) keep random batches; a stream, read
-    as it comes, has nothing to sort, so the task's default gives way to --streaming (and says so)."""
+    """qa and classify group by length unless told not to (measured: same scores, less padding); ner and the
+    seq2seq tasks keep random batches (grouped runs ended with a higher loss); a stream, read as it comes, has
+    nothing to sort, so the task's default gives way to --streaming (and says so)."""
     from nlpcli.config import value_origins
     from nlpcli.tasks import task_class
 
