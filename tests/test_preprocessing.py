@@ -113,3 +113,47 @@ def test_two_workers_clean_translation_pairs_as_one_process_does(tmp_path):
     kept = [row["translation"] for index, row in enumerate(rows) if index not in (3, 7)]
     assert [pair["source"] for pair in single.raw["train"]] == [pair["en"] for pair in kept
                                                                  if len(pair["ro"].split()) >= 7]
+
+
+# mlm and qa: (the task, its options, an option that shapes the features and one of its other values)
+SHAPED = {"mlm": ("mlm", {}, {"chunk_size": 64}),
+          "qa": ("qa", {"field": "data", "version_2_with_negative": True, "max_length": 96, "doc_stride": 32},
+                 {"doc_stride": 16})}
+SHAPED["qa nested"] = SHAPED["qa"]  # the official SQuAD layout, flattened first
+
+
+def shaped_train_file(tmp_path: Path, case: str) -> Path:
+    """The case's sample in a file of its own (no other test has cached its features): the wiki text for mlm, the
+    squad sample for qa (flat records, or nested as the official files are: articles -> paragraphs -> qas)."""
+    if case == "mlm":
+        return Path(shutil.copy(SAMPLES / "wiki_00.txt", tmp_path / "train.txt"))
+    records = json.loads((SAMPLES / "squad_v2_sample.json").read_text(encoding="utf-8"))["data"]
+    if case == "qa nested":
+        contexts: dict[str, list] = {}
+        for record in records:
+            answers = record["answers"]
+            contexts.setdefault(record["context"], []).append(
+                {"id": record["id"], "question": record["question"],
+                 "answers": [{"text": text, "answer_start": start}
+                             for text, start in zip(answers["text"], answers["answer_start"], strict=True)]})
+        records = [{"title": "sample", "paragraphs": [{"context": context, "qas": qas}
+                                                      for context, qas in contexts.items()]}]
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps({"data": records}), encoding="utf-8")
+    return train
+
+
+@pytest.mark.parametrize("case", sorted(SHAPED))
+def test_a_later_run_reuses_the_features_unless_an_option_that_shapes_them_changed(tmp_path, case):
+    """mlm's chunks (and masked validation chunks) and qa's windows: reused by a run that changes only the learning
+    rate, made again by one that changes how they are cut."""
+    task_name, options, shaping = SHAPED[case]
+    options = {**options, "train_file": str(shaped_train_file(tmp_path, case))}
+    first = _build(task_name, options)
+    assert first.features_cache == {"train": "made", "validation": "made"}
+    again = _build(task_name, {**options, "learning_rate": 0.05})
+    assert again.features_cache == {"train": "reused", "validation": "reused"}
+    assert again.prepared.eval.to_list() == first.prepared.eval.to_list()
+    reshaped = _build(task_name, {**options, **shaping})
+    assert reshaped.features_cache == {"train": "made", "validation": "made"}
+    assert len(reshaped.prepared.train) != len(first.prepared.train)  # cut another way

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, assert_agree, read_json, read_jsonl, run_cli, torchrun
 from nlpcli.metrics.squad import squad_scores
 from nlpcli.sources.presets import train_wordpiece_tokenizer
-from nlpcli.tasks.qa import QaConfig, answers, window_features
+from nlpcli.tasks.qa import QaConfig, answers, columns_of, window_features
 
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november".split()
 CONTEXT = " ".join(WORDS)
@@ -32,13 +32,13 @@ def tokenizer():
 def test_windows_offsets_and_labels(tokenizer):
     # max_length 12 - [CLS] where ? [SEP] ... [SEP] leaves 7 context words per window; stride 2 -> step 5:
     # windows hold words 0-6, 5-11, 10-13.
-    cfg = QaConfig(doc_stride=2)
+    columns = columns_of(QaConfig())
     spans = word_offsets(CONTEXT)
     inside = {"text": ["kilo lima"], "answer_start": [spans[10][0]]}  # words 10-11: in windows 1 and 2
     cut = {"text": ["golf hotel"], "answer_start": [spans[6][0]]}  # words 6-7: window 0 holds only "golf"
     batch = {"id": ["in", "cut", "none"], "question": [QUESTION] * 3, "context": [CONTEXT] * 3,
              "answers": [inside, cut, {"text": [], "answer_start": []}]}
-    features = window_features(batch, tokenizer, cfg, max_length=12, for_eval=True)
+    features = window_features(batch, tokenizer, columns, max_length=12, doc_stride=2, for_eval=True)
 
     words_per_window = [range(0, 7), range(5, 12), range(10, 14)]
     assert features["example_id"] == ["in"] * 3 + ["cut"] * 3 + ["none"] * 3
@@ -52,7 +52,7 @@ def test_windows_offsets_and_labels(tokenizer):
     assert labels[3:6] == [(0, 0), (4 + 6 - 5, 4 + 7 - 5), (0, 0)]
     assert labels[6:] == [(0, 0)] * 3
 
-    train = window_features(batch, tokenizer, cfg, max_length=12, for_eval=False)
+    train = window_features(batch, tokenizer, columns, max_length=12, doc_stride=2, for_eval=False)
     assert "offset_mapping" not in train and "example_id" not in train
     assert train["start_positions"] == features["start_positions"]
 

@@ -187,6 +187,28 @@ class MlmCollator:
         return batch
 
 
+def tokenize_and_group(batch: dict[str, list], tokenizer: Any, column: str, chunk_size: int) -> dict[str, list]:
+    """The chunks of a batch of texts, with their word ids. Given only what shapes the chunks, so that datasets'
+    fingerprint of the map, and so the cache a later run reuses, does not change with other options (learning
+    rate, output folder, ...)."""
+    texts = list(usable_texts(batch[column]))
+    if not texts:
+        return {"input_ids": [], "word_ids": [], "labels": []}
+    encoded = tokenizer(texts)
+    tokens = {name: encoded[name] for name in encoded.keys()}
+    tokens["word_ids"] = batch_word_ids([encoded.word_ids(i) for i in range(len(encoded["input_ids"]))])
+    return group_texts(tokens, chunk_size)
+
+
+def mask_chunks(batch: dict[str, list], indices: list[int], tokenizer: Any, mlm_probability: float,
+                whole_word: bool, seed: int) -> dict[str, list]:
+    """A batch of chunks masked once, from a seed of its own (`seed` + its first row's index); given only what
+    shapes the masks, as `tokenize_and_group`."""
+    rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
+    collator = MlmCollator(tokenizer, mlm_probability, whole_word, seed=seed + indices[0])
+    return {name: tensor.tolist() for name, tensor in collator(rows).items()}
+
+
 def limit(features: Any, count: int | None, seed: int) -> Any:
     """At most `count` chunks, a seeded random sample (all of them when there are fewer)."""
     if count is None or len(features) <= count:
@@ -222,23 +244,13 @@ class MlmTask(Task):
 
     def prepare(self, raw: Any, tokenizer: Any, cfg: MlmConfig, setup: TaskSetup) -> Prepared:
         self._check_tokenizer(tokenizer, cfg)
-        column = cfg.text_column or "text"
-
-        def tokenize_and_group(batch: dict[str, list]) -> dict[str, list]:
-            texts = list(usable_texts(batch[column]))
-            if not texts:
-                return {"input_ids": [], "word_ids": [], "labels": []}
-            encoded = tokenizer(texts)
-            tokens = {name: encoded[name] for name in encoded.keys()}
-            tokens["word_ids"] = batch_word_ids([encoded.word_ids(i) for i in range(len(encoded["input_ids"]))])
-            return group_texts(tokens, cfg.chunk_size)
-
+        shape = {"tokenizer": tokenizer, "column": cfg.text_column or "text", "chunk_size": cfg.chunk_size}
         chunks = {}
         for split, limit_count in (("train", cfg.max_train_samples), ("validation", cfg.max_eval_samples)):
             if split not in raw:
                 continue
             data = raw[split]
-            grouped = data.map(tokenize_and_group, batched=True, remove_columns=data.column_names,
+            grouped = data.map(tokenize_and_group, batched=True, remove_columns=data.column_names, fn_kwargs=shape,
                                desc=f"Chunking {split}", **map_workers(cfg, data))
             if len(grouped) == 0:
                 raise UserError(
@@ -273,14 +285,10 @@ class MlmTask(Task):
     def _mask_once(chunks: Any, tokenizer: Any, cfg: MlmConfig) -> Any:
         """Mask the evaluation chunks once; each map batch draws from its own seed, so the result does
         not depend on batch order or caching."""
-
-        def mask(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-            rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
-            collator = MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, seed=cfg.seed + indices[0])
-            return {name: tensor.tolist() for name, tensor in collator(rows).items()}
-
-        return chunks.map(mask, batched=True, with_indices=True, remove_columns=chunks.column_names,
-                          desc="Masking validation")
+        shape = {"tokenizer": tokenizer, "mlm_probability": cfg.mlm_probability,
+                 "whole_word": cfg.whole_word_masking, "seed": cfg.seed}
+        return chunks.map(mask_chunks, batched=True, with_indices=True, remove_columns=chunks.column_names,
+                          fn_kwargs=shape, desc="Masking validation")
 
     def collator(self, tokenizer: Any, model: Any, cfg: MlmConfig) -> Any:
         return MlmCollator(tokenizer, cfg.mlm_probability, cfg.whole_word_masking, epoch_seed=cfg.seed)

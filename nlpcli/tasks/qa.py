@@ -52,9 +52,10 @@ NO_ANSWER_HINT = "unanswerable questions need --version-2-with-negative"
 # ---------------------------------------------------------------- records: layout and checks
 
 
-def flatten_nested(batch: dict[str, list], cfg: QaConfig) -> dict[str, list]:
-    """Official SQuAD file layout (one row per article: paragraphs -> qas) -> one row per question."""
-    id_col, question_col, context_col, answers_col = columns_of(cfg)
+def flatten_nested(batch: dict[str, list], columns: tuple[str, str, str, str]) -> dict[str, list]:
+    """Official SQuAD file layout (one row per article: paragraphs -> qas) -> one row per question, in `columns`
+    (`columns_of(cfg)`: only what shapes the rows, so that datasets' cache of them outlives other options)."""
+    id_col, question_col, context_col, answers_col = columns
     rows: dict[str, list] = {id_col: [], question_col: [], context_col: [], answers_col: []}
     for paragraphs in batch["paragraphs"]:
         for paragraph in paragraphs or []:
@@ -156,8 +157,8 @@ class QaTask(Task):
         for split, data in list(raw.items()):
             if "paragraphs" in data.column_names and cfg.question_column not in data.column_names:
                 raw[split] = data.map(
-                    flatten_nested, batched=True, fn_kwargs={"cfg": cfg}, remove_columns=data.column_names,
-                    desc=f"Flattening {split}",
+                    flatten_nested, batched=True, fn_kwargs={"columns": columns_of(cfg)},
+                    remove_columns=data.column_names, desc=f"Flattening {split}",
                 )
             elif "data" in data.column_names and cfg.question_column not in data.column_names:
                 raise UserError(f"{describe(cfg, split)}: the records are under the key 'data'.",
@@ -180,8 +181,8 @@ class QaTask(Task):
             split: data.map(
                 window_features, batched=True, remove_columns=data.column_names, desc=f"Tokenizing {split}",
                 **map_workers(cfg, data),
-                fn_kwargs={"tokenizer": tokenizer, "cfg": cfg, "max_length": max_length,
-                           "for_eval": split == "validation"},
+                fn_kwargs={"tokenizer": tokenizer, "columns": columns_of(cfg), "max_length": max_length,
+                           "doc_stride": cfg.doc_stride, "for_eval": split == "validation"},
             )
             for split, data in raw.items()
         }
@@ -302,13 +303,12 @@ class Answerer:
 
     def windows(self, question: str, context: str) -> dict[str, list]:
         """The windows of one question and its context, as in training (the stride shrinks for a long question)."""
-        import dataclasses
-
         room = question_room(self.tokenizer, [question.lstrip()], self.max_length)[0]
-        cfg = dataclasses.replace(self.cfg, doc_stride=min(self.cfg.doc_stride, room - 1))
+        cfg = self.cfg
         record = {cfg.id_column: ["question"], cfg.question_column: [question], cfg.context_column: [context],
                   cfg.answers_column: [{"text": [], "answer_start": []}]}
-        return window_features(record, self.tokenizer, cfg, self.max_length, for_eval=True)
+        return window_features(record, self.tokenizer, columns_of(cfg), self.max_length,
+                               min(cfg.doc_stride, room - 1), for_eval=True)
 
     def answer_batch(self, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """The answers to (question, context) pairs, the windows of them all in one forward pass."""

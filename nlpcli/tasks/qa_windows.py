@@ -84,16 +84,19 @@ def question_room(tokenizer: Any, questions: list[str], max_length: int) -> list
 
 
 def window_features(
-    batch: dict[str, list], tokenizer: Any, cfg: QaConfig, max_length: int, for_eval: bool
+    batch: dict[str, list], tokenizer: Any, columns: tuple[str, str, str, str], max_length: int, doc_stride: int,
+    for_eval: bool,
 ) -> dict[str, list]:
-    """Tokenized windows with start/end labels; `for_eval` also keeps example_id and context offsets."""
-    _, question_col, context_col, answers_col = columns_of(cfg)
+    """Tokenized windows with start/end labels; `for_eval` also keeps example_id and context offsets. `columns`:
+    `columns_of(cfg)`. Given only what shapes the windows, so that datasets' fingerprint of the map, and so the
+    cache a later run reuses, does not change with other options (learning rate, output folder, ...)."""
+    id_col, question_col, context_col, answers_col = columns
     encoded = tokenizer(
         [q.lstrip() for q in batch[question_col]],
         batch[context_col],
         truncation="only_second",
         max_length=max_length,
-        stride=cfg.doc_stride,
+        stride=doc_stride,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
     )
@@ -110,7 +113,7 @@ def window_features(
         starts.append(span[0])
         ends.append(span[1])
         if for_eval:
-            example_ids.append(batch[cfg.id_column][source])
+            example_ids.append(batch[id_col][source])
             kept_offsets.append(context_offsets(all_offsets[window], sequence_ids))
     features = {**encoded, "start_positions": starts, "end_positions": ends}
     if for_eval:
