@@ -157,3 +157,18 @@ def test_a_later_run_reuses_the_features_unless_an_option_that_shapes_them_chang
     reshaped = _build(task_name, {**options, **shaping})
     assert reshaped.features_cache == {"train": "made", "validation": "made"}
     assert len(reshaped.prepared.train) != len(first.prepared.train)  # cut another way
+
+
+def test_classify_reuses_its_features_unless_the_truncation_changed(tmp_path):
+    """classify's tokenized texts and label ids: reused by a run that changes only the learning rate, made again
+    (and shorter) with another --max-length."""
+    train = Path(shutil.copy(SAMPLES / "wiki_topics_train.jsonl", tmp_path / "train.jsonl"))
+    first = _build("classify", {"train_file": str(train)})
+    assert first.features_cache == {"train": "made", "validation": "made"}
+    again = _build("classify", {"train_file": str(train), "learning_rate": 0.05})
+    assert again.features_cache == {"train": "reused", "validation": "reused"}
+    assert again.prepared.eval.to_list() == first.prepared.eval.to_list()
+    cut = _build("classify", {"train_file": str(train), "max_length": 8})
+    assert cut.features_cache == {"train": "made", "validation": "made"}
+    assert max(len(ids) for ids in cut.prepared.train["input_ids"]) == 8 < max(
+        len(ids) for ids in first.prepared.train["input_ids"])

@@ -45,6 +45,16 @@ from nlpcli.tasks.examples import COUNTED_FEATURES, Baseline, Targets, batch_row
 TOP_K = 5  # labels `predict` shows per text
 
 
+def encode(batch: dict[str, list], tokenizer: Any, columns: tuple[str, str | None, str], max_length: int | None,
+           labels: list[str], multi_label: bool) -> dict[str, list]:
+    """A batch of texts (or pairs) tokenized, with their label ids. Given only what shapes the features, so that
+    datasets' fingerprint of the map, and so the cache a later run reuses, does not change with other options."""
+    text, pair, label = columns
+    encoded = tokenizer(*([batch[text]] + ([batch[pair]] if pair else [])), truncation=True, max_length=max_length)
+    encoded["labels"] = [target(value, labels, multi_label) for value in batch[label]]
+    return encoded
+
+
 class ClassifyTask(Task):
     name = "classify"
     help = "Text classification: single texts or pairs, one label or several; accuracy, F1 per class."
@@ -113,13 +123,9 @@ class ClassifyTask(Task):
         return model, tokenizer
 
     def prepare(self, raw: Any, tokenizer: Any, cfg: ClassifyConfig, setup: TaskSetup) -> Prepared:
-        def encode(batch: dict[str, list]) -> dict[str, list]:
-            texts = [batch[cfg.text_column]] + ([batch[cfg.text_pair_column]] if cfg.text_pair_column else [])
-            encoded = tokenizer(*texts, truncation=True, max_length=cfg.max_length)
-            encoded["labels"] = [target(v, setup.labels, cfg.multi_label) for v in batch[cfg.label_column]]
-            return encoded
-
-        features = {split: data.map(encode, batched=True, remove_columns=data.column_names,
+        shaping = {"tokenizer": tokenizer, "columns": (cfg.text_column, cfg.text_pair_column, cfg.label_column),
+                   "max_length": cfg.max_length, "labels": list(setup.labels), "multi_label": cfg.multi_label}
+        features = {split: data.map(encode, batched=True, fn_kwargs=shaping, remove_columns=data.column_names,
                                     desc=f"Tokenizing {split}", **sources.map_workers(cfg, data))
                     for split, data in raw.items()}
         rows = partial(prediction_rows, cfg=cfg, labels=setup.labels)
