@@ -65,7 +65,7 @@ def test_sigterm_then_sigkill_under_torchrun_and_the_resumed_run_ends_as_the_uni
     3. --resume again: metrics.json and the history are exactly those of the uninterrupted 2-process run."""
     from conftest import kill_launched, torchrun_command, wait_for
 
-    args = [*ARGS[:-6], "--max-steps", "30", "--save-steps", "4", "--save-total-limit", "10"]  # margin for signals
+    args = [*ARGS[:-6], "--max-steps", "18", "--save-steps", "4", "--save-total-limit", "10"]  # margin for signals
     full = torchrun(2, *args, "--output-dir", tmp_path / "full")
     assert full.returncode == 0, full.stderr[-3000:]
     out = tmp_path / "run"
@@ -86,7 +86,7 @@ def test_sigterm_then_sigkill_under_torchrun_and_the_resumed_run_ends_as_the_uni
         resumed = subprocess.Popen(torchrun_command(2, *args, "--output-dir", out, "--resume"), cwd=REPO,
                                    stdout=sink, stderr=subprocess.STDOUT)
         later = step + 4 - step % 4  # the next checkpoint the resumed run saves
-        assert later < 30, f"the signal stopped the run at step {step}: no margin left"
+        assert later < 18, f"the signal stopped the run at step {step}: no margin left"
         wait_for(lambda: (out / f"checkpoint-{later}" / "trainer_state.json").is_file(), resumed, f"checkpoint-{later}")
         kill_launched(resumed)
     assert f"resuming from checkpoint-{step}" in log.read_text() and not (out / "metrics.json").exists()
