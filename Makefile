@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/peers.py
 	$(BIN)/python benchmarks/generation_eval.py
+	$(BIN)/python benchmarks/compile_speed.py
 	$(BIN)/python benchmarks/tune_overhead.py
 
 gpu-check: setup  # every task, both loops, --precision auto (2 processes too with 2 GPUs): a table in minutes
