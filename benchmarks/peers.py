@@ -88,7 +88,8 @@ def nlpcli_run(task: str, loop: str, model: Path, train: Path, valid: Path, out:
     command = [sys.executable, "-m", "nlpcli", task, "--model", str(model), "--train-file", str(train),
                "--validation-file", str(valid), *peer_data.FILE_OPTIONS[task], "--max-steps", str(STEPS),
                "--batch-size", str(BATCH), "--eval-batch-size", str(BATCH), "--learning-rate", str(LEARNING_RATE),
-               "--weight-decay", "0", "--warmup-ratio", "0", "--seed", str(SEED), "--logging-steps", "10",
+               "--weight-decay", "0", "--warmup-ratio", "0", "--warmup-steps", "0",
+               "--gradient-accumulation-steps", "1", "--seed", str(SEED), "--logging-steps", "10",
                "--eval-strategy", "no", "--save-strategy", "no", "--loop", loop, "--output-dir", str(out),
                "--overwrite", *eval_before_switch(), *EXTRA]
     if task in ("mlm",):
