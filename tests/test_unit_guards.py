@@ -133,3 +133,27 @@ def test_the_callback_lets_a_good_run_go_on():
     assert ctl.should_log and ctl.should_save and not ctl.should_training_stop
     ctl = callback.on_epoch_end(None, state_at(5), control(should_evaluate=True), model=model)
     assert ctl.should_evaluate and not ctl.should_training_stop and guard.stopped_at is None
+
+
+class DataParallel:
+    """Two processes under `kind` (accelerate's name): `gather` adds the other process's figures, `scale` times
+    this one's (1.0: the same weights)."""
+
+    def __init__(self, scale: float, kind: str = "MULTI_GPU") -> None:
+        from accelerate.utils import DistributedType
+
+        self.num_processes, self.device, self.scale = 2, "cpu", scale
+        self.distributed_type = DistributedType(kind)
+
+    def gather(self, tensor):
+        return torch.cat([tensor, tensor * self.scale])
+
+
+def test_replicas_agree_unless_a_process_trained_its_own_weights():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 4)
+    assert guards.replicas_agree(DataParallel(1.0), model)
+    assert guards.replicas_agree(DataParallel(1 + 1e-9), model)  # rounding: not a disagreement
+    assert not guards.replicas_agree(DataParallel(1.001), model)  # one step apart is far more than this
+    assert guards.replicas_agree(DataParallel(1.001, "FSDP"), model)  # sharded: each holds other parts, not compared
+    assert "different weights" in str(guards.unsynchronised_replicas(2))
