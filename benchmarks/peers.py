@@ -77,13 +77,6 @@ def timed_process(command: list[str]) -> tuple[float, float, str]:
         return wall, usage.ru_maxrss / 1024, out.read()
 
 
-def eval_before_switch() -> list[str]:
-    from nlpcli.config import RunConfig
-
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    return ["--no-eval-before"] if "eval_before" in names else []
-
-
 def nlpcli_run(task: str, loop: str, model: Path, train: Path, valid: Path, out: Path) -> Measured:
     command = [sys.executable, "-m", "nlpcli", task, "--model", str(model), "--train-file", str(train),
                "--validation-file", str(valid), *peer_data.FILE_OPTIONS[task], "--max-steps", str(STEPS),
@@ -91,7 +84,7 @@ def nlpcli_run(task: str, loop: str, model: Path, train: Path, valid: Path, out:
                "--weight-decay", "0", "--warmup-ratio", "0", "--warmup-steps", "0",
                "--gradient-accumulation-steps", "1", "--seed", str(SEED), "--logging-steps", "10",
                "--eval-strategy", "no", "--save-strategy", "no", "--loop", loop, "--output-dir", str(out),
-               "--overwrite", *eval_before_switch(), *EXTRA]
+               "--overwrite", "--no-eval-before", *EXTRA]
     if task in ("mlm",):
         command += ["--chunk-size", str(BLOCK)]
     if task == "clm":

@@ -32,7 +32,9 @@ def generate_eval_ids(accelerator: Any, model: Any, tokenizer: Any, features: An
     """Generated ids for every eval feature, in data order, identical on every process."""
     from accelerate.utils import DistributedType, gather_object
 
-    lengths = [len(ids) for ids in features["input_ids"]]
+    from nlpcli.sources.data import values_of
+
+    lengths = [len(ids) for ids in values_of(features, "input_ids")]  # a batch of records at a time
     if not lengths:
         return []
     batches, real = _my_batches(length_sorted_batches(lengths, batch_size),

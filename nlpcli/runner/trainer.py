@@ -125,9 +125,9 @@ def length_grouped_loader(dataset: Any, collator: Any, args: Any) -> Any:
 
 
 def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord,
-                  before: dict[str, Any] | None = None) -> tuple[Any, RunLog, LossTotal]:
+                  before: bool = False) -> tuple[Any, RunLog, LossTotal]:
     """The Trainer and its callbacks; with `before`, the evaluation before training is made once training has
-    begun, its figures put there (see `before_training_callback`)."""
+    begun, by `trainer.before_training` (see `before_training_callback`; None without)."""
     from transformers import PrinterCallback
 
     from nlpcli.console import is_main_process
@@ -148,8 +148,9 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord,
         trainer.add_callback(collator_epochs(collator))
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(checkpoint_callback(ctx, losses, trainer))
-    if before is not None:
-        trainer.add_callback(before_training_callback(ctx, trainer, before))  # before the run log's callback
+    trainer.before_training = before_training_callback(ctx, trainer) if before else None
+    if trainer.before_training is not None:
+        trainer.add_callback(trainer.before_training)  # before the run log's callback
     trainer.add_callback(monitor_callback(run_log, record, ctx, trainer))
     if "tensorboard" in trackers.chosen(ctx.cfg) and is_main_process():  # as the other loop
         trainer.add_callback(tensorboard_callback(ctx))
@@ -199,9 +200,8 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     guard = LossGuard()
     latest = checkpoints.latest(ctx.output_dir) if resume and not ctx.cfg.eval_only else None
     record = RunRecord.load(latest)
-    during_training = before and latest is None and not ctx.cfg.eval_only  # see before_training_callback
-    measured_before: dict[str, Any] = {}
-    trainer, run_log, losses = build_trainer(ctx, guard, record, measured_before if during_training else None)
+    during_training = before and latest is None  # a fresh run measures it once train() began; a resume reads it
+    trainer, run_log, losses = build_trainer(ctx, guard, record, during_training)
     run_log.start(checkpoint_step(latest) if latest is not None else None)
     if latest is not None:
         say(checkpoints.resuming_line(latest, checkpoint_step(latest), checkpoint_epoch(latest)))
@@ -223,8 +223,9 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
             trainer.train(resume_from_checkpoint=str(latest) if latest is not None else None)
     finally:
         run_log.progress.stop()
-    training_seconds = time.perf_counter() - started - measured_before.pop("seconds", 0.0)
-    metrics.update(measured_before)
+    evaluated = trainer.before_training
+    training_seconds = time.perf_counter() - started - (evaluated.seconds if evaluated is not None else 0.0)
+    metrics.update(evaluated.metrics if evaluated is not None else {})
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
         raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,
                               ctx.output_dir)

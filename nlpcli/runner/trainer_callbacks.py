@@ -91,10 +91,10 @@ def evaluation_first_callback(ctx: RunContext) -> Any:
     return EvaluationFirst()
 
 
-def before_training_callback(ctx: RunContext, trainer: Any, measured: dict[str, Any]) -> Any:
+def before_training_callback(ctx: RunContext, trainer: Any) -> Any:
     """The evaluation before training (runner/evaluation.py `before_training`), made once the Trainer has set
-    the model up for training, and its `*_before` figures put in `measured` with the seconds it took. Made
-    before `train()`, the evaluation would prepare the model for evaluation alone, and the Trainer would then
+    the model up for training; the callback keeps its `*_before` figures (`metrics`) and the `seconds` it took.
+    Made before `train()`, the evaluation would prepare the model for evaluation alone, and the Trainer would then
     leave it without its DistributedDataParallel/FSDP wrapper: each process would train its own model.
     Added before the run log's callback, it is not counted as an evaluation made while training."""
     from transformers import TrainerCallback
@@ -102,10 +102,13 @@ def before_training_callback(ctx: RunContext, trainer: Any, measured: dict[str, 
     from nlpcli.runner.evaluation import before_training
 
     class EvaluationBeforeTraining(TrainerCallback):
+        metrics: dict[str, Any] = {}
+        seconds = 0.0
+
         def on_train_begin(self, args, state, control, **kwargs):
             started = time.perf_counter()
-            measured.update(before_training(ctx.output_dir, False, trainer.evaluate))
-            measured["seconds"] = time.perf_counter() - started
+            self.metrics = before_training(ctx.output_dir, False, trainer.evaluate)
+            self.seconds = time.perf_counter() - started
 
     return EvaluationBeforeTraining()
 
