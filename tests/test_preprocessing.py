@@ -172,3 +172,13 @@ def test_classify_reuses_its_features_unless_the_truncation_changed(tmp_path):
     assert cut.features_cache == {"train": "made", "validation": "made"}
     assert max(len(ids) for ids in cut.prepared.train["input_ids"]) == 8 < max(
         len(ids) for ids in first.prepared.train["input_ids"])
+
+
+@pytest.mark.parametrize(("large", "shown"), [(5, True), (10_000, False)])
+def test_tokenizing_large_data_shows_its_progress(tmp_path, monkeypatch, capfd, large, shown):
+    """Above LARGE_DATA records the tokenization draws datasets' progress bar ("Tokenizing train"); below, the run's
+    output stays quiet. (The classify sample: 160 records, here against thresholds of 5 and 10,000.)"""
+    monkeypatch.setattr(run, "LARGE_DATA", large)
+    train = Path(shutil.copy(SAMPLES / "wiki_topics_train.jsonl", tmp_path / "train.jsonl"))
+    _build("classify", {"train_file": str(train)})
+    assert ("Tokenizing train" in capfd.readouterr().err) is shown
