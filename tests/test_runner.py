@@ -165,3 +165,20 @@ def test_model_positions_come_from_the_config_or_the_preset():
     assert models.config_positions(T5Config()) is None  # relative positions: no fixed limit
     assert models.model_positions("tiny", "AutoModelForSeq2SeqLM") is None
     assert models.model_positions("tiny", "AutoModelForCausalLM") == 1024
+
+
+@pytest.mark.e2e
+def test_accumulated_steps_log_the_same_mean_loss_in_both_loops(tmp_path):
+    """With 2 accumulated batches the Trainer loop used to log (and back-propagate) twice the loss for models
+    that ignore the Trainer's `num_items_in_batch` (BERT's heads): each step's loss is the mean of its batches'
+    means in both loops."""
+    losses = {}
+    for loop in ("trainer", "accelerate"):
+        out = tmp_path / loop
+        result = run_cli("ner", *SMOKE, "--loop", loop, "--max-steps", "3", "--batch-size", "2",
+                         "--gradient-accumulation-steps", "2", "--logging-steps", "1", "--no-eval-before",
+                         "--output-dir", out)
+        assert result.exit_code == 0, result.output
+        losses[loop] = [row["loss"] for row in read_jsonl(out / "log_history.jsonl") if "loss" in row]
+    assert len(losses["trainer"]) == len(losses["accelerate"]) == 3
+    assert losses["trainer"] == pytest.approx(losses["accelerate"], rel=0.05)

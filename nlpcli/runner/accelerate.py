@@ -266,6 +266,8 @@ class AccelerateLoop:
                     loss = self.loss_fn(model(**optimization.without_labels(batch)), batch)
                 if any_process(accelerator, ~torch.isfinite(loss.detach()).all()):
                     raise non_finite_loss(step + 1, self.ctx.output_dir)  # before backward: weights untouched
+                loss = loss * optimization.accumulation_scale(
+                    batches_done, None if self.streamed else self.epoch_length, cfg.gradient_accumulation_steps)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

@@ -52,6 +52,17 @@ def scheduler(cfg: RunConfig, optimizer: Any, total_steps: int) -> Any:
                          num_training_steps=total_steps)
 
 
+def accumulation_scale(batch_number: int, epoch_length: int | None, accumulation: int) -> float:
+    """What the `batch_number`-th batch of an epoch (from 1) multiplies its mean loss by so that a step's
+    loss is the mean over the batches it accumulates: 1, except in an epoch's last step when fewer than
+    `accumulation` batches are left (the loop divides every batch's loss by `accumulation`; the Trainer divides
+    by the batches that step really has). A stream's epochs have no known length: 1."""
+    if accumulation == 1 or epoch_length is None:
+        return 1.0
+    step_start = (batch_number - 1) // accumulation * accumulation
+    return accumulation / min(accumulation, epoch_length - step_start)
+
+
 def without_labels(batch: dict[str, Any]) -> dict[str, Any]:
     """The model's inputs when the task computes the loss itself (no second loss inside the model)."""
     return {k: v for k, v in batch.items() if k != "labels"}

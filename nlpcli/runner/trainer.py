@@ -56,8 +56,11 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
     losses = losses or LossTotal(RunRecord())
 
     class NlpcliTrainer(Trainer):
-        # the task's loss is a per-batch mean, which training_step divides by the accumulation steps
-        loss_is_scaled_for_ga = False if loss_fn is not None else None
+        # Every micro-batch's loss is its own mean, which training_step divides by the accumulation steps (as
+        # the Accelerate loop does). The Trainer would instead pass `num_items_in_batch` to any model whose
+        # forward takes **kwargs and then not divide; models that ignore it (BERT's heads do) logged and
+        # back-propagated N times their loss with N accumulation steps.
+        loss_is_scaled_for_ga = False
         tokens = 0  # training tokens of this process (for tokens/s), counted as the Accelerate loop counts them
         samples = 0  # training samples of this process
         positions = 0  # token positions of this process's batches, padding included
@@ -80,8 +83,10 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
             return optimization.decay_parameter_names(model)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if loss_fn is None or not model.training:
+            if not model.training:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if loss_fn is None:
+                return super().compute_loss(model, inputs, return_outputs)  # the batch's mean (see above)
             outputs = model(**optimization.without_labels(inputs))
             loss = loss_fn(outputs, inputs)
             return (loss, outputs) if return_outputs else loss
