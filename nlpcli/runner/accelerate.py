@@ -22,7 +22,7 @@ from nlpcli import layout
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.metrics.kinds import BEFORE_SUFFIX
-from nlpcli.runner import checkpoints, interrupt, optimization, settings, trackers
+from nlpcli.runner import checkpoints, interrupt, length_split, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import any_process, non_finite_loss, replicas_agree, unsynchronised_replicas, weights_finite
@@ -93,7 +93,10 @@ class AccelerateLoop:
         self.losses = LossTotal(RunRecord())  # its record: train loss, evaluations, best model, early stop
         self.tokens: Any = 0  # training tokens of this process, this session (a tensor once counting)
         self.samples = 0  # training samples of this process, this session
-        self.positions = 0  # token positions of this process's batches, padding included
+        self.positions = 0  # token positions this process's forward passes computed on, padding included
+        self.batches_split = 0  # training batches of this process run as length-sorted pieces (--length-split)
+        self.splitting = length_split.for_run(cfg, self.accelerator, ctx.model, ctx.task.shifts_labels,
+                                              ctx.prepared.training_loss is not None)
         self.epoch_length = 1  # batches in a training epoch (for the fractional epoch in logs)
         self.deferred_save: dict[str, int] | None = None  # a step checkpoint due after the epoch's evaluation
         self.interval = LogInterval(0)  # the logging interval under way (it may span epochs)
@@ -257,13 +260,12 @@ class AccelerateLoop:
         step_loss, grad_norm, step_lr, batches_done = None, None, 0.0, skipped
         for batches_done, batch in enumerate(loader, start=skipped + 1):
             self.tokens += optimization.batch_tokens(batch)
-            self.positions += optimization.batch_positions(batch)
             self.samples += optimization.batch_samples(batch)
             with accelerator.accumulate(model):
-                if self.loss_fn is None:
-                    loss = model(**batch).loss
-                else:
-                    loss = self.loss_fn(model(**optimization.without_labels(batch)), batch)
+                done = length_split.batch_loss(batch, self.splitting, lambda piece: self._mean_loss(model, piece))
+                self.positions += done.positions
+                self.batches_split += done.split
+                loss = done.loss
                 if any_process(accelerator, ~torch.isfinite(loss.detach()).all()):
                     raise non_finite_loss(step + 1, self.ctx.output_dir)  # before backward: weights untouched
                 loss = loss * optimization.accumulation_scale(
@@ -339,11 +341,19 @@ class AccelerateLoop:
             self.record.request_stop(step, stop.reason)
         self.last_evaluation = (step, metrics)
 
+    def _mean_loss(self, model: Any, batch: dict[str, Any]) -> Any:
+        """A batch's (or a piece's) mean training loss: the model's, or the task's own."""
+        if self.loss_fn is None:
+            return model(**batch).loss
+        return self.loss_fn(model(**optimization.without_labels(batch)), batch)
+
     def _record_throughput(self, seconds: float) -> None:
         tokens = optimization.gathered_count(self.accelerator, self.tokens)
         samples = optimization.gathered_count(self.accelerator, self.samples)
         positions = optimization.gathered_count(self.accelerator, self.positions)
         self.ctx.report.training.update(optimization.throughput(tokens, seconds, samples, positions))
+        self.ctx.report.training.update(length_split.facts(
+            self.splitting, optimization.gathered_count(self.accelerator, self.batches_split)))
 
     def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""

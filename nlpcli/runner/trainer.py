@@ -9,7 +9,7 @@ from typing import Any
 
 from nlpcli import layout
 from nlpcli.console import say
-from nlpcli.runner import checkpoints, interrupt, optimization, settings, trackers
+from nlpcli.runner import checkpoints, interrupt, length_split, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import (
@@ -63,11 +63,12 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
         loss_is_scaled_for_ga = False
         tokens = 0  # training tokens of this process (for tokens/s), counted as the Accelerate loop counts them
         samples = 0  # training samples of this process
-        positions = 0  # token positions of this process's batches, padding included
+        positions = 0  # token positions this process's forward passes computed on, padding included
+        batches_split = 0  # training batches of this process run as length-sorted pieces (--length-split)
+        splitting: length_split.Splitting | None = None  # set once the accelerator exists
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             self.tokens += optimization.batch_tokens(inputs)
-            self.positions += optimization.batch_positions(inputs)
             self.samples += optimization.batch_samples(inputs)
             loss = super().training_step(model, inputs, num_items_in_batch)  # this micro-batch's share of the step
             guard.observe(loss)
@@ -83,13 +84,18 @@ def trainer_class(ctx: RunContext, guard: LossGuard | None = None, losses: LossT
             return optimization.decay_parameter_names(model)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if not model.training:
+            if not model.training or return_outputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            done = length_split.batch_loss(inputs, self.splitting, lambda piece: self._mean_loss(model, piece))
+            self.positions += done.positions
+            self.batches_split += done.split
+            return done.loss
+
+        def _mean_loss(self, model, inputs):
+            """A batch's (or a piece's) mean training loss: the model's, or the task's own."""
             if loss_fn is None:
-                return super().compute_loss(model, inputs, return_outputs)  # the batch's mean (see above)
-            outputs = model(**optimization.without_labels(inputs))
-            loss = loss_fn(outputs, inputs)
-            return (loss, outputs) if return_outputs else loss
+                return super().compute_loss(model, inputs)  # no num_items_in_batch: the batch's mean (see above)
+            return loss_fn(model(**optimization.without_labels(inputs)), inputs)
 
         def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                             metric_key_prefix="eval"):
@@ -151,6 +157,8 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord,
     )
     if hasattr(collator, "set_epoch"):
         trainer.add_callback(collator_epochs(collator))
+    trainer.splitting = length_split.for_run(ctx.cfg, trainer.accelerator, ctx.model, task.shifts_labels,
+                                             ctx.prepared.training_loss is not None)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(checkpoint_callback(ctx, losses, trainer))
     trainer.before_training = before_training_callback(ctx, trainer) if before else None
@@ -245,6 +253,8 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     samples = optimization.gathered_count(trainer.accelerator, trainer.samples)
     positions = optimization.gathered_count(trainer.accelerator, trainer.positions)
     ctx.report.training.update(optimization.throughput(tokens, training_seconds, samples, positions))
+    ctx.report.training.update(length_split.facts(
+        trainer.splitting, optimization.gathered_count(trainer.accelerator, trainer.batches_split)))
     step = trainer.state.global_step
     best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:
