@@ -161,3 +161,24 @@ def test_the_prefix_hint_names_the_checkpoints_own_summarization_prefix_and_spar
     result = run_cli("summarize", "--model", mt5, *args, "--output-dir", tmp_path / "e2")
     assert result.exit_code == 0, result.output
     assert "task prefix" not in result.output  # mT5 was not pretrained on prefixed tasks (the course uses none)
+
+
+@pytest.mark.e2e
+def test_length_split_runs_long_batches_as_pieces_with_less_padding_in_both_loops(tmp_path):
+    """The same 3 steps with and without --length-split: the same examples and tokens, fewer padded positions,
+    and run.json says how many batches ran as pieces."""
+    runs = {}
+    for name, loop, minimum in (("whole", "trainer", "0"), ("trainer", "trainer", "128"),
+                                ("accelerate", "accelerate", "128")):
+        out = tmp_path / name
+        result = run_cli("summarize", *TINY, "--max-steps", "3", "--no-eval-before", "--loop", loop,
+                         "--length-split", minimum, "--output-dir", out)
+        assert result.exit_code == 0, result.output
+        runs[name] = {**read_json(out / "run.json"), **read_json(out / "train_results.json")}
+    assert runs["whole"]["length_split"] == "off"
+    for name in ("trainer", "accelerate"):
+        assert runs[name]["length_split"]["min_positions"] == 128
+        assert 1 <= runs[name]["length_split"]["batches_split"] <= 3
+        assert runs[name]["train_tokens"] == runs["whole"]["train_tokens"]
+        assert runs[name]["train_padding_share"] < runs["whole"]["train_padding_share"]
+        assert runs[name]["train_loss"] == pytest.approx(runs["whole"]["train_loss"], rel=0.1)

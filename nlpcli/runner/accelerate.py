@@ -29,23 +29,7 @@ from nlpcli.runner.guards import any_process, non_finite_loss, replicas_agree, u
 from nlpcli.runner.history import RunLog
 from nlpcli.runner.progress import TrainingProgress
 from nlpcli.runner.record import LossTotal, RunRecord, finish_training
-from nlpcli.runner.sampling import length_grouped_sampler
-
-
-def loader_generator(seed: int) -> Any:
-    """A DataLoader's own generator: starting an iterator (each epoch, each evaluation, a resumed epoch) then
-    draws its base seed from it, not from torch's global generator, whose state dropout uses and checkpoints
-    restore. Without it a resumed run's dropout masks drift from the uninterrupted run's."""
-    import torch
-
-    return torch.Generator().manual_seed(seed)
-
-
-def latest_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
-    """The newest complete checkpoint and where in training it stands."""
-    path = checkpoints.latest(output_dir)
-    state = path / layout.LOOP_STATE if path is not None else None
-    return (path, json.loads(state.read_text())) if state is not None and state.is_file() else None
+from nlpcli.runner.sampling import length_grouped_sampler, loader_generator
 
 
 class LogInterval:
@@ -168,7 +152,7 @@ class AccelerateLoop:
         accelerator.register_for_checkpointing(scheduler)
 
         start_epoch, step, skip = 0, 0, 0
-        found = latest_checkpoint(ctx.output_dir) if resume else None
+        found = checkpoints.latest_loop_checkpoint(ctx.output_dir) if resume else None
         if found is not None:
             accelerator.load_state(str(found[0]))
             start_epoch, step, skip = found[1]["epoch"], found[1]["step"], found[1].get("batches", 0)

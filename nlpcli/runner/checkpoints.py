@@ -14,6 +14,7 @@ One mechanism, stage and rename: a folder named `checkpoint-<step>` is always co
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,10 @@ def load_weights(model: Any, checkpoint: Path) -> None:
         load_sharded_checkpoint(model, str(checkpoint), strict=False)
         return
     model.load_state_dict(state, strict=False)
+
+
+def latest_loop_checkpoint(output_dir: Path) -> tuple[Path, dict] | None:
+    """The newest complete checkpoint and where in training it stands."""
+    path = latest(output_dir)
+    state = path / layout.LOOP_STATE if path is not None else None
+    return (path, json.loads(state.read_text())) if state is not None and state.is_file() else None

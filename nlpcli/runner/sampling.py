@@ -1,4 +1,5 @@
-"""`--group-by-length` for both loops: transformers' LengthGroupedSampler, drawn per (seed, epoch).
+"""The order of training data in both loops: `--group-by-length` (transformers' LengthGroupedSampler, drawn
+per (seed, epoch)), and the seeded generator every DataLoader draws from.
 
 Seeding each epoch's order from the run's seed and the epoch number (not from torch's global generator)
 gives every DDP process the same order to shard, and a resumed run the order its epoch started with.
@@ -28,3 +29,12 @@ def length_grouped_sampler(features: Any, batch_size: int, seed: int) -> Any:
 
     lengths = [len(ids) for ids in values_of(features, "input_ids")]  # a batch of records at a time
     return EpochLengthGroupedSampler(batch_size, lengths=lengths)
+
+
+def loader_generator(seed: int) -> Any:
+    """A DataLoader's own generator: starting an iterator (each epoch, each evaluation, a resumed epoch) then
+    draws its base seed from it, not from torch's global generator, whose state dropout uses and checkpoints
+    restore. Without it a resumed run's dropout masks drift from the uninterrupted run's."""
+    import torch
+
+    return torch.Generator().manual_seed(seed)

@@ -25,8 +25,8 @@ def evaluate_test(ctx: RunContext, raw_test: Any, labelled: bool) -> dict[str, A
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
-    from nlpcli.runner.accelerate import loader_generator
     from nlpcli.runner.evaluation import evaluate_batches
+    from nlpcli.runner.sampling import loader_generator
 
     accelerator = Accelerator(mixed_precision=ctx.mixed_precision, cpu=not torch.cuda.is_available())
     features = ctx.prepared.test
