@@ -7,7 +7,7 @@ import pytest
 import torch
 import transformers
 
-from nlpcli.runner.length_split import Splitting, batch_loss, pieces, plan
+from nlpcli.runner.length_split import Splitting, batch_loss, min_positions, pieces, plan
 
 LENGTHS = [3, 12, 4, 11, 5, 3]  # rows of a right-padded batch of width 12
 
@@ -109,3 +109,11 @@ def test_left_padded_and_short_batches_stay_whole():
     assert pieces(spans, split) == [(spans, 1.0)]
     weights = [weight for _, weight in pieces(batch, split)]
     assert sum(weights) == pytest.approx(1.0)
+
+
+def test_the_default_minimum_follows_the_device_and_the_models_size():
+    assert min_positions(None, False, 200_000) == 1024  # the tiny presets on a CPU
+    assert min_positions(None, False, 22_000_000) == 256  # MiniLM on a CPU
+    assert min_positions(None, True, 22_000_000) == 4096
+    assert min_positions(0, False, 22_000_000) == 0  # --length-split 0: off
+    assert min_positions(512, True, 200_000) == 512

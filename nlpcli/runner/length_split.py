@@ -16,7 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-CPU_MIN_POSITIONS = 1024  # measured on a 2-core CPU with the tiny presets (benchmarks/README.md)
+# The smallest piece worth a forward pass of its own, measured on a 2-core CPU (benchmarks/README.md): the tiny
+# presets (under 1M parameters) lose to splits below 512 positions, MiniLM (22M) gains most at 128-256.
+CPU_MIN_POSITIONS = 1024
+CPU_LARGE_MODEL_MIN_POSITIONS = 256
+CPU_LARGE_MODEL = 10_000_000  # parameters
 ACCELERATOR_MIN_POSITIONS = 4096  # a GPU's forward pass is launch-bound for longer: a guess, not measured here
 UNSPLIT_ENGINES = ("FSDP", "DEEPSPEED", "MEGATRON_LM")  # engines that expect one forward pass per backward pass
 
@@ -31,18 +35,21 @@ class Splitting:
     multiple: int | None = None  # widths stay multiples of this (the collator's pad_to_multiple_of)
 
 
-def min_positions(requested: int | None, on_accelerator: bool) -> int:
-    """The option's value, or the device's default when it is not given; 0 turns splitting off."""
+def min_positions(requested: int | None, on_accelerator: bool, parameters: int) -> int:
+    """The option's value, or the default for the device and the model's size when it is not given; 0 turns
+    splitting off."""
     if requested is not None:
         return requested
-    return ACCELERATOR_MIN_POSITIONS if on_accelerator else CPU_MIN_POSITIONS
+    if on_accelerator:
+        return ACCELERATOR_MIN_POSITIONS
+    return CPU_LARGE_MODEL_MIN_POSITIONS if parameters >= CPU_LARGE_MODEL else CPU_MIN_POSITIONS
 
 
 def splitting(requested: int | None, on_accelerator: bool, model: Any, shifts_labels: bool, own_loss: bool,
               engine: str, multiple: int | None) -> Splitting | None:
     """The run's splitting, or None: turned off (0), a task computing its own loss (its normalisation is its
     own), or an engine that shards the model (FSDP, DeepSpeed: one forward pass per backward pass)."""
-    floor = min_positions(requested, on_accelerator)
+    floor = min_positions(requested, on_accelerator, sum(p.numel() for p in model.parameters()))
     if floor == 0 or own_loss or any(name in engine.upper() for name in UNSPLIT_ENGINES):
         return None
     config = getattr(model, "config", None)
