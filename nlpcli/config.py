@@ -156,8 +156,8 @@ class RunConfig:
     group_by_length: bool = option(False, "Batch training inputs of similar length together (less padding).")
     length_split: int | None = option(
         None, "Run a training batch whose rows differ much in length as length-sorted pieces, each padded to its own "
-              "longest row and at least N token positions: the same step with less padding; 0: never [1024 on a "
-              "CPU, 4096 on a GPU].", at_least=0,
+              "longest row and at least N token positions: the same step with less padding; 0: never [on a CPU "
+              "1024, or 256 for models of 10M parameters or more; 4096 on a GPU].", at_least=0,
     )
     trainer_args: dict[str, Any] | None = option(
         None, "Set a transformers TrainingArguments field: KEY=VALUE (repeatable; a trainer_args: mapping in YAML). "

@@ -49,7 +49,7 @@ def splitting(requested: int | None, on_accelerator: bool, model: Any, shifts_la
               engine: str, multiple: int | None) -> Splitting | None:
     """The run's splitting, or None: turned off (0), a task computing its own loss (its normalisation is its
     own), or an engine that shards the model (FSDP, DeepSpeed: one forward pass per backward pass)."""
-    floor = min_positions(requested, on_accelerator, sum(p.numel() for p in model.parameters()))
+    floor = min_positions(requested, on_accelerator, sum(param.numel() for param in model.parameters()))
     if floor == 0 or own_loss or any(name in engine.upper() for name in UNSPLIT_ENGINES):
         return None
     config = getattr(model, "config", None)
@@ -167,8 +167,8 @@ def _target_lengths(labels: Any) -> Any:
 
 def _loss_units(batch: dict[str, Any], labels: Any | None, shifts_labels: bool) -> Any:
     """What a row counts for in the batch's mean loss: its labelled tokens (the first one not, for a causal LM,
-    which scores position t against label t + 1), or 1 for a label per row (classes, answer spans)."""
-    if labels is None:  # a class per row
+    which scores position t against label t + 1), or 1 for a label per row (a class)."""
+    if labels is None:
         return batch["attention_mask"].new_ones(batch["attention_mask"].shape[0])
     scored = labels[:, 1:] if shifts_labels else labels
     return (scored != -100).sum(1)

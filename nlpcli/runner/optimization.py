@@ -76,11 +76,6 @@ def batch_tokens(batch: dict[str, Any]) -> Any:
     return mask.sum() if mask is not None else batch["input_ids"].new_tensor(batch["input_ids"].numel())
 
 
-def batch_positions(batch: dict[str, Any]) -> int:
-    """Token positions a batch computes on, padding included."""
-    return int(batch["input_ids"].numel())
-
-
 def gathered_count(accelerator: Any, count: Any) -> int:
     """A per-process count (int or tensor) summed over all processes."""
     import torch
