@@ -16,7 +16,8 @@ from nlpcli.tasks import TASK_MODULES
 
 SAMPLES = Path(__file__).resolve().parent.parent / "nlpcli" / "samples"
 TASK_ARGS = {
-    "ner": (), "mlm": (), "translate": ("--target-lang", "ro"), "summarize": ("--max-length", "64"),
+    "ner": (), "mlm": (), "translate": ("--target-lang", "ro", "--length-split", "8"),
+    "summarize": ("--max-length", "64"),
     "qa": ("--version-2-with-negative",), "clm": (), "classify": (),
 }
 CHECKS = ["data", "example", "targets", "batch", "signature", "forward", "model"]
@@ -70,6 +71,8 @@ def test_inspect_builds_what_a_run_would_and_writes_nothing_but_its_report(task,
         pair = first_record("wmt16_en_ro_sample.jsonl")["translation"]
         assert example["target"] == pair["ro"] + "</s>" and example["source"] == pair["en"] + "</s>"
         assert example["decoder input"].startswith("<pad> ")  # the target shifted right
+        pieces = checks["batch"]["as length-sorted pieces (--length-split)"]  # what the run computes of the batch
+        assert pieces["pieces"] >= 2 and pieces["padding"] < checks["batch"]["padding"]
     elif task == "summarize":
         assert example["target"].endswith("</s>") and example["target tokens"] > 1
     elif task == "qa":  # the span read back from the window is one of the sample's answers

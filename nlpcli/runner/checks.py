@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nlpcli.config import RunConfig
-from nlpcli.runner import splits
+from nlpcli.runner import length_split, splits
 from nlpcli.sources import data, models
 from nlpcli.tasks.base import Prepared, Task, TaskSetup
 
@@ -107,8 +107,10 @@ def targets_check(task: Task, features: Any, cfg: RunConfig, split: str) -> Chec
 # ---------------------------------------------------------------- batch and forward signature
 
 
-def batch_check(batch: dict[str, Any], tokenizer: Any, dropped: list[str]) -> Check:
-    """The first collated batch: keys, shapes, dtypes and the share of padding."""
+def batch_check(batch: dict[str, Any], tokenizer: Any, dropped: list[str],
+                split: length_split.Splitting | None = None) -> Check:
+    """The first collated batch: keys, shapes, dtypes and the share of padding, and what is left of it when the
+    run's --length-split runs the batch as pieces."""
     keys = {key: {"shape": list(getattr(value, "shape", [len(value)])), "dtype": str(getattr(value, "dtype", "list"))}
             for key, value in batch.items()}
     details: dict[str, Any] = {"keys": keys}
@@ -116,11 +118,16 @@ def batch_check(batch: dict[str, Any], tokenizer: Any, dropped: list[str]) -> Ch
         details["feature columns left out (not forward() arguments)"] = dropped
     share = padding_share(batch, tokenizer)
     notes = []
+    split_into = length_split.padding_after(batch, split) if share is not None else None
     if share is not None:
         details["padding"] = round(share, 4)
-        if share > MOSTLY_PADDING:
-            notes.append(f"{share:.0%} of the batch is padding: --group-by-length batches texts of similar length, "
-                         "and a lower --max-length cuts long outliers.")
+        if split_into is not None:
+            details["as length-sorted pieces (--length-split)"] = {"pieces": split_into[0],
+                                                                   "padding": round(split_into[1], 4)}
+        computed = split_into[1] if split_into is not None else share
+        if computed > MOSTLY_PADDING:
+            notes.append(f"{computed:.0%} of the batch is padding: --group-by-length batches texts of similar "
+                         "length, and a lower --max-length cuts long outliers.")
     unknown = unknown_share(batch, tokenizer)
     if unknown is not None:
         details["unknown tokens"] = round(unknown, 4)
@@ -129,6 +136,8 @@ def batch_check(batch: dict[str, Any], tokenizer: Any, dropped: list[str]) -> Ch
                          "tokenizer does not cover this text (another language or script than it was made for?).")
     rows = len(next(iter(batch.values())))
     summary = f"{rows} rows, keys {', '.join(batch)}" + (f", {share:.0%} padding" if share is not None else "")
+    if split_into is not None:
+        summary += f" ({split_into[1]:.0%} as {split_into[0]} length-sorted pieces)"
     return Check("batch", WARNING if notes else OK, summary, details, notes)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from nlpcli import layout
 from nlpcli.config import RunConfig
 from nlpcli.console import collected_warnings
-from nlpcli.runner import checks, splits
+from nlpcli.runner import checks, length_split, splits
 from nlpcli.runner.checks import WARNING, Check
 from nlpcli.runner.context import dropped_columns, model_inputs
 from nlpcli.runner.forward_check import forward_check
@@ -99,7 +99,8 @@ def check_built(task: Task, cfg: RunConfig, run_data: splits.RunData, built: Bui
         checks.data_check(task, cfg, run_data, prepared),
         checks.example_check(task, batch, run_data.raw[split], built.tokenizer, cfg, built.setup, split),
         checks.targets_check(task, features, cfg, split),
-        checks.batch_check(batch, built.tokenizer, dropped),
+        checks.batch_check(batch, built.tokenizer, dropped, length_split.for_run(
+            cfg, None, built.model, task.shifts_labels, prepared.training_loss is not None) if training else None),
         checks.signature_check(batch, built.model),
         forward_check(task, built.model, batch, prepared),
         checks.model_check(built.model, built.tokenizer, built.setup, prepared, batch),

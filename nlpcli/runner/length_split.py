@@ -142,12 +142,25 @@ def batch_loss(batch: dict[str, Any], split: Splitting | None, loss_of: Callable
     return BatchLoss(loss, sum(int(piece["input_ids"].numel()) for piece, _ in parts), True)
 
 
-def for_run(cfg: Any, accelerator: Any, model: Any, shifts_labels: bool, own_loss: bool) -> Splitting | None:
-    """The splitting of a run with `cfg.length_split` on `accelerator`'s device and engine."""
+def for_run(cfg: Any, accelerator: Any | None, model: Any, shifts_labels: bool, own_loss: bool) -> Splitting | None:
+    """The splitting of a run with `cfg.length_split` on `accelerator`'s device and engine (None: one process on
+    this machine's GPU if it has one, as `nlpcli inspect` builds a run)."""
+    import torch
+
     from nlpcli.tasks.base import padding_multiple
 
-    return splitting(cfg.length_split, accelerator.device.type != "cpu", model, shifts_labels, own_loss,
-                     str(accelerator.distributed_type), padding_multiple())
+    on_accelerator = accelerator.device.type != "cpu" if accelerator is not None else torch.cuda.is_available()
+    engine = str(accelerator.distributed_type) if accelerator is not None else "NO"
+    return splitting(cfg.length_split, on_accelerator, model, shifts_labels, own_loss, engine, padding_multiple())
+
+
+def padding_after(batch: dict[str, Any], split: Splitting | None) -> tuple[int, float] | None:
+    """(pieces, share of their positions that is padding) when `split` runs `batch` as pieces, else None."""
+    parts = pieces(batch, split)
+    if len(parts) == 1:
+        return None
+    positions = sum(int(piece["attention_mask"].numel()) for piece, _ in parts)
+    return len(parts), 1 - int(batch["attention_mask"].sum()) / positions
 
 
 def facts(split: Splitting | None, batches_split: int) -> dict[str, Any]:
