@@ -32,13 +32,14 @@ def test_ddp_training_on_cpu_evaluates_as_one_process_does(tmp_path, loop):
     Accelerate run's has (test_* metrics too). The Trainer run also asks for --push-to-hub, which fails offline
     after the local save: one model card and one push message, from the main process. Both loops evaluate before
     training, and both end by checking that the processes hold the same weights (a Trainer asked to evaluate
-    before `train()` once left the model without its DDP wrapper: each process trained alone)."""
+    before `train()` once left the model without its DDP wrapper: each process trained alone), with batches run as
+    length-sorted pieces (--length-split 16: several forward passes of the DDP model before one backward pass)."""
     out = tmp_path / loop
     test_file = tmp_path / "test.jsonl"
     test_file.write_text(UNLABELLED if loop == "trainer" else labelled_sample())
     evaluation = ("--dataset", "sample", "--max-eval-samples", "7", "--eval-batch-size", "2", "--test-file", test_file)
     args = ("ner", "--model", "tiny", "--max-steps", "2", "--batch-size", "2", "--loop", loop, "--logging-steps", "1",
-            "--eval-steps", "1", *evaluation, "--output-dir", out)
+            "--eval-steps", "1", "--length-split", "16", *evaluation, "--output-dir", out)
     if loop == "trainer":
         result = torchrun(2, *args, "--push-to-hub")
         assert result.returncode != 0 and "exitcode  : 2" in result.stderr  # rank 0 ends with exit 2 after the save
@@ -58,6 +59,7 @@ def test_ddp_training_on_cpu_evaluates_as_one_process_does(tmp_path, loop):
     history = read_jsonl(out / "log_history.jsonl")  # written once, by the main process
     assert [(r["step"], "loss" in r) for r in history] == [(0, False), (1, True), (1, False), (2, True), (2, False)]
     assert info["train_samples_seen"] == 2 * 2 * 2  # 2 steps x 2 processes x batch 2
+    assert info["length_split"]["batches_split"] >= 1  # two forward passes before one backward pass under DDP
     assert "find_unused_parameters" not in result.stderr  # DDP told every parameter gets a gradient
     metrics = read_json(out / "metrics.json")
     assert "eval_overall_f1" in metrics and (out / "config.json").is_file()
