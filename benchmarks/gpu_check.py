@@ -1,8 +1,11 @@
 """The GPU check (`make gpu-check`): every task on its demo settings (tiny preset, bundled sample) in both loops
 with `--precision auto`, then with 2 processes (torchrun) when the machine has 2 GPUs, in a few minutes. It
 prints one row per run: task, loop, processes, the precision that ran, whether the training loss stayed
-finite, training tokens/s and peak memory (GPU, or the process's RSS on a CPU), all read from the run's
-run.json and metrics.json. Runs on a CPU too (fp32), so the check itself stays tested.
+finite, training tokens/s, the padding computed and the batches `--length-split` ran as pieces, and peak memory
+(GPU, or the process's RSS on a CPU), all read from the run's run.json and metrics.json; then summarize in
+batches of 16 documents of up to 512 tokens, with `--length-split`'s default for this device and with
+`--length-split 0`, so that the table shows the split's speed-up there. Runs on a CPU too (fp32),
+so the check itself stays tested.
 
 Then, on a GPU (or with CHECK_FLOPS=1), one throughput row: clm at GPT-2-small size, tokens/s and model FLOPs
 utilisation (`gpu_flops.py`).
@@ -23,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = ("ner", "mlm", "translate", "summarize", "clm", "qa", "classify")
+LONG_BATCHES = ("--batch-size", "16", "--max-length", "512")  # summarize's documents, 44-512 tokens, 16 at a time
 
 
 def gpu_count() -> int:
@@ -31,31 +35,35 @@ def gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def command(task: str, loop: str, processes: int, out: Path, steps: int) -> list[str]:
+def command(task: str, loop: str, processes: int, out: Path, steps: int, extra: tuple[str, ...] = ()) -> list[str]:
     from nlpcli.config_layers import CONFIG_DIR
 
     launcher = [sys.executable, "-m", "nlpcli"] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m", "nlpcli"]
     return [*launcher, task, "--config", str(CONFIG_DIR / "demo" / f"{task}.yaml"), "--loop", loop,
             "--precision", "auto", "--max-steps", str(steps), "--eval-strategy", "no", "--save-strategy", "no",
-            "--output-dir", str(out)]
+            "--output-dir", str(out), *extra]
 
 
-def check(task: str, loop: str, processes: int, root: Path, steps: int) -> dict[str, str]:
-    out = root / f"{task}-{loop}-{processes}"
+def check(task: str, loop: str, processes: int, root: Path, steps: int, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    out = root / f"{task}-{loop}-{processes}{'-'.join(('', *extra)).replace('--', '')}"
     started = time.perf_counter()
-    done = subprocess.run(command(task, loop, processes, out, steps), capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    row = {"task": task, "loop": loop, "procs": str(processes), "wall s": f"{time.perf_counter() - started:.1f}"}
+    done = subprocess.run(command(task, loop, processes, out, steps, extra), capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    row = {"task": task + (" " + " ".join(extra) if extra else ""), "loop": loop, "procs": str(processes),
+           "wall s": f"{time.perf_counter() - started:.1f}"}
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]
         return {**row, "precision": "-", "loss finite": f"FAILED (exit {done.returncode}): {last[:60]}",
-                "tokens/s": "-", "peak MB": "-"}
+                "tokens/s": "-", "padding": "-", "split": "-", "peak MB": "-"}
     info = json.loads((out / "run.json").read_text())
     loss = json.loads((out / "metrics.json").read_text()).get("train_loss")
     finite = loss is not None and math.isfinite(loss)
+    split = info.get("length_split", "off")
     return {**row, "precision": info.get("precision", "?"), "loss finite": f"{'yes' if finite else 'NO'} ({loss})",
             "tokens/s": f"{info.get('train_tokens_per_second', 0):.0f}",
+            "padding": f"{info.get('train_padding_share', 0):.0%}",
+            "split": split if isinstance(split, str) else f"{split['batches_split']} (>= {split['min_positions']})",
             "peak MB": f"{info.get('peak_memory_mb', 0):.0f}"}
 
 
@@ -75,11 +83,14 @@ def main() -> int:
     gpus = gpu_count()
     device = torch.cuda.get_device_name(0) if gpus else "no GPU: CPU"
     print(f"nlpcli GPU check on {device} ({gpus} GPU(s)), torch {torch.__version__}, {steps} steps per run")
-    plans = [(task, loop, 1) for task in tasks for loop in ("trainer", "accelerate")]
+    plans = [(task, loop, 1, ()) for task in tasks for loop in ("trainer", "accelerate")]
+    if "summarize" in tasks:  # long batches with --length-split's default on this device, and with none
+        plans += [("summarize", loop, 1, (*LONG_BATCHES, *split)) for split in ((), ("--length-split", "0"))
+                  for loop in ("trainer", "accelerate")]
     if gpus >= 2:
-        plans += [(task, loop, 2) for task in tasks for loop in ("trainer", "accelerate")]
+        plans += [(task, loop, 2, ()) for task in tasks for loop in ("trainer", "accelerate")]
     with tempfile.TemporaryDirectory() as scratch:
-        rows = [check(task, loop, processes, Path(scratch), steps) for task, loop, processes in plans]
+        rows = [check(task, loop, processes, Path(scratch), steps, extra) for task, loop, processes, extra in plans]
         print(table(rows))
         if gpus or os.environ.get("CHECK_FLOPS") == "1":
             sys.path.insert(0, str(Path(__file__).resolve().parent))
