@@ -67,7 +67,7 @@ def test_resuming_a_finished_run_trains_no_further_step(tmp_path, loop):
 HISTORY = "log_history.jsonl"
 KILLED = {
     "ner": ["ner", "--model", "tiny", "--dataset", "sample", "--batch-size", "2", "--learning-rate", "5e-3",
-            "--epochs", "3"],
+            "--epochs", "3", "--length-split", "16"],  # batches of unequal sentences run as pieces
     "mlm": ["mlm", "--model", "tiny", "--dataset", "sample", "--chunk-size", "32", "--batch-size", "8",
             "--learning-rate", "5e-3", "--max-train-samples", "48", "--max-eval-samples", "16", "--epochs", "2"],
 }
@@ -118,6 +118,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_metrics(tmp_path, t
     resumed = run_cli(*args, "--output-dir", cut, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")  # train_loss too
+    if task == "ner":
+        assert read_json(tmp_path / "full" / "run.json")["length_split"]["batches_split"] >= 1
     # the history keeps what came before the checkpoint and ends as the uninterrupted run's does
     timeless = [{k: v for k, v in r.items() if k != "samples_per_second"} for r in read_jsonl(cut / HISTORY)]
     assert timeless == [{k: v for k, v in r.items() if k != "samples_per_second"}
@@ -226,6 +228,7 @@ def test_a_two_process_run_killed_after_a_checkpoint_resumes_to_the_same_metrics
     resumed = torchrun(2, *args, "--output-dir", cut, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert read_json(cut / "metrics.json") == read_json(tmp_path / "full" / "metrics.json")  # train_loss too
+    assert read_json(tmp_path / "full" / "run.json")["length_split"]["batches_split"] >= 1  # pieces, under DDP
     timeless = [{k: v for k, v in r.items() if k != "samples_per_second"} for r in read_jsonl(cut / HISTORY)]
     assert timeless == [{k: v for k, v in r.items() if k != "samples_per_second"}
                         for r in read_jsonl(tmp_path / "full" / HISTORY)]
