@@ -15,7 +15,8 @@ loss and task metric (ner entity F1, BLEU, ROUGE-1; the scripts' qa scoring is l
 choice is seen not to cost quality.
 
 Environment: BENCH_TASKS (comma list, default all six), BENCH_STEPS (default 40), BENCH_BATCH (default 8),
-BENCH_THREADS (default 1), BENCH_ROUNDS (best of N, default 1), BENCH_NLPCLI_OPTIONS (more options for
+BENCH_THREADS (default 1), BENCH_ROUNDS (best of N, default 1), BENCH_EVAL_RECORDS (validation records, default
+16), BENCH_NLPCLI_OPTIONS (more options for
 nlpcli's runs, e.g. "--group-by-length" or "--no-group-by-length", to measure one choice against the other).
 """
 
@@ -40,7 +41,7 @@ TASKS = os.environ.get("BENCH_TASKS", "ner,mlm,translate,summarize,clm,qa").spli
 STEPS = int(os.environ.get("BENCH_STEPS", "40"))
 BATCH = int(os.environ.get("BENCH_BATCH", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
-EVAL_RECORDS = 16
+EVAL_RECORDS = int(os.environ.get("BENCH_EVAL_RECORDS", "16"))
 LEARNING_RATE = 1e-3
 BLOCK = 128  # mlm chunk size and clm context length: the course's, and the scripts' block size here
 GENERATION_MAX_LENGTH = 32

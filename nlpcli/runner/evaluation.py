@@ -16,6 +16,7 @@ from nlpcli.files import write_text_atomic
 from nlpcli.metrics.kinds import BEFORE_SUFFIX, metric_kind
 from nlpcli.metrics.losses import per_sample_correct, per_sample_loss
 from nlpcli.runner.generation import evaluate_generation
+from nlpcli.runner.optimization import without_labels
 from nlpcli.tasks.base import Task
 
 
@@ -101,15 +102,22 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
     task = ctx.task
     model.eval()
     sample_losses, outputs = [], []
+    # the loss comes from the logits per sample (below): the model's own loss over the batch would be computed
+    # for nothing, except where an encoder-decoder model makes its decoder's inputs from the labels
+    config = getattr(ctx.model, "config", None)
+    labels_needed = bool(getattr(config, "is_encoder_decoder", False))
     for batch in loader:
+        inputs = batch if labels_needed and "decoder_input_ids" not in batch else without_labels(batch)
         with torch.no_grad():
-            result = model(**batch)
+            result = model(**inputs)
         logits = result.get("logits")
         if "labels" in batch and logits is not None:
             columns = list(per_sample_loss(logits, batch["labels"], task.shifts_labels))
             if task.token_accuracy:
                 columns.append(per_sample_correct(logits, batch["labels"], task.shifts_labels))
-            sample_losses.append(accelerator.gather_for_metrics(torch.stack(columns, dim=1).double()).cpu())
+            # kept as Python numbers: a small tensor kept per batch would pin the allocator's heap between the
+            # batches' large logits, and the process's memory would grow with the evaluation set
+            sample_losses.extend(accelerator.gather_for_metrics(torch.stack(columns, dim=1).double()).tolist())
         if task.evaluation == "logits":
             gathered_outputs = []
             for key, tensor in result.items():
@@ -121,7 +129,7 @@ def evaluate_batches(accelerator: Any, model: Any, loader: Any, ctx: Any) -> dic
             outputs.append(gathered_outputs)
     metrics: dict[str, Any] = {}
     if sample_losses:
-        per_sample = torch.cat(sample_losses)
+        per_sample = torch.tensor(sample_losses, dtype=torch.float64)
         totals = per_sample.sum(dim=0)  # summed in data set order: same for any process count
         if task.evaluation == "loss" and accelerator.is_main_process:
             ctx.write_rows(loss_rows(per_sample.tolist(), task.token_accuracy))
