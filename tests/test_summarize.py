@@ -164,21 +164,20 @@ def test_the_prefix_hint_names_the_checkpoints_own_summarization_prefix_and_spar
 
 
 @pytest.mark.e2e
-def test_length_split_runs_long_batches_as_pieces_with_less_padding_in_both_loops(tmp_path):
+def test_length_split_runs_long_batches_as_pieces_with_less_padding(tmp_path):
     """The same 3 steps with and without --length-split: the same examples and tokens, fewer padded positions,
-    and run.json says how many batches ran as pieces."""
+    and run.json says how many batches ran as pieces. (The Accelerate loop's pieces: test_distributed and
+    test_recovery.)"""
     runs = {}
-    for name, loop, minimum in (("whole", "trainer", "0"), ("trainer", "trainer", "128"),
-                                ("accelerate", "accelerate", "128")):
+    for name, minimum in (("whole", "0"), ("pieces", "128")):
         out = tmp_path / name
-        result = run_cli("summarize", *TINY, "--max-steps", "3", "--no-eval-before", "--loop", loop,
-                         "--length-split", minimum, "--output-dir", out)
+        result = run_cli("summarize", *TINY, "--max-steps", "3", "--no-eval-before", "--length-split", minimum,
+                         "--output-dir", out)
         assert result.exit_code == 0, result.output
         runs[name] = {**read_json(out / "run.json"), **read_json(out / "train_results.json")}
-    assert runs["whole"]["length_split"] == "off"
-    for name in ("trainer", "accelerate"):
-        assert runs[name]["length_split"]["min_positions"] == 128
-        assert 1 <= runs[name]["length_split"]["batches_split"] <= 3
-        assert runs[name]["train_tokens"] == runs["whole"]["train_tokens"]
-        assert runs[name]["train_padding_share"] < runs["whole"]["train_padding_share"]
-        assert runs[name]["train_loss"] == pytest.approx(runs["whole"]["train_loss"], rel=0.1)
+    whole, pieces = runs["whole"], runs["pieces"]
+    assert whole["length_split"] == "off" and pieces["length_split"]["min_positions"] == 128
+    assert 1 <= pieces["length_split"]["batches_split"] <= 3
+    assert pieces["train_tokens"] == whole["train_tokens"]
+    assert pieces["train_padding_share"] < whole["train_padding_share"]
+    assert pieces["train_loss"] == pytest.approx(whole["train_loss"], rel=0.1)
