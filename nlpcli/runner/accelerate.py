@@ -10,19 +10,15 @@ main process.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from nlpcli import layout
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.metrics.kinds import BEFORE_SUFFIX
-from nlpcli.runner import checkpoints, interrupt, length_split, optimization, settings, trackers
+from nlpcli.runner import checkpoints, interrupt, length_split, loop_saving, optimization, settings, trackers
 from nlpcli.runner.context import RunContext
 from nlpcli.runner.evaluation import before_training, evaluate_batches
 from nlpcli.runner.guards import any_process, non_finite_loss, replicas_agree, unsynchronised_replicas, weights_finite
@@ -341,47 +337,17 @@ class AccelerateLoop:
 
     def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""
-        accelerator, output_dir = self.accelerator, self.ctx.output_dir
-        if not weights_finite(accelerator, model):
-            raise non_finite_loss(position["step"], output_dir)
-        self.losses.settle(accelerator)
-        self.record.checkpoints += 1
-        path = output_dir / layout.checkpoint_name(position["step"])
-        staging = checkpoints.staging_folder(path)
-        if accelerator.is_main_process:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.parent.mkdir(parents=True, exist_ok=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(staging))
-        # a model folder too, as the Trainer's checkpoints are (predict, --eval-only, --push-to-hub take it): the
-        # same weights, now under transformers' names, which load_state reads back as they are
-        self._save_pretrained(model, staging)
-        if accelerator.is_main_process:  # complete, then in place in one rename: never half a checkpoint
-            self.record.save(staging)
-            (staging / layout.LOOP_STATE).write_text(json.dumps(position))
-            checkpoints.publish(staging, path)
-            checkpoints.keep_newest(output_dir, self.ctx.cfg.save_total_limit, keep=self.record.best_step)
-            self.ctx.checkpoint_saved(path)
-        accelerator.wait_for_everyone()
+        if not weights_finite(self.accelerator, model):
+            raise non_finite_loss(position["step"], self.ctx.output_dir)
+        self.losses.settle(self.accelerator)
+        loop_saving.save_checkpoint(self.accelerator, model, self.ctx, self.record, position)
 
     def _save_model(self, model: Any, step: int) -> None:
         if not weights_finite(self.accelerator, model):
             raise non_finite_loss(step, self.ctx.output_dir)
         if not replicas_agree(self.accelerator, model):
             raise unsynchronised_replicas(self.accelerator.num_processes)
-        self._save_pretrained(model, self.ctx.output_dir)
-
-    def _save_pretrained(self, model: Any, folder: Path) -> None:
-        """The model (`save_pretrained` of the unwrapped model) and its tokenizer, into `folder`."""
-        accelerator = self.accelerator
-        accelerator.wait_for_everyone()
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(str(folder), is_main_process=accelerator.is_main_process,
-                                  save_function=accelerator.save)
-        if accelerator.is_main_process:
-            self.ctx.tokenizer.save_pretrained(str(folder))
-        accelerator.wait_for_everyone()
-
+        loop_saving.save_pretrained(self.accelerator, model, self.ctx.tokenizer, self.ctx.output_dir)
 
 def run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     return AccelerateLoop(ctx).run(resume, before)
