@@ -107,6 +107,8 @@ def test_left_padded_and_short_batches_stay_whole():
     assert pieces(batch, Splitting(1024, False, False)) == [(batch, 1.0)]
     spans = batch_of(LENGTHS, 12, labels="spans")  # a loss over positions, padded ones included
     assert pieces(spans, split) == [(spans, 1.0)]
+    classes = {**batch_of(LENGTHS, 12, labels=None), "labels": torch.zeros(6, 12)}  # 12 classes a row, 0/1 each
+    assert pieces(classes, split) == [(classes, 1.0)]
     weights = [weight for _, weight in pieces(batch, split)]
     assert sum(weights) == pytest.approx(1.0)
 

@@ -91,8 +91,8 @@ def plan(lengths: Sequence[int], target_lengths: Sequence[int], min_positions: i
 def pieces(batch: dict[str, Any], split: Splitting | None) -> list[tuple[dict[str, Any], float]]:
     """The batch as (piece, weight) pairs whose weighted mean losses add up to the batch's mean loss: the batch
     itself with weight 1 when it is not split (splitting off, short batches, left padding, entries other than
-    tensors, and labels other than `labels`: a question-answering head's loss over positions includes the
-    padded ones, so it is not the same on a narrower piece)."""
+    tensors, float labels (multi-label classes), and labels other than `labels`: a question-answering head's
+    loss over positions includes the padded ones, so it is not the same on a narrower piece)."""
     whole = [(batch, 1.0)]
     mask = batch.get("attention_mask")
     if split is None or mask is None or mask.dim() != 2 or mask.shape[0] < 2:
@@ -101,8 +101,10 @@ def pieces(batch: dict[str, Any], split: Splitting | None) -> list[tuple[dict[st
         return whole  # something other than tensors, or padding on the left
     width = mask.shape[1]
     labels = batch.get("labels")
-    if labels is None:
-        return whole  # a loss over positions (answer spans) is taken over the padding too: it depends on it
+    if labels is None or labels.is_floating_point():
+        # a loss over positions (answer spans) is taken over the padding too, and float labels are classes
+        # per row (multi-label), whatever their number: neither is cut by width
+        return whole
     token_labels = labels.dim() == 2
     if token_labels and not split.encoder_decoder and labels.shape[1] != width:
         return whole
