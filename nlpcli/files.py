@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from nlpcli import layout
@@ -151,15 +152,22 @@ def _file_size_limited() -> bool:
     return resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
 
 
+def error_chain(err: BaseException) -> Iterator[BaseException]:
+    """`err`, then the error it was raised from or while handling, and so on (each once)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def write_failure(err: BaseException) -> str | None:
     """Why a write failed when `err`, or an error it was raised from or while handling, says a disk is full, a
     quota is exceeded or a file size limit was reached ("no space left on the device", ...); None for other
     errors. A short write that gives no reason is put down to the file size limit when one is set, else to a
     full disk."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in error_chain(err):
         if isinstance(current, OSError) and current.errno in NO_SPACE:
             return NO_SPACE[current.errno]
         text = str(current)
@@ -168,5 +176,4 @@ def write_failure(err: BaseException) -> str | None:
                 return NO_SPACE[code]
         if _SHORT_WRITE.search(text):
             return NO_SPACE[errno.EFBIG] if _file_size_limited() else NO_SPACE[errno.ENOSPC]
-        current = current.__cause__ or current.__context__
     return None

@@ -14,20 +14,13 @@ from pathlib import Path
 from nlpcli import layout
 from nlpcli.console import is_main_process
 from nlpcli.errors import UserError
-from nlpcli.files import write_failure
+from nlpcli.files import error_chain, write_failure
 from nlpcli.runner import checkpoints, interrupt
 
 
 def _filename(err: BaseException) -> str | None:
     """The file an OSError in `err`'s chain names, if any."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.filename:
-            return str(current.filename)
-        current = current.__cause__ or current.__context__
-    return None
+    return next((str(e.filename) for e in error_chain(err) if isinstance(e, OSError) and e.filename), None)
 
 
 def stopped(err: BaseException, output_dir: Path) -> UserError | None:
