@@ -15,6 +15,11 @@ from nlpcli.runner.history import RunLog
 from nlpcli.runner.record import LossTotal, RunRecord
 
 
+def at_whole_epoch(state: Any) -> bool:
+    """Whether the Trainer's state stands at an epoch's end (its fractional epoch count a whole number)."""
+    return abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-6
+
+
 def checkpoint_callback(ctx: RunContext, losses: LossTotal, trainer: Any) -> Any:
     """Puts each checkpoint the Trainer wrote into the staging folder (its `output_dir`) in place, once every
     process has written its part (its RNG state): the run record goes in, then one rename makes it count (see
@@ -60,7 +65,7 @@ def interrupt_callback(ctx: RunContext, trainer: Any) -> Any:
             return control
 
         def on_epoch_end(self, args, state, control, **kwargs):
-            if self.signum is not None and abs((state.epoch or 0) - round(state.epoch or 0)) > 1e-6:
+            if self.signum is not None and not at_whole_epoch(state):
                 control.should_save = control.should_evaluate = False
                 control.should_training_stop = True
             return control
@@ -78,7 +83,7 @@ def evaluation_first_callback(ctx: RunContext) -> Any:
         deferred = False
 
         def on_step_end(self, args, state, control, **kwargs):
-            ends = abs((state.epoch or 0) - round(state.epoch or 0)) < 1e-6 or state.global_step >= state.max_steps
+            ends = at_whole_epoch(state) or state.global_step >= state.max_steps
             if control.should_save and ends and ctx.cfg.evaluation_strategy == "epoch":  # a signal's stop too
                 control.should_save, self.deferred = False, True  # saved by on_epoch_end's save, after the evaluation
             return control
