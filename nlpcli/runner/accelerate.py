@@ -328,12 +328,7 @@ class AccelerateLoop:
         return self.loss_fn(model(**optimization.without_labels(batch)), batch)
 
     def _record_throughput(self, seconds: float) -> None:
-        tokens = optimization.gathered_count(self.accelerator, self.tokens)
-        samples = optimization.gathered_count(self.accelerator, self.samples)
-        positions = optimization.gathered_count(self.accelerator, self.positions)
-        self.ctx.report.training.update(optimization.throughput(tokens, seconds, samples, positions))
-        self.ctx.report.training.update(length_split.facts(
-            self.splitting, optimization.gathered_count(self.accelerator, self.batches_split)))
+        self.ctx.report.training.update(optimization.training_facts(self.accelerator, self, seconds))
 
     def _save_checkpoint(self, model: Any, position: dict[str, int]) -> None:
         """Save the training state as checkpoint-<step>; `position` says where in which epoch it stands."""

@@ -89,6 +89,17 @@ def batch_samples(batch: dict[str, Any]) -> int:
     return int(next(iter(batch.values())).shape[0])
 
 
+def training_facts(accelerator: Any, loop: Any, seconds: float) -> dict[str, Any]:
+    """run.json's training facts from a loop's per-process counts, summed over the processes: `loop` (the
+    Accelerate loop, or the Trainer) counts `tokens`, `samples`, `positions` and `batches_split`, and holds its
+    `splitting` (--length-split)."""
+    from nlpcli.runner import length_split
+
+    tokens, samples, positions, split = (gathered_count(accelerator, getattr(loop, name))
+                                         for name in ("tokens", "samples", "positions", "batches_split"))
+    return {**throughput(tokens, seconds, samples, positions), **length_split.facts(loop.splitting, split)}
+
+
 def throughput(tokens: int, seconds: float, samples: int, positions: int = 0) -> dict[str, Any]:
     """The training facts run.json keeps: samples and tokens trained on (all processes, this session), time,
     samples and tokens per second, the share of the batches' positions that was padding, and the peak memory

@@ -249,12 +249,7 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     if stopped.signum is not None:
         raise interrupt.stop(stopped.signum, stopped.step, ctx.output_dir, saved=ctx.cfg.saving_strategy != "no")
     losses.settle(trainer.accelerator)
-    tokens = optimization.gathered_count(trainer.accelerator, trainer.tokens)
-    samples = optimization.gathered_count(trainer.accelerator, trainer.samples)
-    positions = optimization.gathered_count(trainer.accelerator, trainer.positions)
-    ctx.report.training.update(optimization.throughput(tokens, training_seconds, samples, positions))
-    ctx.report.training.update(length_split.facts(
-        trainer.splitting, optimization.gathered_count(trainer.accelerator, trainer.batches_split)))
+    ctx.report.training.update(optimization.training_facts(trainer.accelerator, trainer, training_seconds))
     step = trainer.state.global_step
     best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:
