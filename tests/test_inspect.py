@@ -38,6 +38,9 @@ def test_every_task_is_inspected():
 @pytest.mark.parametrize("task", list(TASK_ARGS))
 def test_inspect_builds_what_a_run_would_and_writes_nothing_but_its_report(task, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a run would make runs/<task>-<time> here
+    private = tmp_path.parent / f"{tmp_path.name}-tmp"  # this test's temporary folders alone: another worker's
+    private.mkdir()  # inspect (test_predict_checkpoints) would otherwise show up in the shared one
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     before = leftovers()
     report_file = tmp_path / "report.json"
     result = run_cli("inspect", task, "--model", "tiny", "--dataset", "sample", "--batch-size", "4",
