@@ -75,8 +75,21 @@ FILE_OPTIONS: dict[str, list[str]] = {
 }
 
 
-def save_start_model(task: str, train: Path, valid: Path, folder: Path) -> Path:
-    """The tiny preset's model and tokenizer for this data, built by nlpcli's own run path and saved."""
+# model sizes beyond the tiny preset's (BENCH_SIZE): "mini" is MiniLM-L6's shape (384 wide, 6 layers, 12 heads,
+# 1536 feed-forward; about 11M parameters besides the embeddings) in each architecture the presets use
+SIZES: dict[str, dict[str, dict[str, int]]] = {
+    "tiny": {},
+    "mini": {
+        "bert": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536},
+        "t5": {"d_model": 384, "d_kv": 32, "d_ff": 1536, "num_layers": 6, "num_decoder_layers": 6, "num_heads": 12},
+        "gpt2": {"n_embd": 384, "n_layer": 6, "n_head": 12},
+    },
+}
+
+
+def save_start_model(task: str, train: Path, valid: Path, folder: Path, size: str = "tiny") -> Path:
+    """The tiny preset's model and tokenizer for this data, built by nlpcli's own run path and saved; at another
+    `size` (SIZES) the same architecture, tokenizer and labels at that size, with fresh random weights."""
     import tempfile
 
     from accelerate import PartialState
@@ -98,7 +111,11 @@ def save_start_model(task: str, train: Path, valid: Path, folder: Path) -> Path:
     set_seed(cfg.seed)  # the same starting weights in every benchmark run, so that runs compare
     with tempfile.TemporaryDirectory() as scratch:
         built = run.build(spec, cfg, PartialState(cpu=True), splits.read(spec, cfg), Path(scratch))
-        built.model.save_pretrained(folder)
+        model = built.model
+        if SIZES[size]:
+            model.config.update(SIZES[size][model.config.model_type])
+            model = type(model)(model.config)
+        model.save_pretrained(folder)
         built.tokenizer.save_pretrained(folder)
     return folder
 

@@ -12,12 +12,15 @@ Printed per task and loop, as ratios nlpcli / baseline: wall time of the process
 tokens/s (tokens: attention-mask tokens), final evaluation time (generation included for translate and
 summarize), peak RSS; each side's share of padding in the training batches; and each side's final evaluation
 loss and task metric (ner entity F1, BLEU, ROUGE-1; the scripts' qa scoring is left out), so that a faster
-choice is seen not to cost quality.
+choice is seen not to cost quality. "bare loop" is the floor under any loop on the script's batches
+(`trainer_baseline.bare_peer`: forward, backward and a fused AdamW step, nothing else), as samples/s over the
+baseline's: a loop that computes the same positions cannot pass it by much.
 
 Environment: BENCH_TASKS (comma list, default all six), BENCH_STEPS (default 40), BENCH_BATCH (default 8),
 BENCH_THREADS (default 1), BENCH_ROUNDS (best of N, default 1), BENCH_EVAL_RECORDS (validation records, default
-16), BENCH_NLPCLI_OPTIONS (more options for
-nlpcli's runs, e.g. "--group-by-length" or "--no-group-by-length", to measure one choice against the other).
+16), BENCH_SIZE (tiny, the default, or mini: MiniLM-L6's shape with random weights, `peer_data.SIZES`),
+BENCH_NLPCLI_OPTIONS (more options for nlpcli's runs, e.g. "--group-by-length" or "--no-group-by-length", to
+measure one choice against the other).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ STEPS = int(os.environ.get("BENCH_STEPS", "40"))
 BATCH = int(os.environ.get("BENCH_BATCH", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 EVAL_RECORDS = int(os.environ.get("BENCH_EVAL_RECORDS", "16"))
+SIZE = os.environ.get("BENCH_SIZE", "tiny")
 LEARNING_RATE = 1e-3
 BLOCK = 128  # mlm chunk size and clm context length: the course's, and the scripts' block size here
 GENERATION_MAX_LENGTH = 32
@@ -101,17 +105,17 @@ def nlpcli_run(task: str, loop: str, model: Path, train: Path, valid: Path, out:
                     json.loads((out / "metrics.json").read_text()))
 
 
-def baseline_run(task: str, model: Path, train: Path, valid: Path, out: Path) -> Measured:
+def baseline_run(task: str, model: Path, train: Path, valid: Path, out: Path, mode: str = "--peer") -> Measured:
+    """The example script's way (`--peer`), or the bare loop on its batches (`--bare`: training time only)."""
     spec = {"task": task, "model": str(model), "train": str(train), "valid": str(valid), "out": str(out),
             "steps": STEPS, "batch": BATCH, "lr": LEARNING_RATE, "block": BLOCK, "max_length": 128 if task ==
             "translate" else 512, "max_target_length": 128 if task == "translate" else 64,
             "generation_max_length": GENERATION_MAX_LENGTH}
-    command = [sys.executable, str(Path(__file__).resolve().parent / "trainer_baseline.py"), "--peer",
-               json.dumps(spec)]
+    command = [sys.executable, str(Path(__file__).resolve().parent / "trainer_baseline.py"), mode, json.dumps(spec)]
     wall, rss, stdout = timed_process(command)
     result = json.loads(stdout.strip().splitlines()[-1])
-    return Measured(wall, rss, result["train_s"], result["eval_s"], result["samples"], result["tokens"],
-                    result["positions"], result["metrics"])
+    return Measured(wall, rss, result["train_s"], result.get("eval_s", float("nan")), result["samples"],
+                    result.get("tokens", 0), result.get("positions", 0), result.get("metrics", {}))
 
 
 # the headline metric of each side's metrics.json / Trainer.evaluate(), where the script scores one
@@ -144,29 +148,31 @@ def main() -> None:
         scratch = Path(scratch_dir)
         for task in TASKS:
             train, valid = peer_data.write_files(task, scratch / "data" / task, STEPS * BATCH, EVAL_RECORDS)
-            model = peer_data.save_start_model(task, train, valid, scratch / "model" / task)
-            runs: dict[str, list[Measured]] = {"baseline": [], "trainer": [], "accelerate": []}
-            for _ in range(ROUNDS):  # interleaved, so that a neighbour's load falls on all three
+            model = peer_data.save_start_model(task, train, valid, scratch / "model" / task, SIZE)
+            runs: dict[str, list[Measured]] = {"baseline": [], "bare": [], "trainer": [], "accelerate": []}
+            for _ in range(ROUNDS):  # interleaved, so that a neighbour's load falls on all four
                 runs["baseline"].append(baseline_run(task, model, train, valid, scratch / "out" / "baseline"))
+                runs["bare"].append(baseline_run(task, model, train, valid, scratch / "out" / "bare", "--bare"))
                 for loop in ("trainer", "accelerate"):
                     runs[loop].append(nlpcli_run(task, loop, model, train, valid, scratch / "out" / loop))
-            theirs = best(runs["baseline"])
+            theirs, bare = best(runs["baseline"]), best(runs["bare"])
             for loop in ("trainer", "accelerate"):
                 ours = best(runs[loop])
                 rows.append((task, loop, ratio(ours.wall_s, theirs.wall_s),
                              ratio(theirs.train_s / theirs.samples, ours.train_s / ours.samples),
+                             ratio(theirs.train_s / theirs.samples, bare.train_s / bare.samples),
                              ratio(theirs.train_s / max(theirs.tokens, 1), ours.train_s / max(ours.tokens, 1)),
                              ratio(ours.eval_s, theirs.eval_s), ratio(ours.rss_mb, theirs.rss_mb),
                              f"{ours.padding:.0%}", f"{theirs.padding:.0%}", quality(task, ours, theirs)))
             print(f"{task}: baseline train {theirs.train_s:.1f} s, eval {theirs.eval_s:.1f} s, "
                   f"wall {theirs.wall_s:.1f} s", flush=True)
-    print(f"\nnlpcli / example-script baseline: {STEPS} steps x batch {BATCH}, tiny preset weights, {THREADS} torch "
+    print(f"\nnlpcli / example-script baseline: {STEPS} steps x batch {BATCH}, {SIZE}-size weights, {THREADS} torch "
           f"thread(s), best of {ROUNDS}{'; nlpcli ' + ' '.join(EXTRA) if EXTRA else ''}; "
           "speeds as ratios (> 1: nlpcli faster), times and memory as ratios "
           "(< 1: nlpcli less)")
-    header = ("task", "loop", "wall", "train samples/s", "train tokens/s", "eval time", "peak RSS",
+    header = ("task", "loop", "wall", "train samples/s", "bare loop", "train tokens/s", "eval time", "peak RSS",
               "padding nlpcli", "padding baseline", "  final eval nlpcli/baseline")
-    widths = [10, 11, 6, 16, 15, 10, 9, 15, 17]
+    widths = [10, 11, 6, 16, 10, 15, 10, 9, 15, 17]
     print("".join(f"{h:>{w}}" for h, w in zip(header[:-1], widths, strict=False)) + header[-1])
     for row in rows:
         print("".join(f"{str(v):>{w}}" for v, w in zip(row[:-1], widths, strict=False)) + "  " + row[-1])

@@ -5,8 +5,9 @@ the transformers example script does (`train_peer`, run by `peers.py`).
 All three train the same model (the `minilm` preset's weights), on the same data (the bundled conll2003
 sample, repeated so that the steps fit in one epoch), with the same batch size, steps, learning rate,
 logging interval, seed and torch thread count, offline on the CPU. samples/s = steps x batch / training
-seconds: nlpcli's `train_runtime_s` (run.json, timed around its loop) and, for the baseline, the same span
-timed around `Trainer.train()`. Process start, model loading and tokenization are outside it in all three.
+seconds: nlpcli's `train_runtime_s` (run.json) and, for the baseline, the Trainer's own `train_runtime`: the
+same span, from the first batch to the end of training, each loop's set-up left out. Process start, model
+loading and tokenization are outside it in all three.
 
 Where nlpcli has --eval-strategy/--save-strategy, no run evaluates or checkpoints inside the timed span; where
 it has not, nlpcli evaluates and checkpoints at the end of the epoch, and the baseline is told to do the same.
@@ -18,6 +19,7 @@ measure the neighbours more than the code), BENCH_ROUNDS (default 1; with more, 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -87,7 +89,8 @@ def baseline_seconds(train: Path, valid: Path, out: Path, strategy: str) -> floa
 
 def train_baseline(train: Path, valid: Path, out: Path, strategy: str) -> float:
     """Fine-tune MiniLM for token classification the way the course does it with a bare Trainer, evaluating and
-    saving by `strategy` (no | epoch); returns the seconds `Trainer.train()` took."""
+    saving by `strategy` (no | epoch); returns the Trainer's own `train_runtime`: from the first batch (after its
+    set-up) to the end of training, the span nlpcli's `train_runtime_s` times in both loops."""
     import torch
     import transformers
     from datasets import load_dataset
@@ -129,9 +132,7 @@ def train_baseline(train: Path, valid: Path, out: Path, strategy: str) -> float:
     trainer = Trainer(model=model, args=args, train_dataset=features["train"], eval_dataset=features["validation"],
                       processing_class=tokenizer,
                       data_collator=DataCollatorForTokenClassification(tokenizer))
-    started = time.perf_counter()
-    trainer.train()
-    return time.perf_counter() - started
+    return trainer.train().metrics["train_runtime"]
 
 
 # ---------------------------------------------------------------- every task: what the example scripts do
@@ -268,13 +269,13 @@ def _metrics(task: str, tokenizer, model):
     return None
 
 
-def train_peer(spec: dict) -> dict:
-    """One task the example script's way with a bare Trainer (Seq2SeqTrainer with predict_with_generate for
-    translate and summarize): train `steps` steps, then evaluate once; the seconds of each and the counts."""
+def _peer_parts(spec: dict) -> tuple:
+    """What the example script builds before training: (tokenizer, train features, eval features, collator,
+    model, whether it is a sequence-to-sequence model)."""
     import torch
     import transformers
     from datasets import load_dataset
-    from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
+    from transformers import AutoTokenizer, DataCollatorForSeq2Seq
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(int(THREADS))
@@ -289,8 +290,16 @@ def train_peer(spec: dict) -> dict:
     model = getattr(transformers, f"AutoModelFor{head}").from_pretrained(spec["model"])
     if collator is None:
         collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+    return tokenizer, train, valid, collator, model, head == "Seq2SeqLM"
+
+
+def train_peer(spec: dict) -> dict:
+    """One task the example script's way with a bare Trainer (Seq2SeqTrainer with predict_with_generate for
+    translate and summarize): train `steps` steps, then evaluate once; the seconds of each and the counts."""
+    from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    tokenizer, train, valid, collator, model, seq2seq = _peer_parts(spec)
     counts = {"training": True, "tokens": 0, "positions": 0}
-    seq2seq = head == "Seq2SeqLM"
     args = Seq2SeqTrainingArguments(
         output_dir=spec["out"], max_steps=spec["steps"], per_device_train_batch_size=spec["batch"],
         per_device_eval_batch_size=spec["batch"], learning_rate=spec["lr"], weight_decay=0.0, warmup_steps=0,
@@ -299,15 +308,37 @@ def train_peer(spec: dict) -> dict:
     )
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train, eval_dataset=valid,
                              processing_class=tokenizer, data_collator=CountingCollator(collator, counts),
-                             compute_metrics=_metrics(task, tokenizer, model))
-    started = time.perf_counter()
-    trainer.train()
-    train_s = time.perf_counter() - started
+                             compute_metrics=_metrics(spec["task"], tokenizer, model))
+    train_s = trainer.train().metrics["train_runtime"]  # the Trainer's own span: its set-up left out, as nlpcli's
     counts["training"] = False
     started = time.perf_counter()
     metrics = trainer.evaluate()
     return {"train_s": train_s, "eval_s": time.perf_counter() - started, "samples": spec["steps"] * spec["batch"],
             "tokens": counts["tokens"], "positions": counts["positions"], "metrics": metrics}
+
+
+def bare_peer(spec: dict) -> dict:
+    """The floor under any training loop on the script's batches: the same features, collator, random batch
+    order, model and steps, and nothing but forward, backward, a fused AdamW step and zeroed gradients (no
+    clipping, schedule, logging or callbacks). Its samples/s is what a loop could reach without computing
+    less (fewer padded positions)."""
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    _, train, _, collator, model, _ = _peer_parts(spec)
+    accepted = inspect.signature(model.forward).parameters  # the Trainer drops the columns forward does not take
+    train = train.select_columns([c for c in train.column_names if c in accepted])
+    order = RandomSampler(train, generator=torch.Generator().manual_seed(SEED))
+    loader = DataLoader(train, batch_size=spec["batch"], sampler=order, collate_fn=collator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"], weight_decay=0.0, fused=True)
+    model.train()
+    batches = iter(loader)
+    started = time.perf_counter()
+    for _ in range(spec["steps"]):
+        model(**next(batches)).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return {"train_s": time.perf_counter() - started, "samples": spec["steps"] * spec["batch"]}
 
 
 def main() -> None:
@@ -336,6 +367,8 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--peer"]:
         print(json.dumps(train_peer(json.loads(sys.argv[2]))))
+    elif sys.argv[1:2] == ["--bare"]:
+        print(json.dumps(bare_peer(json.loads(sys.argv[2]))))
     elif sys.argv[1:2] == ["--baseline"]:
         print(train_baseline(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]))
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +163,8 @@ def build_trainer(ctx: RunContext, guard: LossGuard, record: RunRecord,
     trainer.before_training = before_training_callback(ctx, trainer) if before else None
     if trainer.before_training is not None:
         trainer.add_callback(trainer.before_training)  # before the run log's callback
-    trainer.add_callback(monitor_callback(run_log, record, ctx, trainer))
+    trainer.monitor = monitor_callback(run_log, record, ctx, trainer)
+    trainer.add_callback(trainer.monitor)
     if "tensorboard" in trackers.chosen(ctx.cfg) and is_main_process():  # as the other loop
         trainer.add_callback(tensorboard_callback(ctx))
     trackers.set_project(trackers.chosen(ctx.cfg))
@@ -224,7 +224,6 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     if ctx.cfg.eval_only:
         metrics.update(trainer.evaluate())
         return metrics
-    started = time.perf_counter()
     try:
         if latest is not None and finished_in(latest, trainer, ctx.cfg):
             # the Trainer would take one step past the end; load the last weights and finish the run instead
@@ -237,7 +236,8 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     finally:
         run_log.progress.stop()
     evaluated = trainer.before_training
-    training_seconds = time.perf_counter() - started - (evaluated.seconds if evaluated is not None else 0.0)
+    span = trainer.monitor.span  # None when the run had already finished: nothing trained
+    training_seconds = span[1] - span[0] if span is not None else 0.0
     metrics.update(evaluated.metrics if evaluated is not None else {})
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
         raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,

@@ -98,7 +98,7 @@ def evaluation_first_callback(ctx: RunContext) -> Any:
 
 def before_training_callback(ctx: RunContext, trainer: Any) -> Any:
     """The evaluation before training (runner/evaluation.py `before_training`), made once the Trainer has set
-    the model up for training; the callback keeps its `*_before` figures (`metrics`) and the `seconds` it took.
+    the model up for training; the callback keeps its `*_before` figures (`metrics`).
     Made before `train()`, the evaluation would prepare the model for evaluation alone, and the Trainer would then
     leave it without its DistributedDataParallel/FSDP wrapper: each process would train its own model.
     Added before the run log's callback, it is not counted as an evaluation made while training."""
@@ -108,19 +108,18 @@ def before_training_callback(ctx: RunContext, trainer: Any) -> Any:
 
     class EvaluationBeforeTraining(TrainerCallback):
         metrics: dict[str, Any] = {}
-        seconds = 0.0
 
         def on_train_begin(self, args, state, control, **kwargs):
-            started = time.perf_counter()
             self.metrics = before_training(ctx.output_dir, False, trainer.evaluate)
-            self.seconds = time.perf_counter() - started
 
     return EvaluationBeforeTraining()
 
 
 def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
     """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
-    (best model, early stopping, a stop the evaluation hooks ask for) from the evaluations made while training."""
+    (best model, early stopping, a stop the evaluation hooks ask for) from the evaluations made while training.
+    Its `span` is the training's (start, end) times: from the first batch (after the Trainer's set-up and the
+    evaluation before training) to the end of the last step, the span the Accelerate loop times."""
     from transformers import TrainerCallback
 
     cfg = ctx.cfg
@@ -128,9 +127,11 @@ def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, traine
     class MonitorCallback(TrainerCallback):
         training = False
         since: tuple[float, int] = (0.0, 0)  # (time, samples) at the previous log
+        span: tuple[float, float] | None = None
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.training, self.since = True, (time.perf_counter(), trainer.samples)
+            self.span = (self.since[0], self.since[0])
             run_log.progress.start(state.max_steps, state.global_step)
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -159,6 +160,7 @@ def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, traine
 
         def on_train_end(self, args, state, control, **kwargs):
             self.training = False
+            self.span = (self.span or (time.perf_counter(),) * 2)[0], time.perf_counter()
             run_log.progress.stop()
 
     return MonitorCallback()
