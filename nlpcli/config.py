@@ -146,6 +146,11 @@ class RunConfig:
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass: less memory, "
                                                  "more compute.")
     torch_compile: bool = option(False, "Compile the model with torch.compile before training.")
+    attn_implementation: str | None = option(
+        None, "Attention kernel, by transformers' attn_implementation: sdpa, eager, flash_attention_2, "
+              "flash_attention_3, flex_attention, or a hub kernel [transformers' choice: sdpa where the model has "
+              "it, else eager].",
+    )
     preprocessing_workers: int | None = option(
         None, "Tokenize and prepare the data with N processes (datasets' num_proc) [1].", at_least=1,
     )

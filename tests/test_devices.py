@@ -117,3 +117,31 @@ def test_what_ran_is_recorded_and_the_launchers_bf16_does_not_sneak_into_a_cpu_r
     # no --logging-steps: an interval chosen for 3 steps (every step), said in the header, in both loops
     assert "chosen for the run's 3 steps: logging_steps=1" in output and info["logging_steps"] == 1
     assert [line["step"] for line in read_jsonl(out / "log_history.jsonl") if "loss" in line] == [1, 2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("choice", "reason"), [
+    ("bogus", 'Specified `attn_implementation="bogus"` is not supported'),
+    ("flash_attention_2", "FlashAttention2 has been toggled on, but it cannot be used"),
+])
+def test_an_attention_kernel_the_model_cannot_run_is_refused(tmp_path, choice, reason):
+    result = run_cli("ner", "--model", "tiny", "--dataset", "sample", "--attn-implementation", choice,
+                     "--output-dir", tmp_path / "run")
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"--attn-implementation {choice}: {reason}" in output and "Traceback" not in output
+    assert not (tmp_path / "run").exists()  # refused: nothing left behind
+
+
+@pytest.mark.e2e
+def test_the_attention_kernel_is_chosen_recorded_and_computes_the_same_evaluation(tmp_path):
+    common = ("ner", "--model", "tiny", "--dataset", "sample", "--max-steps", "1")
+    eager = run_cli(*common, "--attn-implementation", "eager", "--loop", "trainer", "--output-dir", tmp_path / "e")
+    default = run_cli(*common, "--loop", "accelerate", "--output-dir", tmp_path / "d")
+    assert eager.exit_code == 0 and default.exit_code == 0, eager.output + default.output
+    assert "attention=eager" in eager.output and "attention=" not in default.output
+    assert read_json(tmp_path / "e" / "run.json")["attn_implementation"] == "eager"
+    assert read_json(tmp_path / "d" / "run.json")["attn_implementation"] == "sdpa"  # transformers' choice
+    # the same weights (same seed), another kernel: the evaluation before training (no dropout) agrees
+    before = [read_json(tmp_path / run / "metrics.json")["eval_loss_before"] for run in ("e", "d")]
+    assert before[0] == pytest.approx(before[1], rel=1e-5)

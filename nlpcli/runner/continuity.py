@@ -44,7 +44,7 @@ RESUMABLE = (
     "save_total_limit", "report_to", "push_to_hub", "hub_model_id", "hub_private", "hub_strategy",
     "eval_batch_size", "test_file", "do_predict", "precision", "gradient_checkpointing", "torch_compile",
     "load_best_model_at_end", "early_stopping_patience", "eval_before",
-    "threads", "preprocessing_workers", "length_split",
+    "threads", "preprocessing_workers", "length_split", "attn_implementation",
 )
 BATCH_KEYS = ("batch_size", "gradient_accumulation_steps")  # may change when the effective batch does not
 DATA_FILES = ("train_file", "validation_file")  # compared by content when the first run recorded it

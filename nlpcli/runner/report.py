@@ -1,9 +1,10 @@
 """The run report: every fact run.json holds, gathered in one place while the run goes, written once.
 
 Who adds what:
-- the runner: what ran where and what training will do (`header`: world size, precision, planned steps and
-  epochs, the batch, the logging interval), the sample counts, the --filter counts, the test set's size, and an
-  overfit check's verdict (`overfit`, right after the header: such a run folder holds no model to use);
+- the runner: what ran where and what training will do (`header`: world size, precision, attention kernel,
+  planned steps and epochs, the batch, the logging interval), the sample counts, the --filter counts, the test
+  set's size, and an overfit check's verdict (`overfit`, right after the header: such a run folder holds no
+  model to use);
 - the task, through what its hooks return: `Normalized.data_report` (per split: records kept and dropped)
   and `Normalized.facts` / `Prepared.facts` (e.g. clm's chunking, summarize's sentence splitter);
 - the loops: the steps and epochs trained, throughput, the run record's summary and gradient checkpointing

@@ -244,11 +244,13 @@ def assemble(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, t
     setup = task.setup(run_data.with_test(), cfg, models.pretrained_config(cfg.model))
     # The main process goes first: it fits the tiny preset's tokenizer (the others load it) and fills the
     # datasets cache the others then read.
+    model_kwargs = {**setup.model_kwargs, **models.attention_kwargs(cfg.attn_implementation)}
     with state.main_process_first():
         texts = lambda: task.preset_texts(raw, cfg)  # noqa: E731
-        model, tokenizer = task.load_model(cfg, setup.model_kwargs, texts, tokenizer_dir) or (
-            models.load_model_and_tokenizer(cfg.model, task.model_class, setup.model_kwargs, texts,
-                                            cfg.preset_vocab_size, tokenizer_dir))
+        with models.explained_attention(cfg.attn_implementation):
+            model, tokenizer = task.load_model(cfg, model_kwargs, texts, tokenizer_dir) or (
+                models.load_model_and_tokenizer(cfg.model, task.model_class, model_kwargs, texts,
+                                                cfg.preset_vocab_size, tokenizer_dir))
         prepared = task.prepare(raw, tokenizer, cfg, setup)
         if run_data.test is not None:
             prepared = dataclasses.replace(prepared, test=task.prepare_test(run_data.test, tokenizer, cfg, setup))
@@ -299,7 +301,8 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
     report = RunReport(
         header={"task": task.name, "model": cfg.model, "loop": cfg.loop, "eval_only": cfg.eval_only,
                 "world_size": state.num_processes, "distributed": distributed_type(state), "device": device_name(),
-                "precision": precision_name(precision), "seed": cfg.seed,
+                "precision": precision_name(precision),
+                "attn_implementation": models.attention_that_ran(built.model), "seed": cfg.seed,
                 **({"threads": threads} if threads else {}), **plan},
         samples={"train_examples": count(run_data.raw.get("train")), "train_samples": count(prepared.train),
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
@@ -329,12 +332,17 @@ def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> Non
                         continuity.first_run_record(cfg, state.num_processes))
     say(
         f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
-        f"precision={ctx.report.header['precision']}{_threads_shown(ctx)} "
+        f"precision={ctx.report.header['precision']}{_attention_shown(ctx)}{_threads_shown(ctx)} "
         f"train={count(ctx.train_features) if not cfg.streaming else 'streamed'} eval={len(ctx.eval_features)} "
         f"-> {ctx.output_dir}"
     )
     for line in [*training_lines(ctx.report.header), *origin_lines(ctx.cfg)]:  # then where each value came from
         say(f"  [dim]{escape(line)}[/dim]")
+
+
+def _attention_shown(ctx: RunContext) -> str:
+    """` attention=NAME` when --attn-implementation chose it (what the model runs, as transformers set it)."""
+    return f" attention={ctx.report.header['attn_implementation']}" if ctx.cfg.attn_implementation else ""
 
 
 def _threads_shown(ctx: RunContext) -> str:

@@ -6,7 +6,8 @@ Every failure becomes one `UserError`: a missing local folder is called a missin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,32 @@ def load_tokenizer(spec: str) -> Any:
     if not where:
         raise UserError(f"'{spec}' is a model preset, not a tokenizer: give a hub id or a folder.")
     return _from_hub_or_folder(AutoTokenizer.from_pretrained, where, spec)
+
+
+def attention_kwargs(attn_implementation: str | None) -> dict[str, Any]:
+    """What --attn-implementation adds to the model's `from_pretrained` (or a preset's configuration)."""
+    return {"attn_implementation": attn_implementation} if attn_implementation else {}
+
+
+@contextmanager
+def explained_attention(attn_implementation: str | None) -> Iterator[None]:
+    """A model that cannot run --attn-implementation (a kernel whose package is missing, a name transformers does
+    not know, a model without it): exit 2 with transformers' reason, not a traceback."""
+    try:
+        yield
+    except (ImportError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not attn_implementation or not any(w in reason.lower() for w in ("attn", "attention")):
+            raise
+        raise UserError(f"--attn-implementation {attn_implementation}: {reason}",
+                        hint="sdpa and eager run on every device; leave the option out for transformers' "
+                             "choice.") from None
+
+
+def attention_that_ran(model: Any) -> str | None:
+    """The attention implementation the loaded model runs (its configuration's, as transformers records it)."""
+    chosen = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return chosen if isinstance(chosen, str) else None
 
 
 def load_model_and_tokenizer(
