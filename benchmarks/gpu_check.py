@@ -7,8 +7,9 @@ batches of 16 documents of up to 512 tokens, with `--length-split`'s default for
 `--length-split 0`, so that the table shows the split's speed-up there. Runs on a CPU too (fp32),
 so the check itself stays tested.
 
-Then, on a GPU (or with CHECK_FLOPS=1), one throughput row: clm at GPT-2-small size, tokens/s and model FLOPs
-utilisation (`gpu_flops.py`).
+Then, on a GPU (or with CHECK_FLOPS=1), throughput rows: clm at GPT-2-small size, tokens/s and model FLOPs
+utilisation (`gpu_flops.py`), with the default attention (sdpa), `--attn-implementation eager` and
+`--torch-compile`.
 
 CHECK_STEPS (default 30) sets the training steps of every run; CHECK_TASKS (comma-separated) a subset;
 CHECK_FLOPS_STEPS (default 30) the throughput run's."""
@@ -94,11 +95,13 @@ def main() -> int:
         print(table(rows))
         if gpus or os.environ.get("CHECK_FLOPS") == "1":
             sys.path.insert(0, str(Path(__file__).resolve().parent))
-            from gpu_flops import throughput_row
+            from gpu_flops import LEVERS, throughput_row
 
             flops_steps = int(os.environ.get("CHECK_FLOPS_STEPS", "30"))
-            row = throughput_row(Path(scratch), flops_steps, device, {**os.environ, "HF_HUB_OFFLINE": "1"})
-            print(f"\n{row['run']}: {row['result']}")
+            print()
+            for extra in LEVERS:
+                row = throughput_row(Path(scratch), flops_steps, device, {**os.environ, "HF_HUB_OFFLINE": "1"}, extra)
+                print(f"{row['run']}: {row['result']}", flush=True)
     return 0 if all(r["loss finite"].startswith("yes") for r in rows) else 1
 
 

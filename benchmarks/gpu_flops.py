@@ -2,7 +2,8 @@
 random weights, a byte-level BPE tokenizer fitted to the bundled code sample) with --precision auto, and reports
 tokens/s and the model FLOPs utilisation: achieved FLOPs (6 x parameters + 12 x layers x width x context per
 token, forward and backward, the PaLM paper's count) over the GPU's dense bf16/fp16 peak (a table of known
-cards; unknown cards get achieved TFLOP/s only)."""
+cards; unknown cards get achieved TFLOP/s only). The GPU check runs it with the GPU levers one at a time: the
+default attention (sdpa), `--attn-implementation eager`, and `--torch-compile`."""
 
 from __future__ import annotations
 
@@ -44,16 +45,21 @@ def gpt2_small_folder(folder: Path) -> Path:
     return folder
 
 
-def throughput_row(root: Path, steps: int, device_name: str, env: dict) -> dict[str, str]:
-    folder = gpt2_small_folder(root / "gpt2-small")
-    out = root / "gpt2-small-run"
+LEVERS: tuple[tuple[str, ...], ...] = ((), ("--attn-implementation", "eager"), ("--torch-compile",))
+
+
+def throughput_row(root: Path, steps: int, device_name: str, env: dict, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    folder = root / "gpt2-small"
+    if not (folder / "config.json").is_file():
+        gpt2_small_folder(folder)
+    out = root / ("gpt2-small-run" + "".join(extra).replace("--", "-"))
     command = [sys.executable, "-m", "nlpcli", "clm", "--model", str(folder), "--tokenizer", str(folder),
                "--dataset", "sample", "--pack", "--context-length", str(CONTEXT), "--batch-size", "8",
                "--gradient-accumulation-steps", "1", "--max-steps", str(steps), "--learning-rate", "5e-4",
                "--precision", "auto", "--eval-strategy", "no", "--save-strategy", "no", "--no-eval-before",
-               "--output-dir", str(out)]
+               "--output-dir", str(out), *extra]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
-    row = {"run": f"clm GPT-2 small, context {CONTEXT}, batch 8, {steps} steps"}
+    row = {"run": f"clm GPT-2 small, context {CONTEXT}, batch 8, {steps} steps{' ' + ' '.join(extra) if extra else ''}"}
     if done.returncode != 0:
         return {**row, "result": f"FAILED (exit {done.returncode}): {done.stderr.strip()[-200:]}"}
     info = json.loads((out / "run.json").read_text())
@@ -65,7 +71,8 @@ def throughput_row(root: Path, steps: int, device_name: str, env: dict) -> dict[
     achieved = tokens_per_s * flops_per_token(parameters, SMALL["n_layer"], SMALL["n_embd"], CONTEXT) / 1e12
     peak = peak_tflops(device_name)
     mfu = f"{achieved / peak:.1%} of {peak:.0f}" if peak else "peak unknown"
-    return {**row, "result": f"{info.get('precision')}, {parameters / 1e6:.0f}M parameters, "
+    return {**row, "result": f"{info.get('precision')}, {info.get('attn_implementation')} attention, "
+                             f"{parameters / 1e6:.0f}M parameters, "
                              f"{tokens_per_s:.0f} tokens/s, {achieved:.1f} TFLOP/s, MFU {mfu}"}
 
 

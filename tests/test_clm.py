@@ -504,3 +504,28 @@ def test_predict_top_k_limits_sampling(trained):
     assert "--top-k: used only when sampling" in ignored and "10 new tokens, greedy" in ignored
     refused = run_cli("predict", "clm", trained, "def ", "--top-k", "-1", "--temperature", "1")
     assert refused.exit_code == 2 and "--top-k must be 0 (no limit) or more, got -1" in refused.output
+
+
+@pytest.mark.e2e
+def test_from_scratch_needs_a_configuration_and_a_tokenizer_not_weights(trained, tmp_path):
+    import shutil
+
+    shape, tokenizer_only = tmp_path / "shape", tmp_path / "tokenizer"
+    shape.mkdir()
+    tokenizer_only.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(trained / name, shape / name)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(trained / name, tokenizer_only / name)
+    # run_clm.py's --config_name: a model's shape, trained from random weights
+    result = run_cli("clm", "--model", shape, "--tokenizer", tokenizer_only, *SAMPLE[:-2], "--max-steps", "1",
+                     "--attn-implementation", "eager", "--output-dir", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    info = read_json(tmp_path / "run" / "run.json")
+    assert (info["steps"], info["attn_implementation"]) == (1, "eager")
+    assert read_json(tmp_path / "run" / "config.json")["n_embd"] == read_json(shape / "config.json")["n_embd"]
+    # its weights are asked for: refused, naming what is missing
+    refused = run_cli("clm", "--model", shape, "--no-from-scratch", *SAMPLE[:-2], "--max-steps", "1",
+                      "--output-dir", tmp_path / "weights")
+    assert refused.exit_code == 2 and "holds no weights file (model.safetensors)" in refused.output, refused.output
+    assert not (tmp_path / "weights").exists()

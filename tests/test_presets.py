@@ -50,3 +50,20 @@ def test_eval_only_refuses_a_preset_with_random_weights(tmp_path):
     said = result.output.replace("\n", " ")
     assert result.exit_code == 2
     assert "--eval-only evaluates a trained model" in said and "tiny preset has random weights" in said
+
+
+def test_every_tiny_preset_runs_the_attention_kernel_asked_for(tmp_path):
+    import pytest
+    import transformers
+
+    from nlpcli.sources.models import attention_that_ran
+
+    texts = ["Bill Clinton visited Paris in the spring of 1998 ."] * 5
+    for index, name in enumerate(("AutoModelForTokenClassification", "AutoModelForMaskedLM",
+                                  "AutoModelForQuestionAnswering", "AutoModelForSeq2SeqLM", "AutoModelForCausalLM")):
+        model_class = getattr(transformers, name)
+        for asked, expected in (({}, "sdpa"), ({"attn_implementation": "eager"}, "eager")):
+            model, _ = build_tiny(model_class, texts, 80, asked, tmp_path / f"{index}")
+            assert attention_that_ran(model) == expected, (name, asked)
+    with pytest.raises(ValueError, match="bogus"):
+        build_tiny(transformers.AutoModelForCausalLM, texts, 80, {"attn_implementation": "bogus"}, tmp_path / "c")

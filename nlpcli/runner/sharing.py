@@ -64,7 +64,7 @@ def base_model(spec: str) -> str | None:
     from nlpcli.sources import models
 
     try:
-        where = models.locate(spec)
+        where = models.locate(spec, weights=False)
     except UserError:
         return None
     return spec if where == spec and not Path(spec).exists() else None

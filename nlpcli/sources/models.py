@@ -14,7 +14,7 @@ from typing import Any
 
 from nlpcli import layout
 from nlpcli.errors import UserError
-from nlpcli.files import model_folder_problem
+from nlpcli.files import model_folder_problem, unreadable
 from nlpcli.run_folder import architectures, model_types, settings_file
 from nlpcli.sources import hub, presets
 
@@ -25,9 +25,10 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or spec.endswith("/") or spec.count("/") > 1 or "\\" in spec
 
 
-def locate(spec: str) -> str:
+def locate(spec: str, weights: bool = True) -> str:
     """The folder or hub id that `from_pretrained` should receive for `spec`; '' for a preset that is built
-    (the tiny one)."""
+    (the tiny one). `weights=False`: only the configuration will be read (a model's facts, or a model trained from
+    scratch), so a folder with a configuration and no weights will do."""
     preset = presets.find(spec)
     if preset is not None:
         return str(preset.folder()) if preset.folder is not None else ""
@@ -35,7 +36,7 @@ def locate(spec: str) -> str:
     if path.is_dir():
         if not (path / layout.MODEL_CONFIG).is_file():
             raise UserError(f"Model folder {path} has no {layout.MODEL_CONFIG}: it does not hold a saved model.")
-        damaged = model_folder_problem(path)
+        damaged = model_folder_problem(path) if weights else unreadable(path / layout.MODEL_CONFIG)
         if damaged:
             raise UserError(f"Model folder {path} is damaged: {damaged}.")
         return str(path)
@@ -65,7 +66,7 @@ def _from_hub_or_folder(loader: Callable[..., Any], where: str, spec: str, local
 
 def pretrained_config(spec: str) -> Any | None:
     """The saved model configuration (e.g. its id2label), or None for the tiny preset."""
-    where = locate(spec)
+    where = locate(spec, weights=False)
     if not where:
         return None
     from transformers import AutoConfig
@@ -112,11 +113,25 @@ def _check_architecture(spec: str, model_class: Any) -> None:
                     hint="Offline, --model tiny builds a small random model of the right kind.")
 
 
+def tokenizer_location(spec: str) -> str:
+    """`locate` for a tokenizer: a folder needs the tokenizer's files (what `save_pretrained` of a tokenizer
+    writes), not a model's."""
+    path = Path(spec).expanduser()
+    if not path.is_dir() or presets.find(spec) is not None:
+        return locate(spec, weights=False)
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"Tokenizer folder {path} holds no tokenizer ({' or '.join(TOKENIZER_FILES)}).")
+    return str(path)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
+
+
 def load_tokenizer(spec: str) -> Any:
     """The tokenizer saved in a folder or on the Hub under `spec`."""
     from transformers import AutoTokenizer
 
-    where = locate(spec)
+    where = tokenizer_location(spec)
     if not where:
         raise UserError(f"'{spec}' is a model preset, not a tokenizer: give a hub id or a folder.")
     return _from_hub_or_folder(AutoTokenizer.from_pretrained, where, spec)

@@ -218,7 +218,7 @@ def build_tiny_gpt2(
     tokenizer = kept_or_fitted(
         tokenizer_dir, lambda: train_byte_level_bpe(texts, vocab_size, TINY_GPT2["n_positions"])
     )
-    return model_class.from_config(causal_lm_config(tokenizer, **model_kwargs)), tokenizer
+    return model_class.from_config(causal_lm_config(tokenizer), **model_kwargs), tokenizer  # e.g. attn_implementation
 
 
 def build_tiny(

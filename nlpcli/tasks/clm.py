@@ -254,7 +254,7 @@ class ClmTask(Task):
 
         tokenizer = ensure_pad_token(self._tokenizer(cfg, texts, tokenizer_dir), cfg.tokenizer or cfg.model)
         config = presets.causal_lm_config(tokenizer, models.pretrained_config(cfg.model), n_ctx=cfg.context_length)
-        return AutoModelForCausalLM.from_config(config), tokenizer
+        return AutoModelForCausalLM.from_config(config, **model_kwargs), tokenizer  # e.g. attn_implementation
 
     @staticmethod
     def _tokenizer(cfg: ClmConfig, texts: Callable[[], Iterable[str]], tokenizer_dir: Path) -> Any:
