@@ -52,7 +52,7 @@ def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
 # bad sector is named, never trusted.
 WEIGHT_FILES = (layout.SAFE_WEIGHTS, layout.WEIGHTS, f"{layout.SAFE_WEIGHTS}.index.json",
                 f"{layout.WEIGHTS}.index.json")
-MODEL_FILES = (layout.MODEL_CONFIG, "generation_config.json", layout.TOKENIZER_FILE, "tokenizer_config.json",
+MODEL_FILES = (layout.MODEL_CONFIG, "generation_config.json", layout.TOKENIZER_FILE, layout.TOKENIZER_CONFIG,
                "special_tokens_map.json")
 
 

@@ -16,6 +16,7 @@ PANELS = {
     **dict.fromkeys(("loop", "epochs", "max_steps", "learning_rate", "weight_decay", "warmup_ratio",
                      "warmup_steps", "lr_scheduler", "batch_size", "gradient_accumulation_steps", "max_grad_norm",
                      "seed", "precision", "logging_steps", "optim", "gradient_checkpointing", "torch_compile",
+                     "attn_implementation",
                      "group_by_length", "length_split", "threads", "trainer_args", "overfit_batch"), TRAINING),
     **dict.fromkeys(("eval_only", "eval_before", "eval_strategy", "eval_steps", "eval_batch_size",
                      "load_best_model_at_end", "metric_for_best_model", "greater_is_better",

@@ -58,6 +58,8 @@ SAFE_WEIGHTS = "model.safetensors"  # transformers.utils.SAFE_WEIGHTS_NAME
 WEIGHTS = "pytorch_model.bin"  # transformers.utils.WEIGHTS_NAME
 TRAINER_STATE = "trainer_state.json"  # transformers.trainer.TRAINER_STATE_NAME
 TOKENIZER_FILE = "tokenizer.json"  # transformers.tokenization_utils_fast.TOKENIZER_FILE
+TOKENIZER_CONFIG = "tokenizer_config.json"  # transformers.tokenization_utils_base.TOKENIZER_CONFIG_FILE
+TOKENIZER_VOCABS = ("vocab.txt", "vocab.json")  # WordPiece's, byte-level BPE's: a tokenizer saved without its JSON
 
 # a study's folder (nlpcli tune)
 TRIAL_PREFIX = "trial-"  # trial-<number>: one run folder per trial

@@ -124,7 +124,7 @@ def tokenizer_location(spec: str) -> str:
     return str(path)
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
+TOKENIZER_FILES = (layout.TOKENIZER_FILE, layout.TOKENIZER_CONFIG, *layout.TOKENIZER_VOCABS)
 
 
 def load_tokenizer(spec: str) -> Any:
