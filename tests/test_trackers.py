@@ -99,6 +99,20 @@ def test_wandb_and_mlflow_hold_the_logged_history(tmp_path, loop, mlflow_uri):
     assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "eval/loss")] == evaluations
 
 
+@pytest.mark.e2e
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_tracker_that_cannot_start_stops_the_run_with_its_reason(tmp_path, loop, mlflow_uri, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")  # MLflow 3 refuses a file store unless this is set
+    result = run_cli(*SMOKE, "--loop", loop, "--max-steps", "2", "--report-to", "mlflow", "--no-eval-before",
+                     "--output-dir", tmp_path / "run")
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "--report-to mlflow: the tracker could not start: The filesystem tracking backend" in output
+    assert "MLFLOW_ALLOW_FILE_STORE" in output and "Traceback" not in output
+    assert not (tmp_path / "run" / "log_history.jsonl").exists() or not [
+        row for row in read_jsonl(tmp_path / "run" / "log_history.jsonl") if "loss" in row]  # no step trained
+
+
 def test_an_unknown_tracker_is_refused_naming_the_known_ones(tmp_path):
     out = tmp_path / "x"
     result = run_cli(*SMOKE, "--max-steps", "1", "--report-to", "tensorboard,wandbb", "--output-dir", out)

@@ -157,10 +157,13 @@ class AccelerateLoop:
             say(checkpoints.resuming_line(found[0], step, self.epoch_position))
         self.run_log.start(step if found is not None else None)
         if self.trackers:
-            accelerator.init_trackers(
-                trackers.accelerate_project(self.trackers), trackers.run_config(self.args, ctx.model),
-                trackers.accelerate_init_kwargs(self.trackers, trackers.run_name(ctx.output_dir)),
-            )
+            try:
+                accelerator.init_trackers(
+                    trackers.accelerate_project(self.trackers), trackers.run_config(self.args, ctx.model),
+                    trackers.accelerate_init_kwargs(self.trackers, trackers.run_name(ctx.output_dir)),
+                )
+            except Exception as err:  # noqa: BLE001  (whatever the trackers' libraries raise)
+                raise trackers.could_not_start(self.trackers, err) from None
         if before:
             measure = lambda: self.evaluate(model, eval_loader)  # noqa: E731
             metrics.update(before_training(ctx.output_dir, found is not None, measure))

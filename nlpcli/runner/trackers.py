@@ -123,17 +123,37 @@ def accelerate_project(names: list[str]) -> str:
     return PROJECT
 
 
+def could_not_start(names: list[str], err: Exception) -> UserError:
+    """A tracker that fails to start (a tracking URI or store it refuses, a login it lacks): exit 2 naming it and
+    its reason, not a traceback from inside the tracker's library."""
+    reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    return UserError(f"--report-to {','.join(names)}: the tracker could not start: {reason}",
+                     hint="Check its settings (for example MLFLOW_TRACKING_URI, WANDB_MODE, WANDB_API_KEY), or "
+                          "drop it from --report-to.")
+
+
 def adapt_trainer_callbacks(trainer: Any) -> Any:
     """transformers' integration callbacks, made to log as the Accelerate loop does: MLflow's under
     `rewrite_logs` names too (train/loss, eval/loss, as the other callbacks), and the runs closed after the
-    run's final evaluation, not when training ends: their `on_train_end` waits for the returned function."""
+    run's final evaluation, not when training ends: their `on_train_end` waits for the returned function. A
+    callback that cannot start its run stops the run with `could_not_start`."""
     from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, MLflowCallback, rewrite_logs
 
     kinds = tuple(INTEGRATION_TO_CALLBACK.values())
+    names = {kind: name for name, kind in INTEGRATION_TO_CALLBACK.items()}
     pending: list[Any] = []
     for callback in trainer.callback_handler.callbacks:
         if not isinstance(callback, kinds):
             continue
+
+        def started(*args: Any, _original: Any = callback.on_train_begin, _name: str = names[type(callback)],
+                    **kwargs: Any) -> Any:
+            try:
+                return _original(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001  (whatever the tracker's library raises)
+                raise could_not_start([_name], err) from None
+
+        callback.on_train_begin = started
 
         def later(*args: Any, _original: Any = callback.on_train_end, **kwargs: Any) -> None:
             pending.append(lambda: _original(*args, **kwargs))
