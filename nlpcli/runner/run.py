@@ -22,21 +22,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from nlpcli import layout
-from nlpcli.config import RunConfig, origin_lines, resuming, save_config, save_settings
+from nlpcli.config import RunConfig, resuming
 from nlpcli.console import say
 from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.metrics.kinds import metric_kind
-from nlpcli.runner import checkpoints, continuity, disk_full, interrupt, overfit, settings, sharing, splits, testset
+from nlpcli.runner import (
+    announce,
+    checkpoints,
+    continuity,
+    disk_full,
+    interrupt,
+    overfit,
+    settings,
+    sharing,
+    splits,
+    testset,
+)
 from nlpcli.runner.context import EvaluationHook, RunContext
 from nlpcli.runner.devices import device_name, distributed_type, precision_name, resolve_precision
 from nlpcli.runner.evaluation import final_metrics
 from nlpcli.runner.history import read_history
 from nlpcli.runner.output_folder import FolderLock, check_output_dir, clear, create, drop_newer, output_dir_of
-from nlpcli.runner.report import RunReport, training_lines
+from nlpcli.runner.report import RunReport
 from nlpcli.runner.results import write_example_script_results
 from nlpcli.runner.threads import apply_threads
 from nlpcli.sources import data, models, presets
@@ -72,13 +81,6 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-
-
-def count(split: Any | None) -> int | None:
-    """Records in a split; None for a streamed one (its length is not known before it is read)."""
-    if split is None:
-        return 0
-    return None if data.is_streamed(split) else len(split)
 
 
 RunHook = Callable[[Path], object]  # called with the output folder
@@ -190,7 +192,7 @@ def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_d
         built = dataclasses.replace(built, prepared=prepared)
     ctx = context(task, cfg, state, run_data, built, output_dir, threads)  # ctx.cfg: the logging interval chosen
     ctx.evaluation_hooks.extend(evaluation_hooks or [])
-    announce(task_name, cfg, state, ctx)
+    announce.announce(task_name, cfg, state, ctx)
     pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
     if pusher is not None:
         ctx.checkpoint_hooks.append(pusher.checkpoint_saved)
@@ -237,7 +239,7 @@ def assemble(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, t
     datasets' cache of the features, which the next run with the same data and settings reuses)."""
     raw = run_data.raw
     began = time.time()
-    if state.is_main_process and sum(count(split) or 0 for split in raw.values()) > LARGE_DATA:
+    if state.is_main_process and sum(data.count(split) or 0 for split in raw.values()) > LARGE_DATA:
         import datasets
 
         datasets.enable_progress_bars()  # tokenizing a hub-sized data set takes a while: show it
@@ -282,7 +284,7 @@ def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
     """A test or training split that gave no features is refused."""
     if prepared.test is not None and len(prepared.test) == 0:
         raise UserError(f"{data.describe(cfg, splits.TEST_SPLIT)}: no test features after tokenization.")
-    if prepared.train is not None and count(prepared.train) == 0:
+    if prepared.train is not None and data.count(prepared.train) == 0:
         raise UserError(f"{data.describe(cfg, 'train')}: no training features after tokenization.")
 
 
@@ -294,7 +296,7 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
 
     precision = resolve_precision(cfg.precision, getattr(built.model.config, "model_type", None))
     prepared = built.prepared
-    plan = {} if cfg.eval_only else settings.plan(cfg, count(prepared.train), state.num_processes)
+    plan = {} if cfg.eval_only else settings.plan(cfg, data.count(prepared.train), state.num_processes)
     if plan:
         cfg = settings.with_logging_interval(cfg, plan["planned_steps"])
         plan["logging_steps"] = cfg.logging_steps
@@ -304,7 +306,7 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
                 "precision": precision_name(precision),
                 "attn_implementation": models.attention_that_ran(built.model), "seed": cfg.seed,
                 **({"threads": threads} if threads else {}), **plan},
-        samples={"train_examples": count(run_data.raw.get("train")), "train_samples": count(prepared.train),
+        samples={"train_examples": data.count(run_data.raw.get("train")), "train_samples": data.count(prepared.train),
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
         filters=run_data.filter_counts,
         data=run_data.data_report,
@@ -316,39 +318,6 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
     return RunContext(task=task, cfg=cfg, model=built.model, tokenizer=built.tokenizer, prepared=prepared,
                       raw_eval=run_data.raw["validation"], output_dir=output_dir, mixed_precision=precision,
                       report=report)
-
-
-def announce(task_name: str, cfg: RunConfig, state: Any, ctx: RunContext) -> None:
-    """nlpcli_config.yaml in the output folder (`cfg`: the configuration as resolved, which a `--config` of that
-    file repeats), and the run's first lines (what the run report says will run, and where each value of
-    `ctx.cfg` came from)."""
-    if state.is_main_process:
-        ctx.output_dir.mkdir(parents=True, exist_ok=True)
-        resumed = continuity.settings_to_save(cfg)  # the first run's settings and every resume's changes
-        if resumed is not None:
-            save_settings(resumed, ctx.output_dir / layout.RUN_CONFIG)
-        else:
-            save_config(cfg, ctx.output_dir / layout.RUN_CONFIG, task_name,
-                        continuity.first_run_record(cfg, state.num_processes))
-    say(
-        f"[bold]{task_name}[/bold] model={cfg.model} loop={cfg.loop} processes={state.num_processes} "
-        f"precision={ctx.report.header['precision']}{_attention_shown(ctx)}{_threads_shown(ctx)} "
-        f"train={count(ctx.train_features) if not cfg.streaming else 'streamed'} eval={len(ctx.eval_features)} "
-        f"-> {ctx.output_dir}"
-    )
-    for line in [*training_lines(ctx.report.header), *origin_lines(ctx.cfg)]:  # then where each value came from
-        say(f"  [dim]{escape(line)}[/dim]")
-
-
-def _attention_shown(ctx: RunContext) -> str:
-    """` attention=NAME` when --attn-implementation chose it (what the model runs, as transformers set it)."""
-    return f" attention={ctx.report.header['attn_implementation']}" if ctx.cfg.attn_implementation else ""
-
-
-def _threads_shown(ctx: RunContext) -> str:
-    """` threads=N` on a CPU (a GPU run's speed does not hang on it)."""
-    threads = ctx.report.header.get("threads")
-    return f" threads={threads['count']}" if threads and ctx.report.header["device"] == "cpu" else ""
 
 
 def run_loop(ctx: RunContext) -> dict[str, Any]:

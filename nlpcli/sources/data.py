@@ -319,6 +319,13 @@ def is_streamed(split: Any) -> bool:
     return not hasattr(split, "__len__")
 
 
+def count(split: Any | None) -> int | None:
+    """Records in a split; None for a streamed one (its length is not known before it is read)."""
+    if split is None:
+        return 0
+    return None if is_streamed(split) else len(split)
+
+
 def first_record(split: Any, cfg: Any, name: str) -> dict[str, Any] | None:
     """The first record of a streamed split (None when it is empty); a file it cannot parse is refused."""
     try:
