@@ -29,6 +29,7 @@ from nlpcli.errors import UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.metrics.kinds import metric_kind
 from nlpcli.runner import (
+    allocator,
     announce,
     checkpoints,
     continuity,
@@ -105,7 +106,8 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
     overfit.check(cfg)
     cfg = overfit.configure(cfg)  # --overfit-batch: one batch, trained on and evaluated on
     check_options(task, cfg)
-    threads = apply_threads(cfg.threads)  # by the CPUs this process may use, not the host's cores
+    machine = {"threads": apply_threads(cfg.threads),  # by the CPUs this process may use, not the host's cores
+               "cpu_memory": allocator.keep_freed_memory()}  # freed heap kept for the next step
     output_dir = _output_dir(cfg, task_name)
     check_output_dir(output_dir, cfg)
     continuity.check(task, task_name, cfg, output_dir, state.num_processes)  # a resume continues its own run
@@ -124,7 +126,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
             drop_newer(output_dir, cfg)
         state.wait_for_everyone()
         hooks = [on_evaluation] if on_evaluation is not None else []
-        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, threads, hooks)
+        return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, machine, hooks)
     except Exception as err:
         full = disk_full.stopped(err, output_dir)  # a full disk or `ulimit -f`: exit 2, what it cut short removed
         if full is None:
@@ -182,7 +184,7 @@ class Built:
 
 
 def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_dir: Path, started: float,
-                on_saved: RunHook | None, threads: dict[str, Any] | None = None,
+                on_saved: RunHook | None, machine: dict[str, Any] | None = None,
                 evaluation_hooks: list[EvaluationHook] | None = None) -> dict:
     """The run, once its output folder is locked (the first step that reads data)."""
     run_data = splits.read(task, cfg)
@@ -190,7 +192,7 @@ def _run_locked(task: Task, task_name: str, cfg: RunConfig, state: Any, output_d
     if cfg.overfit_batch:
         prepared, cfg = overfit.one_batch(task, built.prepared, cfg)
         built = dataclasses.replace(built, prepared=prepared)
-    ctx = context(task, cfg, state, run_data, built, output_dir, threads)  # ctx.cfg: the logging interval chosen
+    ctx = context(task, cfg, state, run_data, built, output_dir, machine)  # ctx.cfg: the logging interval chosen
     ctx.evaluation_hooks.extend(evaluation_hooks or [])
     announce.announce(task_name, cfg, state, ctx)
     pusher = sharing.HubPush(cfg, output_dir) if cfg.push_to_hub and state.is_main_process else None
@@ -289,7 +291,7 @@ def _check_features(prepared: Prepared, cfg: RunConfig) -> None:
 
 
 def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, built: Built,
-            output_dir: Path, threads: dict[str, Any] | None = None) -> RunContext:
+            output_dir: Path, machine: dict[str, Any] | None = None) -> RunContext:
     """What the loop is handed, with the run report started: what ran where, what training will do (steps,
     epochs, batch; the logging interval chosen for that length when --logging-steps was not given), the sample
     counts and what reading and preparing the data reported."""
@@ -305,7 +307,7 @@ def context(task: Task, cfg: RunConfig, state: Any, run_data: splits.RunData, bu
                 "world_size": state.num_processes, "distributed": distributed_type(state), "device": device_name(),
                 "precision": precision_name(precision),
                 "attn_implementation": models.attention_that_ran(built.model), "seed": cfg.seed,
-                **({"threads": threads} if threads else {}), **plan},
+                **(machine or {}), **plan},
         samples={"train_examples": data.count(run_data.raw.get("train")), "train_samples": data.count(prepared.train),
                  "eval_samples": len(run_data.raw["validation"]), "eval_features": len(prepared.eval)},
         filters=run_data.filter_counts,
