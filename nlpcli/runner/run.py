@@ -149,6 +149,7 @@ def check_options(task: Task, cfg: RunConfig) -> None:
         raise UserError("--eval-only evaluates a trained model: give its folder (--model runs/...); the "
                         f"{preset.name} preset has random weights.")
     check_max_length(task, cfg)
+    models.check_attention(cfg.attn_implementation)
 
 
 def check_max_length(task: Task, cfg: RunConfig) -> None:

@@ -142,6 +142,19 @@ def attention_kwargs(attn_implementation: str | None) -> dict[str, Any]:
     return {"attn_implementation": attn_implementation} if attn_implementation else {}
 
 
+def check_attention(attn_implementation: str | None) -> None:
+    """--attn-implementation must name a kernel transformers knows (its AttentionInterface's, or eager), or a hub
+    kernel (`org/repo`, looked up when the model loads): refused before any data is read."""
+    if not attn_implementation or "/" in attn_implementation:
+        return
+    from transformers import AttentionInterface
+
+    known = ["eager", *AttentionInterface().valid_keys()]
+    if attn_implementation not in known:
+        raise UserError(f"--attn-implementation {attn_implementation}: not an attention kernel transformers knows.",
+                        hint=f"Known: {', '.join(known)}, or a hub kernel (org/repo).")
+
+
 @contextmanager
 def explained_attention(attn_implementation: str | None) -> Iterator[None]:
     """A model that cannot run --attn-implementation (a kernel whose package is missing, a name transformers does
