@@ -236,8 +236,6 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     finally:
         run_log.progress.stop()
     evaluated = trainer.before_training
-    span = trainer.monitor.span  # None when the run had already finished: nothing trained
-    training_seconds = span[1] - span[0] if span is not None else 0.0
     metrics.update(evaluated.metrics if evaluated is not None else {})
     if guard.stopped_at is not None or not weights_finite(trainer.accelerator, trainer.model):
         raise non_finite_loss(trainer.state.global_step if guard.stopped_at is None else guard.stopped_at,
@@ -249,7 +247,7 @@ def _run(ctx: RunContext, resume: bool, before: bool) -> dict[str, Any]:
     if stopped.signum is not None:
         raise interrupt.stop(stopped.signum, stopped.step, ctx.output_dir, saved=ctx.cfg.saving_strategy != "no")
     losses.settle(trainer.accelerator)
-    ctx.report.training.update(optimization.training_facts(trainer.accelerator, trainer, training_seconds))
+    ctx.report.training.update(optimization.training_facts(trainer.accelerator, trainer, trainer.monitor.seconds))
     step = trainer.state.global_step
     best = record.best_checkpoint(ctx.cfg, ctx.output_dir)
     if best is not None:

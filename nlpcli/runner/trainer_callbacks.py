@@ -118,8 +118,8 @@ def before_training_callback(ctx: RunContext, trainer: Any) -> Any:
 def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, trainer: Any) -> Any:
     """Feeds the run log (history, progress) from the Trainer's logs and evaluations, and the run record
     (best model, early stopping, a stop the evaluation hooks ask for) from the evaluations made while training.
-    Its `span` is the training's (start, end) times: from the first batch (after the Trainer's set-up and the
-    evaluation before training) to the end of the last step, the span the Accelerate loop times."""
+    Its `seconds` are the training's: from the first batch (after the Trainer's set-up and the evaluation before
+    training) to the end of the last step, the span the Accelerate loop times (0 when `train()` trained nothing)."""
     from transformers import TrainerCallback
 
     cfg = ctx.cfg
@@ -127,11 +127,12 @@ def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, traine
     class MonitorCallback(TrainerCallback):
         training = False
         since: tuple[float, int] = (0.0, 0)  # (time, samples) at the previous log
-        span: tuple[float, float] | None = None
+        began = 0.0
+        seconds = 0.0
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.training, self.since = True, (time.perf_counter(), trainer.samples)
-            self.span = (self.since[0], self.since[0])
+            self.began = self.since[0]
             run_log.progress.start(state.max_steps, state.global_step)
 
         def on_step_end(self, args, state, control, **kwargs):
@@ -160,7 +161,7 @@ def monitor_callback(run_log: RunLog, record: RunRecord, ctx: RunContext, traine
 
         def on_train_end(self, args, state, control, **kwargs):
             self.training = False
-            self.span = (self.span or (time.perf_counter(),) * 2)[0], time.perf_counter()
+            self.seconds = time.perf_counter() - self.began
             run_log.progress.stop()
 
     return MonitorCallback()
