@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import json
 import math
 import os
@@ -332,10 +333,10 @@ def bare_peer(spec: dict) -> dict:
     loader = DataLoader(train, batch_size=spec["batch"], sampler=order, collate_fn=collator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec["lr"], weight_decay=0.0, fused=True)
     model.train()
-    batches = iter(loader)
+    epochs = itertools.chain.from_iterable(loader for _ in range(spec["steps"]))  # as many passes as the steps need
     started = time.perf_counter()
-    for _ in range(spec["steps"]):
-        model(**next(batches)).loss.backward()
+    for batch in itertools.islice(epochs, spec["steps"]):
+        model(**batch).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return {"train_s": time.perf_counter() - started, "samples": spec["steps"] * spec["batch"]}
