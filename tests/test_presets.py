@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
+import transformers
 from transformers import AutoModelForTokenClassification
 
+from nlpcli.sources.models import attention_that_ran
 from nlpcli.sources.presets import build_tiny
 
 
@@ -53,12 +57,6 @@ def test_eval_only_refuses_a_preset_with_random_weights(tmp_path):
 
 
 def test_every_tiny_preset_runs_the_attention_kernel_asked_for_with_the_same_numbers(tmp_path):
-    import pytest
-    import torch
-    import transformers
-
-    from nlpcli.sources.models import attention_that_ran
-
     texts = ["Bill Clinton visited Paris in the spring of 1998 ."] * 5
     for name in ("AutoModelForTokenClassification", "AutoModelForSeq2SeqLM", "AutoModelForCausalLM"):
         model_class = getattr(transformers, name)

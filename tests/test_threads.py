@@ -100,6 +100,7 @@ def test_freed_memory_is_kept_for_the_next_step_instead_of_faulted_in_again(monk
     assert int(runs["keep"][1]) * 4 < int(runs["default"][0])  # 42,000 faults against 2,800 where written
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator")
 def test_the_users_own_allocator_settings_are_left_alone(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
     assert keep_freed_memory()["kept_mib"] is None
