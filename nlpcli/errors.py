@@ -22,6 +22,11 @@ class TrainingDiverged(UserError):
     learning rate too high), not of broken input: `nlpcli tune` records such a trial as failed and goes on."""
 
 
+class RefusedBeforeTraining(UserError):
+    """A run refused once it had begun to write its folder but before its first step (a tracker that cannot start
+    its run): a new run's folder goes with it, as if it had been refused up front."""
+
+
 class Interrupted(BaseException):
     """The run was stopped by a signal (SIGTERM, SIGINT): one line saying what was kept and how to resume, and
     the conventional exit code (128 + the signal's number). A BaseException, as KeyboardInterrupt is: no

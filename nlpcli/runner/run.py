@@ -25,7 +25,7 @@ from typing import Any
 from nlpcli import layout
 from nlpcli.config import RunConfig, resuming
 from nlpcli.console import say
-from nlpcli.errors import UserError
+from nlpcli.errors import RefusedBeforeTraining, UserError
 from nlpcli.files import write_text_atomic
 from nlpcli.metrics.kinds import metric_kind
 from nlpcli.runner import (
@@ -118,6 +118,7 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
     if refusal[0]:
         raise UserError(*refusal[0])
     previous = interrupt.install(output_dir)  # SIGTERM, SIGINT: the run stops, the lock goes (runner/interrupt.py)
+    refused = False
     try:
         if cfg.overwrite and state.is_main_process:
             clear(output_dir)
@@ -127,6 +128,9 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
         state.wait_for_everyone()
         hooks = [on_evaluation] if on_evaluation is not None else []
         return _run_locked(task, task_name, cfg, state, output_dir, started, on_saved, machine, hooks)
+    except RefusedBeforeTraining:
+        refused = True
+        raise
     except Exception as err:
         full = disk_full.stopped(err, output_dir)  # a full disk or `ulimit -f`: exit 2, what it cut short removed
         if full is None:
@@ -135,8 +139,8 @@ def run_task(task_name: str, cfg: RunConfig, on_saved: RunHook | None = None,
     finally:
         lock.release()
         interrupt.uninstall(previous)
-        if created and state.is_main_process and output_dir.is_dir() and not any(output_dir.iterdir()):
-            output_dir.rmdir()  # a run refused before it wrote anything leaves no empty folder behind
+        if created and state.is_main_process and output_dir.is_dir() and (refused or not any(output_dir.iterdir())):
+            shutil.rmtree(output_dir)  # a new run refused before its first step leaves no folder behind
 
 
 def check_options(task: Task, cfg: RunConfig) -> None:
