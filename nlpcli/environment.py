@@ -17,6 +17,7 @@ from typing import Any
 
 from nlpcli.config_files import read_yaml
 from nlpcli.config_layers import CONFIG_DIR
+from nlpcli.errors import first_line
 from nlpcli.sources import hub, presets
 
 # distribution names: a tuple lists the names one package is published under (the first installed one counts)
@@ -94,7 +95,7 @@ def accelerate_config() -> dict[str, Any]:
     try:
         settings = read_yaml(path)  # JSON is YAML too
     except Exception as err:  # a broken file is a fact to report, not a reason to fail
-        return {**found, "problem": str(err).splitlines()[0]}
+        return {**found, "problem": first_line(err)}
     return {**found, **{key: settings[key] for key in ACCELERATE_KEYS if key in settings}}
 
 

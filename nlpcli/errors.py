@@ -17,6 +17,12 @@ class UserError(Exception):
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
 
 
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of what an error says, or its type's name when it says nothing: how a library's
+    error is quoted in one message."""
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
 class TrainingDiverged(UserError):
     """The training loss (or the weights) turned NaN or infinite: the run stopped. A result of its settings (a
     learning rate too high), not of broken input: `nlpcli tune` records such a trial as failed and goes on."""

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nlpcli.errors import RefusedBeforeTraining, UserError
+from nlpcli.errors import RefusedBeforeTraining, UserError, first_line
 
 # --report-to name -> (module to import, what to pip install); the trackers both transformers and accelerate have
 TRACKERS = {
@@ -126,8 +126,7 @@ def accelerate_project(names: list[str]) -> str:
 def could_not_start(names: list[str], err: Exception) -> RefusedBeforeTraining:
     """A tracker that fails to start (a tracking URI or store it refuses, a login it lacks): exit 2 naming it and
     its reason, not a traceback from inside the tracker's library."""
-    reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
-    return RefusedBeforeTraining(f"--report-to {','.join(names)}: the tracker could not start: {reason}",
+    return RefusedBeforeTraining(f"--report-to {','.join(names)}: the tracker could not start: {first_line(err)}",
                      hint="Check its settings (for example MLFLOW_TRACKING_URI, WANDB_MODE, WANDB_API_KEY), or "
                           "drop it from --report-to.")
 

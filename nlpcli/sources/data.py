@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nlpcli.errors import UserError
+from nlpcli.errors import UserError, first_line
 from nlpcli.sources import hub
 from nlpcli.sources.data_files import load_file as _load_file
 from nlpcli.sources.data_files import parses_as_object
@@ -46,7 +46,7 @@ def _load_hub(name: str, config_name: str | None, **options: Any):
             example = "--dataset sample, or --train-file train.jsonl --validation-file dev.jsonl"
             raise UserError(hub.unreachable_hint("data set", name, example)) from None
         hint = "Look for a parquet copy of it on the Hub." if "scripts are no longer supported" in str(err) else None
-        raise UserError(f"Cannot load data set '{label}: {str(err).splitlines()[0]}", hint=hint) from None
+        raise UserError(f"Cannot load data set '{label}: {first_line(err)}", hint=hint) from None
 
 
 def validation_split(loaded: Any, name: str) -> Any:
@@ -331,7 +331,7 @@ def first_record(split: Any, cfg: Any, name: str) -> dict[str, Any] | None:
     try:
         return next(iter(split.take(1)), None)
     except Exception as err:  # datasets wraps parser and connection errors in several exception types
-        raise UserError(f"{describe(cfg, name)}: cannot read the stream: {str(err).splitlines()[0]}") from None
+        raise UserError(f"{describe(cfg, name)}: cannot read the stream: {first_line(err)}") from None
 
 
 def single_config(cfg: Any) -> str | None:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nlpcli.errors import UserError
+from nlpcli.errors import UserError, first_line
 
 FILE_KINDS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "tsv", ".conll": "conll"}
 
@@ -179,7 +179,7 @@ def load_file(path: Path, text_format: str, json_field: str | None, text_column:
         table = _diagnose_table(path, "\t" if kind == "tsv" else ",") if kind in ("csv", "tsv") else None
         if table is not None:
             raise UserError(f"{path}{table}.") from None
-        detail = _diagnose_json(path, json_field) if kind == "json" else str(err).splitlines()[0]
+        detail = _diagnose_json(path, json_field) if kind == "json" else first_line(err)
         raise UserError(f"{path}: cannot read as {kind}: {detail}.") from None
     finally:
         datasets.logging.set_verbosity(previous)

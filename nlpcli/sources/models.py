@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpcli import layout
-from nlpcli.errors import UserError
+from nlpcli.errors import UserError, first_line
 from nlpcli.files import model_folder_problem, unreadable
 from nlpcli.run_folder import architectures, model_types, settings_file
 from nlpcli.sources import hub, presets
@@ -55,11 +55,11 @@ def _from_hub_or_folder(loader: Callable[..., Any], where: str, spec: str, local
         return loader(where, **kwargs)
     except OSError as err:
         if is_local:
-            raise UserError(f"Cannot load the model in {where}: {str(err).splitlines()[0]}") from None
+            raise UserError(f"Cannot load the model in {where}: {first_line(err)}") from None
         if not reachable:
             raise UserError(hub.unreachable_hint("model", spec, local_example)) from None
         raise UserError(
-            f"'{spec}' is not a local folder, and the Hub could not provide it: {str(err).splitlines()[0]}",
+            f"'{spec}' is not a local folder, and the Hub could not provide it: {first_line(err)}",
             hint=f"Check the model id, or use {local_example}.",
         ) from None
 
@@ -162,7 +162,7 @@ def explained_attention(attn_implementation: str | None) -> Iterator[None]:
     try:
         yield
     except (ImportError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         if not attn_implementation or not any(w in reason.lower() for w in ("attn", "attention")):
             raise
         raise UserError(f"--attn-implementation {attn_implementation}: {reason}",

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from nlpcli.errors import UserError
+from nlpcli.errors import UserError, first_line
 
 INSTALL = "pip install 'nlpcli[tune]'"
 PRUNERS = ("none", "median", "hyperband")
@@ -77,8 +77,7 @@ def open_storage(optuna: ModuleType, url: str | None, study_dir: Path) -> tuple[
                         hint="PostgreSQL: pip install psycopg2-binary (URL postgresql+psycopg2://...) or "
                              "'psycopg[binary]'; MySQL: pip install pymysql (URL mysql+pymysql://...).") from None
     except Exception as err:  # noqa: BLE001  (SQLAlchemy's errors: a bad URL, a server that cannot be reached)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"--storage {shown}: cannot open the database: {first}") from None
+        raise UserError(f"--storage {shown}: cannot open the database: {first_line(err)}") from None
     return storage, shown
 
 
