@@ -143,6 +143,8 @@ def ratio(ours: float, theirs: float) -> str:
 
 
 def main() -> None:
+    if SIZE not in peer_data.SIZES:
+        sys.exit(f"BENCH_SIZE={SIZE}: not a size peer_data knows ({', '.join(peer_data.SIZES)}).")
     rows = []
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
